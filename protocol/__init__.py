@@ -1,0 +1,120 @@
+"""The Memory Interchange Protocol (MIP) 1.x: manifests, packs, signatures.
+
+A pure library: no Django, no network, no pickle. Everything a registry or a
+runtime needs to write, read, check and sign ``.memcube`` packs is exported
+here; modules starting with an underscore, and names not listed in
+``__all__``, are internal. The normative specification is ``SPEC.md``.
+"""
+
+from .archive import MANIFEST_MEMBER, Pack, ReadLimits, read_pack, write_pack
+from .builder import build_manifest, pack_directory, sign_pack
+from .canonical import canonical_bytes, canonical_sha256
+from .errors import (
+    ArchiveError,
+    IntegrityError,
+    LimitExceededError,
+    ManifestError,
+    MIPError,
+    PayloadError,
+    SignatureError,
+    UnsupportedVersionError,
+    Violation,
+)
+from .manifest import (
+    AccessPolicy,
+    Author,
+    Behaviour,
+    EmbeddingSpec,
+    Governance,
+    LifecycleState,
+    Manifest,
+    MediaType,
+    MemCube,
+    MemoryType,
+    ModelFingerprint,
+    PayloadRef,
+    Provenance,
+    format_timestamp,
+    parse_json,
+    parse_timestamp,
+)
+from .payloads import (
+    KV_INPUT_IDS,
+    MemoryRecord,
+    fingerprint_digest,
+    iter_memory_records,
+    kv_tensor_name,
+    read_safetensors_header,
+    validate_payload,
+)
+from .refs import PackRef, Version, VersionRange, parse_ref
+from .signing import (
+    PublicKey,
+    Signature,
+    SigningKey,
+    VerificationResult,
+    key_id,
+    sign_manifest,
+    verify_or_raise,
+    verify_signatures,
+)
+from .version import MIP_VERSION, register_migration
+
+__all__ = [
+    "KV_INPUT_IDS",
+    "MANIFEST_MEMBER",
+    "MIP_VERSION",
+    "AccessPolicy",
+    "ArchiveError",
+    "Author",
+    "Behaviour",
+    "EmbeddingSpec",
+    "Governance",
+    "IntegrityError",
+    "LifecycleState",
+    "LimitExceededError",
+    "MIPError",
+    "Manifest",
+    "ManifestError",
+    "MediaType",
+    "MemCube",
+    "MemoryRecord",
+    "MemoryType",
+    "ModelFingerprint",
+    "Pack",
+    "PackRef",
+    "PayloadError",
+    "PayloadRef",
+    "Provenance",
+    "PublicKey",
+    "ReadLimits",
+    "Signature",
+    "SignatureError",
+    "SigningKey",
+    "UnsupportedVersionError",
+    "VerificationResult",
+    "Version",
+    "VersionRange",
+    "Violation",
+    "build_manifest",
+    "canonical_bytes",
+    "canonical_sha256",
+    "fingerprint_digest",
+    "format_timestamp",
+    "iter_memory_records",
+    "key_id",
+    "kv_tensor_name",
+    "pack_directory",
+    "parse_json",
+    "parse_ref",
+    "parse_timestamp",
+    "read_pack",
+    "read_safetensors_header",
+    "register_migration",
+    "sign_manifest",
+    "sign_pack",
+    "validate_payload",
+    "verify_or_raise",
+    "verify_signatures",
+    "write_pack",
+]

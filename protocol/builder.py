@@ -1,0 +1,145 @@
+"""Build packs from a source folder, and add signatures to existing packs.
+
+A pack source is a folder holding ``manifest.json`` (a manifest whose payload
+entries may omit ``size``, ``sha256`` and ``media_type``: the builder fills
+them in from the files) and the payload files under ``payloads/<cube-id>/``.
+The builder refuses symlinks and files outside ``payloads/``, computes every
+digest, writes the pack deterministically, then reads it back with the safe
+reader, so it can never emit a pack that a conforming reader would refuse.
+
+Not here: where keys come from (the CLI reads key files), publishing.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import shutil
+import stat
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .archive import Pack, ReadLimits, read_pack, write_pack
+from .errors import ArchiveError, MIPError
+from .manifest import Manifest, MediaType, parse_json
+from .signing import Signature, SigningKey, sign_manifest
+
+__all__ = ["SOURCE_MANIFEST", "build_manifest", "pack_directory", "sign_pack"]
+
+SOURCE_MANIFEST = "manifest.json"
+
+_DEFAULT_MEDIA = {
+    "plaintext": lambda name: MediaType.MEMORIES_JSONL,
+    "activation": lambda name: MediaType.KV_CACHE,
+    "parameter": lambda name: (
+        MediaType.LORA_CONFIG if name.endswith(".json") else MediaType.LORA_WEIGHTS
+    ),
+}
+
+
+def _digest_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _source_file(root: Path, rel: str) -> Path:
+    path = root / rel
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError as exc:
+        raise ArchiveError(
+            f"payload {rel} is listed in manifest.json but missing from {root}",
+            code="build.missing_payload",
+            path=rel,
+        ) from exc
+    if stat.S_ISLNK(mode) or not stat.S_ISREG(mode):
+        raise ArchiveError(f"payload {rel} must be a regular file, not a link", code="build.not_regular_file")
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ArchiveError(f"payload {rel} resolves outside the source folder", code="archive.path_traversal")
+    return path
+
+
+def build_manifest(source: Path) -> tuple[Manifest, dict[str, Path]]:
+    """Read a source folder's manifest template and complete it from the payload files."""
+    source = Path(source)
+    template_path = source / SOURCE_MANIFEST
+    if not template_path.is_file():
+        raise ArchiveError(
+            f"{source} has no {SOURCE_MANIFEST}; create one with 'memos init'",
+            code="build.no_manifest",
+        )
+    data: Any = parse_json(template_path.read_bytes(), what=str(template_path))
+    if not isinstance(data, dict):
+        raise ArchiveError(f"{template_path} must hold a JSON object", code="manifest.schema")
+    data = copy.deepcopy(data)
+    files: dict[str, Path] = {}
+    for cube in data.get("cubes", []) if isinstance(data.get("cubes"), list) else []:
+        if not isinstance(cube, dict):
+            continue
+        for payload in cube.get("payloads", []) if isinstance(cube.get("payloads"), list) else []:
+            if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
+                continue
+            rel = payload["path"]
+            if rel.startswith("payloads/") and ".." not in rel.split("/"):
+                path = _source_file(source, rel)
+                size, sha = _digest_file(path)
+                payload["size"], payload["sha256"] = size, sha
+                files[rel] = path
+            kind = cube.get("memory_type")
+            if "media_type" not in payload and kind in _DEFAULT_MEDIA:
+                payload["media_type"] = _DEFAULT_MEDIA[kind](rel).value
+    manifest = Manifest.from_dict(data)
+    return manifest, files
+
+
+def pack_directory(
+    source: Path,
+    out: Path,
+    *,
+    keys: Sequence[SigningKey] = (),
+    limits: ReadLimits | None = None,
+) -> Pack:
+    """Build, sign and write a pack from ``source``; return it as read back."""
+    manifest, files = build_manifest(source)
+    manifest_bytes = manifest.canonical_bytes()
+    signatures = [sign_manifest(manifest_bytes, key) for key in keys]
+    write_pack(Path(out), manifest, files, signatures)
+    try:
+        return read_pack(Path(out), limits=limits)
+    except MIPError:
+        Path(out).unlink(missing_ok=True)
+        raise
+
+
+def sign_pack(
+    pack_path: Path,
+    keys: Iterable[SigningKey],
+    *,
+    out: Path | None = None,
+    limits: ReadLimits | None = None,
+) -> Pack:
+    """Add signatures to a pack (rewritten atomically, in place unless ``out``).
+
+    The pack is fully read and checked first; existing signatures are kept.
+    Payload bytes are copied through a private folder next to the output.
+    """
+    pack_path = Path(pack_path)
+    out = Path(out) if out is not None else pack_path
+    work = out.parent / f".{out.name}.sign-{os.getpid()}"
+    try:
+        pack = read_pack(pack_path, target=work, limits=limits)
+        new: list[Signature] = [sign_manifest(pack.manifest_bytes, key) for key in keys]
+        files = {ref.path: work / ref.path for ref in pack.manifest.payloads()}
+        write_pack(
+            out, pack.manifest, files, [*pack.signatures, *new], manifest_bytes=pack.manifest_bytes
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return read_pack(out, limits=limits)

@@ -1,0 +1,98 @@
+"""JSON Schema (Draft 2020-12) validation of MIP documents.
+
+The schemas live in ``protocol/schemas/`` with stable ``$id``s and are the
+normative shape of MIP 1.x documents. Validation reports *every* violation,
+each with its RFC 6901 JSON pointer, sorted by pointer so that output is
+stable. This module does not check cross-field rules the schema language
+cannot express (unique cube ids, payload paths): see :mod:`protocol.manifest`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+
+from .errors import ManifestError, Violation
+
+__all__ = [
+    "LORA_CONFIG_SCHEMA_ID",
+    "MANIFEST_SCHEMA_ID",
+    "MEMORY_RECORD_SCHEMA_ID",
+    "load_schema",
+    "schema_violations",
+    "validate_or_raise",
+]
+
+MANIFEST_SCHEMA_ID = "https://mip.memstore.dev/schemas/1/manifest.json"
+MEMORY_RECORD_SCHEMA_ID = "https://mip.memstore.dev/schemas/1/memory-record.json"
+LORA_CONFIG_SCHEMA_ID = "https://mip.memstore.dev/schemas/1/lora-config.json"
+
+_FILES = {
+    MANIFEST_SCHEMA_ID: "manifest-1.json",
+    MEMORY_RECORD_SCHEMA_ID: "memory-record-1.json",
+    LORA_CONFIG_SCHEMA_ID: "lora-config-1.json",
+}
+
+
+def load_schema(schema_id: str) -> dict[str, Any]:
+    """Return a bundled schema by its ``$id``."""
+    return dict(_schemas()[schema_id])
+
+
+@cache
+def _schemas() -> dict[str, dict[str, Any]]:
+    folder = resources.files("protocol") / "schemas"
+    return {sid: json.loads((folder / name).read_text("utf-8")) for sid, name in _FILES.items()}
+
+
+@cache
+def _validator(schema_id: str) -> Draft202012Validator:
+    schemas = _schemas()
+    registry: Registry[Any] = Registry().with_resources(
+        (sid, Resource.from_contents(body)) for sid, body in schemas.items()
+    )
+    return Draft202012Validator(schemas[schema_id], registry=registry)
+
+
+def _pointer(error: ValidationError) -> str:
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    # Combinators (allOf/if-then) nest the useful messages in ``context``.
+    if error.context:
+        leaves: list[ValidationError] = []
+        for sub in error.context:
+            leaves.extend(_leaves(sub))
+        return leaves
+    return [error]
+
+
+def schema_violations(instance: Any, schema_id: str) -> list[Violation]:
+    """All violations of ``instance`` against the schema, sorted by pointer."""
+    found: set[Violation] = set()
+    for error in _validator(schema_id).iter_errors(instance):
+        for leaf in _leaves(error) if error.validator == "oneOf" else [error]:
+            found.add(Violation(_pointer(leaf), leaf.message))
+    return sorted(found, key=lambda v: (v.pointer, v.message))
+
+
+def validate_or_raise(instance: Any, schema_id: str, *, what: str, code: str) -> None:
+    """Raise ManifestError carrying every violation if ``instance`` is invalid."""
+    violations = schema_violations(instance, schema_id)
+    if violations:
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        where = first.pointer or "/"
+        raise ManifestError(
+            f"{what} is invalid at {where}: {first.message}{more}",
+            code=code,
+            violations=violations,
+        )

@@ -1,0 +1,315 @@
+"""Ed25519 keys and detached manifest signatures.
+
+A MIP signature is Ed25519 over the RFC 8785 canonical bytes of the manifest,
+exactly the bytes stored as ``manifest.json`` in a pack. A key id is the hex
+sha256 of the raw 32-byte public key, so anyone holding the key can derive it
+and nobody can choose it. A pack may carry several signatures (co-signers,
+key rotation); a verifier decides which keys it trusts and how many valid
+signatures it needs.
+
+Verification comes in two forms, as in python-tuf: :func:`verify_signatures`
+returns a :class:`VerificationResult` saying who signed, who is unknown and
+what failed, and :func:`verify_or_raise` raises a :class:`SignatureError`
+with a stable code. Neither does I/O; key files are read by the callers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .canonical import canonical_bytes
+from .errors import ManifestError, SignatureError
+from .manifest import parse_json
+
+__all__ = [
+    "SIGNATURE_ALGORITHM",
+    "PublicKey",
+    "Signature",
+    "SigningKey",
+    "VerificationResult",
+    "key_id",
+    "sign_manifest",
+    "verify_or_raise",
+    "verify_signatures",
+]
+
+SIGNATURE_ALGORITHM = "ed25519"
+
+
+def key_id(raw_public_key: bytes) -> str:
+    """The key id MIP uses everywhere: hex sha256 of the raw public key."""
+    return hashlib.sha256(raw_public_key).hexdigest()
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """An Ed25519 public key with its derived key id."""
+
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != 32:
+            raise SignatureError(
+                "an Ed25519 public key is 32 bytes", code="signature.bad_key", size=len(self.raw)
+            )
+
+    @property
+    def keyid(self) -> str:
+        return key_id(self.raw)
+
+    def to_text(self) -> str:
+        """``ed25519:<base64>``: the form used in registry APIs and lockfiles."""
+        return f"{SIGNATURE_ALGORITHM}:{base64.b64encode(self.raw).decode('ascii')}"
+
+    def to_pem(self) -> bytes:
+        return self._key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> PublicKey:
+        alg, sep, body = text.strip().partition(":")
+        if not sep or alg != SIGNATURE_ALGORITHM:
+            raise SignatureError(
+                "public key text must look like 'ed25519:<base64>'", code="signature.bad_key"
+            )
+        try:
+            return cls(base64.b64decode(body, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise SignatureError(f"public key is not base64: {exc}", code="signature.bad_key") from exc
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> PublicKey:
+        try:
+            key = serialization.load_pem_public_key(data)
+        except (ValueError, TypeError) as exc:
+            raise SignatureError(f"not a PEM public key: {exc}", code="signature.bad_key") from exc
+        if not isinstance(key, Ed25519PublicKey):
+            raise SignatureError("only Ed25519 public keys are accepted", code="signature.bad_key")
+        return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+    @classmethod
+    def load(cls, data: bytes) -> PublicKey:
+        """Accept either a PEM file's bytes or the ``ed25519:<base64>`` text."""
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return cls.from_pem(data)
+        try:
+            return cls.from_text(data.decode("ascii"))
+        except UnicodeDecodeError as exc:
+            raise SignatureError("public key file is not text", code="signature.bad_key") from exc
+
+    def _key(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(self.raw)
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        try:
+            self._key().verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An Ed25519 private key. Never part of a pack; kept by the publisher."""
+
+    _private: Ed25519PrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        """A deterministic key from 32 bytes: for test vectors, never for real keys."""
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def from_pem(cls, data: bytes, password: bytes | None = None) -> SigningKey:
+        try:
+            key = serialization.load_pem_private_key(data, password=password)
+        except (ValueError, TypeError) as exc:
+            raise SignatureError(f"not a usable PEM private key: {exc}", code="signature.bad_key") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SignatureError("only Ed25519 private keys are accepted", code="signature.bad_key")
+        return cls(key)
+
+    def to_pem(self, password: bytes | None = None) -> bytes:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password)
+            if password
+            else serialization.NoEncryption()
+        )
+        return self._private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+
+    @property
+    def public_key(self) -> PublicKey:
+        raw = self._private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return PublicKey(raw)
+
+    @property
+    def keyid(self) -> str:
+        return self.public_key.keyid
+
+    def sign(self, message: bytes) -> Signature:
+        return Signature(self.keyid, self._private.sign(message))
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A detached signature: which key, and the 64 signature bytes."""
+
+    keyid: str
+    value: bytes
+    algorithm: str = SIGNATURE_ALGORITHM
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "alg": self.algorithm,
+            "keyid": self.keyid,
+            "sig": base64.b64encode(self.value).decode("ascii"),
+        }
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON, as stored under ``signatures/`` in a pack."""
+        return canonical_bytes(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Signature:
+        if not isinstance(data, dict):
+            raise SignatureError("a signature must be a JSON object", code="signature.malformed")
+        alg, keyid, sig = data.get("alg"), data.get("keyid"), data.get("sig")
+        if alg != SIGNATURE_ALGORITHM:
+            raise SignatureError(
+                f"unsupported signature algorithm {alg!r}; MIP 1 uses ed25519",
+                code="signature.unsupported_algorithm",
+            )
+        if not isinstance(keyid, str) or len(keyid) != 64 or not _is_hex(keyid):
+            raise SignatureError("signature keyid must be 64 hex digits", code="signature.malformed")
+        if not isinstance(sig, str):
+            raise SignatureError("signature 'sig' must be base64 text", code="signature.malformed")
+        try:
+            value = base64.b64decode(sig, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise SignatureError(f"signature is not base64: {exc}", code="signature.malformed") from exc
+        if len(value) != 64:
+            raise SignatureError("an Ed25519 signature is 64 bytes", code="signature.malformed")
+        return cls(keyid, value)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Signature:
+        try:
+            parsed = parse_json(data, what="signature")
+        except ManifestError as exc:
+            raise SignatureError(exc.message, code="signature.malformed") from exc
+        return cls.from_dict(parsed)
+
+
+def _is_hex(text: str) -> bool:
+    return all(ch in "0123456789abcdef" for ch in text)
+
+
+def sign_manifest(manifest_bytes: bytes, key: SigningKey) -> Signature:
+    """Sign canonical manifest bytes (exactly as stored in the pack)."""
+    return key.sign(manifest_bytes)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What verification found. ``ok`` when at least ``threshold`` trusted keys signed."""
+
+    valid: tuple[str, ...]
+    invalid: tuple[str, ...]
+    untrusted: tuple[str, ...]
+    threshold: int
+
+    @property
+    def ok(self) -> bool:
+        return len(self.valid) >= self.threshold and not self.invalid
+
+    @property
+    def missing(self) -> int:
+        """How many more valid trusted signatures are needed."""
+        return max(0, self.threshold - len(self.valid))
+
+
+def _trust_map(trusted: Iterable[PublicKey] | Mapping[str, PublicKey]) -> dict[str, PublicKey]:
+    keys = trusted.values() if isinstance(trusted, Mapping) else trusted
+    return {k.keyid: k for k in keys}
+
+
+def verify_signatures(
+    manifest_bytes: bytes,
+    signatures: Iterable[Signature],
+    trusted: Iterable[PublicKey] | Mapping[str, PublicKey],
+    *,
+    threshold: int = 1,
+) -> VerificationResult:
+    """Check every signature against the trusted keys; never raises for bad signatures.
+
+    A signature by a trusted key that does not verify counts as *invalid* and
+    makes the result fail even if other signatures are valid: a pack with a
+    broken signature from a key we trust has been tampered with.
+    """
+    if threshold < 1:
+        raise ValueError("threshold must be at least 1")
+    keys = _trust_map(trusted)
+    valid: list[str] = []
+    invalid: list[str] = []
+    untrusted: list[str] = []
+    for sig in signatures:
+        key = keys.get(sig.keyid)
+        if key is None:
+            untrusted.append(sig.keyid)
+        elif key.verify(sig.value, manifest_bytes):
+            if sig.keyid not in valid:
+                valid.append(sig.keyid)
+        else:
+            invalid.append(sig.keyid)
+    return VerificationResult(tuple(valid), tuple(invalid), tuple(untrusted), threshold)
+
+
+def verify_or_raise(
+    manifest_bytes: bytes,
+    signatures: Iterable[Signature],
+    trusted: Iterable[PublicKey] | Mapping[str, PublicKey],
+    *,
+    threshold: int = 1,
+) -> VerificationResult:
+    """Like :func:`verify_signatures`, but raise a SignatureError unless ``ok``."""
+    sigs = list(signatures)
+    if not sigs:
+        raise SignatureError("the pack is not signed", code="signature.missing")
+    result = verify_signatures(manifest_bytes, sigs, trusted, threshold=threshold)
+    if result.invalid:
+        raise SignatureError(
+            "a signature by a trusted key does not match the manifest: the pack was altered",
+            code="signature.invalid",
+            keyids=list(result.invalid),
+        )
+    if not result.valid:
+        raise SignatureError(
+            "no signature is by a trusted key",
+            code="signature.untrusted",
+            keyids=list(result.untrusted),
+        )
+    if not result.ok:
+        raise SignatureError(
+            f"{len(result.valid)} valid signature(s); {threshold} required",
+            code="signature.threshold",
+            valid=list(result.valid),
+        )
+    return result

@@ -1,0 +1,1 @@
+"""memos: the MemOS runtime — install packs, local memory engine, SDK and CLI."""
