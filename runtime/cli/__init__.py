@@ -1,0 +1,1 @@
+"""The ``memos`` command line: thin commands over the runtime and protocol libraries."""

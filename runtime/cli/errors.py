@@ -1,0 +1,73 @@
+"""One table from errors to one-line human messages with a hint.
+
+Commands never print tracebacks: :func:`render` turns any error into
+``error [code]: message`` plus a hint saying what to do next. With
+``MEMOS_DEBUG=1`` the CLI re-raises instead (see ``main``). Hints are looked up
+by exact code first, then by code prefix, then by exception class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol import MIPError
+
+__all__ = ["CLIError", "hint_for", "render"]
+
+
+class CLIError(Exception):
+    """An error raised by a command itself (bad arguments, missing files)."""
+
+    def __init__(self, message: str, *, code: str = "cli.error", hint: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+
+
+# Exact codes first, then prefixes (longest first). Keep hints actionable.
+HINTS: dict[str, str] = {
+    "signature.missing": "Sign the pack: memos sign FILE --key KEYFILE",
+    "signature.untrusted": "Pass the publisher's public key with --trusted-key PUBFILE, "
+    "or check that the namespace's key is registered and not revoked.",
+    "signature.invalid": "The pack was altered after signing. Do not use it; get it again from its publisher.",
+    "signature.bad_key": "Key files are PEM (memos keygen writes them) or 'ed25519:<base64>' text.",
+    "cli.no_trusted_keys": "Pass --trusted-key PUBFILE (the publisher's .pub file).",
+    "manifest.unsupported_version": "Upgrade memos: the pack uses a newer major version of MIP.",
+    "build.no_manifest": "Create a pack source with: memos init DIR --name NS/NAME",
+    "integrity.": "The file is corrupt or was tampered with; download or build it again.",
+    "archive.limit.": "The pack exceeds a safety limit; it may be malicious. Do not extract it by other means.",
+    "archive.": "This is not a valid .memcube pack, or it is unsafe to read.",
+    "manifest.": "Fix the manifest at the JSON pointer shown (memos validate lists every problem).",
+    "payload.": "A payload's content does not match its media type; rebuild it with memos tools.",
+    "ref.": "Pack references look like namespace/name, namespace/name@1.2.3 or namespace/name@^1.2.",
+    "http.401": "Log in first: memos login --token TOKEN (create a token in your account page).",
+    "http.403": "Your token lacks the scope or entitlement for this pack.",
+    "http.": "The registry refused the request; the message above says why.",
+    "network.": "Check that the registry URL is right and reachable (memos --registry URL, MEMOS_REGISTRY).",
+}
+
+
+def hint_for(code: str) -> str | None:
+    if code in HINTS:
+        return HINTS[code]
+    for prefix in sorted((k for k in HINTS if k.endswith(".")), key=len, reverse=True):
+        if code.startswith(prefix):
+            return HINTS[prefix]
+    return None
+
+
+def render(exc: BaseException) -> tuple[str, str, str | None, dict[str, Any]]:
+    """(code, message, hint, detail) for any exception the CLI may meet."""
+    if isinstance(exc, MIPError):
+        return exc.code, exc.message, hint_for(exc.code), exc.to_dict()["detail"]
+    if isinstance(exc, CLIError):
+        return exc.code, exc.message, exc.hint or hint_for(exc.code), {}
+    code = getattr(exc, "code", None)
+    if isinstance(code, str):
+        return code, str(getattr(exc, "message", exc)), hint_for(code), {}
+    if isinstance(exc, FileNotFoundError):
+        return "cli.file_not_found", f"no such file: {exc.filename}", None, {}
+    if isinstance(exc, PermissionError):
+        return "cli.permission_denied", f"permission denied: {exc.filename}", None, {}
+    return "cli.internal", f"{type(exc).__name__}: {exc}", "Re-run with MEMOS_DEBUG=1 and report the traceback.", {}

@@ -1,0 +1,111 @@
+"""Settings of the memos runtime, read from the environment in one place.
+
+Environment variables (all optional):
+
+* ``MEMOS_HOME``      where the runtime keeps its cache, engine and config
+                      (default: the platform's user data dir, e.g. ~/.local/share/memos)
+* ``MEMOS_REGISTRY``  the default registry URL (default http://127.0.0.1:8000)
+* ``MEMOS_TOKEN``     an API token that overrides the stored one
+* ``MEMOS_DEBUG``     ``1`` shows tracebacks instead of one-line errors
+
+Tokens saved by ``memos login`` live in ``$MEMOS_HOME/config.json`` (mode 0600),
+one per registry URL. This module does no I/O at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+__all__ = ["DEFAULT_REGISTRY", "Settings", "forget_token", "load_settings", "save_token"]
+
+DEFAULT_REGISTRY = "http://127.0.0.1:8000"
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    registry: str
+    token: str | None
+    debug: bool
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / CONFIG_FILE
+
+    def token_for(self, registry: str) -> str | None:
+        """The token to send to ``registry``: MEMOS_TOKEN, else the one saved for it."""
+        env = os.environ.get("MEMOS_TOKEN")
+        if env:
+            return env
+        tokens = _read_config(self.config_path).get("tokens", {})
+        token = tokens.get(_normalise(registry))
+        return token if isinstance(token, str) else None
+
+
+def _normalise(registry: str) -> str:
+    return registry.rstrip("/")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_config(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment and the config file."""
+    home = Path(os.environ.get("MEMOS_HOME") or platformdirs.user_data_dir("memos"))
+    config = _read_config(home / CONFIG_FILE)
+    registry = os.environ.get("MEMOS_REGISTRY") or config.get("registry") or DEFAULT_REGISTRY
+    token = os.environ.get("MEMOS_TOKEN") or None
+    if token is None:
+        saved = config.get("tokens", {}).get(_normalise(str(registry)))
+        token = saved if isinstance(saved, str) else None
+    return Settings(
+        home=home,
+        registry=_normalise(str(registry)),
+        token=token,
+        debug=os.environ.get("MEMOS_DEBUG", "") not in ("", "0"),
+    )
+
+
+def save_token(settings: Settings, registry: str, token: str, *, make_default: bool = True) -> None:
+    """Store ``token`` for ``registry`` (and make it the default registry)."""
+    config = _read_config(settings.config_path)
+    tokens = config.setdefault("tokens", {})
+    tokens[_normalise(registry)] = token
+    if make_default:
+        config["registry"] = _normalise(registry)
+    _write_config(settings.config_path, config)
+
+
+def forget_token(settings: Settings, registry: str) -> bool:
+    config = _read_config(settings.config_path)
+    removed = config.get("tokens", {}).pop(_normalise(registry), None) is not None
+    _write_config(settings.config_path, config)
+    return removed
