@@ -70,4 +70,9 @@ def render(exc: BaseException) -> tuple[str, str, str | None, dict[str, Any]]:
         return "cli.file_not_found", f"no such file: {exc.filename}", None, {}
     if isinstance(exc, PermissionError):
         return "cli.permission_denied", f"permission denied: {exc.filename}", None, {}
-    return "cli.internal", f"{type(exc).__name__}: {exc}", "Re-run with MEMOS_DEBUG=1 and report the traceback.", {}
+    return (
+        "cli.internal",
+        f"{type(exc).__name__}: {exc}",
+        "Re-run with MEMOS_DEBUG=1 and report the traceback.",
+        {},
+    )

@@ -149,7 +149,9 @@ def init(
     (payload_dir / "memories.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
     out.print(f"Created pack source [bold]{directory}[/] for [bold]{ref.name}[/].")
     out.print("Next: edit manifest.json and payloads/, then:")
-    out.print(f"  memos keygen --out keys && memos pack {directory} --out pack.memcube --key keys/{PRIVATE_KEY_FILE}")
+    out.print(
+        f"  memos keygen --out keys && memos pack {directory} --out pack.memcube --key keys/{PRIVATE_KEY_FILE}"
+    )
 
 
 def keygen(
@@ -163,7 +165,9 @@ def keygen(
     """
     private, public = out_dir / PRIVATE_KEY_FILE, out_dir / PUBLIC_KEY_FILE
     if not force and (private.exists() or public.exists()):
-        raise CLIError(f"{private} already exists", code="cli.exists", hint="Use --force to replace it.")
+        raise CLIError(
+            f"{private} already exists", code="cli.exists", hint="Use --force to replace it."
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     key = SigningKey.generate()
     password = os.environ.get("MEMOS_KEY_PASSWORD")
@@ -180,7 +184,9 @@ def keygen(
 def pack(
     directory: Annotated[Path, typer.Argument(help="Pack source folder (from memos init).")],
     out_file: Annotated[Path, typer.Option("--out", help="The .memcube file to write.")],
-    key: Annotated[list[Path] | None, typer.Option("--key", help="Private key to sign with (repeatable).")] = None,
+    key: Annotated[
+        list[Path] | None, typer.Option("--key", help="Private key to sign with (repeatable).")
+    ] = None,
 ) -> None:
     """Build a deterministic .memcube from a pack source, optionally signed.
 
@@ -198,7 +204,9 @@ def pack(
 def sign(
     file: Annotated[Path, typer.Argument(help="The .memcube to sign (rewritten in place).")],
     key: Annotated[list[Path], typer.Option("--key", help="Private key (repeatable).")],
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write here instead of in place.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of in place.")
+    ] = None,
 ) -> None:
     """Add signatures to a pack; existing signatures are kept.
 
@@ -206,7 +214,9 @@ def sign(
     """
     keys = [_load_signing_key(p) for p in key]
     result = sign_pack(file, keys, out=out_file)
-    out.print(f"Signed {result.manifest.ref}: signatures by {', '.join(s.keyid[:16] for s in result.signatures)}")
+    out.print(
+        f"Signed {result.manifest.ref}: signatures by {', '.join(s.keyid[:16] for s in result.signatures)}"
+    )
 
 
 def verify(
@@ -249,7 +259,9 @@ def verify(
 
 
 def validate(
-    target: Annotated[Path, typer.Argument(help="A .memcube, a manifest.json, or a pack source folder.")],
+    target: Annotated[
+        Path, typer.Argument(help="A .memcube, a manifest.json, or a pack source folder.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Validate a pack, a manifest or a pack source, listing every problem.
