@@ -10,6 +10,7 @@ from .archive import MANIFEST_MEMBER, Pack, ReadLimits, read_pack, write_pack
 from .builder import build_manifest, pack_directory, sign_pack
 from .canonical import canonical_bytes, canonical_sha256
 from .errors import (
+    ERROR_CODES,
     ArchiveError,
     IntegrityError,
     LimitExceededError,
@@ -19,7 +20,9 @@ from .errors import (
     SignatureError,
     UnsupportedVersionError,
     Violation,
+    describe_code,
 )
+from .fingerprint import VOLATILE_CONFIG_KEYS, config_digest, tokenizer_digest
 from .manifest import (
     AccessPolicy,
     Author,
@@ -61,9 +64,11 @@ from .signing import (
 from .version import MIP_VERSION, register_migration
 
 __all__ = [
+    "ERROR_CODES",
     "KV_INPUT_IDS",
     "MANIFEST_MEMBER",
     "MIP_VERSION",
+    "VOLATILE_CONFIG_KEYS",
     "AccessPolicy",
     "ArchiveError",
     "Author",
@@ -99,6 +104,8 @@ __all__ = [
     "build_manifest",
     "canonical_bytes",
     "canonical_sha256",
+    "config_digest",
+    "describe_code",
     "fingerprint_digest",
     "format_timestamp",
     "iter_memory_records",
@@ -113,6 +120,7 @@ __all__ = [
     "register_migration",
     "sign_manifest",
     "sign_pack",
+    "tokenizer_digest",
     "validate_payload",
     "verify_or_raise",
     "verify_signatures",

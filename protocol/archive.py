@@ -41,7 +41,14 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from .canonical import canonical_bytes
-from .errors import ArchiveError, IntegrityError, LimitExceededError, MIPError, PayloadError
+from .errors import (
+    ArchiveError,
+    IntegrityError,
+    LimitExceededError,
+    ManifestError,
+    MIPError,
+    PayloadError,
+)
 from .manifest import Manifest, MemCube, PayloadRef, parse_json
 from .payloads import validate_payload
 from .signing import Signature
@@ -72,6 +79,8 @@ class ReadLimits:
     max_total_bytes: int = 16 * 1024**3
     max_compression_ratio: int = 200
     max_signatures: int = 64
+    # PAX extended headers and GNU long names are read into memory by tar readers.
+    max_header_bytes: int = 1024**2
     # Ratios are only meaningful once a little data has been read.
     ratio_grace_bytes: int = 4 * 1024**2
 
@@ -144,19 +153,23 @@ def write_pack(
         with open(tmp, "wb") as raw:
             with gzip.GzipFile(
                 filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=_GZIP_LEVEL
-            ) as gz:
-                with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                    tar.addfile(_tarinfo(MANIFEST_MEMBER, len(manifest_bytes)), io.BytesIO(manifest_bytes))
-                    for path in sorted(refs):
-                        source = payloads[path]
-                        if isinstance(source, bytes):
-                            tar.addfile(_tarinfo(path, len(source)), io.BytesIO(source))
-                        else:
-                            with open(source, "rb") as fh:
-                                tar.addfile(_tarinfo(path, refs[path].size), fh)
-                    for sig in sigs:
-                        body = sig.to_bytes()
-                        tar.addfile(_tarinfo(f"{SIGNATURE_DIR}{sig.keyid}.json", len(body)), io.BytesIO(body))
+            ) as gz, tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                tar.addfile(
+                    _tarinfo(MANIFEST_MEMBER, len(manifest_bytes)), io.BytesIO(manifest_bytes)
+                )
+                for path in sorted(refs):
+                    source = payloads[path]
+                    if isinstance(source, bytes):
+                        tar.addfile(_tarinfo(path, len(source)), io.BytesIO(source))
+                    else:
+                        with open(source, "rb") as fh:
+                            tar.addfile(_tarinfo(path, refs[path].size), fh)
+                for sig in sigs:
+                    body = sig.to_bytes()
+                    tar.addfile(
+                        _tarinfo(f"{SIGNATURE_DIR}{sig.keyid}.json", len(body)),
+                        io.BytesIO(body),
+                    )
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, out)
@@ -213,7 +226,11 @@ class _CountingReader(io.RawIOBase):
 
 
 class _Budget:
-    """Tracks decompressed bytes against the total and compression-ratio limits."""
+    """Tracks decompressed bytes against the total and compression-ratio limits.
+
+    Every decompressed byte counts (tar headers and padding included), so a
+    bomb hidden in a PAX header or in padding is caught like one in a payload.
+    """
 
     def __init__(self, counter: _CountingReader, limits: ReadLimits) -> None:
         self.counter = counter
@@ -239,12 +256,91 @@ class _Budget:
             )
 
 
-class _MemberStream(io.RawIOBase):
-    """A member's bytes as read: hashed, budgeted and optionally copied to a sink."""
+_TAIL_BYTES = 64 * 1024
 
-    def __init__(self, source: IO[bytes], budget: _Budget, sink: BinaryIO | None) -> None:
-        self._source = source
+
+class _Inflated(io.RawIOBase):
+    """The decompressed tar stream: every byte budgeted; a short tail kept for the end check."""
+
+    def __init__(self, gz: gzip.GzipFile, budget: _Budget) -> None:
+        self._gz = gz
         self._budget = budget
+        self.position = 0
+        self._tail = bytearray()
+        self._tail_start = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _take(self, size: int) -> bytes:
+        data = self._gz.read(size)
+        self._budget.spend(len(data))
+        self.position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._take(len(buffer))
+        self._tail += data
+        if len(self._tail) > 2 * _TAIL_BYTES:
+            drop = len(self._tail) - _TAIL_BYTES
+            del self._tail[:drop]
+            self._tail_start += drop
+        buffer[: len(data)] = data
+        return len(data)
+
+    def check_end(self, offset: int) -> None:
+        """Everything from ``offset`` (where the tar reader stopped) to the end must be zeros.
+
+        A tar reader stops quietly at an unreadable header; without this check a
+        damaged or appended header would silently hide the members after it.
+        """
+        if offset < self._tail_start or self._tail[offset - self._tail_start :].strip(b"\0"):
+            raise ArchiveError(
+                f"unreadable tar header or data after the end of the archive at offset {offset}",
+                code="archive.trailing_data",
+            )
+        for chunk in iter(lambda: self._take(_CHUNK), b""):
+            if chunk.strip(b"\0"):
+                raise ArchiveError(
+                    "non-zero data after the end of the tar archive", code="archive.trailing_data"
+                )
+        if self.position - offset < 2 * tarfile.BLOCKSIZE:
+            raise ArchiveError(
+                "the tar archive is truncated: no end-of-archive marker", code="archive.corrupt"
+            )
+
+
+def _safe_tarinfo(limits: ReadLimits) -> type[tarfile.TarInfo]:
+    """A TarInfo that refuses oversized PAX / GNU long-name headers before reading them."""
+
+    class _SafeTarInfo(tarfile.TarInfo):
+        def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+            if self.type in _EXTENDED_TYPES and self.size > limits.max_header_bytes:
+                raise LimitExceededError(
+                    f"a tar extended header is {self.size} bytes; the limit is "
+                    f"{limits.max_header_bytes}",
+                    code="archive.limit.header_size",
+                )
+            result: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+            return result
+
+    return _SafeTarInfo
+
+
+_EXTENDED_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
+
+
+class _MemberStream(io.RawIOBase):
+    """A member's bytes as read: hashed and optionally copied to a sink."""
+
+    def __init__(self, source: IO[bytes], sink: BinaryIO | None) -> None:
+        self._source = source
         self._sink = sink
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -260,7 +356,6 @@ class _MemberStream(io.RawIOBase):
 
     def _consume(self, data: bytes) -> None:
         self.size += len(data)
-        self._budget.spend(len(data))
         self.sha256.update(data)
         if self._sink is not None:
             self._sink.write(data)
@@ -272,14 +367,18 @@ class _MemberStream(io.RawIOBase):
 
 def _check_member_name(name: str) -> None:
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in name) or "\x00" in name:
-        raise ArchiveError(f"member name {name!r} is not valid UTF-8", code="archive.bad_name_encoding")
+        raise ArchiveError(
+            f"member name {name!r} is not valid UTF-8", code="archive.bad_name_encoding"
+        )
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or name.startswith("\\"):
         raise ArchiveError(f"member {name!r} has an absolute path", code="archive.absolute_path")
     parts = name.replace("\\", "/").split("/")
     if ".." in parts:
         raise ArchiveError(f"member {name!r} climbs out with '..'", code="archive.path_traversal")
     if "\\" in name or "" in parts or "." in parts:
-        raise ArchiveError(f"member name {name!r} is not in normal form", code="archive.bad_member_name")
+        raise ArchiveError(
+            f"member name {name!r} is not in normal form", code="archive.bad_member_name"
+        )
 
 
 def _check_member_type(member: tarfile.TarInfo) -> None:
@@ -301,8 +400,14 @@ class _Extraction:
 
     def __init__(self, target: Path) -> None:
         self.target = target
-        self.created_target = not target.exists()
-        if not self.created_target:
+        # The folders this read creates (the target and missing parents), so that
+        # a failed read removes exactly what it made and nothing else.
+        self.created: list[Path] = []
+        probe = target
+        while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+            self.created.append(probe)
+            probe = probe.parent
+        if not self.created:
             if not target.is_dir() or target.is_symlink():
                 raise ArchiveError(f"{target} is not a directory", code="archive.target_not_empty")
             if any(target.iterdir()):
@@ -317,7 +422,9 @@ class _Extraction:
         resolved = path.parent.resolve()
         if not resolved.is_relative_to(self.partial.resolve()):  # defence in depth
             raise ArchiveError(f"member {name!r} escapes the target", code="archive.path_traversal")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644
+        )
         return os.fdopen(fd, "wb")
 
     def commit(self) -> None:
@@ -325,10 +432,14 @@ class _Extraction:
             os.replace(entry, self.target / entry.name)
         self.partial.rmdir()
 
+    @property
+    def created_target(self) -> bool:
+        return bool(self.created)
+
     def abort(self) -> None:
         shutil.rmtree(self.partial, ignore_errors=True)
-        if self.created_target:
-            shutil.rmtree(self.target, ignore_errors=True)
+        if self.created:
+            shutil.rmtree(self.created[-1], ignore_errors=True)
 
 
 def read_pack(
@@ -367,18 +478,29 @@ def _read(
     counter = _CountingReader(raw, limits)
     budget = _Budget(counter, limits)
     try:
-        gz = gzip.GzipFile(fileobj=io.BufferedReader(counter, _CHUNK), mode="rb")
-        tar = tarfile.open(fileobj=gz, mode="r|", encoding="utf-8", errors="strict")
-        pack = _read_members(tar, counter, budget, limits, extraction, check_content)
-        # Read to the end of the gzip stream so the file digest covers every byte.
-        for chunk in iter(lambda: gz.read(_CHUNK), b""):
-            budget.spend(len(chunk))
+        gz = gzip.GzipFile(fileobj=counter, mode="rb")
+        inflated = _Inflated(gz, budget)
+        with tarfile.open(
+            fileobj=inflated,
+            mode="r|",
+            encoding="utf-8",
+            errors="strict",
+            tarinfo=_safe_tarinfo(limits),
+        ) as tar:
+            pack = _read_members(tar, limits, extraction, check_content)
+            # Read to the end of the gzip stream, so the file digest covers every
+            # byte, and check that nothing but zero padding follows the archive.
+            inflated.check_end(tar.offset)
     except MIPError:
         raise
     except UnicodeError as exc:
-        raise ArchiveError(f"a member name is not valid UTF-8: {exc}", code="archive.bad_name_encoding") from exc
+        raise ArchiveError(
+            f"a member name is not valid UTF-8: {exc}", code="archive.bad_name_encoding"
+        ) from exc
     except (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-        raise ArchiveError(f"not a readable .memcube (gzip'd tar): {exc}", code="archive.corrupt") from exc
+        raise ArchiveError(
+            f"not a readable .memcube (gzip'd tar): {exc}", code="archive.corrupt"
+        ) from exc
     return Pack(
         manifest=pack[0],
         manifest_bytes=pack[1],
@@ -391,8 +513,6 @@ def _read(
 
 def _read_members(
     tar: tarfile.TarFile,
-    counter: _CountingReader,
-    budget: _Budget,
     limits: ReadLimits,
     extraction: _Extraction | None,
     check_content: bool,
@@ -422,7 +542,7 @@ def _read_members(
                     f"the first member must be {MANIFEST_MEMBER}, found {name!r}",
                     code="archive.manifest_not_first",
                 )
-            manifest, manifest_bytes = _read_manifest(tar, member, budget, limits)
+            manifest, manifest_bytes = _read_manifest(tar, member, limits)
             if extraction is not None:
                 with extraction.open(name) as out:
                     out.write(manifest_bytes)
@@ -438,13 +558,13 @@ def _read_members(
             continue
         if name in refs:
             cube, ref = refs[name]
-            _read_payload(tar, member, cube, ref, budget, extraction, check_content)
+            _read_payload(tar, member, cube, ref, extraction, check_content)
             continue
         match = _SIGNATURE_RE.match(name)
         if match:
             if len(signatures) >= limits.max_signatures:
                 raise LimitExceededError("too many signatures", code="archive.limit.signatures")
-            sig = _read_signature(tar, member, budget, extraction)
+            sig = _read_signature(tar, member, extraction)
             if sig.keyid != match.group(1):
                 raise ArchiveError(
                     f"{name} holds a signature by another key ({sig.keyid})",
@@ -452,7 +572,9 @@ def _read_members(
                 )
             signatures[sig.keyid] = sig
             continue
-        raise ArchiveError(f"member {name!r} is not listed in the manifest", code="archive.unlisted_member")
+        raise ArchiveError(
+            f"member {name!r} is not listed in the manifest", code="archive.unlisted_member"
+        )
     if manifest is None:
         raise ArchiveError("the pack has no manifest.json", code="archive.missing_manifest")
     missing = sorted(set(refs) - seen)
@@ -473,33 +595,33 @@ def _member_file(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     return handle
 
 
-def _read_small(tar: tarfile.TarFile, member: tarfile.TarInfo, budget: _Budget, limit: int, code: str) -> bytes:
+def _read_small(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int, code: str) -> bytes:
     if member.size > limit:
-        raise LimitExceededError(f"{member.name} is {member.size} bytes; the limit is {limit}", code=code)
-    data = _member_file(tar, member).read(limit + 1)
-    budget.spend(len(data))
-    return data
+        raise LimitExceededError(
+            f"{member.name} is {member.size} bytes; the limit is {limit}", code=code
+        )
+    return _member_file(tar, member).read(limit + 1)
 
 
 def _read_manifest(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, budget: _Budget, limits: ReadLimits
+    tar: tarfile.TarFile, member: tarfile.TarInfo, limits: ReadLimits
 ) -> tuple[Manifest, bytes]:
-    data = _read_small(tar, member, budget, limits.max_manifest_bytes, "archive.limit.manifest_size")
+    data = _read_small(tar, member, limits.max_manifest_bytes, "archive.limit.manifest_size")
     value = parse_json(data, what="manifest")
     manifest = Manifest.from_dict(value)
     # Signatures cover these exact bytes, so they must be the canonical form:
     # otherwise two readers could disagree about what was signed.
     if canonical_bytes(value) != data:
-        raise ArchiveError(
+        raise ManifestError(
             "manifest.json is not in RFC 8785 canonical form", code="manifest.not_canonical"
         )
     return manifest, data
 
 
 def _read_signature(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, budget: _Budget, extraction: _Extraction | None
+    tar: tarfile.TarFile, member: tarfile.TarInfo, extraction: _Extraction | None
 ) -> Signature:
-    data = _read_small(tar, member, budget, 4096, "archive.limit.signature_size")
+    data = _read_small(tar, member, 4096, "archive.limit.signature_size")
     sig = Signature.from_bytes(data)
     if extraction is not None:
         with extraction.open(member.name) as out:
@@ -512,7 +634,6 @@ def _read_payload(
     member: tarfile.TarInfo,
     cube: MemCube,
     ref: PayloadRef,
-    budget: _Budget,
     extraction: _Extraction | None,
     check_content: bool,
 ) -> None:
@@ -524,7 +645,7 @@ def _read_payload(
         )
     sink = extraction.open(ref.path) if extraction is not None else None
     try:
-        stream = _MemberStream(_member_file(tar, member), budget, sink)
+        stream = _MemberStream(_member_file(tar, member), sink)
         content_error: PayloadError | None = None
         if check_content:
             try:

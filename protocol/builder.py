@@ -30,13 +30,16 @@ __all__ = ["SOURCE_MANIFEST", "build_manifest", "pack_directory", "sign_pack"]
 
 SOURCE_MANIFEST = "manifest.json"
 
-_DEFAULT_MEDIA = {
-    "plaintext": lambda name: MediaType.MEMORIES_JSONL,
-    "activation": lambda name: MediaType.KV_CACHE,
-    "parameter": lambda name: (
-        MediaType.LORA_CONFIG if name.endswith(".json") else MediaType.LORA_WEIGHTS
-    ),
-}
+
+def _default_media(memory_type: str, name: str) -> MediaType | None:
+    """The media type a source payload gets when its entry does not name one."""
+    if memory_type == "plaintext":
+        return MediaType.MEMORIES_JSONL
+    if memory_type == "activation":
+        return MediaType.KV_CACHE
+    if memory_type == "parameter":
+        return MediaType.LORA_CONFIG if name.endswith(".json") else MediaType.LORA_WEIGHTS
+    return None
 
 
 def _digest_file(path: Path) -> tuple[int, str]:
@@ -60,9 +63,13 @@ def _source_file(root: Path, rel: str) -> Path:
             path=rel,
         ) from exc
     if stat.S_ISLNK(mode) or not stat.S_ISREG(mode):
-        raise ArchiveError(f"payload {rel} must be a regular file, not a link", code="build.not_regular_file")
+        raise ArchiveError(
+            f"payload {rel} must be a regular file, not a link", code="build.not_regular_file"
+        )
     if not path.resolve().is_relative_to(root.resolve()):
-        raise ArchiveError(f"payload {rel} resolves outside the source folder", code="archive.path_traversal")
+        raise ArchiveError(
+            f"payload {rel} resolves outside the source folder", code="archive.path_traversal"
+        )
     return path
 
 
@@ -93,8 +100,9 @@ def build_manifest(source: Path) -> tuple[Manifest, dict[str, Path]]:
                 payload["size"], payload["sha256"] = size, sha
                 files[rel] = path
             kind = cube.get("memory_type")
-            if "media_type" not in payload and kind in _DEFAULT_MEDIA:
-                payload["media_type"] = _DEFAULT_MEDIA[kind](rel).value
+            media = _default_media(kind, rel) if isinstance(kind, str) else None
+            if "media_type" not in payload and media is not None:
+                payload["media_type"] = media.value
     manifest = Manifest.from_dict(data)
     return manifest, files
 

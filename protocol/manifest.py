@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from .canonical import canonical_bytes
-from .errors import ManifestError, Violation
+from .errors import LimitExceededError, ManifestError, Violation
 from .schema import MANIFEST_SCHEMA_ID, schema_violations
 from .version import MIP_VERSION, migrate_to_current
 
@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of objects/arrays accepted in any JSON MIP parses.
+MAX_JSON_DEPTH = 64
 
 
 class MemoryType(StrEnum):
@@ -93,13 +95,36 @@ def parse_json(data: bytes, *, what: str = "document", code: str = "manifest.bad
     try:
         text = data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"{what} is not valid UTF-8: {exc}", code="manifest.bad_encoding") from exc
+        raise ManifestError(
+            f"{what} is not valid UTF-8: {exc}", code="manifest.bad_encoding"
+        ) from exc
     if text.startswith("\ufeff"):
         raise ManifestError(f"{what} starts with a byte-order mark", code="manifest.bad_encoding")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ManifestError(f"{what} is not valid JSON: {exc}", code=code) from exc
+    _check_depth(value, what)
+    return value
+
+
+def _check_depth(value: Any, what: str) -> None:
+    # Iterative, so that a deep document cannot exhaust the stack of later
+    # recursive code (schema validation, canonicalization, copies).
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    raise ManifestError(
+                        f"{what} nests deeper than {MAX_JSON_DEPTH} levels",
+                        code="manifest.too_deep",
+                    )
+                stack.append((child, depth + 1))
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -123,10 +148,21 @@ def format_timestamp(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _extra(data: Mapping[str, Any], known: Sequence[str]) -> dict[str, Any]:
-    # Unknown keys, plus known keys written as an explicit null: both go back
-    # out unchanged, so that to_dict() reproduces the input exactly.
-    return {k: v for k, v in data.items() if k not in known or v is None}
+def _extra(
+    data: Mapping[str, Any], known: Sequence[str], omitted: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    # Unknown keys, known keys written as an explicit null, and known keys
+    # written with the value to_dict() leaves out (a default such as [] or
+    # 0.5): all go back out unchanged, so that to_dict() reproduces the input
+    # exactly and the canonical bytes (and signatures) survive a round trip.
+    omitted = omitted or {}
+    return {
+        k: v
+        for k, v in data.items()
+        if k not in known
+        or v is None
+        or (k in omitted and not isinstance(v, bool) and v == omitted[k])
+    }
 
 
 def _merge(known: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,7 +251,17 @@ class ModelFingerprint:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelFingerprint:
-        return cls(*(data[k] for k in cls._KNOWN), extra=_extra(data, cls._KNOWN))
+        return cls(
+            architecture=data["architecture"],
+            model_id=data["model_id"],
+            config_sha256=data["config_sha256"],
+            tokenizer_sha256=data["tokenizer_sha256"],
+            dtype=data["dtype"],
+            num_layers=data["num_layers"],
+            num_kv_heads=data["num_kv_heads"],
+            head_dim=data["head_dim"],
+            extra=_extra(data, cls._KNOWN),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return _merge({k: getattr(self, k) for k in self._KNOWN}, self.extra)
@@ -240,7 +286,9 @@ class AccessPolicy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AccessPolicy:
         return cls(
-            data["visibility"], tuple(data.get("principals", ())), _extra(data, cls._KNOWN)
+            data["visibility"],
+            tuple(data.get("principals", ())),
+            _extra(data, cls._KNOWN, {"principals": []}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,12 +322,12 @@ class Governance:
             data.get("usage_terms"),
             data.get("ttl_seconds"),
             data.get("expires_at"),
-            _extra(data, cls._KNOWN),
+            _extra(data, cls._KNOWN, {"access": {"visibility": "public"}}),
         )
 
     def to_dict(self) -> dict[str, Any]:
         known = {
-            "access": self.access.to_dict(),
+            "access": self.access.to_dict() if self.access != AccessPolicy() else None,
             "usage_terms": self.usage_terms,
             "ttl_seconds": self.ttl_seconds,
             "expires_at": self.expires_at,
@@ -302,7 +350,7 @@ class Provenance:
             data.get("source"),
             data.get("author"),
             tuple(data.get("derived_from", ())),
-            _extra(data, cls._KNOWN),
+            _extra(data, cls._KNOWN, {"derived_from": []}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -327,14 +375,14 @@ class Behaviour:
             data.get("access_count", 0),
             data.get("last_accessed_at"),
             data.get("priority", 0.5),
-            _extra(data, cls._KNOWN),
+            _extra(data, cls._KNOWN, {"access_count": 0, "priority": 0.5}),
         )
 
     def to_dict(self) -> dict[str, Any]:
         known = {
-            "access_count": self.access_count,
+            "access_count": self.access_count or None,
             "last_accessed_at": self.last_accessed_at,
-            "priority": self.priority,
+            "priority": self.priority if self.priority != 0.5 else None,
         }
         return _merge(known, self.extra)
 
@@ -473,7 +521,7 @@ class Manifest:
     def from_bytes(cls, data: bytes) -> Manifest:
         """Parse and fully validate manifest bytes (any JSON spelling)."""
         if len(data) > MAX_MANIFEST_BYTES:
-            raise ManifestError(
+            raise LimitExceededError(
                 f"manifest is {len(data)} bytes; the limit is {MAX_MANIFEST_BYTES}",
                 code="archive.limit.manifest_size",
             )
@@ -505,7 +553,7 @@ class Manifest:
             description=data.get("description", ""),
             authors=tuple(Author.from_dict(a) for a in data.get("authors", ())),
             keywords=tuple(data.get("keywords", ())),
-            extra=_extra(data, cls._KNOWN),
+            extra=_extra(data, cls._KNOWN, {"description": "", "authors": [], "keywords": []}),
         )
 
     # ---- output
@@ -584,6 +632,7 @@ def _cross_field_violations(data: Mapping[str, Any]) -> list[Violation]:
         return found
     seen_ids: set[str] = set()
     seen_paths: set[str] = set()
+    folders: set[str] = set()
     for i, cube in enumerate(cubes):
         if not isinstance(cube, dict):
             continue
@@ -594,6 +643,11 @@ def _cross_field_violations(data: Mapping[str, Any]) -> list[Violation]:
             seen_ids.add(cube_id)
         for key in ("created_at", "updated_at"):
             check_time(f"/cubes/{i}/{key}", cube.get(key))
+        governance, behaviour = cube.get("governance"), cube.get("behaviour")
+        if isinstance(governance, dict):
+            check_time(f"/cubes/{i}/governance/expires_at", governance.get("expires_at"))
+        if isinstance(behaviour, dict):
+            check_time(f"/cubes/{i}/behaviour/last_accessed_at", behaviour.get("last_accessed_at"))
         payloads = cube.get("payloads")
         if not isinstance(payloads, list):
             continue
@@ -602,9 +656,16 @@ def _cross_field_violations(data: Mapping[str, Any]) -> list[Violation]:
             if not isinstance(path, str):
                 continue
             pointer = f"/cubes/{i}/payloads/{j}/path"
-            if path.casefold() in seen_paths:
+            folded = path.casefold()
+            if folded in seen_paths:
                 found.append(Violation(pointer, f"duplicate payload path {path!r}"))
-            seen_paths.add(path.casefold())
+            parents = {folded.rsplit("/", n)[0] for n in range(1, folded.count("/") + 1)}
+            if folded in folders or parents & seen_paths:
+                found.append(
+                    Violation(pointer, f"payload path {path!r} clashes with a folder of another")
+                )
+            seen_paths.add(folded)
+            folders |= parents
             if isinstance(cube_id, str) and not path.startswith(f"payloads/{cube_id}/"):
                 found.append(
                     Violation(pointer, f"payload path must be under 'payloads/{cube_id}/'")

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from .canonical import canonical_sha256
 from .errors import ManifestError, PayloadError
-from .manifest import MediaType, MemCube, ModelFingerprint, PayloadRef, parse_json
+from .manifest import MediaType, MemCube, ModelFingerprint, PayloadRef, parse_json, parse_timestamp
 from .schema import LORA_CONFIG_SCHEMA_ID, MEMORY_RECORD_SCHEMA_ID, schema_violations
 
 __all__ = [
@@ -66,6 +66,14 @@ def fingerprint_digest(fingerprint: ModelFingerprint) -> str:
 
 
 # --------------------------------------------------------------------------- JSONL
+
+
+def _real_timestamp(text: str) -> bool:
+    try:
+        parse_timestamp(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -139,20 +147,30 @@ def iter_memory_records(
         seen.add(record_id)
         embedding = value.get("embedding")
         vector: tuple[float, ...] | None = None
+        for key in ("created_at", "updated_at"):
+            if key in value and not _real_timestamp(value[key]):
+                raise PayloadError(
+                    f"memories line {number}: {key} {value[key]!r} is not a real timestamp",
+                    code="payload.bad_memory_record",
+                    line=number,
+                )
         if embedding is not None:
-            vector = tuple(float(x) for x in embedding["vector"])
+            try:
+                vector = tuple(float(x) for x in embedding["vector"])
+            except OverflowError:  # an integer too large for a float
+                vector = (math.inf,)
+            if not all(math.isfinite(x) for x in vector):
+                raise PayloadError(
+                    f"memories line {number}: embedding has a non-finite value",
+                    code="payload.embedding_dimension",
+                    line=number,
+                )
             if len(vector) != embedding["dimension"] or (
                 expected_dimension is not None and len(vector) != expected_dimension
             ):
                 raise PayloadError(
                     f"memories line {number}: embedding has {len(vector)} values, "
                     f"expected {expected_dimension or embedding['dimension']}",
-                    code="payload.embedding_dimension",
-                    line=number,
-                )
-            if not all(math.isfinite(x) for x in vector):
-                raise PayloadError(
-                    f"memories line {number}: embedding has a non-finite value",
                     code="payload.embedding_dimension",
                     line=number,
                 )

@@ -27,13 +27,17 @@ from .errors import ManifestError
 
 __all__ = ["PackRef", "Version", "VersionRange", "parse_ref"]
 
-_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?/[a-z0-9](?:[a-z0-9._-]{0,98}[a-z0-9])?$")
+_NAME_RE = re.compile(
+    r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?/[a-z0-9](?:[a-z0-9._-]{0,98}[a-z0-9])?$"
+)
 _SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
-_PARTIAL_RE = re.compile(r"^(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?(?:-([0-9A-Za-z.-]+))?$")
+_PARTIAL_RE = re.compile(
+    r"^(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?(?:-([0-9A-Za-z.-]+))?$"
+)
 
 
 def _bad(message: str) -> ManifestError:
@@ -55,7 +59,9 @@ class Version:
         if not match:
             raise _bad(f"{text!r} is not a semantic version (MAJOR.MINOR.PATCH)")
         major, minor, patch, pre, build = match.groups()
-        return cls(int(major), int(minor), int(patch), tuple(pre.split(".")) if pre else (), build or "")
+        return cls(
+            int(major), int(minor), int(patch), tuple(pre.split(".")) if pre else (), build or ""
+        )
 
     def __str__(self) -> str:
         text = f"{self.major}.{self.minor}.{self.patch}"
@@ -138,22 +144,38 @@ class VersionRange:
         if part[0] in "^~":
             low, given = _partial(part[1:].strip())
             if part[0] == "~":
-                high = Version(low.major, low.minor + 1, 0) if given >= 2 else Version(low.major + 1, 0, 0)
+                high = (
+                    Version(low.major, low.minor + 1, 0)
+                    if given >= 2
+                    else Version(low.major + 1, 0, 0)
+                )
             elif low.major > 0 or given == 1:
                 high = Version(low.major + 1, 0, 0)
             elif low.minor > 0 or given == 2:
                 high = Version(0, low.minor + 1, 0)
             else:
                 high = Version(0, 0, low.patch + 1)
-            return [_Comparator(">=", low), _Comparator("<", Version(high.major, high.minor, high.patch, ("0",)))]
+            return [
+                _Comparator(">=", low),
+                _Comparator("<", Version(high.major, high.minor, high.patch, ("0",))),
+            ]
         version, given = _partial(part)
         if given == 3:
             return [_Comparator("=", version)]
-        high = Version(version.major + 1, 0, 0) if given == 1 else Version(version.major, version.minor + 1, 0)
-        return [_Comparator(">=", version), _Comparator("<", Version(high.major, high.minor, high.patch, ("0",)))]
+        high = (
+            Version(version.major + 1, 0, 0)
+            if given == 1
+            else Version(version.major, version.minor + 1, 0)
+        )
+        return [
+            _Comparator(">=", version),
+            _Comparator("<", Version(high.major, high.minor, high.patch, ("0",))),
+        ]
 
     def allows_prereleases(self) -> bool:
-        return any(c.version.prerelease and c.version.prerelease != ("0",) for c in self.comparators)
+        return any(
+            c.version.prerelease and c.version.prerelease != ("0",) for c in self.comparators
+        )
 
     def contains(self, version: Version) -> bool:
         if version.prerelease and not self.allows_prereleases():

@@ -85,7 +85,9 @@ class PublicKey:
         try:
             return cls(base64.b64decode(body, validate=True))
         except (binascii.Error, ValueError) as exc:
-            raise SignatureError(f"public key is not base64: {exc}", code="signature.bad_key") from exc
+            raise SignatureError(
+                f"public key is not base64: {exc}", code="signature.bad_key"
+            ) from exc
 
     @classmethod
     def from_pem(cls, data: bytes) -> PublicKey:
@@ -138,7 +140,9 @@ class SigningKey:
         try:
             key = serialization.load_pem_private_key(data, password=password)
         except (ValueError, TypeError) as exc:
-            raise SignatureError(f"not a usable PEM private key: {exc}", code="signature.bad_key") from exc
+            raise SignatureError(
+                f"not a usable PEM private key: {exc}", code="signature.bad_key"
+            ) from exc
         if not isinstance(key, Ed25519PrivateKey):
             raise SignatureError("only Ed25519 private keys are accepted", code="signature.bad_key")
         return cls(key)
@@ -198,13 +202,17 @@ class Signature:
                 code="signature.unsupported_algorithm",
             )
         if not isinstance(keyid, str) or len(keyid) != 64 or not _is_hex(keyid):
-            raise SignatureError("signature keyid must be 64 hex digits", code="signature.malformed")
+            raise SignatureError(
+                "signature keyid must be 64 hex digits", code="signature.malformed"
+            )
         if not isinstance(sig, str):
             raise SignatureError("signature 'sig' must be base64 text", code="signature.malformed")
         try:
             value = base64.b64decode(sig, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise SignatureError(f"signature is not base64: {exc}", code="signature.malformed") from exc
+            raise SignatureError(
+                f"signature is not base64: {exc}", code="signature.malformed"
+            ) from exc
         if len(value) != 64:
             raise SignatureError("an Ed25519 signature is 64 bytes", code="signature.malformed")
         return cls(keyid, value)

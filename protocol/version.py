@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ManifestError, UnsupportedVersionError
+from .errors import ManifestError, MIPError, UnsupportedVersionError
 
 __all__ = [
     "MIP_VERSION",
@@ -74,7 +74,19 @@ def migrate_to_current(data: dict[str, Any]) -> dict[str, Any]:
             mip_version=data.get("mip_version"),
             supported=f"{SUPPORTED_MAJOR}.x",
         )
-    migrated = migration(dict(data))
+    try:
+        migrated = migration(dict(data))
+    except MIPError:
+        raise
+    except Exception as exc:  # a hook is outside code: report it with a stable code
+        raise ManifestError(
+            f"migration from MIP {major}.x failed: {exc}", code="manifest.migration_failed"
+        ) from exc
+    if not isinstance(migrated, dict):
+        raise ManifestError(
+            f"migration from MIP {major}.x did not return a JSON object",
+            code="manifest.migration_failed",
+        )
     if parse_version(migrated.get("mip_version"))[0] != SUPPORTED_MAJOR:
         raise UnsupportedVersionError(
             f"migration from MIP {major}.x did not produce a {SUPPORTED_MAJOR}.x manifest",

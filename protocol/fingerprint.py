@@ -1,0 +1,72 @@
+"""The digests that identify a model in a MIP model fingerprint.
+
+A KV cache or a LoRA adapter is only meaningful for the exact model that made
+it. A fingerprint (:class:`protocol.manifest.ModelFingerprint`) names that
+model by shapes and by two digests defined here, so that every implementation
+computes the same hex strings from the same model:
+
+* ``config_sha256`` = :func:`config_digest`: sha256 of the RFC 8785 canonical
+  JSON of the model's configuration object (Hugging Face ``config.json`` as a
+  dict) with the volatile keys :data:`VOLATILE_CONFIG_KEYS` removed from every
+  object, at any depth. ``architectures`` is kept.
+* ``tokenizer_sha256`` = :func:`tokenizer_digest`: sha256 of the canonical JSON
+  of ``{"special_tokens": {...}, "vocab": {...}}``, ``vocab`` mapping every
+  token string to its id and ``special_tokens`` mapping each special-token role
+  (``bos_token``, ``eos_token``, ``pad_token``, ``unk_token``, ...) to its
+  token string or null.
+
+Pure functions over plain mappings: loading a model or tokenizer is the
+runtime's job (runtime.models), not this module's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .canonical import canonical_sha256
+from .errors import ManifestError
+
+__all__ = ["VOLATILE_CONFIG_KEYS", "config_digest", "tokenizer_digest"]
+
+#: Keys that change with the library version or the load call, not the model.
+VOLATILE_CONFIG_KEYS: frozenset[str] = frozenset(
+    {"transformers_version", "_name_or_path", "torch_dtype", "dtype", "_commit_hash"}
+)
+
+
+def _strip_volatile(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _strip_volatile(v) for k, v in value.items() if k not in VOLATILE_CONFIG_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [_strip_volatile(v) for v in value]
+    return value
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """``config_sha256`` of a fingerprint: hex sha256 of the canonical config, volatile keys removed.
+
+    Raises ManifestError (``manifest.not_canonicalizable``) for values JSON
+    cannot carry (NaN, integers beyond 2**53, non-string keys).
+    """
+    if not isinstance(config, Mapping):
+        raise ManifestError(
+            "a model config must be a JSON object", code="manifest.not_canonicalizable"
+        )
+    return canonical_sha256(_strip_volatile(config))
+
+
+def tokenizer_digest(vocab: Mapping[str, int], special_tokens: Mapping[str, str | None]) -> str:
+    """``tokenizer_sha256`` of a fingerprint: hex sha256 of canonical ``{"special_tokens", "vocab"}``."""
+    for token, index in vocab.items():
+        if not isinstance(token, str) or isinstance(index, bool) or not isinstance(index, int):
+            raise ManifestError(
+                "a vocab maps token strings to integer ids", code="manifest.not_canonicalizable"
+            )
+    for role, special in special_tokens.items():
+        if not isinstance(role, str) or not (special is None or isinstance(special, str)):
+            raise ManifestError(
+                "special tokens map role names to token strings or null",
+                code="manifest.not_canonicalizable",
+            )
+    return canonical_sha256({"special_tokens": dict(special_tokens), "vocab": dict(vocab)})
