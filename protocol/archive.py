@@ -151,9 +151,12 @@ def write_pack(
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as raw:
-            with gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=_GZIP_LEVEL
-            ) as gz, tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            with (
+                gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=_GZIP_LEVEL
+                ) as gz,
+                tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+            ):
                 tar.addfile(
                     _tarinfo(MANIFEST_MEMBER, len(manifest_bytes)), io.BytesIO(manifest_bytes)
                 )

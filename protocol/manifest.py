@@ -131,7 +131,7 @@ def parse_timestamp(text: str) -> datetime:
     """Parse an RFC 3339 timestamp (as the schema's pattern admits) to an aware datetime."""
     head, sep, tail = text.partition(".")
     if sep:  # Python keeps microseconds: trim longer fractions, keep the offset
-        digits = "".join(ch for ch in tail if ch.isdigit())
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]
         offset = tail[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{offset}"
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))

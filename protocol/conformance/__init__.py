@@ -1,0 +1,9 @@
+"""MIP 1.0 conformance vectors and their runner.
+
+``vectors/`` holds packs and manifests, valid and invalid, each listed in
+``vectors/index.json`` with its expected outcome (``ok`` with the manifest
+digest and signer key ids, or a stable error code). ``generate.py`` writes
+them deterministically (``python -m protocol.conformance.generate``);
+``runner.py`` checks a reader against them (``python -m protocol.conformance``).
+See SPEC.md, "Conformance".
+"""
