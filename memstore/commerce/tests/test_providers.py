@@ -1,0 +1,116 @@
+import pytest
+
+from memstore.commerce.providers import (
+    CARD_DECLINED,
+    CARD_SUCCESS,
+    CARD_TRANSIENT,
+    ChargeOutcome,
+    ChargeRequest,
+    ProviderError,
+    RefundRequest,
+    StripeLikeProvider,
+    TestProvider,
+    get_provider,
+)
+from memstore.commerce.providers.test import CARD_INSUFFICIENT_FUNDS, luhn_ok
+
+
+def charge(card, *, key="k1", attempt=1, provider=None):
+    provider = provider or TestProvider()
+    return provider.charge(
+        ChargeRequest(amount_minor=500, currency="EUR", payment_method=card, idempotency_key=key, attempt=attempt)
+    )
+
+
+def test_success_card_succeeds_with_a_reference_derived_from_the_key():
+    first = charge("4242 4242 4242 4242")
+    again = charge(CARD_SUCCESS)
+    other = charge(CARD_SUCCESS, key="k2")
+    assert first.outcome is ChargeOutcome.SUCCEEDED
+    assert first.reference.startswith("ch_test_")
+    assert first.reference == again.reference != other.reference
+    assert (first.card_brand, first.card_last4) == ("visa", "4242")
+
+
+def test_declined_card_is_declined_on_every_attempt():
+    for attempt in (1, 2, 3):
+        result = charge(CARD_DECLINED, attempt=attempt)
+        assert result.outcome is ChargeOutcome.DECLINED
+        assert result.error_code == "card_declined"
+        assert result.reference == ""
+
+
+def test_transient_card_fails_first_then_succeeds_on_retry():
+    assert charge(CARD_TRANSIENT, attempt=1).outcome is ChargeOutcome.TRANSIENT_FAILURE
+    assert charge(CARD_TRANSIENT, attempt=2).outcome is ChargeOutcome.SUCCEEDED
+
+
+def test_other_cards_are_declined_with_a_reason():
+    assert charge(CARD_INSUFFICIENT_FUNDS).error_code == "insufficient_funds"
+    assert charge("4111111111111111").error_code == "card_not_supported"
+    assert charge("4242424242424241").error_code == "invalid_number"
+    assert charge("not a card").error_code == "invalid_number"
+
+
+@pytest.mark.parametrize(
+    ("number", "ok"), [(CARD_SUCCESS, True), (CARD_DECLINED, True), ("1234", False), ("4242424242424243", False)]
+)
+def test_luhn(number, ok):
+    assert luhn_ok(number) is ok
+
+
+def test_test_provider_refunds_idempotently():
+    request = RefundRequest(charge_reference="ch_x", amount_minor=5, currency="EUR", idempotency_key="r1")
+    assert TestProvider().refund(request) == TestProvider().refund(request)
+
+
+class FakeTransport:
+    def __init__(self, status, body):
+        self.status, self.body, self.calls = status, body, []
+
+    def __call__(self, method, path, fields, headers):
+        self.calls.append((method, path, dict(fields), dict(headers)))
+        return self.status, self.body
+
+
+def test_stripe_like_maps_success_and_sends_the_idempotency_key():
+    send = FakeTransport(
+        200,
+        {"id": "pi_1", "status": "succeeded", "payment_method_details": {"card": {"brand": "visa", "last4": "4242"}}},
+    )
+    result = StripeLikeProvider(api_key="sk_test", send=send).charge(
+        ChargeRequest(amount_minor=1999, currency="EUR", payment_method="pm_1", idempotency_key="key-1")
+    )
+    assert result.outcome is ChargeOutcome.SUCCEEDED and result.reference == "pi_1"
+    method, path, fields, headers = send.calls[0]
+    assert (method, path) == ("POST", "/v1/payment_intents")
+    assert fields["amount"] == "1999" and fields["currency"] == "eur"
+    assert headers["Idempotency-Key"] == "key-1"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "outcome"),
+    [
+        (402, {"error": {"type": "card_error", "decline_code": "insufficient_funds"}}, ChargeOutcome.DECLINED),
+        (503, {}, ChargeOutcome.TRANSIENT_FAILURE),
+        (429, {"error": {"code": "rate_limit"}}, ChargeOutcome.TRANSIENT_FAILURE),
+    ],
+)
+def test_stripe_like_maps_errors(status, body, outcome):
+    provider = StripeLikeProvider(api_key="sk", send=FakeTransport(status, body))
+    result = provider.charge(ChargeRequest(amount_minor=1, currency="EUR", payment_method="pm", idempotency_key="k"))
+    assert result.outcome is outcome
+
+
+def test_stripe_like_without_transport_never_pretends_to_charge():
+    with pytest.raises(ProviderError):
+        StripeLikeProvider(api_key="sk").charge(
+            ChargeRequest(amount_minor=1, currency="EUR", payment_method="pm", idempotency_key="k")
+        )
+
+
+def test_get_provider(settings):
+    assert isinstance(get_provider(), TestProvider)
+    assert isinstance(get_provider("stripe"), StripeLikeProvider)
+    with pytest.raises(ValueError):
+        get_provider("bitcoin")
