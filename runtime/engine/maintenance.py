@@ -1,0 +1,169 @@
+"""MemLifecycle policies: expiry by TTL, archiving of unused memories, merging duplicates.
+
+Run by ``memos maintain`` and by the engine itself on open when the last run
+is older than its interval (see :mod:`runtime.engine.engine`). Every action is
+a lifecycle transition, so it creates a version and an audit entry and can be
+rolled back.
+
+* **Expiry**: a memory whose ``expires_at`` has passed moves to ``expired``.
+* **Archiving**: a retrievable memory not used (or, if never used, not
+  created) within ``archive_after`` moves to ``archived``.
+* **Merging**: retrievable plaintext memories with the same normalised text,
+  or (up to ``semantic_merge_limit`` memories) cosine similarity at least
+  ``merge_similarity`` within the same pack and access policy, are merged into
+  one survivor (highest priority, then most used, then oldest): the others
+  move to ``merged`` with ``merged_into`` set, the survivor gains their tags
+  and their access counts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .lifecycle import RETRIEVABLE, Event, State
+from .types import Memory
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["MaintenancePolicy", "MaintenanceReport", "maintain"]
+
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class MaintenancePolicy:
+    archive_after: timedelta | None = timedelta(days=90)
+    merge_duplicates: bool = True
+    merge_similarity: float = 0.97
+    semantic_merge_limit: int = 20_000
+
+
+@dataclass
+class MaintenanceReport:
+    expired: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    merged: list[tuple[str, str]] = field(default_factory=list)  # (merged, into)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "expired": self.expired,
+            "archived": self.archived,
+            "merged": [{"memory": a, "into": b} for a, b in self.merged],
+            "dry_run": self.dry_run,
+        }
+
+
+def _normal(text: str) -> str:
+    return _SPACE.sub(" ", text.strip().lower())
+
+
+def _survivor_key(m: Memory) -> tuple[float, int, float, str]:
+    return (-m.priority, -m.access_count, m.created_at.timestamp(), m.id)
+
+
+def maintain(engine: Engine, policy: MaintenancePolicy, *, actor: str | None, dry_run: bool = False) -> MaintenanceReport:
+    report = MaintenanceReport(dry_run=dry_run)
+    now = engine.clock()
+    store = engine.store
+    live_states = [s.value for s in (*RETRIEVABLE, State.ARCHIVED, State.MERGED)]
+    marks = ",".join("?" * len(live_states))
+    # Expiry
+    for _, m in store.query(f"state IN ({marks}) AND expires_at IS NOT NULL AND expires_at <= ?", [*live_states, now.timestamp()]):
+        report.expired.append(m.id)
+        if not dry_run:
+            engine.transition(m.id, Event.EXPIRE, actor=actor, reason="TTL/expiry passed")
+    # Archiving
+    if policy.archive_after is not None:
+        cutoff = (now - policy.archive_after).timestamp()
+        retr = [s.value for s in RETRIEVABLE]
+        for _, m in store.query(
+            f"state IN ({','.join('?' * len(retr))}) AND COALESCE(last_accessed_at, created_at) < ?",
+            [*retr, cutoff],
+        ):
+            report.archived.append(m.id)
+            if not dry_run:
+                engine.transition(m.id, Event.ARCHIVE, actor=actor, reason=f"unused for {policy.archive_after.days} days")
+    # Merging
+    if policy.merge_duplicates:
+        for loser, survivor in _duplicates(engine, policy):
+            report.merged.append((loser.id, survivor.id))
+            if not dry_run:
+                _merge(engine, loser, survivor, actor)
+    if not dry_run:
+        store.set_meta("last_maintain_at", str(now.timestamp()))
+        engine.audit("maintain", actor=actor, **report.to_dict())
+    return report
+
+
+def _duplicates(engine: Engine, policy: MaintenancePolicy) -> list[tuple[Memory, Memory]]:
+    retr = [s.value for s in RETRIEVABLE]
+    rows = engine.store.db.execute(
+        f"SELECT rowid, vec_row FROM memories WHERE memory_type = 'plaintext' AND state IN ({','.join('?' * len(retr))})",  # noqa: S608
+        retr,
+    ).fetchall()
+    if len(rows) < 2:
+        return []
+    memories = engine.store.by_rowids([int(r[0]) for r in rows])
+    vec_of = {int(r[0]): r[1] for r in rows}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for rowid, m in memories.items():
+        groups.setdefault((m.pack, repr(m.access.to_dict()), _normal(m.text)), []).append(rowid)
+    # union-find over exact groups, then near-duplicates by cosine
+    parent = {r: r for r in memories}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    for members in groups.values():
+        for other in members[1:]:
+            union(members[0], other)
+    with_vec = [r for r in memories if vec_of.get(r) is not None]
+    if len(with_vec) <= policy.semantic_merge_limit and len(with_vec) > 1 and engine.store.meta("embedding_model"):
+        mat = engine.vectors.rows(np.array([vec_of[r] for r in with_vec], dtype=np.int64))
+        block = 1024
+        for start in range(0, len(with_vec), block):
+            sims = mat[start : start + block] @ mat.T
+            ii, jj = np.nonzero(sims >= policy.merge_similarity)
+            for i, j in zip(ii.tolist(), jj.tolist(), strict=True):
+                a, b = with_vec[start + i], with_vec[j]
+                if a < b:
+                    ma, mb = memories[a], memories[b]
+                    if ma.pack == mb.pack and ma.access.to_dict() == mb.access.to_dict():
+                        union(a, b)
+    clusters: dict[int, list[Memory]] = {}
+    for rowid, m in memories.items():
+        clusters.setdefault(find(rowid), []).append(m)
+    out: list[tuple[Memory, Memory]] = []
+    for cluster in clusters.values():
+        if len(cluster) < 2:
+            continue
+        cluster.sort(key=_survivor_key)
+        out.extend((loser, cluster[0]) for loser in cluster[1:])
+    return out
+
+
+def _merge(engine: Engine, loser: Memory, survivor: Memory, actor: str | None) -> None:
+    current, _, _ = engine._require(survivor.id)
+    tags = tuple(dict.fromkeys((*current.tags, *loser.tags)))
+    if tags != current.tags:
+        engine.update(survivor.id, tags=tags, actor=actor)
+    engine.transition(loser.id, Event.MERGE, actor=actor, merged_into=survivor.id, reason="duplicate")
+    engine.store.db.execute(
+        "UPDATE memories SET access_count = access_count + ? WHERE id = ?", (loser.access_count, survivor.id)
+    )
+
