@@ -75,12 +75,66 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
     return [error]
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # pragma: no cover - instances come from JSON
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _message(error: ValidationError) -> str:
+    """A message for people: the schema node's title instead of a regex, short values."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    title = schema.get("title")
+    value = error.validator_value
+    shown = _short(error.instance)
+    kind = error.validator
+    if kind == "pattern" or (kind in ("oneOf", "anyOf") and title):
+        return f"{shown} is not {title}" if title else f"{shown} does not have the required form"
+    if kind == "type":
+        types = " or ".join(value) if isinstance(value, list) else value
+        return f"{shown} is not of type {types}"
+    if kind == "enum":
+        return f"{shown} is not one of " + ", ".join(_short(v) for v in value)
+    if kind == "const":
+        return f"{shown} must be {_short(value)}"
+    if kind == "minLength":
+        return "must not be empty" if value == 1 else f"must be at least {value} characters long"
+    if kind == "maxLength":
+        return f"must be at most {value} characters long"
+    if kind == "minItems":
+        return f"must hold at least {value} item(s)"
+    if kind == "maxItems":
+        return f"must hold at most {value} item(s)"
+    if kind == "uniqueItems":
+        return "must not hold the same item twice"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "more than",
+            "exclusiveMaximum": "less than",
+        }
+        return f"{shown} must be {words[kind]} {value}"
+    if kind == "contains":
+        return "must hold an item matching the memory type's rules"
+    text = str(error.message)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def schema_violations(instance: Any, schema_id: str) -> list[Violation]:
-    """All violations of ``instance`` against the schema, sorted by pointer."""
+    """All violations of ``instance`` against the schema, sorted by pointer.
+
+    Messages are for people: a pattern failure reads "... is not a semantic
+    version", using the ``title`` of the schema node, not the regular expression.
+    """
     found: set[Violation] = set()
     for error in _validator(schema_id).iter_errors(instance):
-        for leaf in _leaves(error) if error.validator == "oneOf" else [error]:
-            found.add(Violation(_pointer(leaf), leaf.message))
+        titled = isinstance(error.schema, dict) and "title" in error.schema
+        leaves = _leaves(error) if error.validator == "oneOf" and not titled else [error]
+        for leaf in leaves:
+            found.add(Violation(_pointer(leaf), _message(leaf)))
     return sorted(found, key=lambda v: (v.pointer, v.message))
 
 
