@@ -1,0 +1,221 @@
+"""A small real HTTP registry for tests and benchmarks: resolve + blob download with Range.
+
+It speaks the resolve contract of ``memstore/API.md`` (the same JSON shape)
+over a real socket on 127.0.0.1, serves pack files with HTTP Range support,
+and can throttle downloads (so a test can kill a client mid-download) or
+serve tampered bytes. Used where the Django registry's live-server fixture is
+not available to runtime tests (runtime must work without Django).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from protocol import PublicKey, Version, VersionRange, read_pack
+
+
+@dataclass
+class Published:
+    name: str
+    version: str
+    path: Path
+    sha256: str
+    size: int
+    manifest_bytes: bytes
+    signatures: list[dict[str, str]]
+    yanked: bool = False
+
+
+@dataclass
+class FakeRegistry:
+    keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # namespace -> key dicts
+    packs: dict[str, list[Published]] = field(default_factory=dict)
+    throttle_bytes_per_s: float | None = None
+    chunk: int = 16 * 1024
+    tamper: bool = False
+    require_token: str | None = None
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, range)
+    _server: ThreadingHTTPServer | None = None
+
+    # ---- setup
+
+    def add_key(self, namespace: str, key: PublicKey, *, revoked: bool = False) -> None:
+        self.keys.setdefault(namespace, []).append(
+            {
+                "keyid": key.keyid,
+                "public_key": key.to_text(),
+                "label": "test",
+                "created_at": "2026-01-01T00:00:00Z",
+                "revoked_at": "2026-01-02T00:00:00Z" if revoked else None,
+                "revocation_reason": "compromised" if revoked else "",
+            }
+        )
+
+    def publish(self, path: Path) -> Published:
+        pack = read_pack(path)
+        data = path.read_bytes()
+        pub = Published(
+            name=pack.manifest.name,
+            version=pack.manifest.version,
+            path=path,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            manifest_bytes=pack.manifest_bytes,
+            signatures=[s.to_dict() for s in pack.signatures],
+        )
+        self.packs.setdefault(pub.name, []).append(pub)
+        return pub
+
+    # ---- server
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeRegistry:
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                registry.requests.append(("GET", self.path, self.headers.get("Range")))
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    registry._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # ---- handlers
+
+    def _json(self, h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _error(self, h: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
+        self._json(h, status, {"error": {"code": code, "message": message, "detail": {}}})
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        url = urlparse(h.path)
+        if self.require_token and h.headers.get("Authorization") != f"Bearer {self.require_token}":
+            self._error(h, 401, "registry.not_authenticated", "a token is required")
+            return
+        m = re.match(r"^/api/v1/resolve/([^/]+)/([^/]+)$", url.path)
+        if m:
+            self._resolve(h, f"{m.group(1)}/{m.group(2)}", parse_qs(url.query).get("spec", ["*"])[0])
+            return
+        m = re.match(r"^/api/v1/blobs/([0-9a-f]{64})$", url.path)
+        if m:
+            self._blob(h, m.group(1))
+            return
+        self._error(h, 404, "registry.not_found", "no such endpoint")
+
+    def _resolve(self, h: BaseHTTPRequestHandler, name: str, spec: str) -> None:
+        versions = self.packs.get(name)
+        if not versions:
+            self._error(h, 404, "registry.not_found", f"no pack {name}")
+            return
+        rng = VersionRange.parse(spec)
+        candidates = {Version.parse(p.version): p for p in versions if not p.yanked or rng.is_exact}
+        best = rng.best(candidates)
+        if best is None:
+            self._error(h, 404, "registry.no_matching_version", f"no version of {name} matches {spec}")
+            return
+        pub = candidates[best]
+        self._json(
+            h,
+            200,
+            {
+                "name": pub.name,
+                "version": pub.version,
+                "spec": spec,
+                "published_at": "2026-01-01T00:00:00Z",
+                "yanked": pub.yanked,
+                "yanked_reason": "",
+                "deprecated": False,
+                "deprecation_message": "",
+                "private": False,
+                "price": {"amount_minor": 0, "currency": ""},
+                "manifest": json.loads(pub.manifest_bytes),
+                "manifest_b64": base64.b64encode(pub.manifest_bytes).decode(),
+                "manifest_sha256": hashlib.sha256(pub.manifest_bytes).hexdigest(),
+                "signatures": pub.signatures,
+                "keys": self.keys.get(name.split("/")[0], []),
+                "pack": {
+                    "sha256": pub.sha256,
+                    "size": pub.size,
+                    "url": f"/api/v1/blobs/{pub.sha256}?exp=0&sig=x",
+                    "url_expires_at": "2099-01-01T00:00:00Z",
+                },
+                "payloads": [],
+                "ingest": {"status": "done", "memories": 0},
+            },
+        )
+
+    def _blob(self, h: BaseHTTPRequestHandler, sha: str) -> None:
+        pub = next((p for ps in self.packs.values() for p in ps if p.sha256 == sha), None)
+        if pub is None:
+            self._error(h, 404, "registry.not_found", "no such blob")
+            return
+        data = pub.path.read_bytes()
+        if self.tamper:
+            data = data[:-100] + bytes(b ^ 0xFF for b in data[-100:])
+        start = 0
+        rng = h.headers.get("Range")
+        m = re.match(r"^bytes=(\d+)-$", rng or "")
+        if m:
+            start = int(m.group(1))
+            if start >= len(data):
+                h.send_response(416)
+                h.send_header("Content-Range", f"bytes */{len(data)}")
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+                return
+            h.send_response(206)
+            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(len(data) - start))
+        h.send_header("Accept-Ranges", "bytes")
+        h.end_headers()
+        pos = start
+        began = time.monotonic()
+        sent = 0
+        while pos < len(data):
+            piece = data[pos : pos + self.chunk]
+            h.wfile.write(piece)
+            pos += len(piece)
+            sent += len(piece)
+            if self.throttle_bytes_per_s:
+                ahead = sent / self.throttle_bytes_per_s - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
