@@ -88,3 +88,13 @@ def test_subclass_default_codes():
     assert isinstance(errors.LimitExceededError("x"), errors.ArchiveError)
     assert isinstance(errors.UnsupportedVersionError("x"), errors.ManifestError)
     assert errors.ManifestError("x").violations == []
+
+
+def test_spec_lists_every_error_code_and_schema_id():
+    spec = (PROTOCOL / "SPEC.md").read_text("utf-8")
+    for code in errors.ERROR_CODES:
+        assert f"| `{code}` |" in spec, code
+    from protocol.schema import LORA_CONFIG_SCHEMA_ID, MANIFEST_SCHEMA_ID, MEMORY_RECORD_SCHEMA_ID
+
+    for sid in (MANIFEST_SCHEMA_ID, MEMORY_RECORD_SCHEMA_ID, LORA_CONFIG_SCHEMA_ID):
+        assert sid in spec
