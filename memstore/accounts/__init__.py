@@ -1,0 +1,1 @@
+"""Users, namespaces with members and roles, publisher signing keys, API tokens."""

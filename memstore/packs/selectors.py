@@ -1,0 +1,147 @@
+"""Reads about packs: visibility, version resolution, download authorization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from protocol import MIPError, Version, VersionRange
+
+from ..accounts.actor import Actor
+from ..accounts.models import Membership, Namespace, Role
+from ..accounts.selectors import has_role, is_member
+from ..errors import ForbiddenError, GoneError, NotAuthenticatedError, NotFoundError
+from .models import Entitlement, Pack, PackVersion
+
+
+def _not_found(namespace: str, name: str) -> NotFoundError:
+    return NotFoundError(f"no pack {namespace}/{name}", pack=f"{namespace}/{name}")
+
+
+def packs_visible(*, actor: Actor) -> QuerySet[Pack]:
+    """Packs the actor may see: public ones, and private ones of their namespaces."""
+    qs = Pack.objects.select_related("namespace")
+    if actor.user is None or not actor.can_read_with_credentials():
+        return qs.filter(private=False)
+    mine = Membership.objects.filter(user=actor.user).values("namespace_id")
+    return qs.filter(Q(private=False) | Q(namespace_id__in=mine))
+
+
+def pack_get(*, actor: Actor, namespace: str, name: str) -> Pack:
+    """The pack, if the actor may see it; a private pack is 'not found' to outsiders."""
+    pack = (
+        Pack.objects.select_related("namespace")
+        .filter(namespace__name=namespace, name=name)
+        .first()
+    )
+    if pack is None:
+        raise _not_found(namespace, name)
+    if pack.private and not is_member(actor=actor, namespace=pack.namespace):
+        raise _not_found(namespace, name)
+    return pack
+
+
+def versions_of(*, pack: Pack, include_deleted: bool = False) -> list[PackVersion]:
+    """Versions in SemVer order, highest first."""
+    qs = PackVersion.objects.filter(pack=pack)
+    if not include_deleted:
+        qs = qs.filter(deleted_at__isnull=True)
+    return sorted(qs, key=lambda v: Version.parse(v.version), reverse=True)
+
+
+def version_get(*, pack: Pack, version: str) -> PackVersion:
+    found = PackVersion.objects.filter(pack=pack, version=version).first()
+    if found is None:
+        raise NotFoundError(f"no version {version} of {pack.full_name}", code="registry.not_found")
+    if found.deleted_at is not None:
+        raise GoneError(f"{pack.full_name}@{version} was deleted", version=version)
+    return found
+
+
+def version_select(*, pack: Pack, spec: str) -> PackVersion:
+    """The version ``spec`` resolves to: highest match, not deleted, not yanked (unless exact)."""
+    try:
+        wanted = VersionRange.parse(spec or "*")
+    except MIPError:
+        raise
+    all_versions = versions_of(pack=pack, include_deleted=True)
+    if wanted.is_exact:
+        exact = wanted.comparators[0].version
+        for candidate in all_versions:
+            if Version.parse(candidate.version) == exact:
+                if candidate.deleted_at is not None:
+                    raise GoneError(
+                        f"{pack.full_name}@{candidate.version} was deleted",
+                        version=candidate.version,
+                    )
+                return candidate
+    live = [v for v in all_versions if v.deleted_at is None and not v.yanked]
+    by_version = {Version.parse(v.version): v for v in live}
+    best = wanted.best(by_version)
+    if best is None:
+        raise NotFoundError(
+            f"no version of {pack.full_name} matches {spec or '*'!r}",
+            code="registry.no_matching_version",
+            spec=spec or "*",
+            available=[v.version for v in live],
+        )
+    return by_version[best]
+
+
+def has_entitlement(*, actor: Actor, pack: Pack) -> bool:
+    if actor.user is None:
+        return False
+    now = timezone.now()
+    return (
+        Entitlement.objects.filter(user=actor.user, pack=pack)
+        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=now))
+        .exists()
+    )
+
+
+def check_download(*, actor: Actor, version: PackVersion) -> None:
+    """Raise unless the actor may download this version's bytes."""
+    pack = version.pack
+    if pack.private and not is_member(actor=actor, namespace=pack.namespace):
+        raise _not_found(pack.namespace.name, pack.name)
+    if not version.is_paid:
+        return
+    if is_member(actor=actor, namespace=pack.namespace):
+        return
+    if actor.user is None:
+        raise NotAuthenticatedError(
+            f"{pack.full_name} is a paid pack: sign in with an account that bought it",
+            pack=pack.full_name,
+        )
+    if not actor.can_read_with_credentials() or not has_entitlement(actor=actor, pack=pack):
+        raise ForbiddenError(
+            f"{pack.full_name} is a paid pack and you have no entitlement to it",
+            code="registry.entitlement_required",
+            pack=pack.full_name,
+            price={"amount_minor": version.price_amount_minor, "currency": version.price_currency},
+        )
+
+
+def can_maintain(*, actor: Actor, namespace: Namespace) -> bool:
+    return (
+        actor.user is not None
+        and actor.has_scope(f"publish:{namespace.name}")
+        and has_role(user=actor.user, namespace=namespace, at_least=Role.MAINTAINER)
+    )
+
+
+@dataclass(frozen=True)
+class Resolution:
+    pack: Pack
+    version: PackVersion
+    spec: str
+
+
+def version_resolve(*, actor: Actor, namespace: str, name: str, spec: str) -> Resolution:
+    """Resolve NS/NAME@SPEC for a download; raises when not visible or not allowed."""
+    pack = pack_get(actor=actor, namespace=namespace, name=name)
+    version = version_select(pack=pack, spec=spec)
+    check_download(actor=actor, version=version)
+    return Resolution(pack=pack, version=version, spec=spec or "*")

@@ -1,0 +1,1 @@
+"""Hybrid search (pgvector HNSW + PostgreSQL full text, reciprocal rank fusion)."""

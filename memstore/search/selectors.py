@@ -1,0 +1,280 @@
+"""Hybrid search over memories and packs.
+
+Two candidate lists are computed in PostgreSQL — nearest neighbours by cosine
+distance through the HNSW index (pgvector), and full-text matches ranked by
+``ts_rank`` (``websearch_to_tsquery``) — and fused with reciprocal rank fusion
+(score = sum of 1 / (60 + rank)). Filters apply to both lists, and only the
+current version of each visible pack is searched. Hits inside paid packs carry
+a short snippet, never the full text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from pgvector.django import CosineDistance
+
+from ..accounts.actor import Actor
+from ..accounts.models import Membership
+from .models import IndexedMemory, PackDocument
+
+RRF_K = 60
+CANDIDATES = 100
+FREE_SNIPPET = 240
+PAID_SNIPPET = 80
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    memory_type: str | None = None
+    license: str | None = None
+    price: str | None = None  # "free" | "paid"
+    base_model: str | None = None
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class MemoryHit:
+    pack: str
+    version: str
+    cube_id: str
+    record_id: str
+    memory_type: str
+    snippet: str
+    text: str | None
+    tags: list[str]
+    license: str
+    paid: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class PackHit:
+    pack: str
+    version: str
+    title: str
+    description: str
+    license: str
+    price_amount_minor: int
+    price_currency: str
+    memory_types: list[str]
+    tags: list[str]
+    downloads: int
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    results: list[Any]
+    page: int
+    page_size: int
+    total: int
+    has_next: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _visible(actor: Actor, prefix: str) -> Q:
+    public = Q(**{f"{prefix}private": False})
+    if actor.user is None or not actor.can_read_with_credentials():
+        return public
+    mine = Membership.objects.filter(user=actor.user).values("namespace_id")
+    return public | Q(**{f"{prefix}namespace_id__in": mine})
+
+
+def _filtered(qs: QuerySet[Any], filters: SearchFilters, v: str) -> QuerySet[Any]:
+    """Apply filters; ``v`` is the path to the PackVersion (``"version__"``)."""
+    if filters.license:
+        qs = qs.filter(**{f"{v}license__iexact": filters.license})
+    if filters.price == "free":
+        qs = qs.filter(**{f"{v}price_amount_minor": 0})
+    elif filters.price == "paid":
+        qs = qs.filter(**{f"{v}price_amount_minor__gt": 0})
+    if filters.base_model:
+        qs = qs.filter(**{f"{v}base_models__contains": [filters.base_model]})
+    if filters.namespace:
+        qs = qs.filter(**{f"{v}pack__namespace__name": filters.namespace})
+    return qs
+
+
+def _fuse(*rankings: list[int]) -> list[tuple[int, float]]:
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, pk in enumerate(ranking, start=1):
+            scores[pk] = scores.get(pk, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _ann_settings() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [int(settings.MEMSTORE_HNSW_EF_SEARCH)])
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+
+
+def _ranked_ids(
+    qs: QuerySet[Any], query: str, vector: Any, candidates: int
+) -> tuple[list[int], list[int]]:
+    tsquery = SearchQuery(query, search_type="websearch", config="english")
+    with transaction.atomic():
+        _ann_settings()
+        by_vector = list(
+            qs.filter(embedding__isnull=False)
+            .annotate(distance=CosineDistance("embedding", vector))
+            .order_by("distance")
+            .values_list("id", flat=True)[:candidates]
+        )
+    by_text = list(
+        qs.filter(search_vector=tsquery)
+        .annotate(rank=SearchRank(F("search_vector"), tsquery))
+        .order_by("-rank", "id")
+        .values_list("id", flat=True)[:candidates]
+    )
+    return by_vector, by_text
+
+
+def _snippet(text: str, paid: bool) -> tuple[str, str | None]:
+    if paid:
+        limit = min(PAID_SNIPPET, max(len(text) // 2, 1))
+        return text[:limit].rstrip() + "…", None
+    if len(text) <= FREE_SNIPPET:
+        return text, text
+    return text[:FREE_SNIPPET].rstrip() + "…", text
+
+
+def _page(fused: list[tuple[int, float]], page: int, page_size: int) -> list[tuple[int, float]]:
+    start = (page - 1) * page_size
+    return fused[start : start + page_size]
+
+
+def memories_search(
+    *,
+    actor: Actor,
+    query: str,
+    filters: SearchFilters = SearchFilters(),
+    page: int = 1,
+    page_size: int = 10,
+    candidates: int = CANDIDATES,
+    vector: Any = None,
+) -> SearchPage:
+    """Hybrid search over the memories of the current version of visible packs."""
+    from ..ingest.embedding import embed_one
+
+    qs = IndexedMemory.objects.filter(
+        _visible(actor, "version__pack__"),
+        version__search_document__current=True,
+    )
+    if filters.memory_type:
+        qs = qs.filter(memory_type=filters.memory_type)
+    qs = _filtered(qs, filters, "version__")
+    if vector is None:
+        vector = embed_one(query)
+    by_vector, by_text = _ranked_ids(qs, query, vector, max(candidates, page * page_size))
+    fused = _fuse(by_vector, by_text)
+    chosen = _page(fused, page, page_size)
+    rows = {
+        m.pk: m
+        for m in IndexedMemory.objects.select_related("version__pack__namespace").filter(
+            pk__in=[pk for pk, _ in chosen]
+        )
+    }
+    results: list[MemoryHit] = []
+    for pk, score in chosen:
+        memory = rows[pk]
+        version = memory.version
+        snippet, text = _snippet(memory.text, version.is_paid)
+        results.append(
+            MemoryHit(
+                pack=version.pack.full_name,
+                version=version.version,
+                cube_id=memory.cube_id,
+                record_id=memory.record_id,
+                memory_type=memory.memory_type,
+                snippet=snippet,
+                text=text,
+                tags=list(memory.tags),
+                license=version.license,
+                paid=version.is_paid,
+                score=round(score, 6),
+            )
+        )
+    return SearchPage(
+        results=results,
+        page=page,
+        page_size=page_size,
+        total=len(fused),
+        has_next=len(fused) > page * page_size,
+    )
+
+
+def packs_search(
+    *,
+    actor: Actor,
+    query: str,
+    filters: SearchFilters = SearchFilters(),
+    page: int = 1,
+    page_size: int = 10,
+    candidates: int = CANDIDATES,
+    vector: Any = None,
+) -> SearchPage:
+    """Hybrid search over pack summaries (title, description, keywords)."""
+    from ..ingest.embedding import embed_one
+
+    qs = PackDocument.objects.filter(_visible(actor, "pack__"), current=True)
+    if filters.memory_type:
+        qs = qs.filter(version__memory_types__contains=[filters.memory_type])
+    qs = _filtered(qs, filters, "version__")
+    if vector is None:
+        vector = embed_one(query)
+    by_vector, by_text = _ranked_ids(qs, query, vector, max(candidates, page * page_size))
+    # Packs whose memories match the query count too: their best memory rank is a third list.
+    memory_page = memories_search(
+        actor=actor, query=query, filters=filters, page=1, page_size=candidates, vector=vector
+    )
+    memory_packs: list[int] = []
+    seen: set[str] = set()
+    names = [hit.pack for hit in memory_page.results]
+    doc_ids = {
+        f"{ns}/{name}": pk
+        for pk, ns, name in qs.values_list("id", "pack__namespace__name", "pack__name")
+    }
+    for name in names:
+        if name not in seen and name in doc_ids:
+            seen.add(name)
+            memory_packs.append(doc_ids[name])
+    fused = _fuse(by_vector, by_text, memory_packs)
+    chosen = _page(fused, page, page_size)
+    rows = {
+        d.pk: d
+        for d in PackDocument.objects.select_related("version__pack__namespace").filter(
+            pk__in=[pk for pk, _ in chosen]
+        )
+    }
+    results = []
+    for pk, score in chosen:
+        version = rows[pk].version
+        results.append(
+            PackHit(
+                pack=version.pack.full_name,
+                version=version.version,
+                title=version.title,
+                description=version.description,
+                license=version.license,
+                price_amount_minor=version.price_amount_minor,
+                price_currency=version.price_currency,
+                memory_types=list(version.memory_types),
+                tags=list(version.tags),
+                downloads=version.pack.download_count,
+                score=round(score, 6),
+            )
+        )
+    return SearchPage(
+        results=results,
+        page=page,
+        page_size=page_size,
+        total=len(fused),
+        has_next=len(fused) > page * page_size,
+    )

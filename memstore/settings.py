@@ -1,0 +1,152 @@
+"""Django settings for the MemStore registry. Values come from :mod:`memstore.config`."""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from .config import dev_secret_key, load_config
+
+CONFIG = load_config()
+
+BASE_DIR = CONFIG.data_dir
+DEBUG = CONFIG.debug
+SECRET_KEY = CONFIG.secret_key or dev_secret_key(CONFIG.data_dir)
+ALLOWED_HOSTS = list(CONFIG.allowed_hosts)
+CSRF_TRUSTED_ORIGINS = list(CONFIG.csrf_trusted_origins)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "memstore.accounts",
+    "memstore.storage",
+    "memstore.packs",
+    "memstore.ingest",
+    "memstore.search",
+    "memstore.api",
+    "memstore.commerce",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "memstore.urls"
+WSGI_APPLICATION = "memstore.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# The embedded server (manage.py sets DATABASE_URL) or any PostgreSQL with pgvector.
+# Without DATABASE_URL the settings still import (tests point them at their own server).
+DATABASES = {
+    "default": dj_database_url.parse(
+        CONFIG.database_url or "postgresql://postgres@/postgres?host=/nonexistent-run-manage.py",
+        conn_max_age=0 if CONFIG.database_url is None else 60,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = CONFIG.data_dir / "static"
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024 + 4096  # one upload-session chunk
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_TEMP_DIR = None
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "memstore.accounts.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "memstore.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": CONFIG.throttle_anon,
+        "user": CONFIG.throttle_user,
+        "publish": CONFIG.throttle_publish,
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MemStore registry API",
+    "DESCRIPTION": "Publish, resolve and search signed MIP packs. See memstore/API.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- MemStore
+MEMSTORE_STORAGE = {
+    "backend": CONFIG.storage,
+    "local_root": CONFIG.data_dir / "blobs",
+    "s3_bucket": CONFIG.s3_bucket,
+    "s3_endpoint_url": CONFIG.s3_endpoint_url,
+    "s3_public_endpoint_url": CONFIG.s3_public_endpoint_url,
+    "s3_region": CONFIG.s3_region,
+    "s3_access_key": CONFIG.s3_access_key,
+    "s3_secret_key": CONFIG.s3_secret_key,
+}
+MEMSTORE_UPLOAD_DIR = CONFIG.data_dir / "uploads"
+MEMSTORE_MAX_PACK_BYTES = CONFIG.max_pack_bytes
+MEMSTORE_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+MEMSTORE_URL_TTL = CONFIG.url_ttl
+MEMSTORE_EMBEDDING_MODEL = CONFIG.embedding_model
+MEMSTORE_HNSW_EF_SEARCH = 80
+
+# --- Celery (read by memstore.celery through the CELERY_ namespace)
+CELERY_BROKER_URL = CONFIG.broker_url
+CELERY_TASK_DEFAULT_QUEUE = CONFIG.celery_queue
+CELERY_TASK_ALWAYS_EAGER = CONFIG.celery_eager
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO" if not DEBUG else "DEBUG"},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,1 @@
+"""Test support for the registry: real-service fixtures (a pytest plugin) and factories."""

