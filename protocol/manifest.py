@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from .canonical import canonical_bytes
-from .errors import LimitExceededError, ManifestError, Violation
+from .errors import ManifestError, Violation
 from .schema import MANIFEST_SCHEMA_ID, schema_violations
 from .version import MIP_VERSION, migrate_to_current
 
@@ -521,7 +521,8 @@ class Manifest:
     def from_bytes(cls, data: bytes) -> Manifest:
         """Parse and fully validate manifest bytes (any JSON spelling)."""
         if len(data) > MAX_MANIFEST_BYTES:
-            raise LimitExceededError(
+            # A ManifestError (callers of from_bytes catch that) with the limit's code.
+            raise ManifestError(
                 f"manifest is {len(data)} bytes; the limit is {MAX_MANIFEST_BYTES}",
                 code="archive.limit.manifest_size",
             )

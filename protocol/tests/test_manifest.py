@@ -8,7 +8,6 @@ from protocol import (
     AccessPolicy,
     Behaviour,
     Governance,
-    LimitExceededError,
     Manifest,
     ManifestError,
     MemoryType,
@@ -215,7 +214,7 @@ def test_manifest_must_be_an_object():
 def test_from_bytes_accepts_any_spelling_and_refuses_oversize(manifest_data):
     pretty = json.dumps(manifest_data, indent=4).encode()
     assert Manifest.from_bytes(pretty).to_dict() == manifest_data
-    with pytest.raises(LimitExceededError) as info:
+    with pytest.raises(ManifestError) as info:
         Manifest.from_bytes(b" " * (MAX_MANIFEST_BYTES + 1))
     assert info.value.code == "archive.limit.manifest_size"
 
