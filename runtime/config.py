@@ -7,6 +7,12 @@ Environment variables (all optional):
 * ``MEMOS_REGISTRY``  the default registry URL (default http://127.0.0.1:8000)
 * ``MEMOS_TOKEN``     an API token that overrides the stored one
 * ``MEMOS_DEBUG``     ``1`` shows tracebacks instead of one-line errors
+* ``MEMOS_PRINCIPAL`` who the local engine's reads are made as (an agent or user
+                      id; default: the login name). Access policies are checked for it.
+* ``MEMOS_EMBEDDER``  ``minilm`` (default: all-MiniLM-L6-v2, offline) or ``hash``
+                      (a fast deterministic fake for tests and tiny machines)
+* ``MEMOS_MAINTAIN_HOURS`` run lifecycle maintenance when the engine opens and the
+                      last run is older than this many hours (default 24; 0 disables)
 
 Tokens saved by ``memos login`` live in ``$MEMOS_HOME/config.json`` (mode 0600),
 one per registry URL. This module does no I/O at import time.
@@ -14,6 +20,7 @@ one per registry URL. This module does no I/O at import time.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import tempfile
@@ -35,6 +42,9 @@ class Settings:
     registry: str
     token: str | None
     debug: bool
+    principal: str | None = None
+    embedder: str = "minilm"
+    maintain_hours: float = 24.0
 
     @property
     def config_path(self) -> Path:
@@ -91,7 +101,24 @@ def load_settings() -> Settings:
         registry=_normalise(str(registry)),
         token=token,
         debug=os.environ.get("MEMOS_DEBUG", "") not in ("", "0"),
+        principal=os.environ.get("MEMOS_PRINCIPAL") or _login_name(),
+        embedder=(os.environ.get("MEMOS_EMBEDDER") or "minilm").lower(),
+        maintain_hours=_float_env("MEMOS_MAINTAIN_HOURS", 24.0),
     )
+
+
+def _login_name() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _float_env(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
 
 
 def save_token(settings: Settings, registry: str, token: str, *, make_default: bool = True) -> None:

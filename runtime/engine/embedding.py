@@ -128,8 +128,12 @@ class MiniLMEmbedder:
         return out
 
 
-def default_embedder() -> Embedder:
-    """MiniLM, unless ``MEMOS_EMBEDDER=hash`` asks for the fast fake (tests, tiny machines)."""
-    if os.environ.get("MEMOS_EMBEDDER", "").lower() == "hash":
+def default_embedder(kind: str | None = None) -> Embedder:
+    """MiniLM, unless ``kind`` (default: the ``MEMOS_EMBEDDER`` setting) is ``hash``."""
+    if kind is None:
+        from ..config import load_settings
+
+        kind = load_settings().embedder
+    if kind == "hash":
         return HashEmbedder()
     return MiniLMEmbedder()

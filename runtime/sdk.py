@@ -1,0 +1,146 @@
+"""The agent-facing SDK: ``from runtime import MemOS``.
+
+    >>> from runtime import MemOS
+    >>> with MemOS(principal="agent-7") as mem:                     # doctest: +SKIP
+    ...     mem.install("acme/rust-tips@^1")
+    ...     hits = mem.search("borrow checker")
+    ...     plan = mem.plan("how do I avoid clones?", budget=512)
+    ...     mem.history(hits[0].memory.id)
+
+One object over the local engine (store, search, scheduler, lifecycle,
+governance) and the installer. ``principal`` is who reads: every read is
+checked against each memory's access policy for it and audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from protocol import ModelFingerprint, PublicKey
+
+from .config import load_settings
+from .download import ProgressFn
+from .engine.embedding import default_embedder
+from .engine.engine import Engine
+from .engine.interfaces import ActivationBackend, Clock, Embedder
+from .engine.lifecycle import Event
+from .engine.maintenance import MaintenancePolicy, MaintenanceReport
+from .engine.scheduler import Budget, MemScheduler, Plan
+from .engine.transform import TransformPolicy, TransformReport, demote_cold, promote_hot
+from .engine.types import AuditEntry, Filters, Memory, SearchHit, VersionEntry
+from .install import InstalledPack, Installer, InstallResult
+
+__all__ = ["MemOS"]
+
+
+class MemOS:
+    """The local memory OS for one ``MEMOS_HOME``."""
+
+    def __init__(
+        self,
+        home: Path | str | None = None,
+        *,
+        principal: str | None = None,
+        embedder: Embedder | None = None,
+        backend: ActivationBackend | None = None,
+        clock: Clock | None = None,
+        registry: str | None = None,
+        token: str | None = None,
+        maintain_every: timedelta | None = None,
+        maintenance_policy: MaintenancePolicy | None = None,
+    ) -> None:
+        settings = load_settings()
+        self.home = Path(home) if home is not None else settings.home
+        self.principal = principal if principal is not None else settings.principal
+        self.registry = (registry or settings.registry).rstrip("/")
+        self.token = token if token is not None else settings.token_for(self.registry)
+        if maintain_every is None and settings.maintain_hours > 0:
+            maintain_every = timedelta(hours=settings.maintain_hours)
+        kwargs: dict[str, Any] = {"maintain_every": maintain_every, "maintenance_policy": maintenance_policy}
+        if clock is not None:
+            kwargs["clock"] = clock
+        self.engine = Engine(self.home, embedder=embedder or default_embedder(settings.embedder), **kwargs)
+        self.backend = backend
+        self.scheduler = MemScheduler(self.engine, backend)
+        self.installer = Installer(self.home, self.engine)
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> MemOS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- memories
+
+    def add(self, text: str, **fields: Any) -> Memory:
+        """Add a plaintext memory (tags, metadata, priority, expires_at, access=AccessPolicy...)."""
+        return self.engine.add(text, actor=self.principal, **fields)
+
+    def get(self, memory_id: str) -> Memory:
+        return self.engine.get(memory_id, principal=self.principal)
+
+    def update(self, memory_id: str, **changes: Any) -> Memory:
+        return self.engine.update(memory_id, actor=self.principal, **changes)
+
+    def search(self, query: str, *, k: int = 10, filters: Filters | None = None,
+               include_archived: bool = False) -> list[SearchHit]:
+        return self.engine.search(query, principal=self.principal, k=k, filters=filters,
+                                  include_archived=include_archived)
+
+    def plan(self, query: str, budget: Budget | int = 512, *,
+             model_fingerprint: ModelFingerprint | None = None, filters: Filters | None = None,
+             dry_run: bool = False) -> Plan:
+        return self.scheduler.plan(query, budget, self.principal, model_fingerprint, filters=filters,
+                                   dry_run=dry_run)
+
+    def transition(self, memory_id: str, event: Event | str, **kwargs: Any) -> Memory:
+        return self.engine.transition(memory_id, event, actor=self.principal, **kwargs)
+
+    def history(self, memory_id: str) -> list[VersionEntry]:
+        return self.engine.history(memory_id)
+
+    def rollback(self, memory_id: str, version: int) -> Memory:
+        return self.engine.rollback(memory_id, version, actor=self.principal)
+
+    def as_of(self, memory_id: str, when: datetime) -> Memory:
+        return self.engine.as_of(memory_id, when, principal=self.principal)
+
+    def audit(self, **filters: Any) -> list[AuditEntry]:
+        return self.engine.audit_log(**filters)
+
+    def maintain(self, *, dry_run: bool = False) -> MaintenanceReport:
+        result: MaintenanceReport = self.engine.maintain(actor=self.principal, dry_run=dry_run)
+        return result
+
+    def transform(self, policy: TransformPolicy | None = None) -> TransformReport:
+        """Dynamic transformation with the running model: promote hot memories, demote cold caches."""
+        policy = policy or TransformPolicy()
+        report = demote_cold(self.engine, policy, actor=self.principal)
+        if self.backend is not None:
+            promoted = promote_hot(self.engine, self.backend, policy, actor=self.principal)
+            report.promoted, report.skipped = promoted.promoted, promoted.skipped
+        return report
+
+    # ---- packs
+
+    def install(self, ref_or_path: str | Path, *, trusted_keys: Sequence[PublicKey] = (),
+                lockfile: Path | None = None, progress: ProgressFn | None = None) -> InstallResult:
+        """Install ``NS/NAME[@SPEC]`` from the registry, or a local ``.memcube`` file."""
+        text = str(ref_or_path)
+        if text.endswith(".memcube") or Path(text).is_file():
+            return self.installer.install_file(Path(text), trusted_keys=trusted_keys, lockfile=lockfile,
+                                               actor=self.principal)
+        return self.installer.install(text, registry=self.registry, token=self.token, progress=progress,
+                                      lockfile=lockfile, actor=self.principal)
+
+    def remove(self, name: str) -> int:
+        return self.installer.remove(name, actor=self.principal)
+
+    def installed(self) -> list[InstalledPack]:
+        return self.installer.installed()
