@@ -279,7 +279,9 @@ def consolidate(
                     progress(step + 1, steps, losses[-1])
         state = {
             k: v.detach().to("cpu").contiguous()
-            for k, v in get_peft_model_state_dict(wrapped, adapter_name="consolidate").items()
+            for k, v in get_peft_model_state_dict(
+                wrapped, adapter_name="consolidate", save_embedding_layers=False
+            ).items()
         }
     finally:
         lm.model = wrapped.unload()
