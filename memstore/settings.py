@@ -81,6 +81,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = CONFIG.data_dir / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024 + 4096  # one upload-session chunk
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
