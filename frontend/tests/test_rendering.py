@@ -1,0 +1,13 @@
+from frontend.rendering import render_markdown
+
+
+def test_markdown_is_rendered_and_sanitised():
+    html = render_markdown(
+        "# Title\n\n<img src=x onerror=alert(1)> <iframe src=//evil></iframe>\n\n"
+        "[ok](https://example.org) [bad](javascript:alert(1))\n\n```\ncode\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    )
+    assert "<h1>Title</h1>" in html
+    assert "onerror" not in html and "<img" not in html and "<iframe" not in html
+    assert 'href="https://example.org"' in html and 'rel="nofollow noopener noreferrer"' in html
+    assert "javascript:" not in html
+    assert "<pre><code>code" in html and "<table>" in html
