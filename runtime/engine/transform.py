@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protocol import ModelFingerprint, fingerprint_digest, read_safetensors_header
+from protocol import MIPError, ModelFingerprint, fingerprint_digest, read_safetensors_header
 
 from ..cache import BlobCache
 from ..errors import EngineError
@@ -114,8 +114,8 @@ def promote_hot(
             with open(path, "rb") as fh:
                 read_safetensors_header(fh, size)  # refuses pickles and anything not safetensors
             sha, _ = cache.add_file(path, copy=False)
-        except EngineError as exc:
-            report.skipped.append({"memory": row["id"], "reason": exc.message})
+        except (EngineError, MIPError) as exc:
+            report.skipped.append({"memory": row["id"], "reason": f"[{exc.code}] {exc.message}"})
             continue
         finally:
             shutil.rmtree(work, ignore_errors=True)

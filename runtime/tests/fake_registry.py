@@ -44,6 +44,7 @@ class FakeRegistry:
     throttle_bytes_per_s: float | None = None
     chunk: int = 16 * 1024
     tamper: bool = False
+    honour_range: bool = True
     require_token: str | None = None
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, range)
     _server: ThreadingHTTPServer | None = None
@@ -110,48 +111,69 @@ class FakeRegistry:
             self._server.server_close()
             self._server = None
 
-    # ---- handlers
+    # ---- handlers (shared by the HTTP server and the httpx MockTransport)
 
-    def _json(self, h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+    def as_transport(self) -> Any:
+        """The same registry as an ``httpx.MockTransport`` (unit tests: no socket)."""
+        import httpx
 
-    def _error(self, h: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
-        self._json(h, status, {"error": {"code": code, "message": message, "detail": {}}})
+        def handler(request: httpx.Request) -> httpx.Response:
+            path = request.url.raw_path.decode()
+            self.requests.append(("GET", path, request.headers.get("Range")))
+            status, headers, body = self.respond(path, dict(request.headers))
+            return httpx.Response(status, headers=headers, content=body)
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        url = urlparse(h.path)
-        if self.require_token and h.headers.get("Authorization") != f"Bearer {self.require_token}":
-            self._error(h, 401, "registry.not_authenticated", "a token is required")
-            return
+        return httpx.MockTransport(handler)
+
+    @staticmethod
+    def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
+        return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def _error(self, status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+        return self._json(status, {"error": {"code": code, "message": message, "detail": {}}})
+
+    def respond(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        url = urlparse(path)
+        lower = {k.lower(): v for k, v in headers.items()}
+        if self.require_token and lower.get("authorization") != f"Bearer {self.require_token}":
+            return self._error(401, "registry.not_authenticated", "a token is required")
         m = re.match(r"^/api/v1/resolve/([^/]+)/([^/]+)$", url.path)
         if m:
-            self._resolve(h, f"{m.group(1)}/{m.group(2)}", parse_qs(url.query).get("spec", ["*"])[0])
-            return
+            return self._resolve(f"{m.group(1)}/{m.group(2)}", parse_qs(url.query).get("spec", ["*"])[0])
         m = re.match(r"^/api/v1/blobs/([0-9a-f]{64})$", url.path)
         if m:
-            self._blob(h, m.group(1))
-            return
-        self._error(h, 404, "registry.not_found", "no such endpoint")
+            return self._blob(m.group(1), lower.get("range"))
+        return self._error(404, "registry.not_found", "no such endpoint")
 
-    def _resolve(self, h: BaseHTTPRequestHandler, name: str, spec: str) -> None:
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        status, headers, body = self.respond(h.path, dict(h.headers.items()))
+        h.send_response(status)
+        for key, value in headers.items():
+            h.send_header(key, value)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        pos = 0
+        began = time.monotonic()
+        while pos < len(body):
+            piece = body[pos : pos + self.chunk]
+            h.wfile.write(piece)
+            pos += len(piece)
+            if self.throttle_bytes_per_s and status in (200, 206) and "json" not in headers.get("Content-Type", ""):
+                ahead = pos / self.throttle_bytes_per_s - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def _resolve(self, name: str, spec: str) -> tuple[int, dict[str, str], bytes]:
         versions = self.packs.get(name)
         if not versions:
-            self._error(h, 404, "registry.not_found", f"no pack {name}")
-            return
+            return self._error(404, "registry.not_found", f"no pack {name}")
         rng = VersionRange.parse(spec)
         candidates = {Version.parse(p.version): p for p in versions if not p.yanked or rng.is_exact}
         best = rng.best(candidates)
         if best is None:
-            self._error(h, 404, "registry.no_matching_version", f"no version of {name} matches {spec}")
-            return
+            return self._error(404, "registry.no_matching_version", f"no version of {name} matches {spec}")
         pub = candidates[best]
-        self._json(
-            h,
+        return self._json(
             200,
             {
                 "name": pub.name,
@@ -180,42 +202,19 @@ class FakeRegistry:
             },
         )
 
-    def _blob(self, h: BaseHTTPRequestHandler, sha: str) -> None:
+    def _blob(self, sha: str, rng: str | None) -> tuple[int, dict[str, str], bytes]:
         pub = next((p for ps in self.packs.values() for p in ps if p.sha256 == sha), None)
         if pub is None:
-            self._error(h, 404, "registry.not_found", "no such blob")
-            return
+            return self._error(404, "registry.not_found", "no such blob")
         data = pub.path.read_bytes()
         if self.tamper:
             data = data[:-100] + bytes(b ^ 0xFF for b in data[-100:])
-        start = 0
-        rng = h.headers.get("Range")
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
         m = re.match(r"^bytes=(\d+)-$", rng or "")
-        if m:
+        if m and self.honour_range:
             start = int(m.group(1))
             if start >= len(data):
-                h.send_response(416)
-                h.send_header("Content-Range", f"bytes */{len(data)}")
-                h.send_header("Content-Length", "0")
-                h.end_headers()
-                return
-            h.send_response(206)
-            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            h.send_response(200)
-        h.send_header("Content-Type", "application/octet-stream")
-        h.send_header("Content-Length", str(len(data) - start))
-        h.send_header("Accept-Ranges", "bytes")
-        h.end_headers()
-        pos = start
-        began = time.monotonic()
-        sent = 0
-        while pos < len(data):
-            piece = data[pos : pos + self.chunk]
-            h.wfile.write(piece)
-            pos += len(piece)
-            sent += len(piece)
-            if self.throttle_bytes_per_s:
-                ahead = sent / self.throttle_bytes_per_s - (time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
+                return 416, {"Content-Range": f"bytes */{len(data)}"}, b""
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            return 206, headers, data[start:]
+        return 200, headers, data
