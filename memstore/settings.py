@@ -115,6 +115,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Password-reset mail of the web marketplace goes to the console unless configured.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 # --- MemStore
 MEMSTORE_STORAGE = {
