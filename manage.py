@@ -15,7 +15,9 @@ def main() -> None:
     from memstore.embedded import ensure_database_url
 
     if not os.environ.get("DATABASE_URL") and "help" not in sys.argv[1:2]:
-        ensure_database_url(load_config().data_dir)
+        # memstore_up owns the embedded server: it stops with it (other commands join it).
+        keep = "memstore_up" not in sys.argv[1:2]
+        ensure_database_url(load_config().data_dir, keep_running=keep)
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

