@@ -1,0 +1,266 @@
+"""Publishing to a MemStore registry: log in (create a token) and upload packs.
+
+HTTP only, over httpx with an injectable transport (tests pass
+``httpx.MockTransport`` or talk to a real server); no Django. The request and
+response shapes are those of ``memstore/API.md``: ``POST /api/v1/auth/tokens``,
+``GET /api/v1/auth/whoami``, ``POST /api/v1/packs/upload`` for small packs and
+the resumable upload session (``/api/v1/uploads/``) for large ones, which
+resumes from the server's offset after a lost chunk.
+
+Not here: building or signing packs (:mod:`protocol`), token storage
+(:mod:`runtime.config`), printing (:mod:`runtime.cli.registry_cmds`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ._wire import parse_error
+from .errors import RegistryError
+
+__all__ = [
+    "ONE_REQUEST_LIMIT",
+    "PublishResult",
+    "Publisher",
+    "TokenInfo",
+    "WhoAmI",
+]
+
+USER_AGENT = "memos/0.1"
+ONE_REQUEST_LIMIT = 32 * 1024 * 1024  # larger packs go through an upload session
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    token: str
+    id: int
+    name: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    username: str
+    namespaces: tuple[tuple[str, str], ...]  # (namespace, role)
+    scopes: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    name: str
+    version: str
+    sha256: str
+    size: int
+    signed_by: tuple[str, ...]
+    ingest_status: str
+    url: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def _field(data: Any, key: str, kind: type) -> Any:
+    if not isinstance(data, dict) or not isinstance(data.get(key), kind):
+        raise RegistryError(
+            f"the registry's answer has no valid {key!r}", code="registry.bad_response"
+        )
+    return data[key]
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Publisher:
+    """A client for the publishing side of one registry. Close it, or use ``with``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        headers = {"User-Agent": USER_AGENT}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            headers=headers,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+        )
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RegistryError(
+                f"cannot reach the registry at {self._http.base_url}: {exc}",
+                code="network.unreachable",
+            ) from exc
+        if response.status_code >= 400:
+            raise parse_error(response.status_code, response.content)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RegistryError(
+                "the registry answered with something that is not JSON",
+                code="registry.bad_response",
+            ) from exc
+
+    # ---------------------------------------------------------------- tokens
+
+    def create_token(
+        self,
+        *,
+        username: str,
+        password: str,
+        name: str = "memos",
+        scopes: tuple[str, ...] = ("read", "publish:*"),
+    ) -> TokenInfo:
+        data = self._request(
+            "POST",
+            "api/v1/auth/tokens",
+            json={"username": username, "password": password, "name": name, "scopes": list(scopes)},
+        )
+        return TokenInfo(
+            token=_field(data, "token", str),
+            id=_field(data, "id", int),
+            name=str(data.get("name", "")),
+            scopes=tuple(str(s) for s in _field(data, "scopes", list)),
+        )
+
+    def whoami(self) -> WhoAmI:
+        data = self._request("GET", "api/v1/auth/whoami")
+        namespaces = tuple(
+            (str(n.get("name")), str(n.get("role")))
+            for n in _field(data, "namespaces", list)
+            if isinstance(n, dict)
+        )
+        scopes = data.get("scopes")
+        return WhoAmI(
+            username=_field(data, "username", str),
+            namespaces=namespaces,
+            scopes=tuple(str(s) for s in scopes) if isinstance(scopes, list) else None,
+        )
+
+    # ---------------------------------------------------------------- publishing
+
+    def publish(
+        self,
+        path: Path,
+        *,
+        private: bool = False,
+        price_amount_minor: int = 0,
+        price_currency: str = "",
+        chunk_size: int = 8 * 1024 * 1024,
+        one_request_limit: int = ONE_REQUEST_LIMIT,
+        progress: Progress | None = None,
+    ) -> PublishResult:
+        """Upload ``path``: in one request when small, else through a resumable session."""
+        path = Path(path)
+        size = path.stat().st_size
+        options = {
+            "private": private,
+            "price_amount_minor": price_amount_minor,
+            "price_currency": price_currency,
+        }
+        if size <= one_request_limit:
+            with open(path, "rb") as fh:
+                data = self._request(
+                    "POST",
+                    "api/v1/packs/upload",
+                    files={"file": (path.name, fh, "application/octet-stream")},
+                    data={
+                        k: str(v).lower() if isinstance(v, bool) else str(v)
+                        for k, v in options.items()
+                    },
+                )
+            if progress is not None:
+                progress(size, size)
+            return self._result(data)
+        return self._publish_session(path, size, options, chunk_size, progress)
+
+    def _publish_session(
+        self,
+        path: Path,
+        size: int,
+        options: dict[str, Any],
+        chunk_size: int,
+        progress: Progress | None,
+    ) -> PublishResult:
+        session = self._request(
+            "POST", "api/v1/uploads/", json={"size": size, "sha256": _sha256_file(path)}
+        )
+        session_id = _field(session, "id", str)
+        chunk_size = min(chunk_size, int(session.get("max_chunk_bytes") or chunk_size))
+        url = f"api/v1/uploads/{session_id}"
+        offset = int(session.get("offset") or 0)
+        retries = 0
+        with open(path, "rb") as fh:
+            while offset < size:
+                fh.seek(offset)
+                chunk = fh.read(chunk_size)
+                try:
+                    state = self._request(
+                        "PATCH",
+                        url,
+                        content=chunk,
+                        headers={
+                            "Upload-Offset": str(offset),
+                            "Content-Type": "application/octet-stream",
+                        },
+                    )
+                    offset = int(_field(state, "offset", int))
+                    retries = 0
+                except RegistryError as exc:
+                    retries += 1
+                    if retries > 5 or exc.code not in (
+                        "registry.upload_offset_mismatch",
+                        "network.unreachable",
+                    ):
+                        raise
+                    offset = int(_field(self._request("GET", url), "offset", int))
+                if progress is not None:
+                    progress(offset, size)
+        data = self._request("POST", f"{url}/complete", json=options)
+        return self._result(data)
+
+    @staticmethod
+    def _result(data: Any) -> PublishResult:
+        ingest = data.get("ingest") if isinstance(data, dict) else None
+        return PublishResult(
+            name=_field(data, "name", str),
+            version=_field(data, "version", str),
+            sha256=_field(data, "sha256", str),
+            size=_field(data, "size", int),
+            signed_by=tuple(str(k) for k in _field(data, "signed_by", list)),
+            ingest_status=str(ingest.get("status", "")) if isinstance(ingest, dict) else "",
+            url=str(data.get("url", "")),
+        )
