@@ -28,8 +28,9 @@ Loading
     another model raises :class:`FingerprintMismatchError`
     (``model.fingerprint_mismatch``, naming the fields) before anything
     reaches the model. Only then are tensors opened with ``safe_open``, which
-    memory-maps the file: on CPU no tensor byte is copied until the cache is
-    handed to the model.
+    memory-maps the file. On CPU the DynamicCache given to the model starts
+    from the mapped tensors themselves (zero-copy); decoding appends into new
+    tensors, so the mapped ones are never written and can serve many prompts.
 
 Several caches: refused, one cache per prompt
     Keys are stored already rotated by RoPE at positions ``0..n-1``, and every
@@ -61,6 +62,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from protocol import (
     KV_INPUT_IDS,
@@ -318,7 +320,15 @@ class LoadedKV:
         lm.require_base("inject a KV cache")
         cache = DynamicCache(config=lm.config)
         for i, (key, value) in enumerate(zip(self.keys, self.values, strict=True)):
-            cache.update(key.to(lm.device), value.to(lm.device), i)
+            key, value = key.to(lm.device), value.to(lm.device)
+            layer = cache.layers[i] if i < len(cache.layers) else None
+            if type(layer) is DynamicLayer:
+                # Zero-copy: the layer starts from the (memory-mapped) tensors themselves.
+                # DynamicLayer.update concatenates into new tensors, so they are never written.
+                layer.lazy_initialization(key, value)
+                layer.keys, layer.values = key, value
+            else:
+                cache.update(key, value, i)
         return cache
 
 
