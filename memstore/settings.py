@@ -145,6 +145,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "requeue-pending-ingestion": {"task": "memstore.ingest.requeue_pending", "schedule": 300.0},
+    "collect-unreferenced-blobs": {"task": "memstore.packs.collect_garbage", "schedule": 3600.0},
+}
+
+# Behind the proxy of docker/compose.yaml (or any TLS-terminating load balancer).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,
