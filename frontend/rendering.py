@@ -6,6 +6,8 @@ template because nh3 removes every tag and attribute not listed below.
 
 from __future__ import annotations
 
+import re
+
 import markdown
 import nh3
 
@@ -16,6 +18,7 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "th": {"align"}, "td": {"align"}}
 MAX_SOURCE_CHARS = 100_000
+_HEADING = re.compile(r"<(/?)h([1-6])(?=[\s>])", re.IGNORECASE)
 
 
 def render_markdown(source: str) -> str:
@@ -25,6 +28,7 @@ def render_markdown(source: str) -> str:
         extensions=["fenced_code", "tables", "sane_lists"],
         output_format="html",
     )
+    html = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + 1, 6)}", html)
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

@@ -95,7 +95,7 @@ def test_search_runs_the_registry_search_with_filters(client, monkeypatch):
     html = client.get("/search?q=rotate+keys&type=plaintext&price=paid&license=MIT&base_model=x").content.decode()
     filters = calls["memories"]["filters"]
     assert (filters.memory_type, filters.price, filters.license, filters.base_model) == ("plaintext", "paid", "MIT", "x")
-    assert "A short snip…" in html and "snippet only" in html
+    assert "A short snip…" in html and "preview only" in html
 
 
 def test_unknown_filter_values_are_ignored(client, monkeypatch):
