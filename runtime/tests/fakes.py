@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from protocol import KV_INPUT_IDS, ModelFingerprint
+from protocol import KV_INPUT_IDS, ModelFingerprint, fingerprint_digest
 from runtime.engine.interfaces import KVBuild, LatencyProfile
 
 
@@ -40,11 +40,12 @@ class FakeBackend:
         if self.pickle_instead:
             path.write_bytes(b"\x80\x04K\x01.")
         else:
-            tensors = {KV_INPUT_IDS: np.arange(n, dtype=np.int64).reshape(1, n)}
+            tensors = {KV_INPUT_IDS: np.arange(n, dtype=np.int64)}
             for layer in range(2):
                 for part in ("key", "value"):
                     tensors[f"layers.{layer}.{part}"] = np.zeros((1, 1, n, 4), dtype=np.float32)
-            save_file(tensors, str(path))
+            meta = {"mip.kind": "kv-cache", "mip.fingerprint": fingerprint_digest(self.fp)}
+            save_file(tensors, str(path), metadata=meta)
         return KVBuild(path, n, self.fp)
 
     def latency_profile(self) -> LatencyProfile:
