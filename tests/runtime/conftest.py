@@ -1,10 +1,11 @@
 """Cross-cutting runtime tests: the real ``memos`` CLI in subprocesses against a real HTTP registry.
 
-The registry here is ``runtime.tests.fake_registry.FakeRegistry``: a real
-socket on 127.0.0.1 speaking the resolve contract of ``memstore/API.md`` with
-HTTP Range and throttling. NOTE: the Django registry's live-server fixture did
-not exist when these were written; when it does, add a variant of
-``test_runtime_e2e`` that publishes through it (the client only needs a URL).
+Most use ``runtime.tests.fake_registry.FakeRegistry``: a real socket on
+127.0.0.1 speaking the resolve contract of ``memstore/API.md``, with HTTP
+Range, throttling (so a kill lands mid-download) and tampering switches the
+real registry cannot offer. ``test_runtime_live_registry.py`` runs the same
+flow against the real Django registry (live server, PostgreSQL) with the
+registry's own fixtures.
 """
 
 from __future__ import annotations

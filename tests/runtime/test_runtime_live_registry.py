@@ -1,0 +1,86 @@
+"""``memos install`` against the real MemStore registry (Django live server, PostgreSQL, local storage).
+
+The registry's own fixtures start the services (``memstore.testing.plugin``).
+A new user installs a published pack by name, searches it, moves a memory
+through its lifecycle, rolls it back and reads the audit log; a version
+signed by a key the namespace then revoked is refused and leaves the
+installed version intact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, live_server: Any) -> Path:
+    home = tmp_path / "memos-home"
+    monkeypatch.setenv("MEMOS_HOME", str(home))
+    monkeypatch.setenv("MEMOS_REGISTRY", live_server.url)
+    monkeypatch.setenv("MEMOS_EMBEDDER", "hash")
+    monkeypatch.setenv("MEMOS_PRINCIPAL", "new-user")
+    monkeypatch.setenv("MEMOS_MAINTAIN_HOURS", "0")
+    monkeypatch.delenv("MEMOS_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Any:
+    from runtime.cli.main import main
+
+    capsys.readouterr()
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out) if "--json" in argv else captured.out
+
+
+def test_install_search_lifecycle_rollback_audit_from_the_registry(
+    tmp_path: Path, live_server: Any, local_storage: Any, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from memstore.accounts.actor import Actor
+    from memstore.accounts.services import signing_key_revoke
+    from memstore.packs.services import pack_publish
+    from memstore.testing.factories import publisher
+    from memstore.testing.packs import build_pack
+    from runtime.cli.main import main
+
+    user, ns, key = publisher("acme", "alice")
+    actor = Actor(user=user, scopes=None)
+    pack_publish(actor=actor, pack_file=build_pack(
+        tmp_path / "v1", name="acme/live-tips", keys=[key],
+        memories=["Rotate the API keys every quarter", "Backups run nightly at 02:00"]))
+
+    (installed,) = _run(capsys, ["install", "acme/live-tips", "--json"])
+    assert (installed["name"], installed["version"], installed["signed_by"]) == (
+        "acme/live-tips", "1.0.0", [key.keyid])
+    hits = _run(capsys, ["search", "when do backups run", "--json", "--as", "agent-9"])
+    mid = hits[0]["id"]
+    assert hits[0]["text"] == "Backups run nightly at 02:00"
+    _run(capsys, ["lifecycle", mid, "archive"])
+    versions = _run(capsys, ["history", mid, "--json"])
+    assert [v["snapshot"]["state"] for v in versions] == ["generated", "activated", "archived"]
+    assert _run(capsys, ["rollback", mid, "2", "--json"])["state"] == "activated"
+    reads = _run(capsys, ["audit", "--json", "--actor", "agent-9", "--action", "search"])
+    assert mid in reads[0]["detail"]["memories"]
+
+    # A new version signed by a key that is then revoked: refused, 1.0.0 stays.
+    from protocol import SigningKey
+
+    from memstore.accounts.services import signing_key_register
+
+    second = SigningKey.generate()
+    signing_key_register(actor=actor, namespace=ns, public_key=second.public_key.to_text())
+    pack_publish(actor=actor, pack_file=build_pack(
+        tmp_path / "v2", name="acme/live-tips", version="1.1.0", keys=[second], memories=["changed"]))
+    signing_key_revoke(actor=actor, namespace=ns, keyid=second.keyid, reason="laptop stolen")
+    capsys.readouterr()
+    assert main(["upgrade", "acme/live-tips"]) == 1
+    assert "signature.revoked_key" in capsys.readouterr().err
+    assert _run(capsys, ["list", "--json"])[0]["version"] == "1.0.0"
