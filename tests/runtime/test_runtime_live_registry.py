@@ -71,9 +71,8 @@ def test_install_search_lifecycle_rollback_audit_from_the_registry(
     assert mid in reads[0]["detail"]["memories"]
 
     # A new version signed by a key that is then revoked: refused, 1.0.0 stays.
-    from protocol import SigningKey
-
     from memstore.accounts.services import signing_key_register
+    from protocol import SigningKey
 
     second = SigningKey.generate()
     signing_key_register(actor=actor, namespace=ns, public_key=second.public_key.to_text())
