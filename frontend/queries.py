@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,9 +50,22 @@ class PackCard:
         return f"{self.namespace}/{self.name}"
 
 
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_MARK = re.compile(r"[*_`~]+")
+
+
 def _summary(text: str, limit: int = 160) -> str:
-    first = " ".join(line.strip("# ").strip() for line in text.splitlines() if line.strip())
-    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+    """The first paragraph of a Markdown description, as plain text."""
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", "```", "|", "<")):
+            if lines:
+                break
+            continue
+        lines.append(line.lstrip("*-+> ").strip() if line[:2] in ("* ", "- ", "+ ", "> ") else line)
+    plain = _MD_MARK.sub("", _MD_LINK.sub(r"\1", " ".join(lines)))
+    return plain if len(plain) <= limit else plain[: limit - 1].rstrip() + "…"
 
 
 def current_version(pack: Pack) -> PackVersion | None:
@@ -296,7 +310,7 @@ def pack_page(*, actor: Actor, pack: Pack, version: str | None = None) -> PackPa
         pack=pack,
         version=chosen,
         card=card,
-        card_html=render_markdown(chosen.description or f"# {chosen.title}"),
+        card_html=render_markdown(chosen.description) if chosen.description else "",
         versions=rows,
         cubes=_cubes(chosen),
         signers=signers,

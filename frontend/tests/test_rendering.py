@@ -11,3 +11,11 @@ def test_markdown_is_rendered_and_sanitised():
     assert 'href="https://example.org"' in html and 'rel="nofollow noopener noreferrer"' in html
     assert "javascript:" not in html
     assert "<pre><code>code" in html and "<table>" in html
+
+
+def test_card_summary_is_the_first_paragraph_as_plain_text():
+    from frontend.queries import _summary
+
+    text = "# Title\n\nSome **bold** and a [link](https://x.org).\n\n* a list"
+    assert _summary(text) == "Some bold and a link."
+    assert _summary("x" * 300).endswith("…") and len(_summary("x" * 300)) == 160

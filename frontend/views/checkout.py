@@ -93,7 +93,7 @@ def checkout(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     )
     fresh = CardForm(initial={"idempotency_key": key, "payment_key": payment_key})
     if payment.status == PaymentStatus.DECLINED:
-        error = f"Your card was declined: {payment.error_message or payment.error_code}"
+        error = f"Your card was declined ({payment.error_code}). Try another card."
     else:
         error = "The payment processor had a temporary problem. Please try again."
     return _render_checkout(request, pack, version, fresh, status=402, error=error)

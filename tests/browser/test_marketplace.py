@@ -79,6 +79,8 @@ def test_publish_search_buy_library_token_install(page: Any, site: str, shot: An
 
     # A buyer finds it by a phrase from inside one of its memories.
     sign_up(page, site, "dave")
+    assert page.is_visible("article.card a:has-text('Lighthouse Keeper')")  # listed under "New"
+    shot(page, "home")
     page.fill("#hero-q", "where are the spare lenses kept")
     page.press("#hero-q", "Enter")
     page.wait_for_selector("#mem-h")
@@ -95,6 +97,10 @@ def test_publish_search_buy_library_token_install(page: Any, site: str, shot: An
     assert page.input_value("#install-cmd") == "memos install carol/lighthouse"
     assert page.is_visible("text=Fog signals") or page.is_visible("strong:has-text('fog signals')")
     shot(page, "pack")
+    page.click(".crumbs a:has-text('carol')")
+    page.wait_for_selector("h2:has-text('Signing keys')")
+    shot(page, "publisher")
+    page.go_back()
 
     page.click("text=Buy €9.99")
     page.wait_for_selector("#pay")
