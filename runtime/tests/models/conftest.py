@@ -90,3 +90,20 @@ def other_lm(make_lm: Callable[..., LoadedModel]) -> LoadedModel:
 
 
 MEMORIES = ["alice likes green tea in the morning", "bob repairs old bicycles on sundays"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_lm: LoadedModel, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The tiny model saved as a local model folder (safetensors + tokenizer files)."""
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tiny_lm.model.save_pretrained(folder)
+    tiny_lm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(other_lm: LoadedModel, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("other-model")
+    other_lm.model.save_pretrained(folder)
+    other_lm.tokenizer.save_pretrained(folder)
+    return folder

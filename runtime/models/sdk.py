@@ -1,0 +1,326 @@
+"""Generation with memory injected: from a pack, from texts, or from a scheduler plan.
+
+The prompt is always ``[cached or plaintext memory prefix] + [further
+plaintext memories] + [query]`` in one :class:`~runtime.models.kv.PromptTemplate`:
+
+* a KV cache (a pack's activation cube, or a memory promoted by the engine)
+  is used only when its fingerprint matches the running model and no LoRA
+  adapter is attached; its tokens are the start of the prompt, so the output
+  equals that of the same prompt prefilled as plaintext;
+* otherwise the memories go in as plaintext, and the result says why
+  (``form`` and ``reason``);
+* at most one KV cache per prompt: caches of separate cubes each start at
+  position 0 and are never concatenated (see :mod:`runtime.models.kv`);
+  a second cache's memory falls back to plaintext when its text is known.
+
+:func:`generate_with_memory` serves ``memos generate`` (a pack or texts);
+:func:`generate_with_plan` takes a :class:`runtime.engine.scheduler.Plan`
+(duck-typed: items with ``form``, ``payload`` and ``memory``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol import MediaType, ModelFingerprint
+
+from .backend import LoadedModel, greedy_generate
+from .errors import FingerprintMismatchError, KVCacheError, ModelError
+from .kv import LoadedKV, load_kv, read_kv_fingerprint, template_for
+from .lora import attach_adapter, detach_adapter
+from .packs import ModelMemory, read_model_pack
+
+__all__ = [
+    "MemoryGeneration",
+    "MemorySource",
+    "generate_with_memory",
+    "generate_with_plan",
+]
+
+
+@dataclass(frozen=True)
+class MemorySource:
+    """Memory to inject: plaintext texts, KV payloads and LoRA adapters, each with its fingerprint."""
+
+    texts: tuple[str, ...] = ()
+    kv: tuple[tuple[ModelFingerprint | None, Path], ...] = ()
+    adapters: tuple[tuple[ModelFingerprint | None, Path, Path], ...] = ()
+    label: str = "memories"
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str]) -> MemorySource:
+        return cls(texts=tuple(texts))
+
+    @classmethod
+    def from_model_memory(cls, memory: ModelMemory) -> MemorySource:
+        return cls(
+            texts=memory.texts,
+            kv=tuple((cube.model, path) for cube, path in memory.kv),
+            adapters=tuple((cube.model, c, w) for cube, c, w in memory.adapters),
+            label=memory.pack.manifest.ref,
+        )
+
+    @classmethod
+    def from_pack(cls, pack: Path, work: Path) -> MemorySource:
+        """A ``.memcube`` (verified and extracted into ``work``) or an extracted pack folder."""
+        from protocol import Manifest, Pack
+
+        from .packs import open_model_memory
+
+        pack = Path(pack)
+        if pack.is_dir():
+            manifest_bytes = (pack / "manifest.json").read_bytes()
+            manifest = Manifest.from_bytes(manifest_bytes)
+            opened = Pack(manifest, manifest_bytes, (), "", 0, root=pack)
+            return cls.from_model_memory(open_model_memory(opened))
+        return cls.from_model_memory(read_model_pack(pack, work))
+
+
+@dataclass(frozen=True)
+class MemoryGeneration:
+    """What was generated, in which form the memory went in, and why."""
+
+    text: str
+    tokens: tuple[int, ...]
+    form: str  # activation | plaintext | none (plus "+parameter" with an adapter)
+    reason: str
+    ttft_s: float
+    total_s: float
+    prompt_tokens: int
+    cached_tokens: int
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "tokens": list(self.tokens),
+            "form": self.form,
+            "reason": self.reason,
+            "ttft_s": round(self.ttft_s, 6),
+            "total_s": round(self.total_s, 6),
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "notes": list(self.notes),
+        }
+
+
+def _matching_kv(
+    lm: LoadedModel, candidates: Sequence[tuple[ModelFingerprint | None, Path]]
+) -> tuple[list[tuple[ModelFingerprint | None, Path]], list[str]]:
+    """KV payloads that fit the running model, and a note for each that does not."""
+    fits, notes = [], []
+    for expected, path in candidates:
+        try:
+            fp = expected if expected is not None else read_kv_fingerprint(path)
+        except KVCacheError as exc:
+            notes.append(f"KV cache {path.name} is unusable: {exc.message}")
+            continue
+        fields = fp.mismatches(lm.fingerprint)
+        if fields:
+            notes.append(
+                f"KV cache {path.name} was built for {fp.model_id} "
+                f"(differs in {', '.join(fields)}): not used"
+            )
+        else:
+            fits.append((expected, path))
+    return fits, notes
+
+
+def _run(
+    lm: LoadedModel,
+    *,
+    kv: LoadedKV | None,
+    texts: Sequence[str],
+    query: str,
+    template: str | None,
+    max_new_tokens: int,
+    form: str,
+    reason: str,
+    notes: Sequence[str],
+) -> MemoryGeneration:
+    tpl = template_for(lm, template)
+    if kv is not None:
+        head = list(kv.input_ids)
+        more = lm.encode(tpl.more(texts), add_special_tokens=False) if texts else []
+        cache = kv.to_cache(lm)
+    elif texts:
+        head, more, cache = lm.encode(tpl.prefix(texts), add_special_tokens=True), [], None
+    else:
+        head, more, cache = [], [], None
+    query_ids = lm.encode(tpl.query_text(query), add_special_tokens=not head)
+    result = greedy_generate(
+        lm, [*head, *more, *query_ids], cache=cache, max_new_tokens=max_new_tokens
+    )
+    return MemoryGeneration(
+        result.text,
+        result.tokens,
+        form,
+        reason,
+        result.ttft_s,
+        result.total_s,
+        result.prompt_tokens,
+        result.cached_tokens,
+        tuple(notes),
+    )
+
+
+def generate_with_memory(
+    lm: LoadedModel,
+    source: MemorySource,
+    query: str,
+    *,
+    mode: str = "auto",
+    use_adapter: bool = False,
+    max_new_tokens: int = 64,
+) -> MemoryGeneration:
+    """Generate for ``query`` with ``source``'s memory (``mode``: auto, kv, plaintext, none).
+
+    ``auto`` uses a KV cache when exactly one fits the running model, else
+    plaintext. ``kv`` raises when no cache fits. With ``use_adapter`` the
+    source's adapter for this base model is attached for this call (a
+    mismatch is refused before touching the model) and memories go as plaintext.
+    """
+    notes: list[str] = []
+    attached = False
+    if use_adapter:
+        if not source.adapters:
+            raise ModelError("the memory source has no LoRA adapter", code="model.adapter_missing")
+        expected, config, weights = source.adapters[0]
+        attach_adapter(lm, config, weights, expected=expected)
+        attached = True
+    try:
+        fits, notes = _matching_kv(lm, source.kv) if mode in ("auto", "kv") else ([], [])
+        suffix = "+parameter" if attached else ""
+        if mode == "none" or (not source.texts and not fits):
+            return _run(
+                lm, kv=None, texts=[], query=query, template=None, max_new_tokens=max_new_tokens,
+                form="none" + suffix, reason="no memory injected", notes=notes,
+            )  # fmt: skip
+        if mode in ("auto", "kv") and len(fits) == 1 and not attached:
+            expected, path = fits[0]
+            loaded = load_kv(path, lm, expected=expected)
+            return _run(
+                lm, kv=loaded, texts=[], query=query, template=loaded.template,
+                max_new_tokens=max_new_tokens, form="activation",
+                reason=f"KV cache of {source.label} ({loaded.num_tokens} tokens) fits "
+                f"{lm.fingerprint.model_id}: no prefill of the memories",
+                notes=notes,
+            )  # fmt: skip
+        if mode == "kv":
+            why = (
+                "a LoRA adapter is attached (KV caches belong to the base model)"
+                if attached
+                else f"{len(fits)} KV caches fit and caches are never combined"
+                if fits
+                else "no KV cache fits the running model"
+            )
+            raise KVCacheError(f"cannot inject a KV cache: {why}", code="model.kv_unavailable")
+        if attached:
+            reason = "plaintext: a LoRA adapter is attached, KV caches belong to the base model"
+        elif len(fits) > 1:
+            reason = f"plaintext: {len(fits)} KV caches fit but caches are never combined"
+        elif source.kv and not fits:
+            reason = "plaintext: no KV cache fits the running model"
+        elif mode == "plaintext":
+            reason = "plaintext: requested"
+        else:
+            reason = "plaintext: the source has no KV cache"
+        return _run(
+            lm, kv=None, texts=source.texts, query=query, template=None,
+            max_new_tokens=max_new_tokens, form="plaintext" + suffix,
+            reason=f"{reason} ({len(source.texts)} memories)", notes=notes,
+        )  # fmt: skip
+    finally:
+        if attached:
+            detach_adapter(lm)
+
+
+def generate_with_plan(
+    lm: LoadedModel,
+    plan: Any,
+    query: str | None = None,
+    *,
+    blob_path: Callable[[str], Path] | None = None,
+    max_new_tokens: int = 64,
+) -> MemoryGeneration:
+    """Generate with a scheduler plan injected: its KV cache when it fits, plaintext otherwise.
+
+    ``plan`` is a :class:`runtime.engine.scheduler.Plan`. Its ``activation``
+    item (at most one is used) is loaded and checked against the running
+    model; a cache that does not fit falls back to its memory's text (for
+    promoted plaintext memories) with a note. Its ``parameter`` item is
+    attached for this call when ``blob_path`` (sha256 -> file, e.g.
+    ``BlobCache(home).blob_path``) can locate the adapter config; then KV
+    caches are not used. ``query`` defaults to the plan's query.
+    """
+    query = plan.query if query is None else query
+    notes: list[str] = []
+    texts: list[str] = []
+    kv_items = []
+    adapter_item = None
+    for item in plan.items:
+        if item.form == "plaintext":
+            texts.append(item.memory.text)
+        elif item.form == "activation":
+            kv_items.append(item)
+        elif item.form == "parameter":
+            adapter_item = item
+    attached = False
+    if adapter_item is not None:
+        attached = _attach_plan_adapter(lm, adapter_item, blob_path, notes)
+    try:
+        loaded: LoadedKV | None = None
+        for item in kv_items:
+            memory = item.memory
+            text = memory.text if memory.memory_type == "plaintext" else None
+            usable = loaded is None and not attached and item.payload
+            if usable:
+                expected = memory.fingerprint if memory.memory_type == "activation" else None
+                try:
+                    loaded = load_kv(Path(item.payload), lm, expected=expected)
+                    continue
+                except (FingerprintMismatchError, KVCacheError, OSError) as exc:
+                    notes.append(f"KV cache of {memory.id} not used: {exc}")
+            elif attached:
+                notes.append(f"KV cache of {memory.id} not used: a LoRA adapter is attached")
+            elif loaded is not None:
+                notes.append(f"KV cache of {memory.id} not used: caches are never combined")
+            if text:
+                texts.append(text)
+                notes.append(f"{memory.id} injected as plaintext instead")
+        suffix = "+parameter" if attached else ""
+        if loaded is not None:
+            form, reason = "activation", f"plan's KV cache ({loaded.num_tokens} tokens) injected"
+            if texts:
+                reason += f", {len(texts)} plaintext memories appended"
+        elif texts:
+            form, reason = "plaintext", f"{len(texts)} plaintext memories prefilled"
+        else:
+            form, reason = "none", "the plan holds no usable memory"
+        return _run(
+            lm, kv=loaded, texts=texts, query=query,
+            template=loaded.template if loaded is not None else None,
+            max_new_tokens=max_new_tokens, form=form + suffix, reason=reason, notes=notes,
+        )  # fmt: skip
+    finally:
+        if attached:
+            detach_adapter(lm)
+
+
+def _attach_plan_adapter(
+    lm: LoadedModel, item: Any, blob_path: Callable[[str], Path] | None, notes: list[str]
+) -> bool:
+    memory = item.memory
+    config_sha = memory.payloads.get(MediaType.LORA_CONFIG.value)
+    if blob_path is None or config_sha is None or not item.payload:
+        notes.append(f"adapter {memory.id} not attached: its files cannot be located")
+        return False
+    try:
+        attach_adapter(lm, blob_path(config_sha), Path(item.payload), expected=memory.fingerprint)
+    except ModelError as exc:
+        notes.append(f"adapter {memory.id} not attached: [{exc.code}] {exc.message}")
+        return False
+    return True
