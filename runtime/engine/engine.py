@@ -92,9 +92,7 @@ class Candidate:
 
 
 _STOPWORDS = frozenset(
-    "a an and are as at be but by can do does for from has have how i if in is it its me my no not of on or "
-    "our should so than that the their them then there these they this to was we were what when where which "
-    "who why will with would you your".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for", "from", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "should", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your"]
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,8 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="session")
-def minilm() -> Iterator[MiniLMEmbedder]:
-    yield MiniLMEmbedder(threads=2)
+def minilm() -> MiniLMEmbedder:
+    return MiniLMEmbedder(threads=2)
 
 
 def test_vectors_are_normalized_and_semantic(minilm: MiniLMEmbedder) -> None:
