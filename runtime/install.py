@@ -360,9 +360,11 @@ class Installer:
                         records = list(iter_memory_records(fh, expected_dimension=dim))
                     for rec in records:
                         items.append(self._record_item(m.name, m.version, cube, rec, now))
-                sha, _ = self.cache.add_file(path, copy=False)
-                shas[ref.media_type] = sha
-                payload_shas[ref.path] = sha
+                # read_pack has checked this file's size and sha256 against the signed manifest.
+                with self.cache.lock(ref.sha256):
+                    self.cache.commit_file(path, ref.sha256, verify=False)
+                shas[ref.media_type] = ref.sha256
+                payload_shas[ref.path] = ref.sha256
             if cube.memory_type is not MemoryType.PLAINTEXT:
                 items.append(self._cube_item(m.name, m.version, cube, shas, pack, now))
         return items, payload_shas
