@@ -1,0 +1,387 @@
+"""Registry benchmarks (issue 3): search latency and recall, ingestion rate, load.
+
+Not a test: run by hand, results go to bench/RESULTS.md. Everything is real and
+local: PostgreSQL 18 + pgvector 0.8.5 (embedded, in var/bench/pg), the real
+all-MiniLM-L6-v2 model, the registry's own services and HTTP API.
+
+1. ingestion: publish packs through ``pack_publish`` and run the ingestion
+   service; memories/s against the raw model's rate on the same texts, same run.
+2. search at 100k memories (real sentences, ``bench/registry_corpus.py``):
+   bulk-loaded, then the HNSW index built at the shipped settings (m=16,
+   ef_construction=64); recall@10 of the HNSW leg against exact search (numpy)
+   and p50/p95 latency of the vector leg and of the full hybrid search.
+3. load: gunicorn on 127.0.0.1 and N client threads; req/s and p50/p99 of
+   resolve and search.
+
+Run:  .venv/bin/python bench/registry_bench.py [--skip-load] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "var" / "bench"
+N_QUERIES = 500  # the first sentences of the corpus are held out as queries
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def setup_django() -> str:
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "memstore.settings"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from memstore.embedded import start_embedded_postgres
+
+    url = os.environ.get("MEMSTORE_BENCH_DATABASE_URL") or start_embedded_postgres(
+        BENCH / "pg", cleanup_mode="stop"
+    )
+    os.environ["DATABASE_URL"] = url
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return url
+
+
+def load_corpus() -> tuple[list[str], np.ndarray]:
+    texts = json.loads((BENCH / "corpus.json").read_text("utf-8"))
+    vectors = np.load(BENCH / "corpus.npy")
+    return texts, vectors
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, Any]:
+    from django.conf import settings
+
+    from memstore.accounts.actor import system_actor
+    from memstore.ingest import services as ingest_services
+    from memstore.ingest.embedding import embed
+    from memstore.ingest.models import IngestJob
+    from memstore.packs.models import Pack
+    from memstore.packs.services import pack_publish
+    from memstore.storage.backends import LocalBlobStorage
+    from memstore.storage.services import set_blob_storage
+    from memstore.testing.factories import publisher
+    from memstore.testing.packs import build_pack
+
+    set_blob_storage(LocalBlobStorage(BENCH / "blobs", secret=settings.SECRET_KEY))
+    user, _, key = publisher("bench", "bench")
+    actor = system_actor(user)
+    # Fresh names per run: versions are immutable, so each run publishes new ones.
+    run = Pack.objects.filter(namespace__name="bench", name__startswith="ingest").count() // packs
+    sample = texts[N_QUERIES : N_QUERIES + packs * per_pack]
+    ingest_services.ingest_enqueue = lambda **_: None  # type: ignore[assignment]  # timed below instead
+    embed(["warm up the model"])
+    publish_s: list[float] = []
+    version_ids = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(packs):
+            chunk = sample[i * per_pack : (i + 1) * per_pack]
+            pack_file = build_pack(
+                Path(tmp), name=f"bench/ingest-{run}-{i}", keys=[key], memories=chunk
+            )
+            t0 = time.perf_counter()
+            version = pack_publish(actor=actor, pack_file=pack_file)
+            publish_s.append(time.perf_counter() - t0)
+            version_ids.append(version.pk)
+    t0 = time.perf_counter()
+    for version_id in version_ids:
+        ingest_services.ingest_run(version_id=version_id)
+    ingest_s = time.perf_counter() - t0
+    assert all(j.status == "done" for j in IngestJob.objects.filter(version_id__in=version_ids))
+    t0 = time.perf_counter()
+    for i in range(packs):
+        embed(sample[i * per_pack : (i + 1) * per_pack])
+    raw_s = time.perf_counter() - t0
+    n = len(sample)
+    return {
+        "memories": n,
+        "packs": packs,
+        "ingest_rate": n / ingest_s,
+        "raw_model_rate": n / raw_s,
+        "ratio": (n / ingest_s) / (n / raw_s),
+        "publish_p50_ms": statistics.median(publish_s) * 1000,
+        "resolve_ref": f"bench/ingest-{run}-0",
+    }
+
+
+# --------------------------------------------------------------------------- search at 100k
+
+
+def load_index(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
+    """Bulk-load the 100k memories (ORM, batches) then build the HNSW index."""
+    from django.db import connection, transaction
+
+    from memstore.accounts.models import Namespace
+    from memstore.packs.models import Pack, PackVersion
+    from memstore.search.models import HNSW_EF_CONSTRUCTION, HNSW_M, IndexedMemory, PackDocument
+
+    corpus = vectors[N_QUERIES:]
+    corpus_texts = texts[N_QUERIES:]
+    ns, _ = Namespace.objects.get_or_create(name="corpus")
+    pack, _ = Pack.objects.get_or_create(namespace=ns, name="docstrings")
+    version = PackVersion.objects.filter(pack=pack, version="1.0.0").first()
+    if version is None:
+        version = PackVersion.objects.create(
+            pack=pack,
+            version="1.0.0",
+            manifest_bytes=b"{}",
+            manifest={},
+            manifest_sha256="0" * 64,
+            title="Docstrings of the Python ecosystem",
+            license="PSF-2.0",
+            memory_types=["plaintext"],
+            file_sha256="0" * 64,
+            file_size=0,
+        )
+        PackDocument.objects.create(version=version, pack=pack, current=True, text="docstrings")
+    have = IndexedMemory.objects.filter(version=version).count()
+    info: dict[str, Any] = {"memories": len(corpus), "version_id": version.pk}
+    if have == len(corpus):
+        info["loaded"] = "cached"
+        return info
+    IndexedMemory.objects.filter(version=version).delete()
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw")
+    t0 = time.perf_counter()
+    batch = 5000
+    for start in range(0, len(corpus), batch):
+        with transaction.atomic():
+            IndexedMemory.objects.bulk_create(
+                IndexedMemory(
+                    version=version,
+                    cube_id="docs",
+                    record_id=str(start + i),
+                    text=corpus_texts[start + i],
+                    embedding=corpus[start + i],
+                )
+                for i in range(min(batch, len(corpus) - start))
+            )
+    info["load_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        cursor.execute(
+            "CREATE INDEX memory_embedding_hnsw ON search_indexedmemory "
+            f"USING hnsw (embedding vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+        )
+        cursor.execute("ANALYZE search_indexedmemory")
+    info["index_build_s"] = time.perf_counter() - t0
+    return info
+
+
+def bench_search(texts: list[str], vectors: np.ndarray, n_queries: int) -> dict[str, Any]:
+    from django.conf import settings
+    from django.db import transaction
+    from pgvector.django import CosineDistance
+
+    from memstore.accounts.actor import ANONYMOUS
+    from memstore.ingest.embedding import embed_one
+    from memstore.search.models import IndexedMemory
+    from memstore.search.selectors import _ann_settings, memories_search
+
+    corpus = vectors[N_QUERIES:]
+    ids = dict(IndexedMemory.objects.values_list("record_id", "id"))
+    to_index = {db_id: int(rec) for rec, db_id in ids.items() if rec.isdigit()}
+    queries = list(range(n_queries))
+    exact = {q: set(np.argsort(-(corpus @ vectors[q]))[:10].tolist()) for q in queries}
+    out: dict[str, Any] = {"queries": n_queries}
+    base = IndexedMemory.objects.filter(
+        version__search_document__current=True, version__pack__private=False
+    )
+    for ef in (40, 80, 200):
+        settings.MEMSTORE_HNSW_EF_SEARCH = ef
+        latencies, recalls = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            with transaction.atomic():
+                _ann_settings()
+                found = list(
+                    base.annotate(d=CosineDistance("embedding", vectors[q]))
+                    .order_by("d")
+                    .values_list("id", flat=True)[:10]
+                )
+            latencies.append(time.perf_counter() - t0)
+            recalls.append(len({to_index[i] for i in found} & exact[q]) / 10)
+        out[f"ef{ef}"] = {
+            "recall_at_10": statistics.mean(recalls),
+            "p50_ms": pct(latencies, 50) * 1000,
+            "p95_ms": pct(latencies, 95) * 1000,
+        }
+    settings.MEMSTORE_HNSW_EF_SEARCH = 80
+    hybrid, embed_ms = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        vector = embed_one(texts[q])
+        embed_ms.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        memories_search(actor=ANONYMOUS, query=texts[q], vector=vector, page_size=10)
+        hybrid.append(time.perf_counter() - t0)
+    out["hybrid"] = {"p50_ms": pct(hybrid, 50) * 1000, "p95_ms": pct(hybrid, 95) * 1000}
+    out["query_embedding"] = {
+        "p50_ms": pct(embed_ms, 50) * 1000,
+        "p95_ms": pct(embed_ms, 95) * 1000,
+    }
+    return out
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run_load(base: str, make: Any, clients: int, seconds: float) -> tuple[list[float], int, float]:
+    """``clients`` threads issuing GETs back to back for ``seconds``."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def worker(offset: int) -> None:
+        i = offset
+        with httpx.Client(base_url=base, timeout=60) as client:
+            while time.perf_counter() < stop:
+                path, params = make(i)
+                t0 = time.perf_counter()
+                response = client.get(path, params=params)
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    if response.status_code == 200:
+                        latencies.append(elapsed)
+                    else:
+                        errors[0] += 1
+                i += clients
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors[0], time.perf_counter() - t0
+
+
+def bench_load(
+    url: str, texts: list[str], resolve_ref: str, seconds: float, clients: int
+) -> dict[str, Any]:
+    import httpx
+
+    port = _free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        MEMSTORE_THROTTLE_ANON="100000000/min",
+        MEMSTORE_THROTTLE_USER="100000000/min",
+        MEMSTORE_STORAGE="local",
+    )
+    env["MEMSTORE_DATA_DIR"] = str(BENCH)  # local blobs where the ingestion part put them
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "memstore.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(f"{base}/api/v1/packs/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        ns, name = resolve_ref.split("/")
+        # Warm both workers' models.
+        for _ in range(8):
+            httpx.get(f"{base}/api/v1/search/memories", params={"q": "warm up"}, timeout=120)
+        results = {}
+        for label, make in (
+            ("resolve", lambda i: (f"/api/v1/resolve/{ns}/{name}", {"spec": "^1"})),
+            ("search", lambda i: ("/api/v1/search/memories", {"q": texts[i % N_QUERIES]})),
+        ):
+            latencies, errors, wall = _run_load(base, make, clients, seconds)
+            results[label] = {
+                "requests": len(latencies),
+                "errors": errors,
+                "rps": len(latencies) / wall,
+                "p50_ms": pct(latencies, 50) * 1000,
+                "p99_ms": pct(latencies, 99) * 1000,
+                "clients": clients,
+                "seconds": seconds,
+            }
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--packs", type=int, default=10)
+    parser.add_argument("--per-pack", type=int, default=200)
+    parser.add_argument("--load-seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--skip-load", action="store_true")
+    args = parser.parse_args()
+    url = setup_django()
+    texts, vectors = load_corpus()
+    report: dict[str, Any] = {}
+    report["ingestion"] = bench_ingestion(texts, args.packs, args.per_pack)
+    print(json.dumps(report["ingestion"], indent=2), flush=True)
+    report["index"] = load_index(texts, vectors)
+    print(json.dumps(report["index"], indent=2), flush=True)
+    report["search"] = bench_search(texts, vectors, args.queries)
+    print(json.dumps(report["search"], indent=2), flush=True)
+    if not args.skip_load:
+        from django.db import connections
+
+        connections.close_all()
+        report["load"] = bench_load(
+            url, texts, report["ingestion"]["resolve_ref"], args.load_seconds, args.clients
+        )
+        print(json.dumps(report["load"], indent=2), flush=True)
+    (BENCH / "registry-results.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"wrote {BENCH / 'registry-results.json'}")
+
+
+if __name__ == "__main__":
+    main()

