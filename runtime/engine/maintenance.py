@@ -14,6 +14,8 @@ rolled back.
   one survivor (highest priority, then most used, then oldest): the others
   move to ``merged`` with ``merged_into`` set, the survivor gains their tags
   and their access counts.
+* **Cold KV caches**: activation forms not used for ``demote_kv_after`` are
+  deleted (files freed, plaintext kept; see :mod:`runtime.engine.transform`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class MaintenancePolicy:
     merge_duplicates: bool = True
     merge_similarity: float = 0.97
     semantic_merge_limit: int = 20_000
+    demote_kv_after: timedelta | None = timedelta(days=7)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class MaintenanceReport:
     expired: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
     merged: list[tuple[str, str]] = field(default_factory=list)  # (merged, into)
+    demoted: list[str] = field(default_factory=list)
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +60,7 @@ class MaintenanceReport:
             "expired": self.expired,
             "archived": self.archived,
             "merged": [{"memory": a, "into": b} for a, b in self.merged],
+            "demoted": self.demoted,
             "dry_run": self.dry_run,
         }
 
@@ -96,6 +101,10 @@ def maintain(engine: Engine, policy: MaintenancePolicy, *, actor: str | None, dr
             report.merged.append((loser.id, survivor.id))
             if not dry_run:
                 _merge(engine, loser, survivor, actor)
+    if policy.demote_kv_after is not None and not dry_run:
+        from .transform import TransformPolicy, demote_cold
+
+        report.demoted = demote_cold(engine, TransformPolicy(demote_after=policy.demote_kv_after), actor=actor).demoted
     if not dry_run:
         store.set_meta("last_maintain_at", str(now.timestamp()))
         engine.audit("maintain", actor=actor, **report.to_dict())

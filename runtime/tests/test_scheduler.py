@@ -151,3 +151,13 @@ def test_promotion_refuses_a_pickle(engine: Engine) -> None:
     assert report.skipped[0]["memory"] == m.id
     assert "payload.pickle_forbidden" in report.skipped[0]["reason"]
     assert engine.store.db.execute("SELECT COUNT(*) FROM kv_caches").fetchone()[0] == 0
+
+
+def test_scheduled_maintenance_demotes_cold_caches(engine: Engine, clock: FixedClock) -> None:
+    hot = engine.add("frequently asked question about vpn setup")
+    engine.search("vpn setup")
+    promote_hot(engine, FakeBackend(), TransformPolicy(promote_after_uses=1))
+    assert engine.maintain().demoted == []
+    clock.advance(days=8)
+    assert engine.maintain().demoted == [hot.id]
+    assert engine.store.db.execute("SELECT COUNT(*) FROM kv_caches").fetchone()[0] == 0
