@@ -6,13 +6,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from .views import account, auth, checkout, dashboard, pages
+from .views._common import html_errors
 
 app_name = "frontend"
 
 _NS = "<slug:namespace>"
 _PACK = f"p/{_NS}/<slug:name>"
 
-urlpatterns = [
+_urlpatterns = [
     path("", pages.home, name="home"),
     path("search", pages.search, name="search"),
     path(_PACK, pages.pack_detail, name="pack"),
@@ -63,4 +64,10 @@ urlpatterns = [
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("dashboard/versions/<int:version_id>/ingest", dashboard.ingest_status, name="ingest_status"),
     path("dashboard/orders/<uuid:public_id>/refund", dashboard.refund, name="refund"),
+]
+
+# Every page answers a missing object with an HTML page, not the API's JSON 404.
+urlpatterns = [
+    path(str(p.pattern), html_errors(p.callback), name=p.name)
+    for p in _urlpatterns
 ]

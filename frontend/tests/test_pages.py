@@ -113,3 +113,9 @@ def test_unknown_filter_values_are_ignored(client, monkeypatch):
     assert response.status_code == 200
     assert seen["filters"].memory_type is None and seen["filters"].price is None
     assert b"Nothing matched" in response.content
+
+
+def test_missing_pages_are_html_not_json(client):
+    response = client.get("/p/acme/nothing")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html") and b"Not found" in response.content

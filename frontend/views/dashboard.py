@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -33,15 +33,17 @@ from ._common import actor_of, error_text, user_of
 def _publish(request: HttpRequest, upload: UploadedFile[bytes], form: UploadForm) -> PackVersion:
     amount = form.cleaned_data.get("price_amount_minor", 0)
     price = Price(amount_minor=amount, currency=form.cleaned_data["currency"] if amount else "")
+    publish_options = {"private": form.cleaned_data["private"], "price": price}
+    if isinstance(upload, TemporaryUploadedFile):  # large: already on disk, publish it in place
+        return pack_publish(
+            actor=actor_of(request), pack_file=Path(upload.temporary_file_path()), **publish_options
+        )
     with tempfile.TemporaryDirectory(prefix="memstore-web-upload-") as tmp:
         path = Path(tmp) / "upload.memcube"
         with path.open("wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
-        return pack_publish(
-            actor=actor_of(request), pack_file=path, private=form.cleaned_data["private"], price=price
-        )
-
+        return pack_publish(actor=actor_of(request), pack_file=path, **publish_options)
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:

@@ -128,17 +128,21 @@ def test_publish_search_buy_library_token_install(page: Any, site: str, shot: An
     assert response.json()["version"] == "1.0.0"
 
     home = tmp_path / "memos-home"
-    env = {**os.environ, "MEMOS_HOME": str(home), "MEMOS_REGISTRY": site, "MEMOS_TOKEN": token,
+    env = {**os.environ, "MEMOS_HOME": str(home), "MEMOS_REGISTRY": site,
            "MEMOS_EMBEDDER": "hash", "MEMOS_MAINTAIN_HOURS": "0"}
+    env.pop("MEMOS_TOKEN", None)
     memos = [str(Path(sys.executable).with_name("memos"))]
-    result = subprocess.run(
-        [*memos, "install", "carol/lighthouse", "--no-lock", "--json", "--quiet"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*memos, *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+
+    login = run("login", "--token", token)
+    assert login.returncode == 0, login.stdout + login.stderr
+    result = run("install", "carol/lighthouse", "--no-lock", "--json", "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "carol/lighthouse" in result.stdout
-    listed = subprocess.run([*memos, "list", "--json"], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=120, check=False)
+    listed = run("list", "--json")
     assert listed.returncode == 0 and "carol/lighthouse" in listed.stdout, listed.stdout + listed.stderr
 
 

@@ -30,13 +30,20 @@ def make_pack(
 ) -> Pack:
     if namespace is None:
         namespace = Namespace.objects.get(name=make_user().username)
-    pack = Pack.objects.create(namespace=namespace, name=name or f"pack{next(_seq)}", private=private)
+    pack = Pack.objects.create(
+        namespace=namespace, name=name or f"pack{next(_seq)}", private=private
+    )
     make_version(pack, version=version, price=price, currency=currency)
     return pack
 
 
 def make_version(
-    pack: Pack, *, version: str = "1.0.0", price: int = 0, currency: str = "EUR", yanked: bool = False
+    pack: Pack,
+    *,
+    version: str = "1.0.0",
+    price: int = 0,
+    currency: str = "EUR",
+    yanked: bool = False,
 ) -> PackVersion:
     digest = hashlib.sha256(f"{pack.pk}@{version}".encode()).hexdigest()
     return PackVersion.objects.create(

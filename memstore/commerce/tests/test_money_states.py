@@ -30,7 +30,14 @@ def test_money_arithmetic_keeps_one_currency():
 
 @pytest.mark.parametrize(
     ("amount", "bps", "fee"),
-    [(1000, 1000, 100), (999, 1000, 100), (994, 1000, 99), (995, 1000, 100), (1, 1000, 0), (0, 1000, 0)],
+    [
+        (1000, 1000, 100),
+        (999, 1000, 100),
+        (994, 1000, 99),
+        (995, 1000, 100),
+        (1, 1000, 0),
+        (0, 1000, 0),
+    ],
 )
 def test_fee_rounds_half_up_in_minor_units(amount, bps, fee):
     assert Money(amount, "EUR").fraction_bps(bps).amount_minor == fee

@@ -18,7 +18,13 @@ from memstore.commerce.providers.test import CARD_INSUFFICIENT_FUNDS, luhn_ok
 def charge(card, *, key="k1", attempt=1, provider=None):
     provider = provider or TestProvider()
     return provider.charge(
-        ChargeRequest(amount_minor=500, currency="EUR", payment_method=card, idempotency_key=key, attempt=attempt)
+        ChargeRequest(
+            amount_minor=500,
+            currency="EUR",
+            payment_method=card,
+            idempotency_key=key,
+            attempt=attempt,
+        )
     )
 
 
@@ -53,14 +59,17 @@ def test_other_cards_are_declined_with_a_reason():
 
 
 @pytest.mark.parametrize(
-    ("number", "ok"), [(CARD_SUCCESS, True), (CARD_DECLINED, True), ("1234", False), ("4242424242424243", False)]
+    ("number", "ok"),
+    [(CARD_SUCCESS, True), (CARD_DECLINED, True), ("1234", False), ("4242424242424243", False)],
 )
 def test_luhn(number, ok):
     assert luhn_ok(number) is ok
 
 
 def test_test_provider_refunds_idempotently():
-    request = RefundRequest(charge_reference="ch_x", amount_minor=5, currency="EUR", idempotency_key="r1")
+    request = RefundRequest(
+        charge_reference="ch_x", amount_minor=5, currency="EUR", idempotency_key="r1"
+    )
     assert TestProvider().refund(request) == TestProvider().refund(request)
 
 
@@ -76,10 +85,16 @@ class FakeTransport:
 def test_stripe_like_maps_success_and_sends_the_idempotency_key():
     send = FakeTransport(
         200,
-        {"id": "pi_1", "status": "succeeded", "payment_method_details": {"card": {"brand": "visa", "last4": "4242"}}},
+        {
+            "id": "pi_1",
+            "status": "succeeded",
+            "payment_method_details": {"card": {"brand": "visa", "last4": "4242"}},
+        },
     )
     result = StripeLikeProvider(api_key="sk_test", send=send).charge(
-        ChargeRequest(amount_minor=1999, currency="EUR", payment_method="pm_1", idempotency_key="key-1")
+        ChargeRequest(
+            amount_minor=1999, currency="EUR", payment_method="pm_1", idempotency_key="key-1"
+        )
     )
     assert result.outcome is ChargeOutcome.SUCCEEDED and result.reference == "pi_1"
     method, path, fields, headers = send.calls[0]
@@ -91,14 +106,20 @@ def test_stripe_like_maps_success_and_sends_the_idempotency_key():
 @pytest.mark.parametrize(
     ("status", "body", "outcome"),
     [
-        (402, {"error": {"type": "card_error", "decline_code": "insufficient_funds"}}, ChargeOutcome.DECLINED),
+        (
+            402,
+            {"error": {"type": "card_error", "decline_code": "insufficient_funds"}},
+            ChargeOutcome.DECLINED,
+        ),
         (503, {}, ChargeOutcome.TRANSIENT_FAILURE),
         (429, {"error": {"code": "rate_limit"}}, ChargeOutcome.TRANSIENT_FAILURE),
     ],
 )
 def test_stripe_like_maps_errors(status, body, outcome):
     provider = StripeLikeProvider(api_key="sk", send=FakeTransport(status, body))
-    result = provider.charge(ChargeRequest(amount_minor=1, currency="EUR", payment_method="pm", idempotency_key="k"))
+    result = provider.charge(
+        ChargeRequest(amount_minor=1, currency="EUR", payment_method="pm", idempotency_key="k")
+    )
     assert result.outcome is outcome
 
 

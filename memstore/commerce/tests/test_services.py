@@ -41,7 +41,9 @@ class CountingProvider(TestProvider):
 
 class AlwaysTransient(TestProvider):
     def charge(self, request):
-        return ChargeResult(ChargeOutcome.TRANSIENT_FAILURE, error_code="processing_error", error_message="later")
+        return ChargeResult(
+            ChargeOutcome.TRANSIENT_FAILURE, error_code="processing_error", error_message="later"
+        )
 
 
 def no_sleep(_seconds):
@@ -81,17 +83,23 @@ def test_order_create_snapshots_price_and_publisher(buyer, paid_pack):
 def test_order_create_is_idempotent_per_buyer_and_key(buyer, paid_pack):
     first = services.order_create(buyer=buyer, packs=[paid_pack], idempotency_key="same")
     second = services.order_create(buyer=buyer, packs=[paid_pack], idempotency_key="same")
-    other_buyer = services.order_create(buyer=make_user(), packs=[paid_pack], idempotency_key="same")
+    other_buyer = services.order_create(
+        buyer=make_user(), packs=[paid_pack], idempotency_key="same"
+    )
     assert first.pk == second.pk != other_buyer.pk
     assert Order.objects.count() == 2
 
 
 def test_order_create_refuses_private_unversioned_mixed_currency_and_owned(buyer, paid_pack):
     with pytest.raises(NotPurchasableError):
-        services.order_create(buyer=buyer, packs=[make_pack(private=True, price=100)], idempotency_key="p")
+        services.order_create(
+            buyer=buyer, packs=[make_pack(private=True, price=100)], idempotency_key="p"
+        )
     with pytest.raises(NotPurchasableError):
         services.order_create(
-            buyer=buyer, packs=[Pack.objects.create(namespace=paid_pack.namespace, name="empty")], idempotency_key="e"
+            buyer=buyer,
+            packs=[Pack.objects.create(namespace=paid_pack.namespace, name="empty")],
+            idempotency_key="e",
         )
     with pytest.raises(NotPurchasableError):
         services.order_create(buyer=buyer, packs=[], idempotency_key="none")
@@ -112,7 +120,12 @@ def test_capture_with_the_success_card_pays_entitles_and_books_earnings(buyer, p
     assert ent.revoked_at is None and ent.source == "purchase"
     assert order.lines.get().entitlement == ent
     sale = LedgerEntry.objects.get()
-    assert (sale.kind, sale.gross_minor, sale.fee_minor, sale.net_minor) == ("sale", 1999, 200, 1799)
+    assert (sale.kind, sale.gross_minor, sale.fee_minor, sale.net_minor) == (
+        "sale",
+        1999,
+        200,
+        1799,
+    )
     assert selectors.publisher_balance(namespace=paid_pack.namespace) == [Money(1799, "EUR")]
     assert [item.pack for item in selectors.library_for_user(user=buyer)] == [paid_pack]
     assert selectors.user_owns_pack(user=buyer, pack=paid_pack)
@@ -124,7 +137,9 @@ def test_declined_card_leaves_the_order_pending_and_grants_nothing(buyer, paid_p
     assert order.status == "pending"
     assert not Entitlement.objects.exists() and not LedgerEntry.objects.exists()
     # Paying again with another card and a new key works.
-    payment2 = services.payment_capture(order=order, payment_method=CARD_SUCCESS, idempotency_key="k-2")
+    payment2 = services.payment_capture(
+        order=order, payment_method=CARD_SUCCESS, idempotency_key="k-2"
+    )
     order.refresh_from_db()
     assert payment2.status == "succeeded" and order.status == "paid"
 
@@ -144,7 +159,11 @@ def test_transient_card_is_retried_with_the_same_key_and_succeeds(buyer, paid_pa
     sleeps = []
     order = services.order_create(buyer=buyer, packs=[paid_pack], idempotency_key="t")
     payment = services.payment_capture(
-        order=order, payment_method=CARD_TRANSIENT, idempotency_key="t", provider=provider, sleep=sleeps.append
+        order=order,
+        payment_method=CARD_TRANSIENT,
+        idempotency_key="t",
+        provider=provider,
+        sleep=sleeps.append,
     )
     assert payment.status == "succeeded" and payment.attempts == 2
     assert [c.idempotency_key for c in provider.charges] == ["t", "t"]
@@ -152,11 +171,15 @@ def test_transient_card_is_retried_with_the_same_key_and_succeeds(buyer, paid_pa
     assert len(sleeps) == 1
 
 
-def test_exhausted_transient_failures_leave_a_failed_payment_that_a_resubmit_retries(buyer, paid_pack, settings):
+def test_exhausted_transient_failures_leave_a_failed_payment_that_a_resubmit_retries(
+    buyer, paid_pack, settings
+):
     settings.MEMSTORE_CHARGE_ATTEMPTS = 2
     order, payment = buy(buyer, paid_pack, provider=AlwaysTransient())
     assert payment.status == "failed" and payment.attempts == 2 and order.status == "pending"
-    payment = services.payment_capture(order=order, payment_method=CARD_SUCCESS, idempotency_key="k-1")
+    payment = services.payment_capture(
+        order=order, payment_method=CARD_SUCCESS, idempotency_key="k-1"
+    )
     assert payment.status == "succeeded" and payment.attempts == 3
     assert Payment.objects.count() == 1
 
@@ -181,9 +204,13 @@ def test_a_second_key_on_a_paid_order_returns_the_captured_payment(buyer, paid_p
 
 def test_key_of_another_order_is_refused(buyer, paid_pack):
     buy(buyer, paid_pack)
-    other_order = services.order_create(buyer=buyer, packs=[make_pack(price=5)], idempotency_key="o")
+    other_order = services.order_create(
+        buyer=buyer, packs=[make_pack(price=5)], idempotency_key="o"
+    )
     with pytest.raises(ValueError, match="another order"):
-        services.payment_capture(order=other_order, payment_method=CARD_SUCCESS, idempotency_key="k-1")
+        services.payment_capture(
+            order=other_order, payment_method=CARD_SUCCESS, idempotency_key="k-1"
+        )
 
 
 def test_cancelled_orders_cannot_be_paid_and_paid_orders_cannot_be_cancelled(buyer, paid_pack):
@@ -277,7 +304,10 @@ def test_concurrent_double_submit_charges_once():
             order = services.order_create(buyer=buyer, packs=[pack], idempotency_key="double")
             results.append(
                 services.payment_capture(
-                    order=order, payment_method=CARD_SUCCESS, idempotency_key="double", provider=provider
+                    order=order,
+                    payment_method=CARD_SUCCESS,
+                    idempotency_key="double",
+                    provider=provider,
                 )
             )
         except Exception as exc:  # surfaced below
