@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from memstore.commerce.money import format_money
 
@@ -27,3 +31,14 @@ def shortdigest(value: str, length: int = 12) -> str:
 @register.filter
 def money(amount_minor: int, currency: str) -> str:
     return format_money(int(amount_minor or 0), currency or "")
+
+
+@register.filter
+def highlight(text: str, query: str) -> str:
+    """Escape ``text`` and wrap the query's words (3+ letters) in ``<mark>``."""
+    safe = str(escape(text or ""))
+    words = sorted({w for w in re.findall(r"\w{3,}", query or "")}, key=len, reverse=True)[:12]
+    if not words:
+        return mark_safe(safe)  # noqa: S308 - escaped above
+    pattern = re.compile(r"\b(" + "|".join(re.escape(str(escape(w))) for w in words) + r")", re.IGNORECASE)
+    return mark_safe(pattern.sub(r"<mark>\1</mark>", safe))  # noqa: S308 - escaped above

@@ -19,3 +19,10 @@ def test_card_summary_is_the_first_paragraph_as_plain_text():
     text = "# Title\n\nSome **bold** and a [link](https://x.org).\n\n* a list"
     assert _summary(text) == "Some bold and a link."
     assert _summary("x" * 300).endswith("…") and len(_summary("x" * 300)) == 160
+
+
+def test_highlight_escapes_then_marks_query_words():
+    from frontend.templatetags.frontend import highlight
+
+    out = highlight("Never <b>unpickle</b> untrusted data", "pickle UNTRUSTED a <b>")
+    assert out == "Never &lt;b&gt;unpickle&lt;/b&gt; <mark>untrusted</mark> data"
