@@ -113,9 +113,13 @@ class LoadedModel:
             )
 
 
-def _config_dict(config: Any) -> dict[str, Any]:
-    # Exactly what save_pretrained would write to config.json.
-    return cast(dict[str, Any], json.loads(config.to_json_string(use_diff=True)))
+def _config_dict(model: Any) -> dict[str, Any]:
+    # Exactly what save_pretrained would write to config.json, which always names the
+    # architecture (configs built in memory or from GGUF metadata have none until saved).
+    data = cast(dict[str, Any], json.loads(model.config.to_json_string(use_diff=True)))
+    if not data.get("architectures"):
+        data["architectures"] = [type(model).__name__]
+    return data
 
 
 def compute_fingerprint(model: Any, tokenizer: Any, model_id: str) -> ModelFingerprint:
@@ -130,7 +134,7 @@ def compute_fingerprint(model: Any, tokenizer: Any, model_id: str) -> ModelFinge
     return make_fingerprint(
         architecture=str(architectures[0]),
         model_id=model_id,
-        config=_config_dict(model.config),
+        config=_config_dict(model),
         vocab=vocab,
         special_tokens=special,
         dtype=str(model.dtype).removeprefix("torch."),

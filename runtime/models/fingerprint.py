@@ -8,7 +8,9 @@ LoRA adapter belongs to. The runtime computes it from a loaded model:
 * ``model_id``: the hub id or local folder (plus ``#file.gguf``) it came from
   (a label: not compared);
 * ``config_sha256``: :func:`config_digest` of the config as transformers would
-  write ``config.json`` (``to_json_string(use_diff=True)``), volatile keys dropped;
+  write ``config.json`` (``to_json_string(use_diff=True)``, with
+  ``architectures`` set to the model class when missing, as saving does),
+  volatile keys dropped;
 * ``tokenizer_sha256``: :func:`tokenizer_digest` of ``get_vocab()`` and the
   seven standard special-token roles (:data:`SPECIAL_TOKEN_ROLES`);
 * ``dtype``, ``num_layers``, ``num_kv_heads``, ``head_dim`` from the model.

@@ -65,16 +65,15 @@ class MemorySource:
 
     @classmethod
     def from_pack(cls, pack: Path, work: Path) -> MemorySource:
-        """A ``.memcube`` (verified and extracted into ``work``) or an extracted pack folder."""
-        from protocol import Manifest, Pack
+        """A ``.memcube`` (checked and extracted into ``work``), or a pack (source) folder."""
+        from protocol import Pack, build_manifest
 
         from .packs import open_model_memory
 
         pack = Path(pack)
-        if pack.is_dir():
-            manifest_bytes = (pack / "manifest.json").read_bytes()
-            manifest = Manifest.from_bytes(manifest_bytes)
-            opened = Pack(manifest, manifest_bytes, (), "", 0, root=pack)
+        if pack.is_dir():  # digests and sizes are computed from the files themselves
+            manifest, _files = build_manifest(pack)
+            opened = Pack(manifest, manifest.canonical_bytes(), (), "", 0, root=pack)
             return cls.from_model_memory(open_model_memory(opened))
         return cls.from_model_memory(read_model_pack(pack, work))
 

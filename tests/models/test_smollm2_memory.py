@@ -31,7 +31,7 @@ MEMORIES = [
 QUERY = "What is the project codename?"
 
 # Pinned: a change means caches made earlier no longer load (new transformers GGUF mapping?).
-SMOLLM2_CONFIG_SHA256 = "85900c6594d5627cfa4ad8c1cee0cde7ba1ee2e877272a33bc32651bcd121dbb"
+SMOLLM2_CONFIG_SHA256 = "2a9571d841fd98070bde4dcbff90ac27308d1331b675102cc72a86c57130bf8e"
 SMOLLM2_TOKENIZER_SHA256 = "8524afe46ff294f25a8c17fb54f397c49fa0c77649258e62105a6b9c1fe95a4e"
 
 
