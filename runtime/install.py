@@ -140,7 +140,9 @@ class Installer:
         cache: BlobCache | None = None,
         transport: httpx.BaseTransport | None = None,
         client_factory: Callable[[str, str | None], RegistryClient] | None = None,
+        on_stage: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_stage = on_stage
         self.home = Path(home)
         self.engine = engine
         self.cache = cache or BlobCache(self.home)
@@ -153,6 +155,10 @@ class Installer:
         if self._client_factory is not None:
             return self._client_factory(registry, token)
         return RegistryClient(registry, token=token, transport=self._transport)
+
+    def _stage(self, message: str) -> None:
+        if self.on_stage is not None:
+            self.on_stage(message)
 
     def pinned_keys(self) -> list[PublicKey]:
         return _keys_from_pins(self.home / "trusted-keys")
@@ -332,6 +338,7 @@ class Installer:
         staging = self.cache.temp_dir("stage-")
         shutil.rmtree(staging)  # read_pack creates it (and removes it on failure)
         try:
+            self._stage("verifying the pack (limits, digests, signatures)")
             pack = read_pack(blob, target=staging)
             if expected_manifest is not None and pack.manifest_bytes != expected_manifest:
                 raise InstallError(
@@ -438,6 +445,8 @@ class Installer:
         engine = self.engine
         m = pack.manifest
         plain = [i for i, it in enumerate(items) if it.memory_type == "plaintext"]
+        if plain:
+            self._stage(f"indexing {len(plain)} memories for semantic search")
         vectors = engine._embed([items[i] for i in plain]) if plain else None
         with engine.write_lock:
             existing = {mem.id: (rowid, mem, vec) for rowid, mem, vec in self._pack_rows(m.name)}
@@ -449,6 +458,7 @@ class Installer:
             if vectors is not None and len(plain):
                 first = engine.vectors.append(np.asarray(vectors, dtype=np.float32))
                 vec_rows = {i: first + n for n, i in enumerate(plain)}
+            self._stage(f"committing {m.ref}")
             now = engine.clock()
             at = to_epoch(now)
             seen: set[str] = set()

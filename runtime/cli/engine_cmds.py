@@ -99,6 +99,8 @@ def install(
     Example:  memos install --locked                 (reproduce memos.lock exactly)
     """
     mem = _memos(registry=registry)
+    if not quiet and not as_json:
+        mem.installer.on_stage = lambda message: err.print(f"[dim]{escape(message)}…[/]")
     results = []
     try:
         with _progress(not quiet and not as_json) as progress:
