@@ -167,7 +167,7 @@ def _fulfil(order: Order) -> None:
         line.entitlement = _registry.entitlement_grant(
             user=order.buyer,
             pack=line.pack,
-            source="purchase",
+            source="purchase" if order.total_minor > 0 else "free",
             reference=f"order:{order.public_id}:{line.pack_id}",
         )
         line.save(update_fields=["entitlement"])

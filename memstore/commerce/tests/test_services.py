@@ -274,6 +274,7 @@ def test_free_pack_is_claimed_in_one_step_and_idempotently(buyer):
     again = services.free_pack_claim(user=buyer, pack=free)
     assert order.pk == again.pk and order.status == "paid" and order.total_minor == 0
     assert not order.payments.exists() and not LedgerEntry.objects.exists()
+    assert Entitlement.objects.get(user=buyer, pack=free).source == "free"
     assert selectors.user_owns_pack(user=buyer, pack=free)
     assert [i.pack for i in selectors.library_for_user(user=buyer)] == [free]
 
