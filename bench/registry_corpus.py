@@ -82,8 +82,13 @@ def main() -> None:
     if corpus_npy.exists() and corpus_json.exists():
         print(f"cached: {corpus_npy}")
         return
+    texts_json = OUT / "sentences.json"
     t0 = time.perf_counter()
-    texts = sentences(args.size)
+    if texts_json.exists():
+        texts = json.loads(texts_json.read_text("utf-8"))
+    else:
+        texts = sentences(args.size)
+        texts_json.write_text(json.dumps(texts), encoding="utf-8")
     print(f"{len(texts)} sentences in {time.perf_counter() - t0:.1f}s", flush=True)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memstore.settings")
     os.environ.setdefault("DATABASE_URL", "postgresql://unused@/unused")
@@ -92,16 +97,30 @@ def main() -> None:
     django.setup()
     from memstore.ingest.embedding import embed
 
+    # Checkpointed: an interrupted run resumes where it stopped.
+    partial = OUT / "corpus.partial.npy"
     vectors = np.zeros((len(texts), 384), dtype=np.float32)
+    first = 0
+    if partial.exists():
+        saved = np.load(partial)
+        first = (
+            int(np.flatnonzero(np.abs(saved).sum(axis=1) == 0)[0])
+            if (np.abs(saved).sum(axis=1) == 0).any()
+            else len(saved)
+        )
+        vectors[:first] = saved[:first]
     batch = 2048
     t0 = time.perf_counter()
-    for start in range(0, len(texts), batch):
+    for start in range(first, len(texts), batch):
         vectors[start : start + batch] = embed(texts[start : start + batch], batch_size=64)
         done = min(start + batch, len(texts))
-        rate = done / (time.perf_counter() - t0)
+        rate = (done - first) / (time.perf_counter() - t0)
         print(f"  embedded {done}/{len(texts)} ({rate:.0f}/s)", flush=True, file=sys.stderr)
+        if (done // batch) % 5 == 0:
+            np.save(partial, vectors)
     np.save(corpus_npy, vectors)
     corpus_json.write_text(json.dumps(texts), encoding="utf-8")
+    partial.unlink(missing_ok=True)
     print(f"embedded {len(texts)} in {time.perf_counter() - t0:.0f}s -> {corpus_npy}")
 
 

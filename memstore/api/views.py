@@ -214,6 +214,13 @@ class UploadDetailView(APIView):
         summary="Append a chunk at Upload-Offset",
     )
     def patch(self, request: Request, session_id: uuid.UUID) -> Response:
+        max_chunk: int = settings.MEMSTORE_UPLOAD_CHUNK_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > max_chunk:  # refuse before reading the body into memory
+            raise TooLargeError(f"a chunk may be at most {max_chunk} bytes", limit=max_chunk)
         try:
             offset = int(request.headers.get("Upload-Offset", ""))
         except ValueError:

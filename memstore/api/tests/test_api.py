@@ -255,6 +255,10 @@ def test_resumable_upload_session(
         url, data[:1024], content_type="application/octet-stream", HTTP_UPLOAD_OFFSET="0"
     )
     assert first.json()["offset"] == 1024
+    too_big = client.patch(
+        url, data[:2048], content_type="application/octet-stream", HTTP_UPLOAD_OFFSET="1024"
+    )
+    assert_error(too_big, 413, "registry.too_large")
     # A repeated chunk at a stale offset is refused with the offset to resume from.
     stale = client.patch(
         url, data[:1024], content_type="application/octet-stream", HTTP_UPLOAD_OFFSET="0"
