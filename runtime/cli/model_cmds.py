@@ -267,10 +267,22 @@ def consolidate(
 def generate(
     query: Annotated[str, typer.Argument(help="The question or instruction.")],
     pack: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--pack", help="A .memcube, or an extracted pack folder, whose memory to use."
+            "--pack",
+            help="Whose memory to use: an installed pack (NS/NAME), a .memcube, or a pack folder.",
         ),
+    ] = None,
+    engine: Annotated[
+        bool,
+        typer.Option(
+            "--engine",
+            help="Let the local engine's scheduler plan what to inject (and in which form).",
+        ),
+    ] = False,
+    budget: Annotated[int, typer.Option(help="Token budget of the --engine plan.")] = 512,
+    latency: Annotated[
+        float | None, typer.Option(help="Latency budget of the --engine plan, in seconds.")
     ] = None,
     memories: Annotated[
         Path | None, typer.Option("--memories", help="Plaintext memories (.jsonl/.txt) instead.")
@@ -286,18 +298,29 @@ def generate(
     gguf_file: GgufOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Generate with a pack's memory injected: its KV cache when it fits the model, else plaintext.
+    """Generate with memory injected: a KV cache when it fits the model, else plaintext.
 
-    Example:  memos generate "What is the project codename?" --pack notes.memcube
+    Example:  memos generate "What is the project codename?" --pack acme/notes
+    Also:     --pack notes.memcube · --memories notes.txt · --engine --budget 512 --latency 0.5
     """
     from ..models.sdk import MemorySource, generate_with_memory
 
     if mode not in ("auto", "kv", "plaintext", "none"):
         raise CLIError(f"unknown --mode {mode!r}", code="cli.bad_argument")
+    if engine:
+        _generate_with_engine(query, model, gguf_file, budget, latency, max_new_tokens, as_json)
+        return
     work = Path(tempfile.mkdtemp(prefix="memos-generate-"))
     try:
-        if pack is not None:
-            source = MemorySource.from_pack(pack, work / "pack")
+        if pack is not None and Path(pack).exists():
+            source = MemorySource.from_pack(Path(pack), work / "pack")
+        elif pack is not None:
+            from protocol import parse_ref
+
+            from ..config import load_settings
+
+            name = parse_ref(pack).name
+            source = MemorySource.from_installed(name, load_settings().home, work / "pack")
         elif memories is not None:
             source = MemorySource.from_texts(_texts(memories))
         else:
@@ -318,6 +341,37 @@ def generate(
         emit_json(result.to_dict())
         return
     out.print(result.text)
+    err.print(f"[dim]{result.form}: {result.reason} · TTFT {result.ttft_s:.3f} s[/]")
+
+
+def _generate_with_engine(
+    query: str,
+    model: str,
+    gguf_file: str | None,
+    budget: int,
+    latency: float | None,
+    max_new_tokens: int,
+    as_json: bool,
+) -> None:
+    from ..cache import BlobCache
+    from ..engine.scheduler import Budget
+    from ..models.engine_backend import TransformersBackend
+    from ..models.sdk import generate_with_plan
+    from ..sdk import MemOS
+
+    lm = _load(model, gguf_file, quiet=as_json)
+    with MemOS(backend=TransformersBackend(lm)) as mem:
+        with err.status("Planning…", spinner="dots") if not as_json else _nothing():
+            plan = mem.plan(query, Budget(tokens=budget, latency_s=latency))
+        result = generate_with_plan(
+            lm, plan, blob_path=BlobCache(mem.home).blob_path, max_new_tokens=max_new_tokens
+        )
+    if as_json:
+        emit_json({**result.to_dict(), "plan": plan.to_dict()})
+        return
+    out.print(result.text)
+    for item in plan.items:
+        err.print(f"[dim]{item.form} {item.memory.id}: {item.reason}[/]")
     err.print(f"[dim]{result.form}: {result.reason} · TTFT {result.ttft_s:.3f} s[/]")
 
 

@@ -77,6 +77,27 @@ class MemorySource:
             return cls.from_model_memory(open_model_memory(opened))
         return cls.from_model_memory(read_model_pack(pack, work))
 
+    @classmethod
+    def from_installed(cls, name: str, home: Path, work: Path) -> MemorySource:
+        """An installed pack (``namespace/name``) of the local engine at ``home``.
+
+        The pack file is read again from the content-addressed cache, so its
+        digests and payload contents are checked before anything is used.
+        """
+        from runtime.cache import BlobCache
+        from runtime.engine.engine import Engine
+        from runtime.install import Installer
+
+        engine = Engine(Path(home), maintain_every=None)
+        try:
+            installed = Installer(Path(home), engine).installed_pack(name)
+        finally:
+            engine.close()
+        if installed is None:
+            raise ModelError(f"pack {name} is not installed", code="model.pack_not_installed")
+        blob = BlobCache(Path(home)).blob_path(installed.sha256)
+        return cls.from_model_memory(read_model_pack(blob, work))
+
 
 @dataclass(frozen=True)
 class MemoryGeneration:

@@ -188,3 +188,59 @@ def test_every_model_command_help_has_an_example(
 ) -> None:
     assert main([*command, "--help"]) == 0
     assert "Example" in capsys.readouterr().out
+
+
+def test_generate_with_an_installed_pack_and_with_the_engine_plan(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMOS_EMBEDDER", "hash")
+    model = ["--model", str(tiny_model_dir)]
+    assert (
+        main(
+            [
+                "model",
+                "build-pack",
+                "mem.txt",
+                "--out",
+                "src",
+                "--name",
+                "acme/tiny",
+                "--no-lora",
+                *model,
+            ]
+        )
+        == 0
+    )
+    assert main(["keygen", "--out", "keys"]) == 0
+    assert main(["pack", "src", "--out", "p.memcube", "--key", "keys/memos-signing.key"]) == 0
+    assert (
+        main(
+            ["install", "./p.memcube", "--trusted-key", "keys/memos-signing.pub", "--no-lock", "-q"]
+        )
+        == 0
+    )
+    query = "what does alice like"
+    by_name = run_json(
+        capsys, "generate", query, "--pack", "acme/tiny", "--max-new-tokens", "4", "--json", *model
+    )
+    by_file = run_json(
+        capsys, "generate", query, "--pack", "p.memcube", "--max-new-tokens", "4", "--json", *model
+    )
+    assert by_name["form"] == "activation" and by_name["tokens"] == by_file["tokens"]
+    planned = run_json(
+        capsys,
+        "generate",
+        query,
+        "--engine",
+        "--budget",
+        "256",
+        "--max-new-tokens",
+        "4",
+        "--json",
+        *model,
+    )
+    assert planned["plan"]["items"], planned
+    assert planned["form"] in ("activation", "plaintext")
+    capsys.readouterr()
+    assert main(["generate", query, "--pack", "acme/absent", *model]) == 1
+    assert "model.pack_not_installed" in capsys.readouterr().err
