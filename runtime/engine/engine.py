@@ -498,21 +498,25 @@ class Engine:
                 vec_rows, rowids = vec_rows[keep], rowids[keep]
             if vec_rows.size:
                 qv = self.embedder.embed([query])[0]
-                top_rows, scores = self.vectors.top(qv, vec_rows, candidates)
-                row_to_id = dict(zip(vec_rows.tolist(), rowids.tolist(), strict=True))
-                sem = [(row_to_id[int(r)], float(s)) for r, s in zip(top_rows, scores, strict=True)]
+                positions, scores = self.vectors.top(qv, vec_rows, candidates)
+                sem = list(zip(rowids[positions].tolist(), scores.tolist(), strict=True))
         kw: list[tuple[int, float]] = []
         match = fts_query(query) if keyword else None
-        if match:
-            kw = [
-                (int(r[0]), float(r[1]))
-                for r in self.store.db.execute(
-                    "SELECT f.rowid, bm25(memories_fts) AS score FROM memories_fts f "  # noqa: S608
-                    f"JOIN memories m ON m.rowid = f.rowid WHERE memories_fts MATCH ? AND {where} "
-                    "ORDER BY score LIMIT ?",
-                    [match, *params, candidates],
-                )
-            ]
+        if match and symbolic:  # selective filters: rank only the rows that pass them
+            sql = (
+                "SELECT f.rowid, bm25(memories_fts) AS score FROM memories_fts f "  # noqa: S608
+                f"JOIN memories m ON m.rowid = f.rowid WHERE memories_fts MATCH ? AND {where} "
+                "ORDER BY score LIMIT ?"
+            )
+            kw = [(int(r[0]), float(r[1])) for r in self.store.db.execute(sql, [match, *params, candidates])]
+        elif match:  # only the state filter: take the best BM25 rows first, then drop other states
+            sql = (
+                "SELECT f.rowid, f.score FROM (SELECT rowid, bm25(memories_fts) AS score FROM memories_fts "  # noqa: S608
+                f"WHERE memories_fts MATCH ? ORDER BY score LIMIT ?) f JOIN memories m ON m.rowid = f.rowid "
+                f"WHERE {where} ORDER BY f.score LIMIT ?"
+            )
+            kw = [(int(r[0]), float(r[1]))
+                  for r in self.store.db.execute(sql, [match, candidates * 4, *params, candidates])]
         if not sem and not kw and (symbolic or not query.strip()):
             rows = self.store.db.execute(
                 f"SELECT m.rowid FROM memories m WHERE {where} ORDER BY m.priority DESC, m.updated_at DESC LIMIT ?",  # noqa: S608

@@ -423,7 +423,7 @@ class Store:
     def live_vectors(self, states: Sequence[str]) -> list[tuple[int, int]]:
         marks = ",".join("?" * len(states))
         rows = self.db.execute(
-            f"SELECT vec_row, rowid FROM memories WHERE vec_row IS NOT NULL AND state IN ({marks})",  # noqa: S608 - only constant SQL fragments are interpolated
+            f"SELECT vec_row, rowid FROM memories WHERE vec_row IS NOT NULL AND state IN ({marks}) ORDER BY vec_row",  # noqa: S608 - only constant SQL fragments are interpolated
             list(states),
         ).fetchall()
         return [(int(r[0]), int(r[1])) for r in rows]

@@ -71,17 +71,17 @@ class VectorFile:
     def top(
         self, query: npt.NDArray[np.float32], live: npt.NDArray[np.int64], k: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """The ``k`` best of the ``live`` rows by dot product: (rows, scores), best first."""
+        """The ``k`` best of the ``live`` rows (sorted, unique) by dot product: (positions in ``live``, scores), best first.
+
+        The product is taken over the whole matrix (one pass over contiguous
+        memory, no copy) and then restricted to the live rows.
+        """
         if live.size == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        matrix = self.matrix()
-        if live.size == matrix.shape[0]:
-            scores = matrix @ query
-            candidates = live
-        else:
-            scores = matrix[live] @ query
-            candidates = live
-        k = min(k, candidates.size)
+        all_scores = self.matrix() @ np.asarray(query, dtype=np.float32)
+        # ``live`` is sorted and unique, so same size means every row
+        scores = all_scores if live.size == all_scores.size else all_scores[live]
+        k = min(k, scores.size)
         part = np.argpartition(-scores, k - 1)[:k]
         order = part[np.argsort(-scores[part], kind="stable")]
-        return candidates[order], scores[order].astype(np.float32)
+        return order.astype(np.int64), scores[order].astype(np.float32)
