@@ -40,6 +40,7 @@ import httpx
 import numpy as np
 
 from protocol import (
+    Manifest,
     MediaType,
     MemCube,
     MemoryType,
@@ -179,6 +180,13 @@ class Installer:
             )
         return out
 
+    def manifest(self, name: str) -> Manifest:
+        """The signed manifest of an installed pack (every cube's metadata: provenance, governance, ...)."""
+        row = self.engine.store.db.execute("SELECT manifest FROM packs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise InstallError(f"{name} is not installed", code="install.not_installed")
+        return Manifest.from_bytes(str(row[0]).encode("utf-8"))
+
     def installed_pack(self, name: str) -> InstalledPack | None:
         return next((p for p in self.installed() if p.name == name), None)
 
@@ -229,6 +237,17 @@ class Installer:
         if current is not None and current.sha256 == entry.sha256:
             return InstallResult(entry.name, entry.version, entry.sha256, entry.size, current.memories,
                                  current.signed_by, "lockfile", changed=False, previous_version=current.version)
+        if entry.registry is None:  # installed from a file: only the cached bytes can reproduce it
+            if not self.cache.has(entry.sha256):
+                raise InstallError(
+                    f"{entry.name}@{entry.version} was installed from a file that is not in the cache",
+                    code="install.lock_source_missing",
+                )
+            result = self._install_blob(self.cache.blob_path(entry.sha256), pinned, expected_manifest=None,
+                                        registry=None, actor=actor, source="lockfile")
+            if result.sha256 != entry.sha256 or result.version != entry.version:
+                raise InstallError(f"{entry.name} in the cache differs from memos.lock", code="install.lock_mismatch")
+            return result
         with self.client(registry, token) as client:
             res = client.resolve(parse_ref(f"{entry.name}@{entry.version}"))
             if res.version != entry.version or res.pack.sha256 != entry.sha256 or canonical_sha256_bytes(res.manifest_bytes) != entry.manifest_sha256:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from protocol import ModelFingerprint, PublicKey
+from protocol import Manifest, ModelFingerprint, PublicKey
 
 from .config import load_settings
 from .download import ProgressFn
@@ -144,3 +144,7 @@ class MemOS:
 
     def installed(self) -> list[InstalledPack]:
         return self.installer.installed()
+
+    def manifest(self, pack: str) -> Manifest:
+        """An installed pack's signed manifest: every MemCube with all its MIP metadata."""
+        return self.installer.manifest(pack)

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from protocol import MIPError, SigningKey
 from runtime.engine.engine import Engine
@@ -241,3 +243,24 @@ def test_pack_access_policy_and_ttl_apply(installer: Installer, registry: FakeRe
     assert engine.search("restricted fact", principal="agent-1")
     clock.advance(hours=2)
     assert engine.maintain().expired == ["acme/tips/notes/m1"]
+
+
+def test_locked_file_install_is_reproduced_from_the_cache(installer: Installer, key: SigningKey,
+                                                          tmp_path: Path) -> None:
+    path = build_pack(tmp_path, name="acme/local", keys=[key], memories=["local fact"])
+    lock = tmp_path / "memos.lock"
+    installer.install_file(path, trusted_keys=[key.public_key], lockfile=lock)
+    assert installer.manifest("acme/local").cubes[0].id == "notes"
+    installer.engine.store.db.execute("DELETE FROM packs")  # simulate a fresh engine, same cache
+    (result,) = installer.install_locked(lock, registry=REG)
+    assert result.name == "acme/local"
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=50)
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode)))
+def test_lockfile_reader_refuses_garbage_cleanly(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    path = tmp_path_factory.mktemp("lock") / "memos.lock"
+    path.write_bytes(data)
+    with pytest.raises(InstallError) as info:
+        read_lockfile(path)
+    assert info.value.code == "install.bad_lockfile"
