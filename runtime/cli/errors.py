@@ -51,6 +51,7 @@ HINTS: dict[str, str] = {
     "install.manifest_mismatch": "The registry served a pack that does not match its signed manifest; do not use it.",
     "install.no_lockfile": "Create one with memos install NS/NAME (it writes memos.lock), or pass --lockfile PATH.",
     "install.bad_lockfile": "Fix or delete memos.lock, then run memos install NS/NAME again.",
+    "install.lock_source_missing": "Install the .memcube file again (memos install ./FILE.memcube --trusted-key PUB).",
     "install.not_installed": "See what is installed with: memos list",
     "registry.not_found": "Check the pack name (namespace/name); private packs need memos login.",
     "registry.no_matching_version": "No published version matches; drop the @range to get the latest.",
