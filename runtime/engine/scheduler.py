@@ -35,7 +35,7 @@ Without a backend, tokens are estimated as ``ceil(characters / 4)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,8 @@ class PlanItem:
     score: float
     reason: str
     est_latency_s: float | None = None
-    payload: str | None = None  # blob path of a KV cache or adapter
+    payload: str | None = None  # blob path of the KV cache or of the adapter's weights
+    files: Mapping[str, str] = field(default_factory=dict)  # every payload: media type -> blob path
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class PlanItem:
             "reason": self.reason,
             "est_latency_s": None if self.est_latency_s is None else round(self.est_latency_s, 6),
             "payload": self.payload,
+            "files": dict(self.files),
             "text": self.memory.text if self.form == "plaintext" else None,
             "pack": self.memory.pack,
         }
@@ -215,7 +217,7 @@ class MemScheduler:
                 adapters += 1
                 items.append(PlanItem(m, "parameter", 0, s.score,
                     f"LoRA adapter for the running base model {fp.model_id if fp else ''}; {s.why}",
-                    payload=self._blob(m, "lora-weights")))
+                    payload=self._blob(m, "lora-weights"), files=self._files(m)))
                 continue
             if m.memory_type == "activation":
                 tokens = m.token_count or 0
@@ -232,7 +234,7 @@ class MemScheduler:
                 remaining -= tokens
                 items.append(PlanItem(m, "activation", tokens, s.score,
                     f"KV cache built for the running model ({tokens} tokens, no prefill); {s.why}",
-                    payload=self._blob(m, "kv-cache")))
+                    payload=self._blob(m, "kv-cache"), files=self._files(m)))
                 continue
             tokens = self.count(m.text)
             if tokens > remaining:
@@ -327,6 +329,12 @@ class MemScheduler:
             return (f"{kind} is for {m.fingerprint.model_id}, the running model is {fp.model_id} "
                     f"(different {', '.join(bad)})")
         return None
+
+    def _files(self, m: Memory) -> dict[str, str]:
+        from ..cache import BlobCache
+
+        cache = BlobCache(self.engine.home)
+        return {media: str(cache.blob_path(sha)) for media, sha in m.payloads.items() if cache.has(sha)}
 
     def _blob(self, m: Memory, kind: str) -> str | None:
         from ..cache import BlobCache
