@@ -74,7 +74,7 @@ class CardForm(forms.Form):
 
     def clean_card_number(self) -> str:
         digits = re.sub(r"[\s-]", "", self.cleaned_data["card_number"])
-        if not digits.isdigit() or not 12 <= len(digits) <= 19:
+        if not (digits.isascii() and digits.isdigit()) or not 12 <= len(digits) <= 19:
             raise forms.ValidationError("Enter the card number (digits only).")
         return digits
 
@@ -156,3 +156,12 @@ class UploadForm(forms.Form):
 
 class RefundForm(forms.Form):
     reason = forms.CharField(max_length=500, required=False)
+
+
+class YankForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False)
+
+
+class NamespaceCreateForm(forms.Form):
+    name = forms.RegexField(regex=_USERNAME_RE, max_length=40, help_text="lower-case letters, digits, '-'")
+    display_name = forms.CharField(max_length=200, required=False)

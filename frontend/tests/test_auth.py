@@ -75,3 +75,9 @@ def test_password_reset_by_email(client, buyer):
     done = client.post(form_page.redirect_chain[-1][0], {"new_password1": "n3w-Passw0rd!", "new_password2": "n3w-Passw0rd!"})
     assert done.status_code == 302
     assert Client().login(username="bob", password="n3w-Passw0rd!")
+
+
+def test_login_limit_also_counts_per_address_across_usernames(client, buyer):
+    for i in range(5):
+        client.post("/accounts/login/", {"username": f"nobody{i}", "password": "wrong"})
+    assert client.post("/accounts/login/", {"username": "bob", "password": PASSWORD}).status_code == 429

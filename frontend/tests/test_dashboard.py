@@ -76,3 +76,32 @@ def test_buyers_cannot_refund(bob_client, buyer, publish):
     payment_capture(order=order, payment_method=CARD_SUCCESS, idempotency_key="k")
     bob_client.post(f"/dashboard/orders/{order.public_id}/refund")
     assert Order.objects.get().status == "paid"
+
+
+def test_yank_and_unyank_from_the_dashboard(alice_client, publish):
+    version = publish("docs")
+    alice_client.post(f"/dashboard/versions/{version.pk}/yank", {"reason": "bad index"})
+    version.refresh_from_db()
+    assert version.yanked and version.yanked_reason == "bad index"
+    assert "Unyank" in alice_client.get("/dashboard/").content.decode()
+    alice_client.post(f"/dashboard/versions/{version.pk}/yank", {"undo": "1"})
+    version.refresh_from_db()
+    assert not version.yanked
+
+
+def test_strangers_cannot_yank(bob_client, publish):
+    version = publish("docs")
+    assert bob_client.post(f"/dashboard/versions/{version.pk}/yank", {"reason": "x"}).status_code == 404
+    version.refresh_from_db()
+    assert not version.yanked
+
+
+def test_create_an_organisation_and_publish_keys_to_it(alice_client):
+    from memstore.accounts.models import Membership
+
+    alice_client.post("/dashboard/namespaces", {"name": "lighthouse-co", "display_name": "Lighthouse Co"})
+    membership = Membership.objects.get(namespace__name="lighthouse-co")
+    assert membership.user.username == "alice" and membership.role == "owner"
+    assert 'value="lighthouse-co"' in alice_client.get("/accounts/keys/").content.decode()
+    alice_client.post("/dashboard/namespaces", {"name": "Bad Name"})
+    assert not Membership.objects.filter(namespace__name="Bad Name").exists()

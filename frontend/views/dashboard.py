@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from memstore.accounts.models import Role
 from memstore.accounts.selectors import has_role
+from memstore.accounts.services import namespace_create
 from memstore.commerce import selectors as commerce_selectors
 from memstore.commerce import services as commerce
 from memstore.commerce.errors import CommerceError
@@ -22,11 +23,11 @@ from memstore.commerce.models import LedgerEntry, Order
 from memstore.commerce.money import Money
 from memstore.errors import RegistryError
 from memstore.packs.models import PackVersion
-from memstore.packs.services import Price, pack_publish
+from memstore.packs.services import Price, pack_publish, version_unyank, version_yank
 from protocol import MIPError
 
 from .. import queries
-from ..forms import RefundForm, UploadForm
+from ..forms import NamespaceCreateForm, RefundForm, UploadForm, YankForm
 from ._common import actor_of, error_text, user_of
 
 
@@ -75,6 +76,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "sales": sales,
             "balances": balances,
             "refund_form": RefundForm(),
+            "namespace_form": NamespaceCreateForm(),
         },
         status=400 if form.errors else 200,
     )
@@ -114,3 +116,57 @@ def refund(request: HttpRequest, public_id: str) -> HttpResponse:
         messages.success(request, "The order was refunded and the buyer's access revoked.")
     return redirect("frontend:dashboard")
 
+
+
+def _maintained_version(request: HttpRequest, version_id: int) -> PackVersion:
+    version = (
+        PackVersion.objects.select_related("pack__namespace")
+        .filter(pk=version_id, deleted_at__isnull=True)
+        .first()
+    )
+    if version is None or not has_role(
+        user=user_of(request), namespace=version.pack.namespace, at_least=Role.MAINTAINER
+    ):
+        raise Http404("no such version")
+    return version
+
+
+@login_required
+@require_POST
+def yank(request: HttpRequest, version_id: int) -> HttpResponse:
+    """Yank (with a reason) or, with ``undo``, unyank a version; same services as the API."""
+    version = _maintained_version(request, version_id)
+    form = YankForm(request.POST)
+    undo = request.POST.get("undo") == "1"
+    try:
+        if undo:
+            version_unyank(actor=actor_of(request), version=version)
+        else:
+            reason = form.cleaned_data["reason"] if form.is_valid() else ""
+            version_yank(actor=actor_of(request), version=version, reason=reason)
+    except RegistryError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        verb = "unyanked" if undo else "yanked"
+        messages.success(request, f"{version.pack.full_name}@{version.version} {verb}.")
+    return redirect("frontend:dashboard")
+
+
+@login_required
+@require_POST
+def namespace_new(request: HttpRequest) -> HttpResponse:
+    form = NamespaceCreateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Use lower-case letters, digits and '-' for the name.")
+        return redirect("frontend:dashboard")
+    try:
+        ns = namespace_create(
+            actor=actor_of(request),
+            name=form.cleaned_data["name"],
+            display_name=form.cleaned_data["display_name"],
+        )
+    except RegistryError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        messages.success(request, f"Organisation {ns.name} created; you are its owner.")
+    return redirect("frontend:dashboard")

@@ -36,7 +36,7 @@ CARD_INSUFFICIENT_FUNDS = "4000000000009995"
 
 
 def luhn_ok(digits: str) -> bool:
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    if not (digits.isascii() and digits.isdigit()) or not 12 <= len(digits) <= 19:
         return False
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -58,7 +58,7 @@ class TestProvider(PaymentProvider):
     name = "test"
 
     def charge(self, request: ChargeRequest) -> ChargeResult:
-        number = "".join(ch for ch in request.payment_method if ch.isdigit())
+        number = "".join(ch for ch in request.payment_method if ch in "0123456789")
         last4 = number[-4:]
         if not luhn_ok(number):
             return ChargeResult(
