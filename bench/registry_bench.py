@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "var" / "bench"
+BENCH = Path(os.environ.get("MEMSTORE_BENCH_DIR") or ROOT / "var" / "bench")
 N_QUERIES = 500  # the first sentences of the corpus are held out as queries
 
 
@@ -110,6 +110,16 @@ def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, An
         ingest_services.ingest_run(version_id=version_id)
     ingest_s = time.perf_counter() - t0
     assert all(j.status == "done" for j in IngestJob.objects.filter(version_id__in=version_ids))
+    # Out of the search benchmark's way: yanked versions are not searched (resolve by exact version still works).
+    from memstore.packs.models import PackVersion
+    from memstore.packs.services import version_yank
+
+    for version in PackVersion.objects.filter(pk__in=version_ids):
+        version_yank(actor=actor, version=version, reason="benchmark data")
+    from memstore.search.services import pack_document_refresh
+
+    for version in PackVersion.objects.filter(pk__in=version_ids):
+        pack_document_refresh(pack_id=version.pack_id)
     t0 = time.perf_counter()
     for i in range(packs):
         embed(sample[i * per_pack : (i + 1) * per_pack])
@@ -191,7 +201,9 @@ def load_index(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
     return info
 
 
-def bench_search(texts: list[str], vectors: np.ndarray, n_queries: int) -> dict[str, Any]:
+def bench_search(
+    texts: list[str], vectors: np.ndarray, n_queries: int, version_id: int
+) -> dict[str, Any]:
     from django.conf import settings
     from django.db import transaction
     from pgvector.django import CosineDistance
@@ -202,8 +214,8 @@ def bench_search(texts: list[str], vectors: np.ndarray, n_queries: int) -> dict[
     from memstore.search.selectors import _ann_settings, memories_search
 
     corpus = vectors[N_QUERIES:]
-    ids = dict(IndexedMemory.objects.values_list("record_id", "id"))
-    to_index = {db_id: int(rec) for rec, db_id in ids.items() if rec.isdigit()}
+    rows = IndexedMemory.objects.filter(version_id=version_id).values_list("id", "record_id")
+    to_index = {db_id: int(rec) for db_id, rec in rows}
     queries = list(range(n_queries))
     exact = {q: set(np.argsort(-(corpus @ vectors[q]))[:10].tolist()) for q in queries}
     out: dict[str, Any] = {"queries": n_queries}
@@ -223,7 +235,7 @@ def bench_search(texts: list[str], vectors: np.ndarray, n_queries: int) -> dict[
                     .values_list("id", flat=True)[:10]
                 )
             latencies.append(time.perf_counter() - t0)
-            recalls.append(len({to_index[i] for i in found} & exact[q]) / 10)
+            recalls.append(len({to_index.get(i, -1) for i in found} & exact[q]) / 10)
         out[f"ef{ef}"] = {
             "recall_at_10": statistics.mean(recalls),
             "p50_ms": pct(latencies, 50) * 1000,
@@ -291,8 +303,11 @@ def _run_load(base: str, make: Any, clients: int, seconds: float) -> tuple[list[
 def bench_load(
     url: str, texts: list[str], resolve_ref: str, seconds: float, clients: int
 ) -> dict[str, Any]:
+    import logging
+
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     port = _free_port()
     env = dict(
         os.environ,
@@ -334,7 +349,7 @@ def bench_load(
             httpx.get(f"{base}/api/v1/search/memories", params={"q": "warm up"}, timeout=120)
         results = {}
         for label, make in (
-            ("resolve", lambda i: (f"/api/v1/resolve/{ns}/{name}", {"spec": "^1"})),
+            ("resolve", lambda i: (f"/api/v1/resolve/{ns}/{name}", {"spec": "1.0.0"})),
             ("search", lambda i: ("/api/v1/search/memories", {"q": texts[i % N_QUERIES]})),
         ):
             latencies, errors, wall = _run_load(base, make, clients, seconds)
@@ -369,7 +384,7 @@ def main() -> None:
     print(json.dumps(report["ingestion"], indent=2), flush=True)
     report["index"] = load_index(texts, vectors)
     print(json.dumps(report["index"], indent=2), flush=True)
-    report["search"] = bench_search(texts, vectors, args.queries)
+    report["search"] = bench_search(texts, vectors, args.queries, report["index"]["version_id"])
     print(json.dumps(report["search"], indent=2), flush=True)
     if not args.skip_load:
         from django.db import connections
