@@ -24,9 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from protocol import ModelFingerprint
+from protocol import ModelFingerprint, config_digest, tokenizer_digest
 
-from ._digests import config_digest, tokenizer_digest
 from .errors import FingerprintMismatchError
 
 __all__ = ["SPECIAL_TOKEN_ROLES", "check_fingerprint", "make_fingerprint"]

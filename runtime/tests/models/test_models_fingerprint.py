@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from protocol import ModelFingerprint
+from protocol import ModelFingerprint, config_digest, tokenizer_digest
 from runtime.models import FingerprintMismatchError, check_fingerprint
-from runtime.models._digests import config_digest, tokenizer_digest
 from runtime.models.backend import LoadedModel, compute_fingerprint
 
 ROOT = Path(__file__).resolve().parents[3]

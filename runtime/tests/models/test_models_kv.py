@@ -196,3 +196,12 @@ def test_greedy_generate_needs_a_token_beyond_the_cache(
     loaded = load_kv(kv_file, tiny_lm)
     with pytest.raises(ValueError, match="extend the cached prefix"):
         greedy_generate(tiny_lm, list(loaded.input_ids), cache=loaded.to_cache(tiny_lm))
+
+
+def test_injection_is_zero_copy_on_cpu(tiny_lm: LoadedModel, kv_file: Path) -> None:
+    loaded = load_kv(kv_file, tiny_lm)
+    cache = loaded.to_cache(tiny_lm)
+    layer = cache.layers[0]
+    assert layer.keys.data_ptr() == loaded.keys[0].data_ptr()
+    assert layer.values.data_ptr() == loaded.values[0].data_ptr()
+    assert cache.get_seq_length() == loaded.num_tokens
