@@ -228,8 +228,9 @@ def test_pages_fit_a_phone_keyboard_and_the_asset_budget(browser: Any, site: str
 
     page.on("response", record)
     try:
-        for name, path in [("home", "/"), ("pack", "/p/acme/atlas"), ("login", "/accounts/login/"),
-                           ("search", "/search?q=tides"), ("signup", "/accounts/signup/")]:
+        pages = [("home", "/"), ("pack", "/p/acme/atlas"), ("login", "/accounts/login/"),
+                 ("search", "/search?q=tides"), ("signup", "/accounts/signup/")]
+        for name, path in pages:
             sizes.clear()
             page.goto(f"{site}{path}")
             page.wait_for_load_state("networkidle")
@@ -237,6 +238,14 @@ def test_pages_fit_a_phone_keyboard_and_the_asset_budget(browser: Any, site: str
             assert width <= 360, f"{path} overflows a phone's width ({width}px)"
             assert sum(sizes.values()) < 200 * 1024, f"{path} loads {sum(sizes.values())} bytes of assets"
             shot(page, f"phone-{name}")
+        sign_up(page, site, "hana")
+        for name, path in [("checkout", "/p/acme/atlas/buy"), ("dashboard", "/dashboard/"),
+                           ("tokens", "/accounts/tokens/"), ("keys", "/accounts/keys/")]:
+            page.goto(f"{site}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, f"{path} overflows a phone's width ({width}px)"
+            shot(page, f"phone-{name}")
+        page.click("button:has-text('Log out')")
         page.goto(f"{site}/")
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.className") == "skip"
