@@ -390,3 +390,24 @@ def dashboard_versions(*, namespaces: list[Namespace], limit: int = 50) -> list[
             )
         )
     return out
+
+
+# --------------------------------------------------------------------------- search facets
+
+
+@dataclass(frozen=True)
+class Facets:
+    licenses: list[str]
+    base_models: list[str]
+
+
+def search_facets(*, actor: Actor, limit: int = 50) -> Facets:
+    """Licenses and base models of visible, live versions (suggestions for the filters)."""
+    versions = PackVersion.objects.filter(
+        pack__in=packs_visible(actor=actor), deleted_at__isnull=True, yanked=False
+    )
+    licenses = sorted(set(versions.values_list("license", flat=True)[:1000]))[:limit]
+    models: set[str] = set()
+    for names in versions.exclude(base_models=[]).values_list("base_models", flat=True)[:1000]:
+        models.update(names)
+    return Facets(licenses=licenses, base_models=sorted(models)[:limit])

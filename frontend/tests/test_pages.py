@@ -67,9 +67,13 @@ def test_publisher_page_lists_packs_and_keys(client, publish, acme):
     assert client.get("/u/nobody").status_code == 404
 
 
-def test_search_without_a_query_shows_the_form(client):
+def test_search_without_a_query_shows_the_form_with_license_suggestions(client, publish):
+    publish("docs", license="CC-BY-4.0")
+    publish("secret", license="Secret-License", private=True)
     response = client.get("/search")
-    assert response.status_code == 200 and b'name="q"' in response.content
+    html = response.content.decode()
+    assert response.status_code == 200 and 'name="q"' in html
+    assert '<option value="CC-BY-4.0">' in html and "Secret-License" not in html
 
 
 def test_search_runs_the_registry_search_with_filters(client, monkeypatch):

@@ -49,6 +49,7 @@ def search(request: HttpRequest) -> HttpResponse:
         "memory_types": [t.value for t in MemoryType],
         "page": page,
         "start": (page - 1) * PAGE_SIZE + 1,
+        "facets": queries.search_facets(actor=actor_of(request)),
     }
     if q:
         from memstore.ingest.embedding import embed_one
