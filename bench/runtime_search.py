@@ -3,9 +3,12 @@
 Corpus: real sentences (docstrings on this machine) embedded by the real model
 (all-MiniLM-L6-v2), built once by ``bench/registry_corpus.py`` into
 ``var/bench/corpus.{json,npy}`` (the first 500 sentences are held-out queries).
-If that cache is missing, this script builds ``var/bench/runtime_corpus.*``
-itself with the runtime's MiniLMEmbedder. A sample of cached vectors is
-re-embedded with the runtime's embedder to check they agree.
+If that cache is missing, this script embeds the same sentences itself with
+the runtime's MiniLMEmbedder (resumable, ``var/bench/runtime_corpus.partial.npy``)
+up to ``--embed-limit``; beyond that limit, memories get random unit vectors,
+and the results say how many vectors are real (brute-force latency does not
+depend on the vectors' content; exact search has recall 1.0 either way). A
+sample of vectors is re-embedded with the runtime's embedder to check they agree.
 
 Measured per size (engine in var/bench/runtime-engine-<N>, reused when present):
 * semantic retrieval (memory-mapped float32 matrix, brute-force dot product)
@@ -57,24 +60,34 @@ class LookupEmbedder:
         return np.vstack([self.table[t] for t in texts]).astype(np.float32)
 
 
-def load_corpus() -> tuple[list[str], np.ndarray, str]:
-    for stem in ("corpus", "runtime_corpus"):
-        j, n = OUT / f"{stem}.json", OUT / f"{stem}.npy"
-        if j.exists() and n.exists():
-            return json.loads(j.read_text("utf-8")), np.load(n), str(n)
+def load_corpus(size: int, embed_limit: int) -> tuple[list[str], np.ndarray, str, int]:
+    """(texts, vectors, source, number of real-model vectors). See the module docstring."""
+    j, n = OUT / "corpus.json", OUT / "corpus.npy"
+    if j.exists() and n.exists():
+        texts = json.loads(j.read_text("utf-8"))
+        vecs = np.load(n)
+        return texts, vecs, str(n), len(vecs)
     sys.path.insert(0, str(ROOT / "bench"))
     from registry_corpus import sentences
 
-    texts = sentences(100_000 + N_QUERIES)
-    emb = MiniLMEmbedder(threads=2)
-    vecs = np.zeros((len(texts), 384), dtype=np.float32)
-    for start in range(0, len(texts), 4096):
-        vecs[start : start + 4096] = emb.embed(texts[start : start + 4096])
-        print(f"  embedded {min(start + 4096, len(texts))}/{len(texts)}", file=sys.stderr, flush=True)
+    texts = sentences(size + N_QUERIES)
     OUT.mkdir(parents=True, exist_ok=True)
-    np.save(OUT / "runtime_corpus.npy", vecs)
-    (OUT / "runtime_corpus.json").write_text(json.dumps(texts), "utf-8")
-    return texts, vecs, str(OUT / "runtime_corpus.npy")
+    part = OUT / "runtime_corpus.partial.npy"
+    real = np.load(part) if part.exists() else np.zeros((0, 384), dtype=np.float32)
+    emb = MiniLMEmbedder(threads=2)
+    want = min(embed_limit, len(texts))
+    while len(real) < want:  # resumable: saved after every batch
+        batch = texts[len(real) : min(want, len(real) + 512)]
+        real = np.vstack([real, emb.embed(batch)])
+        np.save(part, real)
+        print(f"  embedded {len(real)}/{want}", file=sys.stderr, flush=True)
+    vecs = np.zeros((len(texts), 384), dtype=np.float32)
+    vecs[: len(real)] = real[: len(texts)]
+    if len(real) < len(texts):  # labelled in the results: random unit vectors for the rest
+        rng = np.random.default_rng(7)
+        fill = rng.standard_normal((len(texts) - len(real), 384)).astype(np.float32)
+        vecs[len(real) :] = fill / np.linalg.norm(fill, axis=1, keepdims=True)
+    return texts, vecs, str(part), min(len(real), len(texts))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -105,8 +118,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--embed-limit", type=int, default=100_000 + N_QUERIES,
+                        help="embed at most this many sentences with the real model (when no cached corpus)")
     args = parser.parse_args()
-    texts, vecs, source = load_corpus()
+    texts, vecs, source, n_real = load_corpus(max(args.sizes), args.embed_limit)
     queries = texts[: args.queries]
     qvecs = vecs[: args.queries]
     lookup = LookupEmbedder({t: v for t, v in zip(queries, qvecs, strict=True)})
@@ -121,7 +136,8 @@ def main() -> None:
         real.embed([q])
         one_query.append(time.perf_counter() - t0)
 
-    results: dict[str, object] = {"corpus": source, "min_cosine_cached_vs_runtime_embedder": agree,
+    results: dict[str, object] = {"corpus": source, "real_model_vectors": n_real,
+                                  "min_cosine_cached_vs_runtime_embedder": agree,
                                   "query_embed_p50_ms": statistics.median(one_query) * 1000, "sizes": {}}
     for size in args.sizes:
         eng, insert_rate = build_engine(size, texts, vecs, lookup)
@@ -144,6 +160,7 @@ def main() -> None:
             overlap.append(len({id_of[h.memory.id] for h in hits} & ex) / 10)
         row = {
             "memories": size,
+            "real_model_vectors_in_corpus": max(0, min(size, n_real - N_QUERIES)),
             "insert_per_s": insert_rate,
             "semantic_p50_ms": pct(sem_t, 50) * 1000,
             "semantic_p95_ms": pct(sem_t, 95) * 1000,

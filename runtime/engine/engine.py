@@ -450,7 +450,7 @@ class Engine:
              all_states: bool = False) -> list[Memory]:
         states = list(filters.states if filters and filters.states else (State if all_states else RETRIEVABLE))
         where, params = filter_sql(filters or Filters(), states)
-        rows = self.store.query(where.replace("m.", ""), params, order="rowid", limit=limit)
+        rows = self.store.query(where, params, order="m.rowid", limit=limit)
         return [m for _, m in rows if m.access.allows(principal)]
 
     def _live_vectors(self, states: Sequence[State]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

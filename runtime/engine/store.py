@@ -306,7 +306,7 @@ class Store:
         return out
 
     def query(self, where: str, params: Sequence[Any], *, order: str = "rowid", limit: int | None = None) -> list[tuple[int, Memory]]:
-        sql = f"SELECT {_COLUMNS} FROM memories WHERE {where} ORDER BY {order}"  # noqa: S608 - only constant SQL fragments are interpolated
+        sql = f"SELECT {_COLUMNS} FROM memories m WHERE {where} ORDER BY {order}"  # noqa: S608 - only constant SQL fragments are interpolated
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [(r["rowid"], row_to_memory(r)) for r in self.db.execute(sql, list(params))]

@@ -214,3 +214,12 @@ def test_embedder_mismatch_is_refused(home: Path, clock: FixedClock) -> None:
 def test_fts_query_is_always_safe() -> None:
     assert fts_query('NEAR(") OR * "x') == '"near"'
     assert fts_query("!!!") is None
+
+
+def test_list_memories_with_filters(engine: Engine) -> None:
+    a = engine.add("one", metadata={"item.x": 1})
+    engine.add("two", metadata={"item.x": 2})
+    assert [m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}))] == [a.id]
+    engine.transition(a.id, "archive")
+    assert [m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}))] == []
+    assert [m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}), all_states=True)] == [a.id]
