@@ -78,7 +78,7 @@ def s3_server() -> Iterator[S3Server]:
 
 
 @pytest.fixture
-def s3_storage(s3_server: S3Server) -> Iterator[Any]:
+def s3_storage(s3_server: S3Server, _registry_upload_dir: None) -> Iterator[Any]:
     from memstore.storage.services import set_blob_storage
 
     storage = s3_server.storage()
@@ -90,7 +90,7 @@ def s3_storage(s3_server: S3Server) -> Iterator[Any]:
 
 
 @pytest.fixture
-def local_storage(tmp_path: Path) -> Iterator[Any]:
+def local_storage(tmp_path: Path, _registry_upload_dir: None) -> Iterator[Any]:
     from django.conf import settings
 
     from memstore.storage.backends import LocalBlobStorage
@@ -104,8 +104,9 @@ def local_storage(tmp_path: Path) -> Iterator[Any]:
         set_blob_storage(None)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _registry_upload_dir(tmp_path: Path, settings: Any) -> None:
+    """Upload sessions of a test go to its own folder (requested by the storage fixtures)."""
     settings.MEMSTORE_UPLOAD_DIR = tmp_path / "uploads"
 
 
