@@ -26,14 +26,6 @@ def _clear_cache() -> None:
     cache.clear()  # the login limiter lives in the cache
 
 
-@pytest.fixture(autouse=True)
-def _static_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    # WhiteNoise warns (an error under -W error) when STATIC_ROOT does not exist yet,
-    # i.e. before collectstatic; tests serve static files through the finders.
-    settings.STATIC_ROOT = str(tmp_path_factory.getbasetemp() / "static")
-    Path(settings.STATIC_ROOT).mkdir(exist_ok=True)
-
-
 @pytest.fixture
 def acme(db: None) -> tuple[User, Namespace, Any]:
     """alice owns 'acme' and has a registered signing key (private key returned)."""

@@ -57,15 +57,6 @@ def browser() -> Iterator[Any]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(autouse=True)
-def _static_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    # WhiteNoise warns when STATIC_ROOT does not exist (before collectstatic); the live
-    # server serves static files through the finders.
-    root = tmp_path_factory.getbasetemp() / "static"
-    root.mkdir(exist_ok=True)
-    settings.STATIC_ROOT = str(root)
-
-
 @pytest.fixture
 def site(live_server: Any, local_storage: Any) -> str:
     """The live server's base URL, with blobs in a local store of this test."""
