@@ -202,10 +202,15 @@ def payment_capture(
     key; the order stays pending (pay again with another card and a new key).
     ``failed``: transient errors outlasted the retries; submitting the same key
     again tries again. A repeated key, or any key once the order is paid,
-    returns the existing payment without charging.
+    returns the existing payment without charging. If the buyer came to own a
+    pack of the order through another order meanwhile, the order is cancelled
+    and :class:`AlreadyOwnedError` raised, without charging.
     """
     provider = provider or get_provider()
     with transaction.atomic():
+        # Lock order: buyer, then order. Locking the buyer serialises their charges, so two
+        # orders for the same pack (two tabs) can never both be paid.
+        User.objects.select_for_update().filter(pk=order.buyer_id).first()
         order = Order.objects.select_for_update().get(pk=order.pk)
         payment = Payment.objects.filter(idempotency_key=idempotency_key).first()
         if payment is not None:
@@ -221,18 +226,30 @@ def payment_capture(
         check_transition(ORDER_TRANSITIONS, order.status, OrderStatus.PAID, what="order")
         if order.total_minor <= 0:
             raise NotPurchasableError("a free order needs no payment; claim it instead")
-        if payment is None:
-            payment = Payment.objects.create(
-                order=order,
-                provider=provider.name,
-                amount_minor=order.total_minor,
-                currency=order.currency,
-                idempotency_key=idempotency_key,
-            )
-        _charge_with_retries(order, payment, provider, payment_method, sleep)
-        if payment.status == PaymentStatus.SUCCEEDED:
-            _fulfil(order)
-        return payment
+        owned = [
+            line.description
+            for line in order.lines.select_related("pack")
+            if _registry.entitlement_active(user=order.buyer, pack=line.pack) is not None
+        ]
+        if not owned:
+            if payment is None:
+                payment = Payment.objects.create(
+                    order=order,
+                    provider=provider.name,
+                    amount_minor=order.total_minor,
+                    currency=order.currency,
+                    idempotency_key=idempotency_key,
+                )
+            _charge_with_retries(order, payment, provider, payment_method, sleep)
+            if payment.status == PaymentStatus.SUCCEEDED:
+                _fulfil(order)
+            return payment
+        # Bought meanwhile through another order (another tab): never charge twice for it.
+        _order_transition(order, OrderStatus.CANCELLED)
+    raise AlreadyOwnedError(
+        f"you already own {', '.join(owned)}; this order was cancelled",
+        detail={"packs": owned, "order": str(order.public_id)},
+    )
 
 
 def _charge_with_retries(

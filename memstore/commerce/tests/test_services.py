@@ -327,3 +327,42 @@ def test_concurrent_double_submit_charges_once():
     assert Order.objects.count() == 1 and Payment.objects.count() == 1
     assert LedgerEntry.objects.count() == 1
     assert Entitlement.objects.filter(user=buyer, pack=pack).count() == 1
+
+
+def test_a_second_pending_order_for_an_owned_pack_is_cancelled_not_charged(buyer, paid_pack):
+    provider = CountingProvider()
+    tab_a = services.order_create(buyer=buyer, packs=[paid_pack], idempotency_key="tab-a")
+    tab_b = services.order_create(buyer=buyer, packs=[paid_pack], idempotency_key="tab-b")
+    services.payment_capture(order=tab_a, payment_method=CARD_SUCCESS, idempotency_key="pay-a", provider=provider)
+    with pytest.raises(AlreadyOwnedError):
+        services.payment_capture(order=tab_b, payment_method=CARD_SUCCESS, idempotency_key="pay-b", provider=provider)
+    tab_b.refresh_from_db()
+    assert tab_b.status == "cancelled" and len(provider.charges) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tabs_paying_two_orders_for_one_pack_concurrently_charge_once():
+    buyer = make_user("twotabs")
+    pack = make_pack(name="tabs", price=700)
+    orders = [services.order_create(buyer=buyer, packs=[pack], idempotency_key=f"o{i}") for i in range(2)]
+    provider = CountingProvider()
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def pay(order, key):
+        try:
+            barrier.wait(timeout=10)
+            outcomes.append(services.payment_capture(order=order, payment_method=CARD_SUCCESS, idempotency_key=key, provider=provider).status)
+        except AlreadyOwnedError:
+            outcomes.append("already_owned")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pay, args=(o, f"p{i}")) for i, o in enumerate(orders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(outcomes) == ["already_owned", "succeeded"]
+    assert len(provider.charges) == 1
+    assert sorted(Order.objects.values_list("status", flat=True)) == ["cancelled", "paid"]
