@@ -187,6 +187,7 @@ class PackPage:
     signers: list[SignerRow]
     install_command: str
     is_maintainer: bool
+    is_member: bool
     verified: bool
     keywords: tuple[str, ...] = field(default_factory=tuple)
 
@@ -318,6 +319,8 @@ def pack_page(*, actor: Actor, pack: Pack, version: str | None = None) -> PackPa
         + ("" if current is not None and chosen.pk == current.pk else f"@{chosen.version}"),
         is_maintainer=actor.user is not None
         and has_role(user=actor.user, namespace=pack.namespace, at_least=Role.MAINTAINER),
+        is_member=actor.user is not None
+        and has_role(user=actor.user, namespace=pack.namespace, at_least=Role.MEMBER),
         verified=bool(signers) and all(s.status == "verified" for s in signers),
         keywords=tuple(chosen.tags),
     )

@@ -103,6 +103,11 @@ def _purchasable(*, buyer: User, pack: Pack) -> PackVersion:
         raise NotPurchasableError(
             f"{pack.full_name} has no version to buy", detail={"pack": pack.full_name}
         )
+    if has_role(user=buyer, namespace=pack.namespace, at_least=Role.MEMBER):
+        raise NotPurchasableError(
+            f"members of {pack.namespace.name} have access to {pack.full_name} already",
+            detail={"pack": pack.full_name},
+        )
     if _registry.entitlement_active(user=buyer, pack=pack) is not None:
         raise AlreadyOwnedError(
             f"you already own {pack.full_name}", detail={"pack": pack.full_name}

@@ -366,3 +366,9 @@ def test_two_tabs_paying_two_orders_for_one_pack_concurrently_charge_once():
     assert sorted(outcomes) == ["already_owned", "succeeded"]
     assert len(provider.charges) == 1
     assert sorted(Order.objects.values_list("status", flat=True)) == ["cancelled", "paid"]
+
+
+def test_namespace_members_cannot_buy_their_own_pack(paid_pack):
+    owner = paid_pack.namespace.memberships.get().user
+    with pytest.raises(NotPurchasableError, match="members of"):
+        services.order_create(buyer=owner, packs=[paid_pack], idempotency_key="own")
