@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from memstore.celery import app as celery_app
 from memstore.config import load_config
@@ -34,6 +34,16 @@ def _reachable(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -54,6 +64,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _terminate)
         config = load_config()
+        host, _, port = options["addrport"].rpartition(":")
+        if not options["no_serve"] and not _port_free(host or "127.0.0.1", int(port)):
+            raise CommandError(
+                f"{options['addrport']} is already in use: stop what runs there, or pass "
+                "--addrport (scripts/run: MEMSTORE_ADDRPORT=127.0.0.1:8001)"
+            )
         self.stdout.write("==> migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
@@ -98,8 +114,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"    published {ref}")
             for ref in result.existing:
                 self.stdout.write(f"    already there: {ref}")
-            host = options["addrport"]
-            base = f"http://{host}"
+            addrport = options["addrport"]
+            base = f"http://{addrport}"
             self.stdout.write(
                 self.style.SUCCESS(
                     "\nMemStore registry is ready.\n"
@@ -114,7 +130,7 @@ class Command(BaseCommand):
                 )
             )
             if not options["no_serve"]:
-                call_command("runserver", host, use_reloader=False, use_threading=True)
+                call_command("runserver", addrport, use_reloader=False, use_threading=True)
         except KeyboardInterrupt:
             pass
         finally:
