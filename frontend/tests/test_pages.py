@@ -50,7 +50,7 @@ def test_pack_page_shows_card_versions_cubes_signer_and_install(client, publish,
     assert v2.file_sha256[:16] in html
     assert "notes" in html and "plaintext" in html and "any model" in html
     assert "✓ verified" in html and acme[2].keyid[:16] in html
-    assert 'value="memos install acme/docs"' in html
+    assert '<code id="install-cmd">memos install acme/docs</code>' in html
     assert "Buy €19.99" in html
 
 

@@ -66,6 +66,7 @@ def site(live_server: Any, local_storage: Any) -> str:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
     context.set_default_timeout(20_000)
     pg = context.new_page()
     try:

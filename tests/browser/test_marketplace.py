@@ -94,7 +94,10 @@ def test_publish_search_buy_library_token_install(page: Any, site: str, shot: An
     first.locator("a", has_text="carol/lighthouse").click()
     page.wait_for_selector("h1:has-text('Lighthouse Keeper')")
     assert "✓ verified" in page.inner_text("#sig-h + *") or page.is_visible("text=✓ verified")
-    assert page.input_value("#install-cmd") == "memos install carol/lighthouse"
+    assert page.inner_text("#install-cmd") == "memos install carol/lighthouse"
+    page.click(".copy-btn")  # progressive enhancement: the copy button
+    page.wait_for_selector(".copy-btn:has-text('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == "memos install carol/lighthouse"
     assert page.is_visible("text=Fog signals") or page.is_visible("strong:has-text('fog signals')")
     shot(page, "pack")
     page.click(".crumbs a:has-text('carol')")
