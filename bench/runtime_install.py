@@ -7,6 +7,8 @@ HTTP Range). In the same run, alternating, we time:
 
 * **plain**: ``httpx`` streaming the pack URL into a file (no hashing, no checks);
 * **download**: the installer's resumable download alone (streaming sha256, fsync, rename into the cache);
+* **read_pack**: the protocol library's safe reader alone on the same file (gunzip, untar,
+  every payload digest, extraction): the floor any verified install pays;
 * **install**: a full ``Installer.install`` into a fresh MEMOS_HOME: resolve, signature check,
   download, ``read_pack`` (every limit, every payload digest), payloads into the cache,
   memories indexed (fake embedder: model time is measured in runtime_search.py), one SQLite commit.
@@ -30,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from protocol import SigningKey  # noqa: E402
+from protocol import SigningKey, read_pack  # noqa: E402
 from runtime.cache import BlobCache  # noqa: E402
 from runtime.client import RegistryClient  # noqa: E402
 from runtime.download import download_blob  # noqa: E402
@@ -58,7 +60,7 @@ def main() -> None:
     pub = reg.publish(pack)
     reg.start()
     url = f"{reg.url}/api/v1/blobs/{pub.sha256}?exp=0&sig=x"
-    plain, download, install = [], [], []
+    plain, download, install, verify = [], [], [], []
     try:
         for run in range(args.runs):
             target = work / f"plain-{run}"
@@ -77,6 +79,12 @@ def main() -> None:
             download.append(time.perf_counter() - t0)
             shutil.rmtree(home)
 
+            staging = work / f"read-{run}"
+            t0 = time.perf_counter()
+            read_pack(pack, target=staging)
+            verify.append(time.perf_counter() - t0)
+            shutil.rmtree(staging)
+
             home = work / f"home-{run}"
             t0 = time.perf_counter()
             engine = Engine(home, embedder=HashEmbedder(), maintain_every=None)
@@ -90,6 +98,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     mb = pub.size / 1e6
     p, d, i = statistics.median(plain), statistics.median(download), statistics.median(install)
+    v = statistics.median(verify)
     out = {
         "pack_mb": round(mb, 1),
         "memories": args.memories,
@@ -100,9 +109,11 @@ def main() -> None:
         "download_mb_s": round(mb / d, 1),
         "install_s": round(i, 3),
         "install_mb_s": round(mb / i, 1),
+        "read_pack_s": round(v, 3),
         "download_ratio": round(d / p, 2),
+        "install_vs_plain_plus_read_pack": round(i / (p + v), 2),
         "install_ratio": round(i / p, 2),
-        "all": {"plain": plain, "download": download, "install": install},
+        "all": {"plain": plain, "download": download, "read_pack": verify, "install": install},
     }
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
     (ROOT / "var" / "bench" / "runtime_install.json").write_text(json.dumps(out, indent=2))
