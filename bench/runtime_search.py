@@ -74,6 +74,16 @@ def load_corpus(size: int, embed_limit: int) -> tuple[list[str], np.ndarray, str
     OUT.mkdir(parents=True, exist_ok=True)
     part = OUT / "runtime_corpus.partial.npy"
     real = np.load(part) if part.exists() else np.zeros((0, 384), dtype=np.float32)
+    # registry_corpus.py, while it runs, keeps the same sentences and a preallocated
+    # matrix filled from the top: reuse its filled prefix when it is longer than ours.
+    shared, shared_texts = OUT / "corpus.partial.npy", OUT / "sentences.json"
+    if shared.exists() and shared_texts.exists() and json.loads(shared_texts.read_text("utf-8"))[:len(texts)] == texts:
+        other = np.load(shared, mmap_mode="r")
+        norms = np.linalg.norm(other, axis=1)
+        filled = int(np.argmin(norms > 0)) if not bool(np.all(norms > 0)) else len(other)
+        if filled > len(real):
+            real = np.array(other[:filled], dtype=np.float32)
+            print(f"  reusing {filled} vectors from {shared}", file=sys.stderr, flush=True)
     emb = MiniLMEmbedder(threads=2)
     want = min(embed_limit, len(texts))
     while len(real) < want:  # resumable: saved after every batch
