@@ -123,3 +123,28 @@ def test_missing_pages_are_html_not_json(client):
     response = client.get("/p/acme/nothing")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html") and b"Not found" in response.content
+
+
+def test_pack_page_shows_the_model_a_kv_cache_fits(client):
+    from memstore.commerce.tests.factories import make_pack
+
+    pack = make_pack(name="kv", price=0)
+    version = pack.versions.get()
+    version.manifest = {
+        "mip_version": "1.0", "name": f"{pack.namespace.name}/kv", "version": "1.0.0", "title": "KV",
+        "license": "MIT", "created_at": "2025-01-01T00:00:00Z",
+        "cubes": [{
+            "id": "prefix", "memory_type": "activation", "lifecycle": "activated", "version": 1,
+            "created_at": "2025-01-01T00:00:00Z",
+            "payloads": [{"path": "payloads/prefix/kv.safetensors", "size": 2048, "sha256": "ab" * 32,
+                          "media_type": "application/vnd.mip.kv-cache+safetensors"}],
+            "model": {"architecture": "LlamaForCausalLM", "model_id": "HuggingFaceTB/SmolLM2-135M",
+                      "config_sha256": "c" * 64, "tokenizer_sha256": "d" * 64, "dtype": "float32",
+                      "num_layers": 30, "num_kv_heads": 3, "head_dim": 64},
+        }],
+    }
+    version.save()
+    html = client.get(f"/p/{pack.full_name}").content.decode()
+    assert "HuggingFaceTB/SmolLM2-135M" in html and "LlamaForCausalLM, float32, 30 layers" in html
+    assert "2.0 KB" in html and "activation" in html
+    assert "unsigned" in html  # no signature rows: never shown as verified
