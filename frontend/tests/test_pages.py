@@ -148,3 +148,14 @@ def test_pack_page_shows_the_model_a_kv_cache_fits(client):
     assert "HuggingFaceTB/SmolLM2-135M" in html and "LlamaForCausalLM, float32, 30 layers" in html
     assert "2.0 KB" in html and "activation" in html
     assert "unsigned" in html  # no signature rows: never shown as verified
+
+
+def test_pack_page_flags_a_signature_that_does_not_verify(client, publish):
+    import base64
+
+    version = publish("docs")
+    sig = version.signatures.get()
+    sig.value_b64 = base64.b64encode(b"\0" * 64).decode()
+    sig.save()
+    html = client.get("/p/acme/docs").content.decode()
+    assert "✗ invalid" in html and "✓ verified" not in html
