@@ -114,18 +114,16 @@ def maintain(engine: Engine, policy: MaintenancePolicy, *, actor: str | None, dr
 def _duplicates(engine: Engine, policy: MaintenancePolicy) -> list[tuple[Memory, Memory]]:
     retr = [s.value for s in RETRIEVABLE]
     rows = engine.store.db.execute(
-        f"SELECT rowid, vec_row FROM memories WHERE memory_type = 'plaintext' AND state IN ({','.join('?' * len(retr))})",  # noqa: S608
+        f"SELECT rowid, vec_row, pack, access, text FROM memories WHERE memory_type = 'plaintext' "  # noqa: S608
+        f"AND state IN ({','.join('?' * len(retr))})",
         retr,
     ).fetchall()
     if len(rows) < 2:
         return []
-    memories = engine.store.by_rowids([int(r[0]) for r in rows])
+    # Only light tuples for all rows; Memory objects are built for duplicates only.
+    scope = {int(r[0]): (r[2], r[3]) for r in rows}  # rowid -> (pack, access policy JSON)
     vec_of = {int(r[0]): r[1] for r in rows}
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for rowid, m in memories.items():
-        groups.setdefault((m.pack, repr(m.access.to_dict()), _normal(m.text)), []).append(rowid)
-    # union-find over exact groups, then near-duplicates by cosine
-    parent = {r: r for r in memories}
+    parent = {r: r for r in scope}
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -138,11 +136,14 @@ def _duplicates(engine: Engine, policy: MaintenancePolicy) -> list[tuple[Memory,
         if ra != rb:
             parent[rb] = ra
 
-    for members in groups.values():
-        for other in members[1:]:
-            union(members[0], other)
-    with_vec = [r for r in memories if vec_of.get(r) is not None]
-    if len(with_vec) <= policy.semantic_merge_limit and len(with_vec) > 1 and engine.store.meta("embedding_model"):
+    groups: dict[tuple[Any, ...], int] = {}
+    for r in rows:
+        key = (r[2], r[3], _normal(r[4]))
+        first = groups.setdefault(key, int(r[0]))
+        if first != int(r[0]):
+            union(first, int(r[0]))
+    with_vec = [r for r in scope if vec_of.get(r) is not None]
+    if 1 < len(with_vec) <= policy.semantic_merge_limit and engine.store.meta("embedding_model"):
         mat = engine.vectors.rows(np.array([vec_of[r] for r in with_vec], dtype=np.int64))
         block = 1024
         for start in range(0, len(with_vec), block):
@@ -150,18 +151,18 @@ def _duplicates(engine: Engine, policy: MaintenancePolicy) -> list[tuple[Memory,
             ii, jj = np.nonzero(sims >= policy.merge_similarity)
             for i, j in zip(ii.tolist(), jj.tolist(), strict=True):
                 a, b = with_vec[start + i], with_vec[j]
-                if a < b:
-                    ma, mb = memories[a], memories[b]
-                    if ma.pack == mb.pack and ma.access.to_dict() == mb.access.to_dict():
-                        union(a, b)
-    clusters: dict[int, list[Memory]] = {}
-    for rowid, m in memories.items():
-        clusters.setdefault(find(rowid), []).append(m)
+                if a < b and scope[a] == scope[b]:
+                    union(a, b)
+    clusters: dict[int, list[int]] = {}
+    for rowid in scope:
+        clusters.setdefault(find(rowid), []).append(rowid)
+    dup_rows = [r for members in clusters.values() if len(members) > 1 for r in members]
+    memories = engine.store.by_rowids(dup_rows)
     out: list[tuple[Memory, Memory]] = []
-    for cluster in clusters.values():
-        if len(cluster) < 2:
+    for members in clusters.values():
+        if len(members) < 2:
             continue
-        cluster.sort(key=_survivor_key)
+        cluster = sorted((memories[r] for r in members), key=_survivor_key)
         out.extend((loser, cluster[0]) for loser in cluster[1:])
     return out
 
