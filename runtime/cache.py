@@ -23,10 +23,11 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from protocol import IntegrityError
 
@@ -163,6 +164,26 @@ class BlobCache:
         """Delete every complete blob not in ``keep``; return the removed digests."""
         wanted = set(keep)
         return [d for d in self.digests() if d not in wanted and self.remove(d)]
+
+    def remove_stale_partials(self, max_age_s: float, *, now: float | None = None) -> list[str]:
+        """Delete interrupted downloads untouched for ``max_age_s`` (never one being written: locked)."""
+        now = time.time() if now is None else now
+        removed = []
+        for part in (self.root / "partial").glob("*.part"):
+            sha = part.name.removesuffix(".part")
+            if not _HEX64.match(sha) or now - part.stat().st_mtime < max_age_s:
+                continue
+            lock = self.lock(sha)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:  # a download is in progress
+                continue
+            try:
+                part.unlink(missing_ok=True)
+                removed.append(sha)
+            finally:
+                lock.release()
+        return removed
 
     def size_bytes(self) -> int:
         return sum(self.blob_path(d).stat().st_size for d in self.digests())

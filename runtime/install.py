@@ -569,8 +569,10 @@ class Installer:
         self.gc()
         return count
 
-    def gc(self) -> list[str]:
-        """Free cached blobs that no installed pack, memory or KV cache refers to."""
+    def gc(self, *, partial_max_age_s: float = 7 * 86400) -> list[str]:
+        """Free cached blobs that no installed pack, memory or KV cache refers to, and
+        interrupted downloads older than ``partial_max_age_s`` (default a week)."""
+        self.cache.remove_stale_partials(partial_max_age_s)
         return self.cache.gc(self._referenced_digests())
 
     def _referenced_digests(self) -> set[str]:

@@ -122,3 +122,18 @@ def test_cache_is_content_addressed_and_shared(tmp_path: Path) -> None:
     assert cache.digests() == [sha1]
     assert cache.gc(keep=[]) == [sha1]
     assert not cache.has(sha1)
+
+
+def test_gc_removes_only_stale_unlocked_partials(tmp_path: Path) -> None:
+    import os
+
+    cache = BlobCache(tmp_path)
+    old, fresh, busy = "a" * 64, "b" * 64, "c" * 64
+    for sha in (old, fresh, busy):
+        cache.partial_path(sha).write_bytes(b"x")
+    os.utime(cache.partial_path(old), (0, 0))
+    os.utime(cache.partial_path(busy), (0, 0))
+    with cache.lock(busy):
+        assert cache.remove_stale_partials(3600) == [old]
+    assert cache.partial_path(fresh).exists()
+    assert cache.partial_path(busy).exists()
