@@ -573,6 +573,7 @@ class Installer:
         """Free cached blobs that no installed pack, memory or KV cache refers to, and
         interrupted downloads older than ``partial_max_age_s`` (default a week)."""
         self.cache.remove_stale_partials(partial_max_age_s)
+        self.engine.compact_vectors()
         return self.cache.gc(self._referenced_digests())
 
     def _referenced_digests(self) -> set[str]:

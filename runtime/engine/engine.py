@@ -199,8 +199,52 @@ class Engine:
                     f"this engine's vectors were made by {name}, not {self._embedder.model_name}",
                     code="engine.embedder_mismatch",
                 )
-            self._vectors = VectorFile(self.dir / "vectors.f32", int(dim or 0))
+            self._vectors = VectorFile(self.dir / self._vector_file_name(), int(dim or 0))
+        elif self._vectors.path.name != self._vector_file_name():  # compacted by another process
+            self._vectors = VectorFile(self.dir / self._vector_file_name(), self._vectors.dimension)
         return self._vectors
+
+    def _vector_file_name(self) -> str:
+        return self.store.meta("vector_file") or "vectors.f32"
+
+    def compact_vectors(self) -> dict[str, int]:
+        """Rewrite the vector file with only the rows memories refer to (edits leave old rows).
+
+        Atomic: the new file is complete before one transaction renumbers the
+        rows and names it; a crash before that leaves the old file in use.
+        """
+        with self.write_lock:
+            if self.store.meta("embedding_model") is None:
+                return {"rows_before": 0, "rows_after": 0}
+            old = self.vectors
+            rows = self.store.db.execute(
+                "SELECT rowid, vec_row FROM memories WHERE vec_row IS NOT NULL ORDER BY vec_row"
+            ).fetchall()
+            total = old.count()
+            if len(rows) == total:
+                return {"rows_before": total, "rows_after": total}
+            new = VectorFile(self.dir / f"vectors-{uuid.uuid4().hex[:12]}.f32", old.dimension)
+            src = np.array([int(r[1]) for r in rows], dtype=np.int64)
+            for start in range(0, len(src), 65536):
+                new.append(old.rows(src[start : start + 65536]))
+            if not rows:
+                new.path.touch()
+            with self.store.write():
+                self.store.db.executemany(
+                    "UPDATE memories SET vec_row = ? WHERE rowid = ?",
+                    [(i, int(r[0])) for i, r in enumerate(rows)],
+                )
+                self.store.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_file', ?)", (new.path.name,)
+                )
+                self._bump()
+            for stale in self.dir.glob("vectors*.f32"):
+                if stale.name != new.path.name:
+                    stale.unlink(missing_ok=True)
+            self._vectors = new
+            self._live = None
+        self.audit("compact_vectors", actor=None, rows_before=total, rows_after=len(rows))
+        return {"rows_before": total, "rows_after": len(rows)}
 
     def _embed(self, items: Sequence[NewMemory]) -> npt.NDArray[np.float32]:
         """Vectors for new memories: reuse a record's own embedding when it is from our model."""
@@ -498,7 +542,12 @@ class Engine:
                 vec_rows, rowids = vec_rows[keep], rowids[keep]
             if vec_rows.size:
                 qv = self.embedder.embed([query])[0]
-                positions, scores = self.vectors.top(qv, vec_rows, candidates)
+                try:
+                    positions, scores = self.vectors.top(qv, vec_rows, candidates)
+                except (FileNotFoundError, IndexError):  # compacted meanwhile: read the new state
+                    self._live = None
+                    vec_rows, rowids = self._live_vectors(states)
+                    positions, scores = self.vectors.top(qv, vec_rows, candidates)
                 sem = list(zip(rowids[positions].tolist(), scores.tolist(), strict=True))
         kw: list[tuple[int, float]] = []
         match = fts_query(query) if keyword else None

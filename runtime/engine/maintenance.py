@@ -14,6 +14,8 @@ rolled back.
   one survivor (highest priority, then most used, then oldest): the others
   move to ``merged`` with ``merged_into`` set, the survivor gains their tags
   and their access counts.
+* **Vector file**: rewritten without unused rows (left by edits) when more
+  than half of its rows (and at least 10,000) are unused.
 * **Cold KV caches**: activation forms not used for ``demote_kv_after`` are
   deleted (files freed, plaintext kept; see :mod:`runtime.engine.transform`).
 """
@@ -45,6 +47,8 @@ class MaintenancePolicy:
     merge_similarity: float = 0.97
     semantic_merge_limit: int = 20_000
     demote_kv_after: timedelta | None = timedelta(days=7)
+    compact_orphaned_fraction: float = 0.5  # rewrite vectors.f32 when this share of rows is unused
+    compact_min_rows: int = 10_000
 
 
 @dataclass
@@ -105,6 +109,11 @@ def maintain(engine: Engine, policy: MaintenancePolicy, *, actor: str | None, dr
         from .transform import TransformPolicy, demote_cold
 
         report.demoted = demote_cold(engine, TransformPolicy(demote_after=policy.demote_kv_after), actor=actor).demoted
+    if not dry_run and store.meta("embedding_model") is not None:
+        total = engine.vectors.count()
+        used = store.db.execute("SELECT COUNT(*) FROM memories WHERE vec_row IS NOT NULL").fetchone()[0]
+        if total >= policy.compact_min_rows and total - used > policy.compact_orphaned_fraction * total:
+            engine.compact_vectors()
     if not dry_run:
         store.set_meta("last_maintain_at", str(now.timestamp()))
         engine.audit("maintain", actor=actor, **report.to_dict())

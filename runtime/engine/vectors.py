@@ -37,6 +37,8 @@ class VectorFile:
         try:
             return self.path.stat().st_size // self.row_bytes
         except FileNotFoundError:
+            if self._map is not None:  # replaced by a compaction: keep serving the mapping we have
+                return self._rows
             return 0
 
     def append(self, vectors: npt.NDArray[np.float32]) -> int:
@@ -78,7 +80,10 @@ class VectorFile:
         """
         if live.size == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        all_scores = self.matrix() @ np.asarray(query, dtype=np.float32)
+        matrix = self.matrix()
+        if int(live[-1]) >= matrix.shape[0]:
+            raise IndexError("the live rows are beyond this vector file: it was replaced")
+        all_scores = matrix @ np.asarray(query, dtype=np.float32)
         # ``live`` is sorted and unique, so same size means every row
         scores = all_scores if live.size == all_scores.size else all_scores[live]
         k = min(k, scores.size)

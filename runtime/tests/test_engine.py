@@ -223,3 +223,26 @@ def test_list_memories_with_filters(engine: Engine) -> None:
     engine.transition(a.id, "archive")
     assert [m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}))] == []
     assert [m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}), all_states=True)] == [a.id]
+
+
+def test_compacting_vectors_keeps_search_results(home: Path, clock: FixedClock) -> None:
+    eng = Engine(home, embedder=HashEmbedder(), clock=clock, maintain_every=None)
+    other = Engine(home, embedder=HashEmbedder(), clock=clock, maintain_every=None)
+    a = eng.add("first text about gardening")
+    b = eng.add("second text about sailing")
+    eng.update(a.id, text="tomatoes need sun")
+    eng.update(b.id, text="boats need wind")
+    before = [h.memory.id for h in other.search("tomatoes sun", record=False)]
+    assert eng.vectors.count() == 4
+    assert eng.compact_vectors() == {"rows_before": 4, "rows_after": 2}
+    assert eng.vectors.count() == 2
+    assert len(list((home / "engine").glob("vectors*.f32"))) == 1
+    # both this engine and one opened before the compaction still find the right memories
+    assert [h.memory.id for h in eng.search("tomatoes sun", record=False)] == before
+    assert [h.memory.id for h in other.search("tomatoes sun", record=False)] == before
+    assert other.search("boats wind", record=False)[0].memory.id == b.id
+    c = other.add("new after compaction: kites")
+    assert eng.search("kites", record=False)[0].memory.id == c.id
+    assert eng.compact_vectors() == {"rows_before": 3, "rows_after": 3}
+    eng.close()
+    other.close()
