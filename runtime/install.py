@@ -564,6 +564,9 @@ class Installer:
                     engine.store.update(rowid, gone, vec, event="uninstall", actor=actor, at=to_epoch(now))
                     count += 1
                 engine.store.db.execute("DELETE FROM packs WHERE name = ?", (name,))
+                engine.store.db.execute(  # their activation forms go too (files freed by gc below)
+                    "DELETE FROM kv_caches WHERE memory_id IN (SELECT id FROM memories WHERE pack = ?)", (name,)
+                )
                 engine._bump()
         engine.audit("remove", actor=actor, target=name, memories=count)
         self.gc()
