@@ -115,8 +115,7 @@ class MemOS:
         return self.engine.audit_log(**filters)
 
     def maintain(self, *, dry_run: bool = False) -> MaintenanceReport:
-        result: MaintenanceReport = self.engine.maintain(actor=self.principal, dry_run=dry_run)
-        return result
+        return self.engine.maintain(actor=self.principal, dry_run=dry_run)
 
     def transform(self, policy: TransformPolicy | None = None) -> TransformReport:
         """Dynamic transformation with the running model: promote hot memories, demote cold caches."""

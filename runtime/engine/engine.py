@@ -32,11 +32,12 @@ import numpy as np
 import numpy.typing as npt
 from filelock import FileLock
 
-from protocol import AccessPolicy
+from protocol import AccessPolicy, ModelFingerprint
 
 from ..errors import AccessDeniedError, EngineError, NotFoundError
 from .interfaces import Clock, Embedder
 from .lifecycle import RETRIEVABLE, Event, GuardContext, State, next_state
+from .maintenance import MaintenancePolicy, MaintenanceReport, maintain
 from .store import Store, memory_from_snapshot
 from .types import AuditEntry, Filters, Memory, SearchHit, VersionEntry, to_epoch
 from .vectors import VectorFile
@@ -71,7 +72,7 @@ class NewMemory:
     pack: str | None = None
     pack_version: str | None = None
     cube_id: str | None = None
-    fingerprint: Any = None  # ModelFingerprint | None
+    fingerprint: ModelFingerprint | None = None
     payloads: Mapping[str, str] = field(default_factory=dict)
     token_count: int | None = None
     embedding: tuple[float, ...] | None = None
@@ -150,7 +151,7 @@ class Engine:
         embedder: Embedder | None = None,
         clock: Clock = utc_now,
         maintain_every: timedelta | None = timedelta(hours=24),
-        maintenance_policy: Any = None,
+        maintenance_policy: MaintenancePolicy | None = None,
     ) -> None:
         self.home = Path(home)
         self.dir = self.home / "engine"
@@ -636,7 +637,7 @@ class Engine:
 
     # ------------------------------------------------------------------ maintenance
 
-    def maybe_maintain(self, every: timedelta) -> Any:
+    def maybe_maintain(self, every: timedelta) -> MaintenanceReport | None:
         last = self.store.meta("last_maintain_at")
         now = self.clock()
         if last is not None and now.timestamp() - float(last) < every.total_seconds():
@@ -646,8 +647,6 @@ class Engine:
             return None
         return self.maintain(actor="memos-scheduler")
 
-    def maintain(self, *, actor: str | None = None, dry_run: bool = False) -> Any:
-        from .maintenance import MaintenancePolicy, maintain
-
+    def maintain(self, *, actor: str | None = None, dry_run: bool = False) -> MaintenanceReport:
         policy = self.maintenance_policy or MaintenancePolicy()
         return maintain(self, policy, actor=actor, dry_run=dry_run)
