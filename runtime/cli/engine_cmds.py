@@ -473,12 +473,25 @@ def audit(
         return
     table = Table("seq", "at", "actor", "action", "target", "detail")
     for e in entries:
-        detail = json.dumps(dict(e.detail), ensure_ascii=False)
+        detail = _summary(e.detail)
         table.add_row(str(e.seq), e.at.isoformat(timespec="seconds"), escape(e.actor or "-"), e.action,
                       escape(e.target or "-"), escape(detail if len(detail) < 90 else detail[:89] + "…"))
     out.print(table)
     if verify:
         out.print("hash chain intact")
+
+
+def _summary(detail: Any) -> str:
+    """One short line per audit entry: lists are counted, the rest shown as key=value."""
+    parts = []
+    for key, value in dict(detail).items():
+        if isinstance(value, list):
+            head = ", ".join(str(v) for v in value[:2])
+            value = f"{len(value)}: {head}{', …' if len(value) > 2 else ''}" if value else "0"
+        elif isinstance(value, dict):
+            value = f"{len(value)} entries"
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
 
 
 def register(app: typer.Typer) -> None:
