@@ -11,18 +11,14 @@ registry's own fixtures.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from memos_cli import ROOT
 
 from protocol import SigningKey
 from runtime.tests.fake_registry import FakeRegistry
-
-ROOT = Path(__file__).resolve().parents[2]
-MEMOS = [sys.executable, "-c", "from runtime.cli.main import run; run()"]
 
 
 @pytest.fixture
@@ -51,11 +47,3 @@ def env(tmp_path: Path, registry: FakeRegistry) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
     )
     return e
-
-
-def memos(args: list[str], env: dict[str, str], cwd: Path, *, check: bool = True,
-          timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*MEMOS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"memos {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import MEMOS, memos
+from memos_cli import MEMOS, memos
 
 from protocol import SigningKey
 from runtime.tests.fake_registry import FakeRegistry

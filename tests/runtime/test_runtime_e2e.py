@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import memos
+from memos_cli import memos
 
 from protocol import SigningKey
 from runtime.tests.fake_registry import FakeRegistry

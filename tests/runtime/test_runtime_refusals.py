@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import memos
+from memos_cli import memos
 
 from protocol import SigningKey
 from runtime.tests.fake_registry import FakeRegistry

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import MEMOS, memos
+from memos_cli import MEMOS, memos
 
 from protocol import SigningKey
 from runtime.tests.fake_registry import FakeRegistry
