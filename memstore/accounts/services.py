@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from protocol import MIPError, PublicKey
 
-from ..errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from ..errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotAuthenticatedError,
+    NotFoundError,
+)
 from .actor import PUBLISH_ANY, READ, Actor
 from .models import ApiToken, Membership, Namespace, Role, SigningKey, User
 from .selectors import has_role, token_digest
@@ -32,7 +38,7 @@ def _check_namespace_name(name: str) -> None:
 
 def _require_role(actor: Actor, namespace: Namespace, role: Role, scope: str | None = None) -> None:
     if actor.user is None:
-        raise ForbiddenError("sign in first", code="registry.not_authenticated")
+        raise NotAuthenticatedError("sign in first")
     if not has_role(user=actor.user, namespace=namespace, at_least=role):
         raise ForbiddenError(
             f"you need the {role.value} role in namespace {namespace.name!r}",
@@ -61,7 +67,7 @@ def user_create(*, username: str, password: str | None, email: str = "") -> User
 def namespace_create(*, actor: Actor, name: str, display_name: str = "") -> Namespace:
     """An organisation namespace owned by the actor."""
     if actor.user is None:
-        raise ForbiddenError("sign in first", code="registry.not_authenticated")
+        raise NotAuthenticatedError("sign in first")
     _check_namespace_name(name)
     try:
         with transaction.atomic():
@@ -169,7 +175,7 @@ def api_token_create(
 
 def api_token_revoke(*, actor: Actor, token_id: int) -> None:
     if actor.user is None:
-        raise ForbiddenError("sign in first", code="registry.not_authenticated")
+        raise NotAuthenticatedError("sign in first")
     updated = ApiToken.objects.filter(id=token_id, user=actor.user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
