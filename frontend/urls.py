@@ -6,14 +6,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from .views import account, auth, checkout, dashboard, pages
-from .views._common import html_errors
 
 app_name = "frontend"
 
 _NS = "<slug:namespace>"
 _PACK = f"p/{_NS}/<slug:name>"
 
-_urlpatterns = [
+urlpatterns = [
     path("", pages.home, name="home"),
     path("search", pages.search, name="search"),
     path(_PACK, pages.pack_detail, name="pack"),
@@ -66,10 +65,4 @@ _urlpatterns = [
     path("dashboard/orders/<uuid:public_id>/refund", dashboard.refund, name="refund"),
     path("dashboard/versions/<int:version_id>/yank", dashboard.yank, name="yank"),
     path("dashboard/namespaces", dashboard.namespace_new, name="namespace_new"),
-]
-
-# Every page answers a missing object with an HTML page, not the API's JSON 404.
-urlpatterns = [
-    path(str(p.pattern), html_errors(p.callback), name=p.name)
-    for p in _urlpatterns
 ]

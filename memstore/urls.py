@@ -1,18 +1,19 @@
-"""URL configuration: the REST API under /api/v1/, the admin, and a root page."""
+"""URL configuration: the web marketplace at the root, the admin, the REST API under /api/v1/.
+
+Missing pages and server errors answer JSON under ``/api/`` and the
+marketplace's HTML pages elsewhere (:mod:`memstore.handlers`).
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
 
-from .api.views_root import root
-
 urlpatterns = [
     path("", include("frontend.urls")),  # the web marketplace (frontend/)
-    path("", root, name="root"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("memstore.api.urls")),
 ]
 
-handler404 = "memstore.api.errors.json_404"
-handler500 = "memstore.api.errors.json_500"
+handler404 = "memstore.handlers.page_not_found"
+handler500 = "memstore.handlers.server_error"

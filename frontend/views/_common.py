@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any
-
 from django.contrib.auth.models import AnonymousUser
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest
 
 from memstore.accounts.actor import ANONYMOUS, Actor
 from memstore.accounts.models import User
@@ -49,15 +44,3 @@ def error_text(exc: Exception) -> str:
 def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", "unknown"))
 
-
-def html_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Render ``Http404`` as the marketplace's HTML page (the project's handler answers JSON)."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except Http404 as exc:
-            return render(request, "frontend/404.html", {"message": str(exc)}, status=404)
-
-    return wrapper
