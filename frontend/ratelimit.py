@@ -1,8 +1,9 @@
 """A small fixed-window rate limiter on Django's cache (login attempts).
 
 ``hit(key)`` counts one event; ``blocked(key)`` says whether the window is
-full. With the default local-memory cache the limit is per process; a shared
-cache (Redis) makes it global. Not here: HTTP responses (the login view).
+full. Counts live in Django's cache, chosen by ``CACHE_URL`` (memstore/config.py):
+the default local-memory cache counts per process, Redis across every process
+and replica. Not here: HTTP responses (the login view).
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@
 ``MEMSTORE_S3_PUBLIC_ENDPOINT_URL``  host used in presigned URLs if it differs
 ``MEMSTORE_S3_REGION``         default ``us-east-1``
 ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``  S3 credentials
+``CACHE_URL`` (or ``REDIS_URL``)  the shared cache of rate limits (login limiter, DRF
+                               throttles): ``redis://host:6379/1``, ``rediss://...``,
+                               ``unix:///path.sock``; unset or ``locmem://`` = per process
 ``CELERY_BROKER_URL``          default ``redis://127.0.0.1:6379/0``
 ``MEMSTORE_CELERY_QUEUE``      queue name (default ``memstore``)
 ``MEMSTORE_CELERY_EAGER``      ``1`` runs tasks in-process (no broker)
@@ -75,6 +78,7 @@ class Config:
     throttle_user: str
     throttle_publish: str
     csrf_trusted_origins: tuple[str, ...]
+    cache_url: str | None
 
 
 def load_config() -> Config:
@@ -104,6 +108,33 @@ def load_config() -> Config:
         throttle_user=os.environ.get("MEMSTORE_THROTTLE_USER", "600/min"),
         throttle_publish=os.environ.get("MEMSTORE_THROTTLE_PUBLISH", "30/min"),
         csrf_trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+        cache_url=(os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or "").strip()
+        or None,
+    )
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def cache_settings(url: str | None) -> dict[str, dict[str, object]]:
+    """Django's ``CACHES`` for ``CACHE_URL``: Redis when given one, else per-process memory.
+
+    Rate limits count in this cache, so several processes or replicas need Redis
+    for a limit to hold across them. An unknown scheme is refused at start-up.
+    """
+    if url is None or url == "locmem://":
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if url.startswith(_REDIS_SCHEMES):
+        return {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "KEY_PREFIX": "memstore",
+            }
+        }
+    scheme = url.split("://", 1)[0] if "://" in url else url
+    raise ValueError(
+        f"CACHE_URL: unsupported scheme {scheme!r} (use redis://, rediss://, unix:// or locmem://)"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dj_database_url
 
-from .config import dev_secret_key, load_config
+from .config import cache_settings, dev_secret_key, load_config
 
 CONFIG = load_config()
 
@@ -114,7 +114,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Rate limits (login limiter, DRF throttles) count here: Redis in production (CACHE_URL).
+CACHES = cache_settings(CONFIG.cache_url)
 # Password-reset mail of the web marketplace goes to the console unless configured.
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 

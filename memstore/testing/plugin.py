@@ -5,7 +5,8 @@
   test database is created on it.
 * S3: moto's standalone server on a free 127.0.0.1 port (``s3_server``).
 * Celery: a real worker thread consuming from Redis on 127.0.0.1:6379 through
-  a queue unique to the test run (``celery_worker``).
+  a queue unique to the test run (``celery_worker``); the same Redis for cache
+  tests (``redis_url``).
 
 With ``CI=true`` a missing service is a failure, never a skip.
 """
@@ -119,6 +120,14 @@ def _redis_reachable(host: str = "127.0.0.1", port: int = 6379) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The local Redis (the broker of the Celery tests), for tests of the shared cache."""
+    if not _redis_reachable():
+        _missing("Redis on 127.0.0.1:6379")
+    return "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="session", autouse=True)
