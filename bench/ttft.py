@@ -45,6 +45,7 @@ from runtime.models.kv import build_kv, default_template, load_kv, prompt_ids
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 START, END = "<!-- bench/ttft.py:start -->", "<!-- bench/ttft.py:end -->"
+HEADING = "## Activation memory: time-to-first-token (issue 5)"
 QUERY = "Which team has the codename Falcon-21, and what is its budget?"
 NEW_TOKENS = 16
 
@@ -184,7 +185,7 @@ def main() -> int:
 def render(rows: list[dict[str, float]], args: argparse.Namespace, lm: LoadedModel) -> str:
     lines = [
         START,
-        "## Time to first token: KV-cache injection vs plaintext prefill (`bench/ttft.py`)",
+        "Script: `bench/ttft.py` (time to first token, KV-cache injection vs plaintext prefill).",
         "",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"({args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
@@ -227,13 +228,18 @@ def render(rows: list[dict[str, float]], args: argparse.Namespace, lm: LoadedMod
 
 
 def write_section(section: str) -> None:
+    """Replace this benchmark's marked block in RESULTS.md (first run: under its heading)."""
     text = RESULTS.read_text("utf-8") if RESULTS.exists() else "# Benchmark results\n"
     if START in text and END in text:
         head, rest = text.split(START, 1)
         _, tail = rest.split(END, 1)
         text = head + section + tail
+    elif HEADING in text:
+        head, tail = text.split(HEADING, 1)
+        tail = tail.replace("\n_Not yet measured._\n", "\n", 1)
+        text = head + HEADING + "\n\n" + section + tail.removeprefix("\n")
     else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        text = text.rstrip("\n") + "\n\n" + HEADING + "\n\n" + section + "\n"
     RESULTS.write_text(text, "utf-8")
 
 

@@ -238,14 +238,14 @@ def generate_with_memory(
                 else "no KV cache fits the running model"
             )
             raise KVCacheError(f"cannot inject a KV cache: {why}", code="model.kv_unavailable")
-        if attached:
+        if mode == "plaintext":
+            reason = "plaintext: requested"
+        elif attached:
             reason = "plaintext: a LoRA adapter is attached, KV caches belong to the base model"
         elif len(fits) > 1:
             reason = f"plaintext: {len(fits)} KV caches fit but caches are never combined"
         elif source.kv and not fits:
             reason = "plaintext: no KV cache fits the running model"
-        elif mode == "plaintext":
-            reason = "plaintext: requested"
         else:
             reason = "plaintext: the source has no KV cache"
         return _run(

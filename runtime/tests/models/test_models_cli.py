@@ -93,6 +93,7 @@ def test_build_pack_sign_and_generate_from_the_command_line(
         *model,
     )
     assert kv["form"] == "activation" and plain["form"] == "plaintext"
+    assert str(plain["reason"]).startswith("plaintext: requested")
     assert kv["tokens"] == plain["tokens"]
     assert kv["cached_tokens"] and not plain["cached_tokens"]
     with_adapter = run_json(
