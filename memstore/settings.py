@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served locally (the docs work offline)
     "memstore.accounts",
     "memstore.storage",
     "memstore.packs",
@@ -112,6 +113,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Publish, resolve and search signed MIP packs. See memstore/API.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI (/api/v1/docs/) from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Rate limits (login limiter, DRF throttles) count here: Redis in production (CACHE_URL).
