@@ -43,4 +43,3 @@ def error_text(exc: Exception) -> str:
 
 def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", "unknown"))
-

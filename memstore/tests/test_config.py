@@ -39,7 +39,11 @@ def test_the_cache_is_per_process_memory_by_default(env: pytest.MonkeyPatch) -> 
 
 def test_cache_url_or_redis_url_switch_the_cache_to_redis(env: pytest.MonkeyPatch) -> None:
     env.setenv("REDIS_URL", "redis://redis:6379/1")
-    assert _backend() == {"BACKEND": REDIS, "LOCATION": "redis://redis:6379/1", "KEY_PREFIX": "memstore"}
+    assert _backend() == {
+        "BACKEND": REDIS,
+        "LOCATION": "redis://redis:6379/1",
+        "KEY_PREFIX": "memstore",
+    }
     env.setenv("CACHE_URL", "rediss://cache.internal:6380/2")  # CACHE_URL wins
     assert _backend()["LOCATION"] == "rediss://cache.internal:6380/2"
 
