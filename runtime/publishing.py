@@ -1,11 +1,13 @@
-"""Publishing to a MemStore registry: log in (create a token) and upload packs.
+"""Publishing to a MemStore registry: log in (create a token), manage signing keys, upload packs.
 
 HTTP only, over httpx with an injectable transport (tests pass
 ``httpx.MockTransport`` or talk to a real server); no Django. The request and
 response shapes are those of ``memstore/API.md``: ``POST /api/v1/auth/tokens``,
-``GET /api/v1/auth/whoami``, ``POST /api/v1/packs/upload`` for small packs and
-the resumable upload session (``/api/v1/uploads/``) for large ones, which
-resumes from the server's offset after a lost chunk.
+``GET /api/v1/auth/whoami``, the namespace's signing keys
+(``/api/v1/namespaces/<ns>/keys``: list, register, ``.../<keyid>/revoke``),
+``POST /api/v1/packs/upload`` for small packs and the resumable upload session
+(``/api/v1/uploads/``) for large ones, which resumes from the server's offset
+after a lost chunk.
 
 Not here: building or signing packs (:mod:`protocol`), token storage
 (:mod:`runtime.config`), printing (:mod:`runtime.cli.registry_cmds`).
@@ -14,18 +16,23 @@ Not here: building or signing packs (:mod:`protocol`), token storage
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+
+from protocol import PublicKey
 
 from ._wire import parse_error
 from .errors import RegistryError
 
 __all__ = [
     "ONE_REQUEST_LIMIT",
+    "NamespaceSigningKey",
     "PublishResult",
     "Publisher",
     "TokenInfo",
@@ -66,6 +73,25 @@ class PublishResult:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class NamespaceSigningKey:
+    """A signing key registered for a namespace (revoked keys stay listed)."""
+
+    keyid: str
+    public_key: str  # ``ed25519:<base64>``
+    label: str
+    created_at: str
+    revoked_at: str | None
+    revocation_reason: str
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _field(data: Any, key: str, kind: type) -> Any:
@@ -170,6 +196,47 @@ class Publisher:
             scopes=tuple(str(s) for s in scopes) if isinstance(scopes, list) else None,
         )
 
+    # ---------------------------------------------------------------- signing keys
+
+    @staticmethod
+    def _keys_url(namespace: str) -> str:
+        return f"api/v1/namespaces/{quote(namespace, safe='')}/keys"
+
+    def list_keys(self, namespace: str) -> tuple[NamespaceSigningKey, ...]:
+        """Every key of the namespace, revoked ones included (with their revocation date)."""
+        data = self._request("GET", self._keys_url(namespace))
+        if not isinstance(data, list):
+            raise RegistryError(
+                "the registry's answer is not a list of keys", code="registry.bad_response"
+            )
+        return tuple(_key(item) for item in data)
+
+    def register_key(
+        self, namespace: str, public_key: PublicKey, *, label: str = ""
+    ) -> NamespaceSigningKey:
+        """Register ``public_key`` for ``namespace`` (registering it again returns the same key)."""
+        data = self._request(
+            "POST",
+            self._keys_url(namespace),
+            json={"public_key": public_key.to_text(), "label": label},
+        )
+        key = _key(data)
+        if key.keyid != public_key.keyid:
+            raise RegistryError(
+                f"the registry answered with key {key.keyid}, not {public_key.keyid}",
+                code="registry.bad_response",
+            )
+        return key
+
+    def revoke_key(self, namespace: str, keyid: str, *, reason: str = "") -> NamespaceSigningKey:
+        """Revoke a key: packs signed only by it are refused from now on. It stays listed."""
+        data = self._request(
+            "POST",
+            f"{self._keys_url(namespace)}/{quote(keyid, safe='')}/revoke",
+            json={"reason": reason},
+        )
+        return _key(data)
+
     # ---------------------------------------------------------------- publishing
 
     def publish(
@@ -264,3 +331,29 @@ class Publisher:
             ingest_status=str(ingest.get("status", "")) if isinstance(ingest, dict) else "",
             url=str(data.get("url", "")),
         )
+
+
+def _key(data: Any) -> NamespaceSigningKey:
+    keyid = _field(data, "keyid", str)
+    if not _HEX64.match(keyid):
+        raise RegistryError(
+            f"the registry's answer has an invalid keyid {keyid!r}", code="registry.bad_response"
+        )
+    revoked_at = data.get("revoked_at")
+    if revoked_at is not None and not isinstance(revoked_at, str):
+        raise RegistryError(
+            "the registry's answer has an invalid 'revoked_at'", code="registry.bad_response"
+        )
+
+    def text(key: str) -> str:
+        value = data.get(key)
+        return value if isinstance(value, str) else ""
+
+    return NamespaceSigningKey(
+        keyid=keyid,
+        public_key=_field(data, "public_key", str),
+        label=text("label"),
+        created_at=text("created_at"),
+        revoked_at=revoked_at,
+        revocation_reason=text("revocation_reason"),
+    )

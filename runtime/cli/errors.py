@@ -57,6 +57,14 @@ HINTS: dict[str, str] = {
     "registry.no_matching_version": "No published version matches; drop the @range to get the latest.",
     "registry.not_authenticated": "Log in first: memos login --token TOKEN.",
     "registry.entitlement_required": "This is a paid pack: buy it on the marketplace, then install again.",
+    "registry.forbidden": "Publishing and signing keys need the maintainer or owner role in the namespace "
+    "and a token with the publish:NS or publish:* scope (memos login creates one).",
+    "registry.namespace_not_found": "Check the namespace name; memos login lists the namespaces you belong to.",
+    "registry.bad_key": "Pass the .pub file that memos keygen wrote (or its 'ed25519:<base64>' text).",
+    "registry.key_revoked": "A revoked key cannot be registered again: memos keygen --out DIR makes a new pair; "
+    "register its .pub and sign with its .key.",
+    "registry.key_not_found": "See the namespace's key ids with: memos keys list --namespace NS",
+    "keys.private_key": "Pass the public key: the .pub file memos keygen wrote beside the .key.",
     "registry.bad_response": "The registry's answer was malformed; check --registry points to a MemStore registry.",
     "engine.not_found": "List memories with memos search or memos history ID.",
     "engine.not_yet": "That memory did not exist yet at that time; see memos history ID.",

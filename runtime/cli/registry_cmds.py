@@ -1,4 +1,4 @@
-"""``memos login`` and ``memos publish``: thin commands over :mod:`runtime.publishing`."""
+"""``memos login``, ``memos publish`` and ``memos keys``: thin commands over :mod:`runtime.publishing`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+
+from protocol import PublicKey
 
 from ..config import load_settings, save_token
-from ..publishing import Publisher
+from ..publishing import NamespaceSigningKey, Publisher
 from .errors import CLIError
 from .output import emit_json, out
 
@@ -22,8 +25,21 @@ RegistryOpt = Annotated[
 ]
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+NamespaceOpt = Annotated[
+    str, typer.Option("--namespace", "-n", help="The namespace (your username or an organization).")
+]
+
+
 def _registry(option: str | None) -> str:
     return (option or load_settings().registry).rstrip("/")
+
+
+def _token(url: str) -> str:
+    token = load_settings().token_for(url)
+    if not token:
+        raise CLIError("not logged in to " + url, code="registry.not_authenticated")
+    return token
 
 
 def login(
@@ -102,9 +118,7 @@ def publish(
     Example:  memos publish tips.memcube --registry http://127.0.0.1:8000
     """
     url = _registry(registry)
-    token = load_settings().token_for(url)
-    if not token:
-        raise CLIError("not logged in to " + url, code="registry.not_authenticated")
+    token = _token(url)
     amount = _minor_units(price)
     with Publisher(url, token=token) as client:
         result = client.publish(
@@ -132,7 +146,122 @@ def publish(
     )
 
 
+# ---------------------------------------------------------------- memos keys
+
+keys_app = typer.Typer(
+    help="A namespace's signing keys on the registry: the keys packs must be signed with.",
+    epilog="Example:  memos keys register keys/memos-signing.pub --namespace acme",
+    no_args_is_help=True,
+)
+
+
+def _read_public_key(path: Path) -> PublicKey:
+    data = path.read_bytes()
+    if b"PRIVATE KEY" in data:
+        raise CLIError(
+            f"{path} is a private key; it never leaves this machine",
+            code="keys.private_key",
+        )
+    return PublicKey.load(data)  # signature.bad_key (with its hint) when it is not a key
+
+
+def _key_json(key: NamespaceSigningKey) -> dict[str, object]:
+    return {
+        "keyid": key.keyid,
+        "public_key": key.public_key,
+        "label": key.label,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+        "revocation_reason": key.revocation_reason,
+    }
+
+
+@keys_app.command("register")
+def keys_register(
+    pubfile: Annotated[
+        Path,
+        typer.Argument(
+            help="The public key file (.pub, from memos keygen).", exists=True, dir_okay=False
+        ),
+    ],
+    namespace: NamespaceOpt,
+    label: Annotated[
+        str, typer.Option("--label", help="A note to tell keys apart, e.g. 'laptop 2026'.")
+    ] = "",
+    registry: RegistryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a public key for a namespace; packs signed with its private key are accepted.
+
+    Example:  memos keys register keys/memos-signing.pub --namespace acme --label laptop
+    """
+    key = _read_public_key(pubfile)
+    url = _registry(registry)
+    with Publisher(url, token=_token(url)) as client:
+        result = client.register_key(namespace, key, label=label)
+    if json_out:
+        emit_json(_key_json(result))
+        return
+    out.print(f"Registered key {result.keyid} for namespace [bold]{escape(namespace)}[/]")
+
+
+@keys_app.command("list")
+def keys_list(
+    namespace: NamespaceOpt,
+    registry: RegistryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List a namespace's signing keys, revoked ones included.
+
+    Example:  memos keys list --namespace acme --json
+    """
+    url = _registry(registry)
+    with Publisher(url, token=load_settings().token_for(url)) as client:
+        keys = client.list_keys(namespace)
+    if json_out:
+        emit_json([_key_json(k) for k in keys])
+        return
+    if not keys:
+        out.print(
+            f"Namespace {escape(namespace)} has no signing keys (memos keys register PUBFILE)."
+        )
+        return
+    for k in keys:
+        if k.revoked_at is None:
+            state = "[green]active[/]"
+        else:
+            reason = f": {escape(k.revocation_reason)}" if k.revocation_reason else ""
+            state = f"[red]revoked {escape(k.revoked_at)}{reason}[/]"
+        label = f"  {escape(k.label)}" if k.label else ""
+        out.print(f"{k.keyid}  {state}{label}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    keyid: Annotated[str, typer.Argument(help="The key id (sha256 hex, see memos keys list).")],
+    namespace: NamespaceOpt,
+    reason: Annotated[str, typer.Option("--reason", help="Why, shown to users.")] = "",
+    registry: RegistryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Revoke a signing key: packs signed only with it are refused, and clients stop trusting it.
+
+    Example:  memos keys revoke 9f2c...e1 --namespace acme --reason "laptop stolen"
+    """
+    url = _registry(registry)
+    with Publisher(url, token=_token(url)) as client:
+        result = client.revoke_key(namespace, keyid, reason=reason)
+    if json_out:
+        emit_json(_key_json(result))
+        return
+    out.print(
+        f"Revoked key {result.keyid} of namespace [bold]{escape(namespace)}[/] "
+        f"({escape(result.revoked_at or '')})"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``login`` and ``publish`` to the memos app."""
+    """Add ``login``, ``publish`` and ``keys`` to the memos app."""
     app.command("login", rich_help_panel="Registry")(login)
     app.command("publish", rich_help_panel="Registry")(publish)
+    app.add_typer(keys_app, name="keys", rich_help_panel="Registry")
