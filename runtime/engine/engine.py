@@ -299,14 +299,18 @@ class Engine:
         event: str = "create",
         audit: bool = True,
     ) -> list[str]:
-        """Add memories in one transaction; plaintext ones are embedded and indexed."""
+        """Add memories in one transaction; plaintext ones are embedded and indexed.
+
+        ``vectors``, when given, are the plaintext items' vectors in order (no model call).
+        """
         now = self.clock()
         ids = [item.id or f"local/{uuid.uuid4().hex[:16]}" for item in items]
         plain = [i for i, item in enumerate(items) if item.memory_type == "plaintext"]
+        # Embed before taking the write lock: other writers need not wait for the model.
+        vecs = (vectors if vectors is not None else self._embed([items[i] for i in plain])) if plain else None
         with self.write_lock:
             vec_rows: dict[int, int] = {}
-            if plain:
-                vecs = vectors if vectors is not None else self._embed([items[i] for i in plain])
+            if plain and vecs is not None:
                 first = self.vectors.append(np.asarray(vecs, dtype=np.float32))
                 vec_rows = {i: first + n for n, i in enumerate(plain)}
             with self.store.write():
