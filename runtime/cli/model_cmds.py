@@ -341,6 +341,8 @@ def generate(
         emit_json(result.to_dict())
         return
     out.print(result.text)
+    for note in result.notes:
+        err.print(f"[dim]note: {note}[/]")
     err.print(f"[dim]{result.form}: {result.reason} · TTFT {result.ttft_s:.3f} s[/]")
 
 
@@ -372,6 +374,8 @@ def _generate_with_engine(
     out.print(result.text)
     for item in plan.items:
         err.print(f"[dim]{item.form} {item.memory.id}: {item.reason}[/]")
+    for note in result.notes:
+        err.print(f"[dim]note: {note}[/]")
     err.print(f"[dim]{result.form}: {result.reason} · TTFT {result.ttft_s:.3f} s[/]")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from protocol import MemoryRecord, SigningKey, pack_directory, read_pack
 from runtime.models import FingerprintMismatchError
-from runtime.models.backend import LoadedModel, compute_fingerprint
+from runtime.models.backend import LoadedModel, compute_fingerprint, greedy_generate
 from runtime.models.kv import (
     build_kv,
     default_template,
@@ -114,14 +114,19 @@ def test_consolidated_adapter_attaches_and_detach_restores_outputs(
     ids = torch.tensor([smollm2.encode("The project codename is")])
     with torch.no_grad():
         before = smollm2.model(input_ids=ids).logits
-    result = consolidate(smollm2, MEMORIES, tmp_path / "lora", steps=4, rank=4)
+    result = consolidate(smollm2, MEMORIES, tmp_path / "lora", steps=30)
+    question = prompt_ids(smollm2, [], QUERY)[1]
+    bare = greedy_generate(smollm2, smollm2.encode("") + question, max_new_tokens=12)
     attach_adapter(smollm2, result.config_path, result.weights_path)
     try:
         with torch.no_grad():
             attached = smollm2.model(input_ids=ids).logits
+        # Mem-training: the fact is in the weights now, with no memory in the prompt.
+        learned = greedy_generate(smollm2, smollm2.encode("") + question, max_new_tokens=12)
     finally:
         detach_adapter(smollm2)
     with torch.no_grad():
         after = smollm2.model(input_ids=ids).logits
     assert not torch.equal(attached, before)
     assert torch.equal(after, before)
+    assert "Bluefin" in learned.text and "Bluefin" not in bare.text
