@@ -466,7 +466,7 @@ class Installer:
         plain = [i for i, it in enumerate(items) if it.memory_type == "plaintext"]
         if plain:
             self._stage(f"indexing {len(plain)} memories for semantic search")
-        vectors = engine._embed([items[i] for i in plain]) if plain else None
+        vectors = engine.embed_items([items[i] for i in plain]) if plain else None
         with engine.write_lock:
             existing = {mem.id: (rowid, mem, vec) for rowid, mem, vec in self._pack_rows(m.name)}
             prev = self.installed_pack(m.name)
@@ -485,7 +485,7 @@ class Installer:
                 for i, item in enumerate(items):
                     assert item.id is not None
                     seen.add(item.id)
-                    new = engine._build(item.id, item, now)
+                    new = engine.build_memory(item.id, item, now)
                     if item.id not in existing:
                         engine.store.insert(new, vec_rows.get(i), event="install", actor=actor, at=at)
                         continue
@@ -515,7 +515,7 @@ class Installer:
                      canonical_sha256_bytes(pack.manifest_bytes), pack.manifest_bytes.decode("utf-8"),
                      json.dumps(sorted(signed_by)), registry, at),
                 )
-                engine._bump()
+                engine.bump_generation()
         engine.audit(
             "install", actor=actor, target=m.name, version=m.version, sha256=pack.file_sha256,
             previous_version=prev.version if prev else None, memories=len(items),
@@ -567,7 +567,7 @@ class Installer:
                 engine.store.db.execute(  # their activation forms go too (files freed by gc below)
                     "DELETE FROM kv_caches WHERE memory_id IN (SELECT id FROM memories WHERE pack = ?)", (name,)
                 )
-                engine._bump()
+                engine.bump_generation()
         engine.audit("remove", actor=actor, target=name, memories=count)
         self.gc()
         return count

@@ -1,7 +1,8 @@
 """Model commands: KV caches, LoRA consolidation, model packs and generation with memory.
 
 ``memos kv build``, ``memos kv info``, ``memos consolidate``, ``memos model
-fingerprint``, ``memos model build-pack`` and ``memos generate``. Thin: parse,
+fingerprint``, ``memos model build-pack``, ``memos model transform`` and
+``memos generate``. Thin: parse,
 call :mod:`runtime.models`, print. torch and transformers are imported inside
 the commands, so ``memos --help`` and the other commands stay fast.
 
@@ -221,6 +222,46 @@ def model_build_pack(
         )
     out.print(f"Created pack source [bold]{out_dir}[/] for {name} ({len(records)} memories).")
     out.print(f"Next: memos pack {out_dir} --out {out_dir.name}.memcube --key KEYFILE")
+
+
+@model_app.command("transform")
+def model_transform(
+    promote_after: Annotated[
+        int, typer.Option(help="Promote plaintext memories used at least this many times.")
+    ] = 5,
+    demote_after_days: Annotated[
+        float, typer.Option(help="Free KV caches unused for this many days.")
+    ] = 7.0,
+    model: ModelOption = "smollm2",
+    gguf_file: GgufOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Dynamic transformation for the running model: hot memories -> KV caches, cold caches freed.
+
+    Example:  memos model transform --promote-after 3 --demote-after-days 7
+    """
+    from datetime import timedelta
+
+    from ..engine.transform import TransformPolicy
+    from ..models.engine_backend import TransformersBackend
+    from ..sdk import MemOS
+
+    lm = _load(model, gguf_file, quiet=as_json)
+    policy = TransformPolicy(
+        promote_after_uses=promote_after, demote_after=timedelta(days=demote_after_days)
+    )
+    status = err.status("Transforming…", spinner="dots") if not as_json else _nothing()
+    with MemOS(backend=TransformersBackend(lm)) as mem, status:
+        report = mem.transform(policy)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    out.print(
+        f"promoted {len(report.promoted)} memories to KV caches for {lm.fingerprint.model_id}; "
+        f"demoted {len(report.demoted)} cold caches"
+    )
+    for skipped in report.skipped:
+        out.print(f"  skipped {skipped.get('memory')}: {skipped.get('reason')}")
 
 
 # --------------------------------------------------------------------------- top level

@@ -238,7 +238,7 @@ class Engine:
                 self.store.db.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_file', ?)", (new.path.name,)
                 )
-                self._bump()
+                self.bump_generation()
             for stale in self.dir.glob("vectors*.f32"):
                 if stale.name != new.path.name:
                     stale.unlink(missing_ok=True)
@@ -247,7 +247,7 @@ class Engine:
         self.audit("compact_vectors", actor=None, rows_before=total, rows_after=len(rows))
         return {"rows_before": total, "rows_after": len(rows)}
 
-    def _embed(self, items: Sequence[NewMemory]) -> npt.NDArray[np.float32]:
+    def embed_items(self, items: Sequence[NewMemory]) -> npt.NDArray[np.float32]:
         """Vectors for new memories: reuse a record's own embedding when it is from our model."""
         vectors = self.vectors
         out = np.zeros((len(items), vectors.dimension), dtype=np.float32)
@@ -288,7 +288,7 @@ class Engine:
     def add(self, text: str, *, actor: str | None = None, **fields: Any) -> Memory:
         """Add one plaintext memory; returns it (version 1, state generated)."""
         (memory_id,) = self.add_many([NewMemory(text=text, **fields)], actor=actor)
-        return self._require(memory_id)[0]
+        return self.require(memory_id)[0]
 
     def add_many(
         self,
@@ -307,7 +307,7 @@ class Engine:
         ids = [item.id or f"local/{uuid.uuid4().hex[:16]}" for item in items]
         plain = [i for i, item in enumerate(items) if item.memory_type == "plaintext"]
         # Embed before taking the write lock: other writers need not wait for the model.
-        vecs = (vectors if vectors is not None else self._embed([items[i] for i in plain])) if plain else None
+        vecs = (vectors if vectors is not None else self.embed_items([items[i] for i in plain])) if plain else None
         with self.write_lock:
             vec_rows: dict[int, int] = {}
             if plain and vecs is not None:
@@ -315,9 +315,9 @@ class Engine:
                 vec_rows = {i: first + n for n, i in enumerate(plain)}
             with self.store.write():
                 for i, item in enumerate(items):
-                    memory = self._build(ids[i], item, now)
+                    memory = self.build_memory(ids[i], item, now)
                     self.store.insert(memory, vec_rows.get(i), event=event, actor=actor, at=to_epoch(now))
-                self._bump()
+                self.bump_generation()
         if audit and len(items) <= 50:
             for memory_id in ids:
                 self.audit("create", actor=actor, target=memory_id)
@@ -326,7 +326,7 @@ class Engine:
         return ids
 
     @staticmethod
-    def _build(memory_id: str, item: NewMemory, now: datetime) -> Memory:
+    def build_memory(memory_id: str, item: NewMemory, now: datetime) -> Memory:
         return Memory(
             id=memory_id,
             memory_type=item.memory_type,
@@ -351,13 +351,13 @@ class Engine:
             token_count=item.token_count,
         )
 
-    def _bump(self) -> None:
+    def bump_generation(self) -> None:
         self.store.db.execute(
             "INSERT INTO meta(key, value) VALUES ('generation', '1') "
             "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
         )
 
-    def _require(self, memory_id: str) -> tuple[Memory, int, int | None]:
+    def require(self, memory_id: str) -> tuple[Memory, int, int | None]:
         found = self.store.get(memory_id)
         if found is None:
             raise NotFoundError(f"no memory {memory_id!r}", memory_id=memory_id)
@@ -373,7 +373,7 @@ class Engine:
                     f"memory {old.id} changed concurrently; retry", code="engine.conflict"
                 )
             self.store.update(rowid, new, vec_row, event=event, actor=actor, at=to_epoch(now))
-            self._bump()
+            self.bump_generation()
         return new
 
     def update(
@@ -390,7 +390,7 @@ class Engine:
     ) -> Memory:
         """Change a memory's content; creates a new version."""
         with self.write_lock:
-            old, rowid, vec_row = self._require(memory_id)
+            old, rowid, vec_row = self.require(memory_id)
             new = old
             if text is not None and text != old.text:
                 new = replace(new, text=text)
@@ -422,7 +422,7 @@ class Engine:
         """Move a memory through its lifecycle; illegal moves raise LifecycleError."""
         event = Event(event)
         with self.write_lock:
-            old, rowid, vec_row = self._require(memory_id)
+            old, rowid, vec_row = self.require(memory_id)
             ctx = GuardContext(self.clock(), old.expires_at, new_expires_at, merged_into)
             state = next_state(old.state, event, ctx, force=force)
             new = replace(old, state=state)
@@ -447,7 +447,7 @@ class Engine:
         """The memory as it was at ``when`` (Time Machine)."""
         entry = self.store.version_as_of(memory_id, to_epoch(when))
         if entry is None:
-            self._require(memory_id)
+            self.require(memory_id)
             raise NotFoundError(f"memory {memory_id!r} did not exist at {when.isoformat()}", code="engine.not_yet")
         memory = memory_from_snapshot(memory_id, entry.version, entry.snapshot)
         self._check_access(memory, principal)
@@ -457,7 +457,7 @@ class Engine:
     def rollback(self, memory_id: str, version: int, *, actor: str | None = None) -> Memory:
         """Restore version ``version``'s content and state as a new version."""
         with self.write_lock:
-            old, rowid, vec_row = self._require(memory_id)
+            old, rowid, vec_row = self.require(memory_id)
             entry = self.store.version(memory_id, version)
             if entry is None:
                 raise NotFoundError(
@@ -489,7 +489,7 @@ class Engine:
             )
 
     def get(self, memory_id: str, *, principal: str | None = None, record: bool = True) -> Memory:
-        memory, rowid, _ = self._require(memory_id)
+        memory, rowid, _ = self.require(memory_id)
         self._check_access(memory, principal)
         if record:
             self.record_use([(rowid, memory)], principal=principal, action="read")

@@ -177,7 +177,7 @@ def _duplicates(engine: Engine, policy: MaintenancePolicy) -> list[tuple[Memory,
 
 
 def _merge(engine: Engine, loser: Memory, survivor: Memory, actor: str | None) -> None:
-    current, _, _ = engine._require(survivor.id)
+    current, _, _ = engine.require(survivor.id)
     tags = tuple(dict.fromkeys((*current.tags, *loser.tags)))
     if tags != current.tags:
         engine.update(survivor.id, tags=tags, actor=actor)

@@ -245,3 +245,18 @@ def test_generate_with_an_installed_pack_and_with_the_engine_plan(
     capsys.readouterr()
     assert main(["generate", query, "--pack", "acme/absent", *model]) == 1
     assert "model.pack_not_installed" in capsys.readouterr().err
+    report = run_json(capsys, "model", "transform", "--promote-after", "0", "--json", *model)
+    assert len(report["promoted"]) == 2 and report["skipped"] == []  # type: ignore[arg-type]
+    planned = run_json(
+        capsys,
+        "generate",
+        query,
+        "--engine",
+        "--latency",
+        "60",
+        "--max-new-tokens",
+        "2",
+        "--json",
+        *model,
+    )
+    assert any(i["form"] == "activation" for i in planned["plan"]["items"])  # type: ignore[index]
