@@ -8,7 +8,8 @@ imported on first use. Submodules:
 * :mod:`.kv`       activation memory: KV-cache payloads (build, check, load, inject)
 * :mod:`.lora`     parameter memory: LoRA adapters (attach, detach, consolidate)
 * :mod:`.packs`    pack sources holding plaintext, activation and parameter cubes
-* :mod:`.engine_backend`  the engine's activation backend and plan-driven generation
+* :mod:`.engine_backend`  the engine's ActivationBackend (``TransformersBackend``)
+* :mod:`.sdk`      generation with memory injected: from a pack, texts or a scheduler plan
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ __all__ = [
     "KVCombineRefusedError",
     "LoadedKV",
     "LoadedModel",
+    "MemoryGeneration",
+    "MemorySource",
     "ModelError",
     "ModelLoadError",
+    "TransformersBackend",
     "attach_adapter",
     "build_kv",
     "check_fingerprint",
@@ -43,6 +47,8 @@ __all__ = [
     "consolidate",
     "detach_adapter",
     "generate_with_kv",
+    "generate_with_memory",
+    "generate_with_plan",
     "generate_with_prefix",
     "greedy_generate",
     "load_kv",
@@ -66,6 +72,11 @@ _LAZY = {
     "attach_adapter": "lora",
     "consolidate": "lora",
     "detach_adapter": "lora",
+    "MemoryGeneration": "sdk",
+    "MemorySource": "sdk",
+    "generate_with_memory": "sdk",
+    "generate_with_plan": "sdk",
+    "TransformersBackend": "engine_backend",
 }
 
 
