@@ -434,7 +434,7 @@ class Installer:
         tokens = None
         kv = cube.payload(MediaType.KV_CACHE)
         if kv is not None:
-            with open(pack.payload_path(kv) if pack.root and (pack.root / kv.path).exists() else self.cache.get(shas[kv.media_type]), "rb") as fh:
+            with open(self.cache.get(shas[kv.media_type]), "rb") as fh:  # already moved into the cache
                 header = read_safetensors_header(fh, kv.size)
             ids = header.tensors.get("input_ids")
             tokens = int(ids.shape[-1]) if ids is not None and ids.shape else None
