@@ -46,6 +46,7 @@ def _publish(request: HttpRequest, upload: UploadedFile[bytes], form: UploadForm
                 out.write(chunk)
         return pack_publish(actor=actor_of(request), pack_file=path, **publish_options)
 
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = user_of(request)
@@ -85,11 +86,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def ingest_status(request: HttpRequest, version_id: int) -> HttpResponse:
     """The ingestion status of one version, as JSON (polled by the dashboard's script)."""
-    version = PackVersion.objects.select_related("pack__namespace", "ingest").filter(pk=version_id).first()
-    if version is None or not has_role(
-        user=user_of(request), namespace=version.pack.namespace, at_least=Role.MAINTAINER
-    ):
-        raise Http404("no such version")
+    version = _maintained_version(request, version_id, live_only=False)
     job = getattr(version, "ingest", None)
     return JsonResponse(
         {
@@ -117,13 +114,12 @@ def refund(request: HttpRequest, public_id: str) -> HttpResponse:
     return redirect("frontend:dashboard")
 
 
-
-def _maintained_version(request: HttpRequest, version_id: int) -> PackVersion:
-    version = (
-        PackVersion.objects.select_related("pack__namespace")
-        .filter(pk=version_id, deleted_at__isnull=True)
-        .first()
-    )
+def _maintained_version(request: HttpRequest, version_id: int, *, live_only: bool = True) -> PackVersion:
+    """A version of a namespace the user maintains (404 otherwise, existence not leaked)."""
+    versions = PackVersion.objects.select_related("pack__namespace", "ingest")
+    if live_only:
+        versions = versions.filter(deleted_at__isnull=True)
+    version = versions.filter(pk=version_id).first()
     if version is None or not has_role(
         user=user_of(request), namespace=version.pack.namespace, at_least=Role.MAINTAINER
     ):

@@ -122,12 +122,17 @@ def _price(data: dict[str, Any]) -> pack_services.Price:
     )
 
 
+def _content_length(request: Request) -> int:
+    """The announced body size (0 when absent or malformed), read before the body is."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def _check_length(request: Request) -> None:
     limit: int = settings.MEMSTORE_MAX_PACK_BYTES
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
+    length = _content_length(request)
     if length > limit + 64 * 1024:
         raise TooLargeError(
             f"the request is {length} bytes; the pack limit is {limit}", limit=limit
@@ -215,11 +220,7 @@ class UploadDetailView(APIView):
     )
     def patch(self, request: Request, session_id: uuid.UUID) -> Response:
         max_chunk: int = settings.MEMSTORE_UPLOAD_CHUNK_BYTES
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > max_chunk:  # refuse before reading the body into memory
+        if _content_length(request) > max_chunk:  # refuse before reading the body into memory
             raise TooLargeError(f"a chunk may be at most {max_chunk} bytes", limit=max_chunk)
         try:
             offset = int(request.headers.get("Upload-Offset", ""))
