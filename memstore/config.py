@@ -20,6 +20,9 @@
 ``CACHE_URL`` (or ``REDIS_URL``)  the shared cache of rate limits (login limiter, DRF
                                throttles): ``redis://host:6379/1``, ``rediss://...``,
                                ``unix:///path.sock``; unset or ``locmem://`` = per process
+``MEMSTORE_NUM_PROXIES``       reverse proxies in front of the web (default 0; 1 behind
+                               docker/'s nginx): rate limits then count the client address
+                               that the last proxy appended to ``X-Forwarded-For``
 ``CELERY_BROKER_URL``          default ``redis://127.0.0.1:6379/0``
 ``MEMSTORE_CELERY_QUEUE``      queue name (default ``memstore``)
 ``MEMSTORE_CELERY_EAGER``      ``1`` runs tasks in-process (no broker)
@@ -79,6 +82,7 @@ class Config:
     throttle_publish: str
     csrf_trusted_origins: tuple[str, ...]
     cache_url: str | None
+    num_proxies: int
 
 
 def load_config() -> Config:
@@ -110,6 +114,7 @@ def load_config() -> Config:
         csrf_trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
         cache_url=(os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or "").strip()
         or None,
+        num_proxies=_int("MEMSTORE_NUM_PROXIES", 0),
     )
 
 

@@ -106,6 +106,9 @@ REST_FRAMEWORK = {
         "publish": CONFIG.throttle_publish,
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Who a client is, for throttles and the login limiter: REMOTE_ADDR, or behind N proxies
+    # the N-th address from the right of X-Forwarded-For (never one the client wrote itself).
+    "NUM_PROXIES": CONFIG.num_proxies,
 }
 
 SPECTACULAR_SETTINGS = {

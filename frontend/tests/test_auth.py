@@ -81,3 +81,28 @@ def test_login_limit_also_counts_per_address_across_usernames(client, buyer):
     for i in range(5):
         client.post("/accounts/login/", {"username": f"nobody{i}", "password": "wrong"})
     assert client.post("/accounts/login/", {"username": "bob", "password": PASSWORD}).status_code == 429
+
+
+def _fail_five_times(client, **headers):
+    for i in range(5):
+        client.post("/accounts/login/", {"username": f"nobody{i}", "password": "wrong"}, **headers)
+
+
+def _login(client, **headers):
+    return client.post("/accounts/login/", {"username": "bob", "password": PASSWORD}, **headers)
+
+
+def test_without_a_proxy_x_forwarded_for_cannot_escape_the_login_limit(client, buyer, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 0}
+    _fail_five_times(client, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert _login(client, HTTP_X_FORWARDED_FOR="198.51.100.8").status_code == 429
+
+
+def test_behind_one_proxy_the_login_limit_counts_the_forwarded_client(client, buyer, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    _fail_five_times(client, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    # The proxy's own address (REMOTE_ADDR) is shared by everyone: other clients still log in.
+    assert _login(Client(), HTTP_X_FORWARDED_FOR="198.51.100.8").status_code == 302
+    # A client cannot escape by writing its own X-Forwarded-For: the proxy appends the real one.
+    spoofed = _login(client, HTTP_X_FORWARDED_FOR="203.0.113.1, 198.51.100.7")
+    assert spoofed.status_code == 429

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
 from django.http import Http404, HttpRequest
+from rest_framework.throttling import BaseThrottle
 
 from memstore.accounts.actor import ANONYMOUS, Actor
 from memstore.accounts.models import User
@@ -42,4 +43,5 @@ def error_text(exc: Exception) -> str:
 
 
 def client_ip(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR", "unknown"))
+    """The client's address as DRF's throttles see it (``MEMSTORE_NUM_PROXIES`` aware)."""
+    return str(BaseThrottle().get_ident(request) or "unknown")  # type: ignore[arg-type]

@@ -92,3 +92,10 @@ def test_with_redis_the_login_limit_holds_across_processes(redis_url: str, setti
     finally:
         ratelimit.reset("login", ident)
         other_process.close()
+
+
+def test_the_number_of_proxies_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEMSTORE_NUM_PROXIES", raising=False)
+    assert load_config().num_proxies == 0  # no proxy: X-Forwarded-For is never trusted
+    monkeypatch.setenv("MEMSTORE_NUM_PROXIES", "1")
+    assert load_config().num_proxies == 1
