@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import CharField, Count, F, Func, Max, Q
 
 from memstore.accounts.actor import Actor
 from memstore.accounts.models import Namespace, Role, SigningKey, User
@@ -409,8 +409,12 @@ def search_facets(*, actor: Actor, limit: int = 50) -> Facets:
     versions = PackVersion.objects.filter(
         pack__in=packs_visible(actor=actor), deleted_at__isnull=True, yanked=False
     )
-    licenses = sorted(set(versions.values_list("license", flat=True)[:1000]))[:limit]
-    models: set[str] = set()
-    for names in versions.exclude(base_models=[]).values_list("base_models", flat=True)[:1000]:
-        models.update(names)
-    return Facets(licenses=licenses, base_models=sorted(models)[:limit])
+    # DISTINCT in the database: every value counts, however many versions share one.
+    licenses = versions.order_by("license").values_list("license", flat=True).distinct()
+    models = (
+        versions.annotate(model=Func(F("base_models"), function="unnest", output_field=CharField()))
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct()
+    )
+    return Facets(licenses=list(licenses[:limit]), base_models=list(models[:limit]))
