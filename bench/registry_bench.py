@@ -89,7 +89,6 @@ def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, An
     from memstore.ingest import services as ingest_services
     from memstore.ingest.embedding import embed
     from memstore.ingest.models import IngestJob
-    from memstore.packs.models import Pack
     from memstore.packs.services import pack_publish
     from memstore.storage.backends import LocalBlobStorage
     from memstore.storage.services import set_blob_storage
@@ -99,8 +98,9 @@ def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, An
     set_blob_storage(LocalBlobStorage(BENCH / "blobs", secret=settings.SECRET_KEY))
     user, _, key = publisher("bench", "bench")
     actor = system_actor(user)
-    # Fresh names per run: versions are immutable, so each run publishes new ones.
-    run = Pack.objects.filter(namespace__name="bench", name__startswith="ingest").count() // packs
+    # Fresh names per run: versions are immutable, so each run publishes new ones
+    # (a clock-based run id also survives a run that stopped halfway).
+    run = time.strftime("%Y%m%d%H%M%S")
     sample = texts[N_QUERIES : N_QUERIES + packs * per_pack]
     ingest_services.ingest_enqueue = lambda **_: None  # type: ignore[assignment]  # timed below instead
     embed(["warm up the model"])

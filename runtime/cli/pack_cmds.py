@@ -178,7 +178,8 @@ def keygen(
     out.print(f"Private key: {private} (keep it secret)")
     out.print(f"Public key:  {public}")
     out.print(f"Key id:      {key.keyid}")
-    out.print(f"Register it: {key.public_key.to_text()}")
+    out.print(f"Public text: {key.public_key.to_text()}")
+    out.print(f"Register it with a registry: memos keys register {public} --namespace NAMESPACE")
 
 
 def pack(
