@@ -52,7 +52,7 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         # ---- manifest.*
         "manifest.invalid": "the manifest is not valid MIP",
         "manifest.bad_json": "a JSON document is malformed or has duplicate keys or NaN/Infinity",
-        "manifest.bad_encoding": "a JSON document is not UTF-8 or starts with a byte-order mark",
+        "manifest.bad_encoding": "JSON not UTF-8, with a BOM, or with U+0000 or a lone surrogate in a string",
         "manifest.too_deep": "a JSON document nests objects and arrays more than 64 levels deep",
         "manifest.schema": "the manifest violates the MIP manifest schema or a cross-field rule",
         "manifest.bad_mip_version": "mip_version is missing or is not MAJOR.MINOR",

@@ -104,27 +104,53 @@ def parse_json(data: bytes, *, what: str = "document", code: str = "manifest.bad
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ManifestError(f"{what} is not valid JSON: {exc}", code=code) from exc
-    _check_depth(value, what)
+    if isinstance(value, str):
+        _check_string(value, what)
+    _check_structure(value, what)
     return value
 
 
-def _check_depth(value: Any, what: str) -> None:
+def _check_structure(value: Any, what: str) -> None:
     # Iterative, so that a deep document cannot exhaust the stack of later
     # recursive code (schema validation, canonicalization, copies).
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        children = (
-            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        )
+        if isinstance(item, dict):
+            children: Any = item.values()
+            for key in item:
+                _check_string(key, what)
+        elif isinstance(item, list):
+            children = item
+        else:
+            children = ()
         for child in children:
-            if isinstance(child, (dict, list)):
+            if isinstance(child, str):
+                _check_string(child, what)
+            elif isinstance(child, (dict, list)):
                 if depth + 1 > MAX_JSON_DEPTH:
                     raise ManifestError(
                         f"{what} nests deeper than {MAX_JSON_DEPTH} levels",
                         code="manifest.too_deep",
                     )
                 stack.append((child, depth + 1))
+
+
+def _check_string(text: str, what: str) -> None:
+    # JSON can spell both with escapes, but neither survives the places MIP
+    # text goes (PostgreSQL text, SQLite FTS, tokenizers): refuse them here.
+    if "\x00" in text:
+        raise ManifestError(
+            f"{what} has a string containing U+0000 (NUL), which MIP forbids",
+            code="manifest.bad_encoding",
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ManifestError(
+            f"{what} has a string with a lone surrogate (not valid Unicode)",
+            code="manifest.bad_encoding",
+        ) from exc
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -276,3 +276,23 @@ def test_format_timestamp_writes_utc_z():
         format_timestamp(datetime(2025, 1, 2, 3, 4, 5, 120000, tzinfo=UTC))
         == "2025-01-02T03:04:05.120000Z"
     )
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'{"title": "a\\u0000b"}',
+        b'{"a\\u0000": 1}',
+        b'["x", ["\\u0000"]]',
+        b'"\\u0000"',
+        b'{"title": "\\ud800"}',
+    ],
+)
+def test_parse_json_refuses_nul_and_lone_surrogates_in_any_string(document: bytes) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_json(document)
+    assert caught.value.code == "manifest.bad_encoding"
+
+
+def test_parse_json_keeps_an_escaped_backslash_before_u0000() -> None:
+    assert parse_json(b'{"t": "\\\\u0000"}') == {"t": "\\u0000"}

@@ -239,3 +239,10 @@ def test_oversized_lora_config_is_refused():
     big = b" " * (MAX_JSONL_LINE + 1)
     cube = _cube(g.manifest_dict(g.parameter_cube(big, g.lora_weights())))
     assert _code(lambda: _validate(cube, 0, big)) == "payload.lora_config"
+
+
+def test_memory_text_with_nul_is_refused_as_bad_jsonl() -> None:
+    line = b'{"id": "m1", "text": "before\\u0000after"}\n'
+    with pytest.raises(PayloadError) as caught:
+        list(iter_memory_records(io.BytesIO(line)))
+    assert caught.value.code == "payload.bad_jsonl"
