@@ -150,6 +150,12 @@ def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, An
 # --------------------------------------------------------------------------- search at 100k
 
 
+def _storable(text: str) -> str:
+    # A few docstrings hold NUL or lone surrogates, which MIP (and PostgreSQL)
+    # refuse; real packs never reach the index with them.
+    return text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
+
+
 def load_index(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
     """Bulk-load the 100k memories (ORM, batches) then build the HNSW index."""
     from django.db import connection, transaction
@@ -194,7 +200,7 @@ def load_index(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
                     version=version,
                     cube_id="docs",
                     record_id=str(start + i),
-                    text=corpus_texts[start + i],
+                    text=_storable(corpus_texts[start + i]),
                     embedding=corpus[start + i],
                 )
                 for i in range(min(batch, len(corpus) - start))

@@ -61,7 +61,9 @@ def sentences(limit: int) -> list[str]:
                     for sentence in _SPLIT.split(text):
                         if not 40 <= len(sentence) <= 300 or not sentence[0].isalpha():
                             continue
-                        if sentence.count(" ") < 5 or ">>>" in sentence:
+                        if sentence.count(" ") < 5 or ">>>" in sentence or "\x00" in sentence:
+                            continue
+                        if not sentence.isprintable():  # control chars, lone surrogates
                             continue
                         key = sentence.lower()
                         if key not in seen:
