@@ -17,7 +17,10 @@ Templates
     ``"Question: <query>\\nAnswer:"``; further memories after a cached prefix
     open with ``"More memories:\\n"``. ``chatml`` (default when the tokenizer
     knows ``<|im_start|>``, e.g. SmolLM2-Instruct): the memories in a system
-    turn, the query as a user turn followed by the assistant header. The
+    turn, and the prefix ends by opening the user turn (tokens that are the
+    same for every question, so they are cached, not prefilled); the query
+    closes that turn and opens the assistant's. Further memories after a cached
+    prefix go inside the user turn, before the question. The
     prefix is tokenized with special tokens, the query part without, and the
     prompt is always ``prefix_ids + query_ids``, both for the plaintext path
     and for the cached path, so the two see the very same token ids.
@@ -114,6 +117,8 @@ class PromptTemplate:
     footer: str
     query: str
     more_header: str  # opens a further block of memories after a (cached) prefix
+    opener: str = ""  # opens the query when no memory prefix came before it
+    more_footer: str | None = None  # closes a further block (default: ``footer``)
 
     def prefix(self, texts: Sequence[str]) -> str:
         return self.header + "".join(self.item.format(text=t) for t in texts) + self.footer
@@ -122,10 +127,12 @@ class PromptTemplate:
         """Further memories to append after a prefix (empty when there are none)."""
         if not texts:
             return ""
-        return self.more_header + "".join(self.item.format(text=t) for t in texts) + self.footer
+        footer = self.footer if self.more_footer is None else self.more_footer
+        return self.more_header + "".join(self.item.format(text=t) for t in texts) + footer
 
-    def query_text(self, query: str) -> str:
-        return self.query.format(query=query)
+    def query_text(self, query: str, *, standalone: bool = False) -> str:
+        """The query part; ``standalone`` when no memory prefix precedes it."""
+        return (self.opener if standalone else "") + self.query.format(query=query)
 
 
 TEMPLATES: dict[str, PromptTemplate] = {
@@ -137,13 +144,18 @@ TEMPLATES: dict[str, PromptTemplate] = {
         query="Question: {query}\nAnswer:",
         more_header="More memories:\n",
     ),
+    # The prefix ends by opening the user's turn: those tokens are the same for
+    # every question, so they belong in the cache and are never prefilled
+    # again. Further plaintext memories go inside that turn, before the question.
     "chatml": PromptTemplate(
         name="chatml",
         header="<|im_start|>system\nYou are a helpful assistant. Use these memories when relevant:\n",
         item="- {text}\n",
-        footer="<|im_end|>\n",
-        query="<|im_start|>user\n{query}<|im_end|>\n<|im_start|>assistant\n",
-        more_header="<|im_start|>system\nMore memories:\n",
+        footer="<|im_end|>\n<|im_start|>user\n",
+        query="{query}<|im_end|>\n<|im_start|>assistant\n",
+        more_header="More memories:\n",
+        opener="<|im_start|>user\n",
+        more_footer="\n",
     ),
 }
 

@@ -170,7 +170,7 @@ def _run(
         head, more, cache = lm.encode(tpl.prefix(texts), add_special_tokens=True), [], None
     else:
         head, more, cache = [], [], None
-    query_ids = lm.encode(tpl.query_text(query), add_special_tokens=not head)
+    query_ids = lm.encode(tpl.query_text(query, standalone=not head), add_special_tokens=not head)
     result = greedy_generate(
         lm, [*head, *more, *query_ids], cache=cache, max_new_tokens=max_new_tokens
     )
