@@ -170,4 +170,47 @@ def celery_worker_session(
             shutdown_timeout=30,
         ) as worker,
     ):
-        yield worker
+        _live_worker["queue"] = _celery_test_queue
+        try:
+            yield worker
+        finally:
+            _live_worker.clear()
+
+
+# The session worker keeps consuming after the test that started it: a later
+# transactional test that publishes (and so enqueues ingestion) would race its
+# own database flush against that task, and PostgreSQL may answer the flush's
+# TRUNCATE with a deadlock. Teardown therefore waits for the worker to be idle.
+_live_worker: dict[str, str] = {}
+
+
+def _worker_idle(queue: str) -> bool:
+    import redis
+    from celery.worker import state
+
+    if state.active_requests or state.reserved_requests:
+        return False
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        prefix = f"{queue}:"
+        keys = [k for k in client.scan_iter(match=f"{prefix}{queue}*") if client.type(k) == b"list"]
+        return all(client.llen(k) == 0 for k in keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def _drain_worker_before_flush(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Set up after pytest-django's database fixture, so it tears down (waits) before its flush."""
+    db_fixtures = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+    if request.node.get_closest_marker("django_db") or db_fixtures & set(request.fixturenames):
+        request.getfixturevalue("_django_db_helper")
+    yield
+    queue = _live_worker.get("queue")
+    if not queue:
+        return
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _worker_idle(queue):
+        time.sleep(0.05)
