@@ -182,16 +182,12 @@ def write_pack(
 
 
 def _check_source(ref: PayloadRef, source: Path | bytes) -> None:
-    digest = hashlib.sha256()
-    size = 0
     if isinstance(source, bytes):
-        digest.update(source)
-        size = len(source)
+        digest, size = hashlib.sha256(source), len(source)
     else:
         with open(source, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(chunk)
-                size += len(chunk)
+            digest = hashlib.file_digest(fh, "sha256")
+            size = fh.tell()
     if size != ref.size or digest.hexdigest() != ref.sha256:
         raise IntegrityError(
             f"payload {ref.path} does not match its manifest entry (size or sha256)",

@@ -43,13 +43,9 @@ def _default_media(memory_type: str, name: str) -> MediaType | None:
 
 
 def _digest_file(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        digest = hashlib.file_digest(fh, "sha256")
+        return fh.tell(), digest.hexdigest()
 
 
 def _source_file(root: Path, rel: str) -> Path:

@@ -41,13 +41,9 @@ _CHUNK = 1024 * 1024
 
 def sha256_file(path: Path) -> tuple[str, int]:
     """(hex sha256, size) of a file, streamed."""
-    h = hashlib.sha256()
-    size = 0
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+        digest = hashlib.file_digest(fh, "sha256")
+        return digest.hexdigest(), fh.tell()
 
 
 def _check_digest(sha256: str) -> str:

@@ -15,7 +15,6 @@ Not here: building or signing packs (:mod:`protocol`), token storage
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import httpx
 from protocol import PublicKey
 
 from ._wire import parse_error
+from .cache import sha256_file
 from .errors import RegistryError
 
 __all__ = [
@@ -100,14 +100,6 @@ def _field(data: Any, key: str, kind: type) -> Any:
             f"the registry's answer has no valid {key!r}", code="registry.bad_response"
         )
     return data[key]
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Publisher:
@@ -283,7 +275,7 @@ class Publisher:
         progress: Progress | None,
     ) -> PublishResult:
         session = self._request(
-            "POST", "api/v1/uploads/", json={"size": size, "sha256": _sha256_file(path)}
+            "POST", "api/v1/uploads/", json={"size": size, "sha256": sha256_file(path)[0]}
         )
         session_id = _field(session, "id", str)
         chunk_size = min(chunk_size, int(session.get("max_chunk_bytes") or chunk_size))
