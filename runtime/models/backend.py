@@ -36,8 +36,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from protocol import ModelFingerprint
 
+from .attention import use_grouped_sdpa
 from .errors import AdapterError, ModelLoadError
 from .fingerprint import SPECIAL_TOKEN_ROLES, make_fingerprint
+from .small_batch import use_small_batch_linear
 
 __all__ = [
     "SMOLLM2_GGUF",
@@ -83,6 +85,8 @@ class LoadedModel:
         device = device or next(model.parameters()).device
         model.to(device)
         model.eval()
+        use_grouped_sdpa(model)  # exact attention without KV copies; see .attention
+        use_small_batch_linear(model)  # faster short forwards on CPU; see .small_batch
         return cls(
             model, tokenizer, model_id, compute_fingerprint(model, tokenizer, model_id), device
         )

@@ -32,9 +32,14 @@ Loading
     another model raises :class:`FingerprintMismatchError`
     (``model.fingerprint_mismatch``, naming the fields) before anything
     reaches the model. Only then are tensors opened with ``safe_open``, which
-    memory-maps the file. On CPU the DynamicCache given to the model starts
-    from the mapped tensors themselves (zero-copy); decoding appends into new
-    tensors, so the mapped ones are never written and can serve many prompts.
+    memory-maps the file. On CPU the cache given to the model holds the
+    mapped tensors themselves (zero-copy). With the model on
+    :mod:`.attention`'s ``memos_sdpa`` (the default for models loaded here) each
+    layer is a :class:`~.attention.SharedPrefixLayer`: the query's keys and
+    values go into a small tensor of their own and attention merges the two
+    parts exactly, so the prefix is never copied at all; otherwise a
+    DynamicCache appends into new tensors. Either way the mapped tensors are
+    never written and can serve many prompts.
 
 Several caches: refused, one cache per prompt
     Keys are stored already rotated by RoPE at positions ``0..n-1``, and every
@@ -78,6 +83,7 @@ from protocol import (
     read_safetensors_header,
 )
 
+from .attention import SharedPrefixLayer, shared_prefix_supported
 from .backend import GenerationResult, LoadedModel, greedy_generate
 from .errors import KVCacheError, KVCombineRefusedError
 from .fingerprint import check_fingerprint
@@ -347,10 +353,14 @@ class LoadedKV:
         check_fingerprint(self.fingerprint, lm.fingerprint, what=f"KV cache {self.path.name}")
         lm.require_base("inject a KV cache")
         cache = DynamicCache(config=lm.config)
+        shared = shared_prefix_supported(lm.model)
         for i, (key, value) in enumerate(zip(self.keys, self.values, strict=True)):
             key, value = key.to(lm.device), value.to(lm.device)
             layer = cache.layers[i] if i < len(cache.layers) else None
-            if type(layer) is DynamicLayer:
+            if shared and type(layer) is DynamicLayer:
+                # The prefix is never copied, not even when the query is appended.
+                cache.layers[i] = SharedPrefixLayer(key, value)
+            elif type(layer) is DynamicLayer:
                 # Zero-copy: the layer starts from the (memory-mapped) tensors themselves.
                 # DynamicLayer.update concatenates into new tensors, so they are never written.
                 layer.lazy_initialization(key, value)

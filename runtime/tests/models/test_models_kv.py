@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from protocol import fingerprint_digest, kv_tensor_name, read_safetensors_header
 from runtime.models import FingerprintMismatchError, KVCacheError, KVCombineRefusedError
 from runtime.models import kv as kvmod
+from runtime.models.attention import SharedPrefixLayer, use_grouped_sdpa
 from runtime.models.backend import LoadedModel, greedy_generate
 from runtime.models.kv import (
     build_kv,
@@ -200,8 +202,36 @@ def test_greedy_generate_needs_a_token_beyond_the_cache(
 
 def test_injection_is_zero_copy_on_cpu(tiny_lm: LoadedModel, kv_file: Path) -> None:
     loaded = load_kv(kv_file, tiny_lm)
+    before = [k.clone() for k in loaded.keys]
     cache = loaded.to_cache(tiny_lm)
-    layer = cache.layers[0]
-    assert layer.keys.data_ptr() == loaded.keys[0].data_ptr()
-    assert layer.values.data_ptr() == loaded.values[0].data_ptr()
     assert cache.get_seq_length() == loaded.num_tokens
+    for i, layer in enumerate(cache.layers):
+        assert isinstance(layer, SharedPrefixLayer)
+        assert layer.prefix_keys.data_ptr() == loaded.keys[i].data_ptr()
+        assert layer.prefix_values.data_ptr() == loaded.values[i].data_ptr()
+    query = tiny_lm.encode("who likes tea", add_special_tokens=False)
+    greedy_generate(tiny_lm, [*loaded.input_ids, *query], cache=cache, max_new_tokens=3)
+    # The query and the new tokens went beside the prefix, which was neither copied nor written.
+    layer = cache.layers[0]
+    assert layer.prefix_keys.data_ptr() == loaded.keys[0].data_ptr()
+    assert layer.keys.shape[-2] == cache.get_seq_length() - loaded.num_tokens >= len(query)
+    assert all(torch.equal(a, b) for a, b in zip(before, loaded.keys, strict=True))
+
+
+def test_models_without_the_shared_prefix_attention_get_a_plain_cache(
+    tiny_lm: LoadedModel, kv_file: Path
+) -> None:
+    loaded = load_kv(kv_file, tiny_lm)
+    tiny_lm.model.set_attn_implementation("sdpa")
+    try:
+        cache = loaded.to_cache(tiny_lm)
+        assert type(cache.layers[0]) is DynamicLayer
+        assert cache.layers[0].keys.data_ptr() == loaded.keys[0].data_ptr()
+        query = tiny_lm.encode("who likes tea", add_special_tokens=False)
+        plain = greedy_generate(tiny_lm, [*loaded.input_ids, *query], cache=cache, max_new_tokens=4)
+    finally:
+        use_grouped_sdpa(tiny_lm.model)
+    shared = greedy_generate(
+        tiny_lm, [*loaded.input_ids, *query], cache=loaded.to_cache(tiny_lm), max_new_tokens=4
+    )
+    assert shared.tokens == plain.tokens
