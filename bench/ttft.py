@@ -5,7 +5,8 @@ process and run:
 
 * plaintext TTFT: tokenize memories + query, prefill everything, first token;
 * KV TTFT: open the saved KV payload (header + fingerprint check, memory-map),
-  hand it to the model, tokenize + prefill the query only, first token;
+  hand it to the model, tokenize + prefill the query only, first token (the
+  prefix stays mapped: see runtime/models/attention.py);
 * the ratio, the % reduction, whether the 16 greedy tokens are identical,
   the KV payload's bytes per token, and the load throughput (MB/s: file
   size / time to check, map and read every tensor byte, warm and cold).
@@ -204,6 +205,14 @@ def render(rows: list[dict[str, float]], args: argparse.Namespace, lm: LoadedMod
         "equal. Load = header and fingerprint check + memory-map + read every tensor byte, "
         "with the file in the page cache (warm) or evicted from it first (cold, "
         "posix_fadvise DONTNEED). Injection itself is zero-copy.",
+        "",
+        "Both paths run the same model object with the runtime's defaults: linear layers on "
+        "oneDNN with packed weights (`runtime/models/packed_linear.py`; faster than MKL sgemm "
+        "here for the long plaintext prefill too, so the baseline gets it as well) and "
+        "`memos_sdpa` attention (`runtime/models/attention.py`), which for the plaintext "
+        "prefill is transformers' SDPA and for the KV path attends over the memory-mapped "
+        "prefix and the query's own keys separately, merged exactly, without copying the "
+        "cache.",
         "",
         "| memory tokens | TTFT plaintext (s) | TTFT KV (s) | ratio | reduction "
         "| best-of reduction | CPU s plaintext / KV | CPU reduction | identical "

@@ -39,7 +39,7 @@ from protocol import ModelFingerprint
 from .attention import use_grouped_sdpa
 from .errors import AdapterError, ModelLoadError
 from .fingerprint import SPECIAL_TOKEN_ROLES, make_fingerprint
-from .small_batch import use_small_batch_linear
+from .packed_linear import use_packed_linear
 
 __all__ = [
     "SMOLLM2_GGUF",
@@ -86,7 +86,7 @@ class LoadedModel:
         model.to(device)
         model.eval()
         use_grouped_sdpa(model)  # exact attention without KV copies; see .attention
-        use_small_batch_linear(model)  # faster short forwards on CPU; see .small_batch
+        use_packed_linear(model)  # oneDNN linear layers on CPU; see .packed_linear
         return cls(
             model, tokenizer, model_id, compute_fingerprint(model, tokenizer, model_id), device
         )
