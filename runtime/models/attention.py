@@ -134,6 +134,9 @@ class SharedPrefixLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         raise NotImplementedError("a shared-prefix KV cache serves one sequence")
 
 
+_FLASH_MIN_KEYS = 128  # below this, a few plain matmuls beat the kernel's setup
+
+
 def _attend(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -142,7 +145,7 @@ def _attend(
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(output, log-sum-exp) of attention; ``mask`` is boolean (True = attend) or None."""
-    if _flash_cpu is not None and query.device.type == "cpu" and query.shape[-2] > 8:
+    if _flash_cpu is not None and query.device.type == "cpu" and key.shape[-2] >= _FLASH_MIN_KEYS:
         additive = None
         if mask is not None:
             zero = torch.zeros((), dtype=query.dtype)
@@ -154,6 +157,28 @@ def _attend(
         scores = scores.masked_fill(~mask, float("-inf"))
     lse = torch.logsumexp(scores, dim=-1)
     return torch.matmul(torch.exp(scores - lse.unsqueeze(-1)), value), lse
+
+
+# Every layer of one forward pass gets the same mask object, so its split is
+# worked out once (the last one is kept; a different mask simply recomputes).
+_last_split: list[tuple[torch.Tensor, int, int, tuple[torch.Tensor | None, torch.Tensor]]] = []
+
+
+def _split_mask(
+    mask: torch.Tensor, prefix_len: int, groups: int
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(prefix part or None when all visible, appended part), folded for ``groups``."""
+    last = _last_split[0] if _last_split else None
+    if last is not None and last[0] is mask and last[1:3] == (prefix_len, groups):
+        return last[3]
+    boolean = mask if mask.dtype == torch.bool else mask > torch.finfo(mask.dtype).min / 2
+    prefix = boolean[..., :prefix_len]
+    split = (
+        None if bool(prefix.all()) else prefix.repeat(1, 1, groups, 1),
+        boolean[..., prefix_len:].repeat(1, 1, groups, 1),
+    )
+    _last_split[:] = [(mask, prefix_len, groups, split)]
+    return split
 
 
 def _shared_prefix_attention(
@@ -168,24 +193,21 @@ def _shared_prefix_attention(
     """Attention of ``query`` over ``prefix`` followed by ``key``/``value``, merged exactly."""
     prefix_keys, prefix_values = prefix
     batch, heads, q_len, dim = query.shape
-    kv_heads, plen = prefix_keys.shape[1], prefix_keys.shape[-2]
+    kv_heads, prefix_len = prefix_keys.shape[1], prefix_keys.shape[-2]
     folded = query.reshape(batch, kv_heads, groups * q_len, dim)
-    if mask is not None and mask.dtype != torch.bool:
-        mask = mask > torch.finfo(mask.dtype).min / 2  # additive float mask -> boolean
-    prefix_mask = new_mask = None
     if mask is not None:
-        prefix_mask = mask[..., :plen]
-        prefix_mask = None if bool(prefix_mask.all()) else prefix_mask.repeat(1, 1, groups, 1)
-        new_mask = mask[..., plen:].repeat(1, 1, groups, 1)
+        prefix_mask, new_mask = _split_mask(mask, prefix_len, groups)
     else:  # no mask: causal over the appended tokens, the whole prefix visible
         new_len = key.shape[-2]
         rows = torch.arange(q_len, device=query.device).unsqueeze(-1) + (new_len - q_len)
+        prefix_mask = None
         new_mask = (rows >= torch.arange(new_len, device=query.device)).repeat(groups, 1)
     out_prefix, lse_prefix = _attend(folded, prefix_keys, prefix_values, prefix_mask, scale)
     out_new, lse_new = _attend(folded, key, value, new_mask, scale)
-    lse = torch.logaddexp(lse_prefix, lse_new)
-    out = out_prefix * torch.exp(lse_prefix - lse).unsqueeze(-1)
-    out = out + out_new * torch.exp(lse_new - lse).unsqueeze(-1)
+    # softmax over both parts = each part's output weighted by its share of the total
+    # mass, exp(lse_part - logaddexp(lse_prefix, lse_new)): sigmoid of the difference.
+    share = torch.sigmoid(lse_prefix - lse_new).unsqueeze(-1)
+    out = torch.lerp(out_new, out_prefix.to(out_new.dtype), share.to(out_new.dtype))
     return out.to(query.dtype).reshape(batch, heads, q_len, value.shape[-1])
 
 

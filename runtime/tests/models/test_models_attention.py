@@ -60,7 +60,7 @@ def test_folded_grouped_query_attention_equals_repeated_heads(q_len: int, kv_len
 
 @pytest.mark.parametrize(
     ("prefix_len", "new_len", "q_len"),
-    [(10, 5, 5), (50, 4, 4), (20, 7, 1), (3, 12, 12), (64, 1, 1)],
+    [(10, 5, 5), (50, 4, 4), (20, 7, 1), (3, 12, 12), (64, 1, 1), (200, 6, 6), (300, 140, 140)],
 )
 @pytest.mark.parametrize("with_mask", [True, False])
 def test_shared_prefix_attention_equals_attention_over_the_concatenation(
@@ -80,9 +80,9 @@ def test_shared_prefix_attention_equals_attention_over_the_concatenation(
     torch.testing.assert_close(out, _reference(query, key, value, mask), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("q_len", [2, 12])  # the math and the flash kernels
-def test_shared_prefix_attention_honours_a_mask_over_the_prefix(q_len: int) -> None:
-    prefix_len, new_len = 16, q_len
+@pytest.mark.parametrize("prefix_len", [16, 160])  # the math and the flash kernels
+def test_shared_prefix_attention_honours_a_mask_over_the_prefix(prefix_len: int) -> None:
+    q_len = new_len = 5
     query, key, value = _qkv(q_len, prefix_len + new_len, seed=7)
     mask = _causal_mask(q_len, prefix_len + new_len).clone()
     mask[..., 3:9] = False  # e.g. padding inside the prefix
