@@ -116,9 +116,11 @@ class Home:
 
 
 def home(*, actor: Actor, limit: int = 6) -> Home:
-    visible = packs_visible(actor=actor).filter(
-        versions__deleted_at__isnull=True, versions__yanked=False
-    ).distinct()
+    visible = (
+        packs_visible(actor=actor)
+        .filter(versions__deleted_at__isnull=True, versions__yanked=False)
+        .distinct()
+    )
     featured_ids = list(FeaturedPack.objects.values_list("pack_id", flat=True))
     if featured_ids:
         by_id = {p.pk: p for p in visible.filter(pk__in=featured_ids)}
@@ -217,6 +219,8 @@ def _cubes(version: PackVersion) -> list[CubeRow]:
                 f"{cube.model.architecture}, {cube.model.dtype}, {cube.model.num_layers} layers, "
                 f"{cube.model.num_kv_heads} KV heads x {cube.model.head_dim}"
             )
+            if cube.model.weights_sha256:
+                detail += f"; weights sha256 {cube.model.weights_sha256[:12]}…"
         elif cube.embedding is not None:
             compat = "any model"
             detail = f"embeddings: {cube.embedding.model} ({cube.embedding.dimension}-d)"
@@ -246,29 +250,48 @@ def _signers(version: PackVersion) -> list[SignerRow]:
     for sig in version.signatures.all():
         key = keys.get(sig.keyid)
         if key is None:
-            rows.append(SignerRow(sig.keyid, "", "unknown_key", "signed by a key this namespace never registered"))
+            rows.append(
+                SignerRow(
+                    sig.keyid, "", "unknown_key", "signed by a key this namespace never registered"
+                )
+            )
             continue
         try:
-            signature = Signature(keyid=sig.keyid, value=base64.b64decode(sig.value_b64), algorithm=sig.algorithm)
-            result = verify_signatures(manifest_bytes, [signature], {key.keyid: PublicKey.from_text(key.public_key)})
+            signature = Signature(
+                keyid=sig.keyid, value=base64.b64decode(sig.value_b64), algorithm=sig.algorithm
+            )
+            result = verify_signatures(
+                manifest_bytes, [signature], {key.keyid: PublicKey.from_text(key.public_key)}
+            )
         except (MIPError, binascii.Error, ValueError):
-            rows.append(SignerRow(sig.keyid, key.label, "invalid", "the signature could not be checked"))
+            rows.append(
+                SignerRow(sig.keyid, key.label, "invalid", "the signature could not be checked")
+            )
             continue
         if not result.ok:
             rows.append(SignerRow(sig.keyid, key.label, "invalid", "the signature does not verify"))
         elif key.revoked_at is not None and key.revoked_at <= version.published_at:
             rows.append(
-                SignerRow(sig.keyid, key.label, "revoked", f"key revoked on {key.revoked_at:%Y-%m-%d}, before this version")
+                SignerRow(
+                    sig.keyid,
+                    key.label,
+                    "revoked",
+                    f"key revoked on {key.revoked_at:%Y-%m-%d}, before this version",
+                )
             )
         elif key.revoked_at is not None:
             rows.append(
                 SignerRow(
-                    sig.keyid, key.label, "verified",
+                    sig.keyid,
+                    key.label,
+                    "verified",
                     f"valid signature; the key was revoked later, on {key.revoked_at:%Y-%m-%d}",
                 )
             )
         else:
-            rows.append(SignerRow(sig.keyid, key.label, "verified", "valid signature by an active key"))
+            rows.append(
+                SignerRow(sig.keyid, key.label, "verified", "valid signature by an active key")
+            )
     return rows
 
 

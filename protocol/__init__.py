@@ -22,7 +22,7 @@ from .errors import (
     Violation,
     describe_code,
 )
-from .fingerprint import VOLATILE_CONFIG_KEYS, config_digest, tokenizer_digest
+from .fingerprint import VOLATILE_CONFIG_KEYS, config_digest, tokenizer_digest, weights_digest
 from .manifest import (
     AccessPolicy,
     Author,
@@ -124,5 +124,6 @@ __all__ = [
     "validate_payload",
     "verify_or_raise",
     "verify_signatures",
+    "weights_digest",
     "write_pack",
 ]

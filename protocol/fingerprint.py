@@ -15,19 +15,28 @@ computes the same hex strings from the same model:
   (``bos_token``, ``eos_token``, ``pad_token``, ``unk_token``, ...) to its
   token string or null.
 
-Pure functions over plain mappings: loading a model or tokenizer is the
-runtime's job (runtime.models), not this module's.
+* ``weights_sha256`` (MIP 1.1, optional) = :func:`weights_digest`: sha256 of
+  the canonical JSON of ``{"files": {name: sha256}}`` over the checkpoint files
+  the weights are read from (``model.safetensors``, every shard of a sharded
+  checkpoint, or the one ``.gguf`` file), by file name. A digest of the
+  checkpoint as distributed: the same weights re-sharded or re-saved differ
+  (a refusal, never a false match), and any implementation can compute it
+  without a deep-learning framework.
+
+Pure functions over plain mappings: loading a model or tokenizer, and
+hashing its files, is the runtime's job (runtime.models), not this module's.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from .canonical import canonical_sha256
 from .errors import ManifestError
 
-__all__ = ["VOLATILE_CONFIG_KEYS", "config_digest", "tokenizer_digest"]
+__all__ = ["VOLATILE_CONFIG_KEYS", "config_digest", "tokenizer_digest", "weights_digest"]
 
 #: Keys that change with the library version or the load call, not the model.
 VOLATILE_CONFIG_KEYS: frozenset[str] = frozenset(
@@ -70,3 +79,30 @@ def tokenizer_digest(vocab: Mapping[str, int], special_tokens: Mapping[str, str 
                 code="manifest.not_canonicalizable",
             )
     return canonical_sha256({"special_tokens": dict(special_tokens), "vocab": dict(vocab)})
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def weights_digest(files: Mapping[str, str]) -> str:
+    """``weights_sha256`` of a fingerprint from ``{checkpoint file name: its hex sha256}``.
+
+    Names are the files' names in the model folder (no directories); at least
+    one file. Raises ManifestError (``manifest.not_canonicalizable``) otherwise.
+    """
+    if not files:
+        raise ManifestError(
+            "a weights digest needs at least one checkpoint file",
+            code="manifest.not_canonicalizable",
+        )
+    for name, digest in files.items():
+        if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+            raise ManifestError(
+                f"checkpoint file names are bare file names, got {name!r}",
+                code="manifest.not_canonicalizable",
+            )
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise ManifestError(
+                f"{name}: expected a lowercase hex sha256", code="manifest.not_canonicalizable"
+            )
+    return canonical_sha256({"files": dict(files)})

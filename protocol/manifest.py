@@ -251,7 +251,10 @@ class ModelFingerprint:
 
     Two fingerprints are compatible only when every field is equal: a cache
     from a model with the same shapes but another config or tokenizer would
-    load without error and silently change the outputs.
+    load without error and silently change the outputs. ``weights_sha256``
+    (MIP 1.1, optional) binds to the exact checkpoint as well: two fine-tunes
+    of one base share config and tokenizer, not weights. It is checked when the
+    artefact's fingerprint carries it (see :meth:`mismatches`).
     """
 
     architecture: str
@@ -262,9 +265,11 @@ class ModelFingerprint:
     num_layers: int
     num_kv_heads: int
     head_dim: int
+    weights_sha256: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    _KNOWN = (
+    #: The fields of MIP 1.0: the fingerprint digest covers exactly these.
+    DIGESTED = (
         "architecture",
         "model_id",
         "config_sha256",
@@ -274,6 +279,7 @@ class ModelFingerprint:
         "num_kv_heads",
         "head_dim",
     )
+    _KNOWN = (*DIGESTED, "weights_sha256")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelFingerprint:
@@ -286,15 +292,29 @@ class ModelFingerprint:
             num_layers=data["num_layers"],
             num_kv_heads=data["num_kv_heads"],
             head_dim=data["head_dim"],
+            weights_sha256=data.get("weights_sha256"),
             extra=_extra(data, cls._KNOWN),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return _merge({k: getattr(self, k) for k in self._KNOWN}, self.extra)
+        known = {k: getattr(self, k) for k in self.DIGESTED}
+        if self.weights_sha256 is not None:
+            known["weights_sha256"] = self.weights_sha256
+        return _merge(known, self.extra)
 
     def mismatches(self, other: ModelFingerprint) -> list[str]:
-        """Names of the identity fields that differ (empty when compatible)."""
-        return [k for k in self._KNOWN if k != "model_id" and getattr(self, k) != getattr(other, k)]
+        """Names of the identity fields in which ``other`` (the running model) differs from self.
+
+        ``self`` is the fingerprint an artefact was made for. Its
+        ``weights_sha256``, when present, must be matched by ``other``'s; an
+        artefact without one (MIP 1.0) is bound to config, tokenizer and shapes only.
+        """
+        fields = [
+            k for k in self.DIGESTED if k != "model_id" and getattr(self, k) != getattr(other, k)
+        ]
+        if self.weights_sha256 is not None and self.weights_sha256 != other.weights_sha256:
+            fields.append("weights_sha256")
+        return fields
 
     def is_compatible(self, other: ModelFingerprint) -> bool:
         # model_id is a label (a hub id or a local path); identity is in the digests and shapes.

@@ -60,8 +60,13 @@ def kv_tensor_name(layer: int, part: str) -> str:
 
 
 def fingerprint_digest(fingerprint: ModelFingerprint) -> str:
-    """sha256 of the fingerprint's canonical JSON (known fields only), stored in KV headers."""
-    known = {k: v for k, v in fingerprint.to_dict().items() if k in ModelFingerprint._KNOWN}
+    """sha256 of the canonical JSON of the fingerprint's MIP 1.0 fields, stored in KV headers.
+
+    ``weights_sha256`` (1.1) and unknown fields are left out, so every 1.x
+    reader computes the same digest; the weights are bound through the cube's
+    signed fingerprint instead.
+    """
+    known = {k: v for k, v in fingerprint.to_dict().items() if k in ModelFingerprint.DIGESTED}
     return canonical_sha256(known)
 
 

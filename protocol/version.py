@@ -27,7 +27,7 @@ __all__ = [
     "register_migration",
 ]
 
-MIP_VERSION = "1.0"
+MIP_VERSION = "1.1"  # 1.1: optional model fingerprint weights_sha256 (SPEC section 5)
 SUPPORTED_MAJOR = 1
 
 _VERSION_RE = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")

@@ -37,7 +37,7 @@ import numpy as np
 from safetensors.numpy import save as st_save
 
 from protocol.canonical import canonical_bytes
-from protocol.fingerprint import config_digest, tokenizer_digest
+from protocol.fingerprint import config_digest, tokenizer_digest, weights_digest
 from protocol.manifest import Manifest, ModelFingerprint
 from protocol.payloads import KV_INPUT_IDS, fingerprint_digest, kv_tensor_name
 from protocol.signing import Signature, SigningKey
@@ -75,6 +75,10 @@ FINGERPRINT: dict[str, Any] = {
     "num_kv_heads": 2,
     "head_dim": 4,
 }
+# MIP 1.1: the tiny model's checkpoint, one file (its bytes are not part of any vector).
+TINY_WEIGHTS_SHA256 = weights_digest(
+    {"model.safetensors": hashlib.sha256(b"tiny model weights").hexdigest()}
+)
 
 
 # --------------------------------------------------------------------------- payloads
@@ -198,14 +202,19 @@ def plaintext_cube(cube_id: str = "notes", body: bytes = NOTES, **extra: Any) ->
     return cube
 
 
-def activation_cube(body: bytes, cube_id: str = "prefix") -> dict[str, Any]:
+def activation_cube(
+    body: bytes, cube_id: str = "prefix", *, weights: bool = False
+) -> dict[str, Any]:
+    model = dict(FINGERPRINT)
+    if weights:
+        model["weights_sha256"] = TINY_WEIGHTS_SHA256
     return {
         "id": cube_id,
         "memory_type": "activation",
         "created_at": T0,
         "lifecycle": "activated",
         "version": 1,
-        "model": dict(FINGERPRINT),
+        "model": model,
         "payloads": [
             payload_entry(
                 f"payloads/{cube_id}/kv.safetensors",
@@ -428,6 +437,14 @@ def _valid_vectors() -> list[Vector]:
             "valid-activation-kv-cache",
             "A tiny KV cache in safetensors bound to its model fingerprint",
             manifest_dict(activation_cube(kv)),
+            [kv],
+            "ok",
+        ),
+        _simple(
+            "valid-activation-kv-cache-bound-to-weights",
+            "MIP 1.1: the fingerprint also names the checkpoint (weights_sha256); the KV "
+            "header's fingerprint digest still covers the eight 1.0 fields only",
+            manifest_dict(activation_cube(kv, weights=True), mip_version="1.1"),
             [kv],
             "ok",
         ),
@@ -1081,6 +1098,14 @@ def _manifest_vectors() -> list[Vector]:
         "manifest-invalid-activation-without-model",
         "An activation cube needs a model fingerprint",
         canonical_bytes(act),
+        "manifest.schema",
+    )
+    bad_weights = manifest_dict(activation_cube(b"x", weights=True), mip_version="1.1")
+    bad_weights["cubes"][0]["model"]["weights_sha256"] = "not-a-digest"
+    add(
+        "manifest-invalid-weights-digest",
+        "A fingerprint's weights_sha256 must be a hex sha256",
+        canonical_bytes(bad_weights),
         "manifest.schema",
     )
     add(

@@ -38,7 +38,7 @@ from protocol import ModelFingerprint
 
 from .attention import use_grouped_sdpa
 from .errors import AdapterError, ModelLoadError
-from .fingerprint import SPECIAL_TOKEN_ROLES, make_fingerprint
+from .fingerprint import SPECIAL_TOKEN_ROLES, checkpoint_weights_digest, make_fingerprint
 from .packed_linear import use_packed_linear
 
 __all__ = [
@@ -79,17 +79,26 @@ class LoadedModel:
 
     @classmethod
     def from_parts(
-        cls, model: Any, tokenizer: Any, model_id: str, *, device: torch.device | None = None
+        cls,
+        model: Any,
+        tokenizer: Any,
+        model_id: str,
+        *,
+        device: torch.device | None = None,
+        weights_sha256: str | None = None,
     ) -> LoadedModel:
-        """Wrap an already built model and tokenizer (e.g. a tiny random test model)."""
+        """Wrap an already built model and tokenizer (e.g. a tiny random test model).
+
+        ``weights_sha256``: the checkpoint's digest when the weights came from
+        files (see :func:`.fingerprint.checkpoint_weights_digest`).
+        """
         device = device or next(model.parameters()).device
         model.to(device)
         model.eval()
         use_grouped_sdpa(model)  # exact attention without KV copies; see .attention
         use_packed_linear(model)  # oneDNN linear layers on CPU; see .packed_linear
-        return cls(
-            model, tokenizer, model_id, compute_fingerprint(model, tokenizer, model_id), device
-        )
+        fingerprint = compute_fingerprint(model, tokenizer, model_id, weights_sha256=weights_sha256)
+        return cls(model, tokenizer, model_id, fingerprint, device)
 
     @property
     def config(self) -> Any:
@@ -134,8 +143,10 @@ def _config_dict(model: Any) -> dict[str, Any]:
     return data
 
 
-def compute_fingerprint(model: Any, tokenizer: Any, model_id: str) -> ModelFingerprint:
-    """The MIP fingerprint of a transformers causal LM and its tokenizer."""
+def compute_fingerprint(
+    model: Any, tokenizer: Any, model_id: str, *, weights_sha256: str | None = None
+) -> ModelFingerprint:
+    """The MIP fingerprint of a transformers causal LM and its tokenizer (and checkpoint)."""
     config = model.config.get_text_config(decoder=True)
     architectures = getattr(model.config, "architectures", None) or [type(model).__name__]
     num_heads = int(config.num_attention_heads)
@@ -153,6 +164,7 @@ def compute_fingerprint(model: Any, tokenizer: Any, model_id: str) -> ModelFinge
         num_layers=int(config.num_hidden_layers),
         num_kv_heads=int(num_kv_heads),
         head_dim=int(head_dim),
+        weights_sha256=weights_sha256,
     )
 
 
@@ -194,7 +206,8 @@ def load_model(
     model_id = str(path.resolve()) if local else str(source)
     if gguf_file:
         model_id = f"{model_id}#{gguf_file}"
-    return LoadedModel.from_parts(model, tokenizer, model_id, device=target)
+    weights = checkpoint_weights_digest(path, gguf_file) if local else None
+    return LoadedModel.from_parts(model, tokenizer, model_id, device=target, weights_sha256=weights)
 
 
 def smollm2_location() -> tuple[Path, str]:
@@ -220,7 +233,9 @@ def load_smollm2(device: str | None = None) -> LoadedModel:
     lm = load_model(folder, gguf_file=name, device=device)
     # A stable label, independent of where the package is installed.
     lm.model_id = f"{SMOLLM2_PACKAGE}/{name}"
-    lm.fingerprint = compute_fingerprint(lm.model, lm.tokenizer, lm.model_id)
+    lm.fingerprint = compute_fingerprint(
+        lm.model, lm.tokenizer, lm.model_id, weights_sha256=lm.fingerprint.weights_sha256
+    )
     return lm
 
 

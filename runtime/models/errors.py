@@ -56,9 +56,15 @@ class FingerprintMismatchError(ModelError):
         self, what: str, fields: Sequence[str], *, expected_model: str, running_model: str
     ) -> None:
         names = ", ".join(fields)
+        hint = ""
+        if "weights_sha256" in fields:
+            hint = (
+                " (the weights differ: another checkpoint or fine-tune of this model, or one "
+                "loaded without its checkpoint files; load the exact checkpoint it names)"
+            )
         super().__init__(
             f"{what} was made for model {expected_model!r}, not the running model "
-            f"{running_model!r}; fingerprint fields that differ: {names}",
+            f"{running_model!r}; fingerprint fields that differ: {names}{hint}",
             fields=list(fields),
             expected_model=expected_model,
             running_model=running_model,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from protocol import MemoryRecord, SigningKey, pack_directory, read_pack
+from protocol import MemoryRecord, SigningKey, pack_directory, read_pack, weights_digest
 from runtime.models import FingerprintMismatchError
-from runtime.models.backend import LoadedModel, compute_fingerprint, greedy_generate
+from runtime.models.backend import (
+    LoadedModel,
+    compute_fingerprint,
+    greedy_generate,
+    smollm2_location,
+)
 from runtime.models.kv import (
     build_kv,
     default_template,
@@ -46,7 +52,13 @@ def test_smollm2_fingerprint_is_stable(smollm2: LoadedModel) -> None:
     )
     assert fp.config_sha256 == SMOLLM2_CONFIG_SHA256
     assert fp.tokenizer_sha256 == SMOLLM2_TOKENIZER_SHA256
-    again = compute_fingerprint(smollm2.model, smollm2.tokenizer, fp.model_id)
+    # Bound to the GGUF file the package ships (MIP 1.1 weights_sha256).
+    folder, name = smollm2_location()
+    gguf_sha256 = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    assert fp.weights_sha256 == weights_digest({name: gguf_sha256})
+    again = compute_fingerprint(
+        smollm2.model, smollm2.tokenizer, fp.model_id, weights_sha256=fp.weights_sha256
+    )
     assert again == fp
 
 

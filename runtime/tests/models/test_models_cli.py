@@ -31,7 +31,10 @@ def test_local_folder_loads_with_the_same_fingerprint(
     tiny_lm: LoadedModel, tiny_model_dir: Path
 ) -> None:
     loaded = load_model(tiny_model_dir, device="cpu")
-    assert loaded.fingerprint.mismatches(tiny_lm.fingerprint) == []
+    # Same config, tokenizer and shapes; the folder's also names its checkpoint file.
+    assert tiny_lm.fingerprint.mismatches(loaded.fingerprint) == []
+    assert loaded.fingerprint.weights_sha256 is not None
+    assert loaded.fingerprint.mismatches(tiny_lm.fingerprint) == ["weights_sha256"]
 
 
 def test_kv_build_and_info(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,7 +1,8 @@
-"""Fingerprints: stable for the same model, sensitive to config, tokenizer and dtype."""
+"""Fingerprints: stable for the same model, sensitive to config, tokenizer, dtype and checkpoint."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from protocol import ModelFingerprint, config_digest, tokenizer_digest
+from protocol import ModelFingerprint, config_digest, tokenizer_digest, weights_digest
 from runtime.models import FingerprintMismatchError, check_fingerprint
-from runtime.models.backend import LoadedModel, compute_fingerprint
+from runtime.models.backend import LoadedModel, compute_fingerprint, load_model
+from runtime.models.fingerprint import checkpoint_files, checkpoint_weights_digest
+from runtime.models.kv import build_kv, load_kv
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -93,3 +96,60 @@ def test_importing_runtime_and_models_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# --------------------------------------------------------------------------- weights (MIP 1.1)
+
+
+def test_a_model_from_a_folder_is_bound_to_its_checkpoint(tiny_model_dir: Path) -> None:
+    lm = load_model(tiny_model_dir, device="cpu")
+    (weights,) = sorted(Path(tiny_model_dir).glob("*.safetensors"))
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert lm.fingerprint.weights_sha256 == weights_digest({weights.name: digest})
+    assert load_model(tiny_model_dir, device="cpu").fingerprint == lm.fingerprint
+
+
+def test_a_cache_bound_to_weights_is_refused_by_a_fine_tune_with_the_same_config(
+    tiny_model_dir: Path, make_lm: Callable[..., LoadedModel], tmp_path: Path
+) -> None:
+    tuned = make_lm(seed=11)  # same config and tokenizer, other weights: a "fine-tune"
+    tuned.model.save_pretrained(tmp_path / "tuned")
+    tuned.tokenizer.save_pretrained(tmp_path / "tuned")
+    base = load_model(tiny_model_dir, device="cpu")
+    other = load_model(tmp_path / "tuned", device="cpu")
+    assert base.fingerprint.mismatches(other.fingerprint) == ["weights_sha256"]
+    kv = build_kv(base, ["alice likes green tea"], tmp_path / "kv.safetensors").path
+    with pytest.raises(FingerprintMismatchError) as info:
+        load_kv(kv, other)
+    assert info.value.fields == ("weights_sha256",)
+    assert load_kv(kv, base).num_tokens > 0
+
+
+def test_unbound_artefacts_still_load_and_unknown_weights_refuse_bound_ones(
+    tiny_lm: LoadedModel, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from_folder = load_model(tiny_model_dir, device="cpu")
+    assert tiny_lm.fingerprint.weights_sha256 is None  # built in memory: no checkpoint
+    unbound = build_kv(tiny_lm, ["bob repairs bicycles"], tmp_path / "a.safetensors").path
+    assert load_kv(unbound, from_folder).num_tokens > 0  # a MIP 1.0 artefact: config + shapes
+    bound = build_kv(from_folder, ["bob repairs bicycles"], tmp_path / "b.safetensors").path
+    with pytest.raises(FingerprintMismatchError) as info:
+        load_kv(bound, tiny_lm)
+    assert info.value.fields == ("weights_sha256",)
+
+
+def test_checkpoint_files_prefer_the_named_gguf_then_safetensors(tmp_path: Path) -> None:
+    assert checkpoint_weights_digest(tmp_path) is None
+    (tmp_path / "pytorch_model.bin").write_bytes(b"b")
+    assert [p.name for p in checkpoint_files(tmp_path)] == ["pytorch_model.bin"]
+    for name in ("model-00002-of-00002.safetensors", "model-00001-of-00002.safetensors"):
+        (tmp_path / name).write_bytes(name.encode())
+    (tmp_path / "model.gguf").write_bytes(b"g")
+    assert [p.name for p in checkpoint_files(tmp_path)] == [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ]
+    assert [p.name for p in checkpoint_files(tmp_path, "model.gguf")] == ["model.gguf"]
+    assert checkpoint_weights_digest(tmp_path, "model.gguf") == weights_digest(
+        {"model.gguf": hashlib.sha256(b"g").hexdigest()}
+    )
