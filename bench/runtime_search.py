@@ -56,6 +56,10 @@ class LookupEmbedder:
     def dimension(self) -> int:
         return 384
 
+    @property
+    def relevance_floor(self) -> float:
+        return 0.0  # recall is measured against the exact top k, so keep every hit
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return np.vstack([self.table[t] for t in texts]).astype(np.float32)
 

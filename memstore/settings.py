@@ -144,6 +144,7 @@ MEMSTORE_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 MEMSTORE_URL_TTL = CONFIG.url_ttl
 MEMSTORE_EMBEDDING_MODEL = CONFIG.embedding_model
 MEMSTORE_HNSW_EF_SEARCH = 80
+MEMSTORE_SEARCH_MIN_SIMILARITY = CONFIG.search_min_similarity
 
 # --- Celery (read by memstore.celery through the CELERY_ namespace)
 CELERY_BROKER_URL = CONFIG.broker_url

@@ -89,9 +89,11 @@ class MemOS:
         return self.engine.update(memory_id, actor=self.principal, **changes)
 
     def search(self, query: str, *, k: int = 10, filters: Filters | None = None,
-               include_archived: bool = False) -> list[SearchHit]:
+               include_archived: bool = False, min_similarity: float | None = None) -> list[SearchHit]:
+        """Hybrid search; semantic-only matches below ``min_similarity`` (default: the
+        embedder's relevance floor, 0.25 for MiniLM) are not hits."""
         return self.engine.search(query, principal=self.principal, k=k, filters=filters,
-                                  include_archived=include_archived)
+                                  include_archived=include_archived, min_similarity=min_similarity)
 
     def plan(self, query: str, budget: Budget | int = 512, *,
              model_fingerprint: ModelFingerprint | None = None, filters: Filters | None = None,

@@ -3,7 +3,10 @@
 Two candidate lists are computed in PostgreSQL — nearest neighbours by cosine
 distance through the HNSW index (pgvector), and full-text matches ranked by
 ``ts_rank`` (``websearch_to_tsquery``) — and fused with reciprocal rank fusion
-(score = sum of 1 / (60 + rank)). Filters apply to both lists, and only the
+(score = sum of 1 / (60 + rank)). Neighbours less similar than
+``MEMSTORE_SEARCH_MIN_SIMILARITY`` (cosine, default 0.25) are dropped, so a
+query about nothing published finds nothing instead of the least unrelated
+memories; text matches always count. Filters apply to both lists, and only the
 current version of each visible pack is searched. Hits inside paid packs carry
 a short snippet, never the full text.
 """
@@ -119,14 +122,17 @@ def _ranked_ids(
     qs: QuerySet[Any], query: str, vector: Any, candidates: int
 ) -> tuple[list[int], list[int]]:
     tsquery = SearchQuery(query, search_type="websearch", config="english")
+    floor = float(settings.MEMSTORE_SEARCH_MIN_SIMILARITY)
     with transaction.atomic():
         _ann_settings()
-        by_vector = list(
+        neighbours = (
             qs.filter(embedding__isnull=False)
             .annotate(distance=CosineDistance("embedding", vector))
             .order_by("distance")
-            .values_list("id", flat=True)[:candidates]
+            .values_list("id", "distance")[:candidates]
         )
+        # Filtered here, not in SQL, so the HNSW index keeps serving the ORDER BY.
+        by_vector = [pk for pk, distance in neighbours if floor <= 0 or 1.0 - distance >= floor]
     by_text = list(
         qs.filter(search_vector=tsquery)
         .annotate(rank=SearchRank(F("search_vector"), tsquery))

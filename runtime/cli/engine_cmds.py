@@ -278,6 +278,10 @@ def search(
     before: Annotated[str | None, typer.Option("--before", help="Created before (ISO).")] = None,
     meta: Annotated[list[str] | None, typer.Option("--meta", help="metadata key=value (repeatable).")] = None,
     archived: Annotated[bool, typer.Option("--archived", help="Include archived memories.")] = False,
+    min_similarity: Annotated[float | None, typer.Option(
+        "--min-similarity",
+        help="Drop semantic-only matches below this cosine similarity (default: the embedder's "
+             "floor, 0.25 for MiniLM; 0 keeps the top k whatever they are).")] = None,
     principal: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -290,14 +294,16 @@ def search(
                       metadata=_meta(meta))
     mem = _memos(principal)
     try:
-        hits = mem.search(query, k=k, filters=filters, include_archived=archived)
+        hits = mem.search(query, k=k, filters=filters, include_archived=archived,
+                          min_similarity=min_similarity)
     finally:
         mem.close()
     if as_json:
         emit_json([h.to_dict() for h in hits])
         return
     if not hits:
-        out.print("No memories found.")
+        out.print("No memories found. Broaden the filters, or pass --min-similarity 0 to see "
+                  "the closest memories even when they look unrelated.")
         return
     table = Table("#", "id", "text", "score", "state")
     for i, h in enumerate(hits, 1):

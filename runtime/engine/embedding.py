@@ -26,18 +26,27 @@ import numpy.typing as npt
 
 from .interfaces import Embedder
 
-__all__ = ["MINILM_NAME", "HashEmbedder", "MiniLMEmbedder", "default_embedder"]
+__all__ = ["MINILM_NAME", "MINILM_RELEVANCE_FLOOR", "HashEmbedder", "MiniLMEmbedder", "default_embedder"]
 
 MINILM_NAME = "all-MiniLM-L6-v2"
+MINILM_RELEVANCE_FLOOR = 0.25
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 class HashEmbedder:
     """Feature hashing of words and character trigrams; normalized. Fast and deterministic."""
 
-    def __init__(self, dimension: int = 384, model_name: str = "memos-hash-v1") -> None:
+    def __init__(
+        self, dimension: int = 384, model_name: str = "memos-hash-v1", relevance_floor: float = 0.2
+    ) -> None:
         self._dimension = dimension
         self._name = model_name
+        self._floor = relevance_floor
+
+    @property
+    def relevance_floor(self) -> float:
+        """Shared hashed features, not meaning: unrelated texts reach about 0.2."""
+        return self._floor
 
     @property
     def model_name(self) -> str:
@@ -81,6 +90,12 @@ class MiniLMEmbedder:
     @property
     def model_name(self) -> str:
         return MINILM_NAME
+
+    @property
+    def relevance_floor(self) -> float:
+        """Measured on this project's memories: unrelated query/memory pairs score at most
+        about 0.15, related ones 0.4 and up; 0.25 lies between."""
+        return MINILM_RELEVANCE_FLOOR
 
     @property
     def dimension(self) -> int:

@@ -520,11 +520,17 @@ class Engine:
         candidates: int = 50,
         semantic: bool = True,
         keyword: bool = True,
+        min_similarity: float | None = None,
     ) -> list[Candidate]:
         """Hybrid retrieval (semantic + keyword + symbolic), fused by reciprocal rank fusion.
 
+        Semantic matches below ``min_similarity`` (default: the embedder's
+        ``relevance_floor``) are dropped, so a query about nothing stored finds
+        nothing rather than the k least unrelated memories (0 or less: keep every
+        semantic match); keyword matches stay.
         No access control here: callers (search, plan) decide and explain.
         """
+        floor = self.embedder.relevance_floor if min_similarity is None else min_similarity
         filters = filters or Filters()
         if filters.states:
             states = filters.states
@@ -553,7 +559,11 @@ class Engine:
                     self._live = None
                     vec_rows, rowids = self._live_vectors(states)
                     positions, scores = self.vectors.top(qv, vec_rows, candidates)
-                sem = list(zip(rowids[positions].tolist(), scores.tolist(), strict=True))
+                sem = [
+                    (rowid, score)
+                    for rowid, score in zip(rowids[positions].tolist(), scores.tolist(), strict=True)
+                    if floor <= 0 or score >= floor
+                ]
         kw: list[tuple[int, float]] = []
         match = fts_query(query) if keyword else None
         if match and symbolic:  # selective filters: rank only the rows that pass them
@@ -604,11 +614,21 @@ class Engine:
         filters: Filters | None = None,
         include_archived: bool = False,
         record: bool = True,
+        min_similarity: float | None = None,
     ) -> list[SearchHit]:
-        """Hybrid search for ``principal``: only memories its access policy allows."""
+        """Hybrid search for ``principal``: only memories its access policy allows.
+
+        ``min_similarity``: see :meth:`retrieve` (default: the embedder's floor; 0 keeps all).
+        """
         states = (*RETRIEVABLE, State.ARCHIVED) if include_archived else tuple(RETRIEVABLE)
         now = self.clock()
-        found = self.retrieve(query, filters=filters, states=states, candidates=max(50, 5 * k))
+        found = self.retrieve(
+            query,
+            filters=filters,
+            states=states,
+            candidates=max(50, 5 * k),
+            min_similarity=min_similarity,
+        )
         hits: list[SearchHit] = []
         chosen: list[tuple[int, Memory]] = []
         denied = 0

@@ -54,6 +54,15 @@ class Embedder(Protocol):
     @property
     def dimension(self) -> int: ...
 
+    @property
+    def relevance_floor(self) -> float:
+        """Cosine similarity below which a semantic-only match is noise, not a hit (0: keep all).
+
+        Without it a search returns its top k whatever the query, and the
+        scheduler fills prompts with unrelated memories. Keyword matches are kept.
+        """
+        ...
+
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Shape ``(len(texts), dimension)``, each row of unit length (or zero for empty text)."""
         ...

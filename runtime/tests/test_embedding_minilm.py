@@ -43,6 +43,9 @@ def test_engine_search_with_the_real_model(minilm: MiniLMEmbedder, tmp_path: Pat
     hits = eng.search("when is the nightly backup", record=False)
     assert hits[0].memory.text.startswith("Backups")
     assert eng.store.meta("embedding_model") == MINILM_NAME
+    # Nothing stored is about this: no hits, rather than the three least unrelated memories.
+    assert eng.search("kubernetes pod autoscaling", record=False) == []
+    assert len(eng.search("kubernetes pod autoscaling", record=False, min_similarity=0.0)) == 3
     eng.close()
 
 

@@ -25,6 +25,19 @@ def test_search_finds_by_meaning_and_keyword(engine: Engine) -> None:
     assert hits[0].keyword_rank == 1
 
 
+def test_semantic_matches_below_the_relevance_floor_are_not_hits(engine: Engine) -> None:
+    tea = engine.add("alice likes green tea in the morning")
+    engine.add("the capital of france is paris")
+    floor = engine.embedder.relevance_floor
+    assert floor > 0
+    assert engine.search("quantum chromodynamics lecture", record=False) == []
+    closest = engine.search("quantum chromodynamics lecture", record=False, min_similarity=0.0)
+    assert len(closest) == 2 and all((h.similarity or 0.0) < floor for h in closest)
+    # A keyword match is kept even when its meaning is far off.
+    (hit,) = engine.search("morning", record=False, min_similarity=0.99)
+    assert hit.memory.id == tea.id and hit.keyword_rank == 1 and hit.semantic_rank is None
+
+
 def test_symbolic_filters_tags_pack_time_and_metadata(engine: Engine, clock: FixedClock) -> None:
     old = engine.add("alpha release notes", tags=("release", "v1"), metadata={"team": "core", "n": 3})
     clock.advance(days=10)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from memstore.accounts.actor import Actor
@@ -94,6 +95,12 @@ def test_publish_is_ingested_by_a_real_worker_and_found_by_a_phrase(
     )
     packs = client.get("/api/v1/search/packs", {"q": "lighthouse"}).json()["results"]
     assert packs[0]["pack"] == "acme/lighthouse"
+    # Nothing published is about this: no hits, not the least unrelated memories.
+    unrelated = {"q": "kubernetes pod autoscaling"}
+    assert client.get("/api/v1/search/memories", unrelated).json()["results"] == []
+    assert client.get("/api/v1/search/packs", unrelated).json()["results"] == []
+    with override_settings(MEMSTORE_SEARCH_MIN_SIMILARITY=0):
+        assert len(client.get("/api/v1/search/memories", unrelated).json()["results"]) == 5
     version = client.get("/api/v1/packs/acme/lighthouse/versions/1.0.0").json()
     assert version["ingest"]["status"] == "done" and version["ingest"]["memories"] == 4
 
