@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import path, reverse_lazy
+from django.views.generic import RedirectView
 
 from .views import account, auth, checkout, dashboard, pages
 
@@ -14,6 +16,8 @@ _PACK = f"p/{_NS}/<slug:name>"
 
 urlpatterns = [
     path("", pages.home, name="home"),
+    # Clients that ask for /favicon.ico without reading the page's <link rel=icon>.
+    path("favicon.ico", RedirectView.as_view(url=static("frontend/favicon.svg"), permanent=True)),
     path("search", pages.search, name="search"),
     path(_PACK, pages.pack_detail, name="pack"),
     path(f"{_PACK}/buy", checkout.checkout, name="checkout"),

@@ -15,6 +15,13 @@ def test_home_without_packs_invites_to_publish(client):
     assert b"No packs yet" in response.content
 
 
+def test_pages_name_an_icon_and_favicon_ico_redirects_to_it(client):
+    assert b'rel="icon" href="/static/frontend/favicon.svg"' in client.get("/").content
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/frontend/favicon.svg"
+
+
 def test_home_lists_new_popular_and_featured_packs(client, publish):
     docs = publish("docs", title="Docs Pack", description="Answers about docs.")
     publish("faq", title="FAQ Pack", price=500)
