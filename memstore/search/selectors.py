@@ -8,7 +8,8 @@ distance through the HNSW index (pgvector), and full-text matches ranked by
 query about nothing published finds nothing instead of the least unrelated
 memories; text matches always count. Filters apply to both lists, and only the
 current version of each visible pack is searched. Hits inside paid packs carry
-a short snippet, never the full text.
+a short snippet, never the full text, unless the reader may download the pack
+anyway (a member of its namespace, or holding an active entitlement).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
+from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from ..accounts.actor import Actor
 from ..accounts.models import Membership
+from ..packs.models import Entitlement, Pack
 from .models import IndexedMemory, PackDocument
 
 RRF_K = 60
@@ -142,6 +145,20 @@ def _ranked_ids(
     return by_vector, by_text
 
 
+def _full_text_packs(actor: Actor, pack_ids: set[int]) -> set[int]:
+    """Of ``pack_ids``, the packs whose paid text ``actor`` may read: its own, or bought."""
+    if not pack_ids or actor.user is None or not actor.can_read_with_credentials():
+        return set()
+    mine = Membership.objects.filter(user=actor.user).values("namespace_id")
+    owned = Pack.objects.filter(pk__in=pack_ids, namespace_id__in=mine).values_list("pk", flat=True)
+    bought = (
+        Entitlement.objects.filter(user=actor.user, pack_id__in=pack_ids)
+        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=timezone.now()))
+        .values_list("pack_id", flat=True)
+    )
+    return set(owned) | set(bought)
+
+
 def _snippet(text: str, paid: bool) -> tuple[str, str | None]:
     if paid:
         limit = min(PAID_SNIPPET, max(len(text) // 2, 1))
@@ -187,11 +204,14 @@ def memories_search(
             pk__in=[pk for pk, _ in chosen]
         )
     }
+    readable = _full_text_packs(
+        actor, {m.version.pack_id for m in rows.values() if m.version.is_paid}
+    )
     results: list[MemoryHit] = []
     for pk, score in chosen:
         memory = rows[pk]
         version = memory.version
-        snippet, text = _snippet(memory.text, version.is_paid)
+        snippet, text = _snippet(memory.text, version.is_paid and version.pack_id not in readable)
         results.append(
             MemoryHit(
                 pack=version.pack.full_name,

@@ -18,8 +18,9 @@ from rest_framework.test import APIClient
 from memstore.accounts.actor import Actor
 from memstore.ingest.models import IngestJob
 from memstore.ingest.services import ingest_run
-from memstore.packs.services import Price, pack_publish, version_yank
+from memstore.packs.services import Price, entitlement_grant, pack_publish, version_yank
 from memstore.search.models import IndexedMemory
+from memstore.search.selectors import SearchFilters, memories_search
 from memstore.testing.factories import publisher
 from memstore.testing.packs import build_pack
 
@@ -87,6 +88,14 @@ def test_publish_is_ingested_by_a_real_worker_and_found_by_a_phrase(
     assert [h["pack"] for h in paid_hits["results"]] == ["acme/baking"]
     assert paid_hits["results"][0]["text"] is None
     assert len(paid_hits["results"][0]["snippet"]) < 60
+    # Its owner, and a buyer, read the whole memory in their search results.
+    buyer = publisher("bobco", "bob")[0]
+    entitlement_grant(user=buyer, pack=paid.pack)
+    for reader in (actor, Actor(user=buyer, scopes=None)):
+        (hit,) = memories_search(
+            actor=reader, query="knead dough", filters=SearchFilters(price="paid")
+        ).results
+        assert hit.text is not None and hit.text.startswith("Knead the dough")
     assert (
         client.get("/api/v1/search/memories", {"q": "lenses", "namespace": "other"}).json()[
             "results"
