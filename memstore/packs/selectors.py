@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -90,15 +91,17 @@ def version_select(*, pack: Pack, spec: str) -> PackVersion:
     return by_version[best]
 
 
+def active_entitlements(*, user: Any) -> QuerySet[Entitlement]:
+    """``user``'s entitlements that are not revoked (or only revoked from a later time)."""
+    return Entitlement.objects.filter(user=user).filter(
+        Q(revoked_at__isnull=True) | Q(revoked_at__gt=timezone.now())
+    )
+
+
 def has_entitlement(*, actor: Actor, pack: Pack) -> bool:
     if actor.user is None:
         return False
-    now = timezone.now()
-    return (
-        Entitlement.objects.filter(user=actor.user, pack=pack)
-        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=now))
-        .exists()
-    )
+    return active_entitlements(user=actor.user).filter(pack=pack).exists()
 
 
 def check_download(*, actor: Actor, version: PackVersion) -> None:

@@ -21,12 +21,12 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
-from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from ..accounts.actor import Actor
 from ..accounts.models import Membership
-from ..packs.models import Entitlement, Pack
+from ..packs.models import Pack
+from ..packs.selectors import active_entitlements
 from .models import IndexedMemory, PackDocument
 
 RRF_K = 60
@@ -152,8 +152,8 @@ def _full_text_packs(actor: Actor, pack_ids: set[int]) -> set[int]:
     mine = Membership.objects.filter(user=actor.user).values("namespace_id")
     owned = Pack.objects.filter(pk__in=pack_ids, namespace_id__in=mine).values_list("pk", flat=True)
     bought = (
-        Entitlement.objects.filter(user=actor.user, pack_id__in=pack_ids)
-        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=timezone.now()))
+        active_entitlements(user=actor.user)
+        .filter(pack_id__in=pack_ids)
         .values_list("pack_id", flat=True)
     )
     return set(owned) | set(bought)
