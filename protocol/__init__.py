@@ -51,13 +51,14 @@ from .payloads import (
     validate_payload,
 )
 from .refs import PackRef, Version, VersionRange, parse_ref
-from .signing import (
-    PublicKey,
-    Signature,
-    SigningKey,
+from .signing import PublicKey, Signature, SigningKey, key_id, sign_manifest
+from .trust import (
+    SignerCheck,
+    SignerStatus,
+    TrustedKey,
+    TrustedKeys,
+    Verification,
     VerificationResult,
-    key_id,
-    sign_manifest,
     verify_or_raise,
     verify_signatures,
 )
@@ -95,8 +96,13 @@ __all__ = [
     "ReadLimits",
     "Signature",
     "SignatureError",
+    "SignerCheck",
+    "SignerStatus",
     "SigningKey",
+    "TrustedKey",
+    "TrustedKeys",
     "UnsupportedVersionError",
+    "Verification",
     "VerificationResult",
     "Version",
     "VersionRange",

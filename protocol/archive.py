@@ -21,7 +21,7 @@ directory is given, files are written only inside it, into a private
 on any failure, so a failed read leaves the target as it was.
 
 Not here: signature *trust* decisions (callers pass the result of
-:func:`protocol.signing.verify_signatures`), registries, caches.
+:func:`protocol.trust.verify_signatures`), registries, caches.
 """
 
 from __future__ import annotations
@@ -453,7 +453,7 @@ def read_pack(
     Raises a :class:`protocol.errors.MIPError` subclass with a stable code on
     any problem, after removing everything it wrote. Signatures are parsed but
     not trusted here: pass ``Pack.signatures`` to
-    :func:`protocol.signing.verify_signatures`.
+    :func:`protocol.trust.verify_signatures`.
     """
     limits = limits or ReadLimits()
     if isinstance(source, (str, Path)):

@@ -7,10 +7,8 @@ and nobody can choose it. A pack may carry several signatures (co-signers,
 key rotation); a verifier decides which keys it trusts and how many valid
 signatures it needs.
 
-Verification comes in two forms, as in python-tuf: :func:`verify_signatures`
-returns a :class:`VerificationResult` saying who signed, who is unknown and
-what failed, and :func:`verify_or_raise` raises a :class:`SignatureError`
-with a stable code. Neither does I/O; key files are read by the callers.
+Which signatures count is decided in one place, :mod:`protocol.trust`
+(revocations included). No I/O here; key files are read by the callers.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,11 +32,8 @@ __all__ = [
     "PublicKey",
     "Signature",
     "SigningKey",
-    "VerificationResult",
     "key_id",
     "sign_manifest",
-    "verify_or_raise",
-    "verify_signatures",
 ]
 
 SIGNATURE_ALGORITHM = "ed25519"
@@ -233,91 +227,3 @@ def _is_hex(text: str) -> bool:
 def sign_manifest(manifest_bytes: bytes, key: SigningKey) -> Signature:
     """Sign canonical manifest bytes (exactly as stored in the pack)."""
     return key.sign(manifest_bytes)
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    """What verification found. ``ok`` when at least ``threshold`` trusted keys signed."""
-
-    valid: tuple[str, ...]
-    invalid: tuple[str, ...]
-    untrusted: tuple[str, ...]
-    threshold: int
-
-    @property
-    def ok(self) -> bool:
-        return len(self.valid) >= self.threshold and not self.invalid
-
-    @property
-    def missing(self) -> int:
-        """How many more valid trusted signatures are needed."""
-        return max(0, self.threshold - len(self.valid))
-
-
-def _trust_map(trusted: Iterable[PublicKey] | Mapping[str, PublicKey]) -> dict[str, PublicKey]:
-    keys = trusted.values() if isinstance(trusted, Mapping) else trusted
-    return {k.keyid: k for k in keys}
-
-
-def verify_signatures(
-    manifest_bytes: bytes,
-    signatures: Iterable[Signature],
-    trusted: Iterable[PublicKey] | Mapping[str, PublicKey],
-    *,
-    threshold: int = 1,
-) -> VerificationResult:
-    """Check every signature against the trusted keys; never raises for bad signatures.
-
-    A signature by a trusted key that does not verify counts as *invalid* and
-    makes the result fail even if other signatures are valid: a pack with a
-    broken signature from a key we trust has been tampered with.
-    """
-    if threshold < 1:
-        raise ValueError("threshold must be at least 1")
-    keys = _trust_map(trusted)
-    valid: list[str] = []
-    invalid: list[str] = []
-    untrusted: list[str] = []
-    for sig in signatures:
-        key = keys.get(sig.keyid)
-        if key is None:
-            untrusted.append(sig.keyid)
-        elif key.verify(sig.value, manifest_bytes):
-            if sig.keyid not in valid:
-                valid.append(sig.keyid)
-        else:
-            invalid.append(sig.keyid)
-    return VerificationResult(tuple(valid), tuple(invalid), tuple(untrusted), threshold)
-
-
-def verify_or_raise(
-    manifest_bytes: bytes,
-    signatures: Iterable[Signature],
-    trusted: Iterable[PublicKey] | Mapping[str, PublicKey],
-    *,
-    threshold: int = 1,
-) -> VerificationResult:
-    """Like :func:`verify_signatures`, but raise a SignatureError unless ``ok``."""
-    sigs = list(signatures)
-    if not sigs:
-        raise SignatureError("the pack is not signed", code="signature.missing")
-    result = verify_signatures(manifest_bytes, sigs, trusted, threshold=threshold)
-    if result.invalid:
-        raise SignatureError(
-            "a signature by a trusted key does not match the manifest: the pack was altered",
-            code="signature.invalid",
-            keyids=list(result.invalid),
-        )
-    if not result.valid:
-        raise SignatureError(
-            "no signature is by a trusted key",
-            code="signature.untrusted",
-            keyids=list(result.untrusted),
-        )
-    if not result.ok:
-        raise SignatureError(
-            f"{len(result.valid)} valid signature(s); {threshold} required",
-            code="signature.threshold",
-            valid=list(result.valid),
-        )
-    return result

@@ -46,7 +46,8 @@ from typing import Any
 from protocol.archive import ReadLimits, read_pack
 from protocol.errors import MIPError
 from protocol.manifest import Manifest
-from protocol.signing import PublicKey, verify_or_raise
+from protocol.signing import PublicKey
+from protocol.trust import verify_or_raise
 
 __all__ = ["VECTORS_DIR", "Outcome", "default_reader", "main", "run_vectors"]
 
