@@ -10,9 +10,9 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memstore.settings")
-    from memstore.config import load_config
-    from memstore.embedded import ensure_database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
+    from server.config import load_config
+    from server.embedded import ensure_database_url
 
     if not os.environ.get("DATABASE_URL") and "help" not in sys.argv[1:2]:
         # memstore_up owns the embedded server: it stops with it (other commands join it).

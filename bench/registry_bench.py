@@ -45,9 +45,9 @@ def pct(values: list[float], q: float) -> float:
 
 def setup_django() -> str:
     sys.path.insert(0, str(ROOT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "memstore.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "server.settings"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from memstore.embedded import start_embedded_postgres
+    from server.embedded import start_embedded_postgres
 
     url = os.environ.get("MEMSTORE_BENCH_DATABASE_URL") or start_embedded_postgres(
         BENCH / "pg", cleanup_mode="stop"
@@ -339,7 +339,7 @@ def bench_load(
             sys.executable,
             "-m",
             "gunicorn",
-            "memstore.wsgi:application",
+            "server.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

@@ -92,7 +92,7 @@ def main() -> None:
         texts = sentences(args.size)
         texts_json.write_text(json.dumps(texts), encoding="utf-8")
     print(f"{len(texts)} sentences in {time.perf_counter() - t0:.1f}s", flush=True)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memstore.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
     os.environ.setdefault("DATABASE_URL", "postgresql://unused@/unused")
     import django
 

@@ -3,7 +3,7 @@
 set -eu
 case "${1:-web}" in
   web)
-    exec gunicorn memstore.wsgi:application \
+    exec gunicorn server.wsgi:application \
       --bind 0.0.0.0:8000 \
       --workers "${GUNICORN_WORKERS:-2}" \
       --threads "${GUNICORN_THREADS:-4}" \
@@ -12,13 +12,13 @@ case "${1:-web}" in
       --access-logfile -
     ;;
   worker)
-    exec celery -A memstore worker \
+    exec celery -A server worker \
       --loglevel=INFO \
       --concurrency "${CELERY_CONCURRENCY:-2}" \
       -Q "${MEMSTORE_CELERY_QUEUE:-memstore}"
     ;;
   beat)
-    exec celery -A memstore beat --loglevel=INFO
+    exec celery -A server beat --loglevel=INFO
     ;;
   migrate)
     exec python manage.py migrate --noinput

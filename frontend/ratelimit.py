@@ -1,7 +1,7 @@
 """A small fixed-window rate limiter on Django's cache (login attempts).
 
 ``hit(key)`` counts one event; ``blocked(key)`` says whether the window is
-full. Counts live in Django's cache, chosen by ``CACHE_URL`` (memstore/config.py):
+full. Counts live in Django's cache, chosen by ``CACHE_URL`` (server/config.py):
 the default local-memory cache counts per process, Redis across every process
 and replica. Not here: HTTP responses (the login view).
 """

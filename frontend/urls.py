@@ -1,4 +1,4 @@
-"""URLs of the web marketplace, included at the site root by ``memstore.urls``."""
+"""URLs of the web marketplace, included at the site root by ``server.urls``."""
 
 from __future__ import annotations
 

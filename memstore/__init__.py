@@ -1,12 +1,12 @@
-"""MemStore: the registry for signed MIP packs (Django project package).
+"""MemStore: the registry for signed MIP packs (the Django domain apps).
 
-The Django project (settings, URLs, the Celery app) and its domain apps:
 ``accounts`` (users, namespaces, keys, tokens), ``packs`` (packs, versions,
 publishing, entitlements), ``storage`` (content-addressed blobs), ``ingest``
-(the Celery pipeline), ``search`` (hybrid search) and ``api`` (REST glue).
-Importing this package does nothing else: no Django setup, no network.
+(the Celery pipeline), ``search`` (hybrid search), ``commerce`` (orders,
+payments, the ledger) and ``api`` (what every domain's REST views share).
+Importing this package does nothing: no Django setup, no network.
+
+Not here: the composition root (settings, URLs, error handlers, the Celery
+app, WSGI: the top-level ``server`` package) or the web UI (``frontend``),
+which this package never imports.
 """
-
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]

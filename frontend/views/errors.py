@@ -1,9 +1,9 @@
 """The marketplace's HTML error pages (404 and 500), used by the project's error handlers.
 
-``memstore.handlers`` calls these for every path outside ``/api/``. The 500
+``server.handlers`` calls these for every path outside ``/api/``. The 500
 page is rendered without the request (no session, no database: whatever broke
 the request may break them too) and falls back to plain HTML if even the
-template fails. Not here: deciding between HTML and JSON (``memstore.handlers``).
+template fails. Not here: deciding between HTML and JSON (``server.handlers``).
 """
 
 from __future__ import annotations

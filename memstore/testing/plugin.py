@@ -133,7 +133,7 @@ def redis_url() -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _celery_test_queue() -> str:
     """Tasks sent by tests go to a queue of their own, never to a developer's worker."""
-    from memstore.celery import app
+    from server.celery import app
 
     queue = f"memstore-test-{uuid.uuid4().hex[:10]}"
     app.conf.update(
@@ -157,7 +157,7 @@ def celery_worker_session(
         _missing("Redis on 127.0.0.1:6379")
     from celery.contrib.testing.worker import start_worker
 
-    from memstore.celery import app
+    from server.celery import app
 
     with (
         django_db_blocker.unblock(),

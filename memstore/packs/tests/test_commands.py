@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from memstore.accounts.models import Membership, Namespace, Role
 from memstore.accounts.selectors import api_token_by_raw
-from memstore.packs.management.commands import memstore_up
+from server.management.commands import memstore_up
 
 
 @pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Every setting of the registry that comes from the environment, read in one place.
 
-``memstore.settings`` (Django) and ``memstore.celery`` read their values from
+``server.settings`` (Django) and ``server.celery`` read their values from
 :data:`CONFIG`; nothing else in the project calls ``os.environ``. Variables:
 
 =============================  ===================================================
@@ -34,7 +34,7 @@
 ``MEMSTORE_THROTTLE_ANON`` / ``_USER`` / ``_PUBLISH``  DRF rates (``60/min`` ...)
 =============================  ===================================================
 
-Not here: Django's own settings structure (``memstore/settings.py``).
+Not here: Django's own settings structure (``server/settings.py``).
 """
 
 from __future__ import annotations

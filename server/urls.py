@@ -1,7 +1,7 @@
 """URL configuration: the web marketplace at the root, the admin, the REST API under /api/v1/.
 
 Missing pages and server errors answer JSON under ``/api/`` and the
-marketplace's HTML pages elsewhere (:mod:`memstore.handlers`).
+marketplace's HTML pages elsewhere (:mod:`server.handlers`).
 """
 
 from __future__ import annotations
@@ -15,5 +15,5 @@ urlpatterns = [
     path("api/v1/", include("memstore.api.urls")),
 ]
 
-handler404 = "memstore.handlers.page_not_found"
-handler500 = "memstore.handlers.server_error"
+handler404 = "server.handlers.page_not_found"
+handler500 = "server.handlers.server_error"

@@ -14,7 +14,7 @@ import pytest
 from django.core.cache import caches
 
 from frontend import ratelimit
-from memstore.config import REPO_ROOT, cache_settings, load_config
+from server.config import REPO_ROOT, cache_settings, load_config
 
 LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 REDIS = "django.core.cache.backends.redis.RedisCache"
@@ -57,7 +57,7 @@ def test_an_unknown_cache_scheme_is_refused_at_start_up(env: pytest.MonkeyPatch)
 def test_django_settings_read_the_cache_from_the_environment(tmp_path: Path) -> None:
     code = "from django.conf import settings; import json; print(json.dumps(settings.CACHES))"
     base = {k: v for k, v in os.environ.items() if k not in ("CACHE_URL", "REDIS_URL")}
-    base.update(DJANGO_SETTINGS_MODULE="memstore.settings", MEMSTORE_DATA_DIR=str(tmp_path))
+    base.update(DJANGO_SETTINGS_MODULE="server.settings", MEMSTORE_DATA_DIR=str(tmp_path))
 
     def caches_with(**extra: str) -> Any:
         out = subprocess.run(

@@ -20,9 +20,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from memstore.celery import app as celery_app
-from memstore.config import load_config
 from memstore.packs.demo import seed_demo
+from server.celery import app as celery_app
+from server.config import load_config
 
 
 def _reachable(url: str) -> bool:
@@ -79,7 +79,8 @@ class Command(BaseCommand):
             if not options["no_worker"]:
                 self.stdout.write(
                     self.style.WARNING(
-                        f"==> Redis is not reachable at {broker}: running tasks eagerly in this process"
+                        f"==> Redis is not reachable at {broker}: "
+                        "running tasks eagerly in this process"
                     )
                 )
             celery_app.conf.task_always_eager = True
@@ -94,7 +95,7 @@ class Command(BaseCommand):
                     "-m",
                     "celery",
                     "-A",
-                    "memstore",
+                    "server",
                     "worker",
                     "--pool=solo",
                     "--concurrency=1",

@@ -1,4 +1,4 @@
-"""Django settings for the MemStore registry. Values come from :mod:`memstore.config`."""
+"""Django settings for the MemStore site. Values come from :mod:`server.config`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "memstore.api",
     "memstore.commerce",
     "frontend",
+    "server",  # manage.py memstore_up
 ]
 
 MIDDLEWARE = [
@@ -46,8 +47,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "memstore.urls"
-WSGI_APPLICATION = "memstore.wsgi.application"
+ROOT_URLCONF = "server.urls"
+WSGI_APPLICATION = "server.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 
 TEMPLATES = [
@@ -146,7 +147,7 @@ MEMSTORE_EMBEDDING_MODEL = CONFIG.embedding_model
 MEMSTORE_HNSW_EF_SEARCH = 80
 MEMSTORE_SEARCH_MIN_SIMILARITY = CONFIG.search_min_similarity
 
-# --- Celery (read by memstore.celery through the CELERY_ namespace)
+# --- Celery (read by server.celery through the CELERY_ namespace)
 CELERY_BROKER_URL = CONFIG.broker_url
 CELERY_TASK_DEFAULT_QUEUE = CONFIG.celery_queue
 CELERY_TASK_ALWAYS_EAGER = CONFIG.celery_eager

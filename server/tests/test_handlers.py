@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest
 from django.test import Client
 from django.urls import path
 
-from memstore import urls as project_urls
+from server import urls as project_urls
 
 
 def _boom(request: HttpRequest) -> NoReturn:

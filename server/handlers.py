@@ -1,4 +1,4 @@
-"""The project's 404 and 500 handlers (``handler404``/``handler500`` in :mod:`memstore.urls`).
+"""The project's 404 and 500 handlers (``handler404``/``handler500`` in :mod:`server.urls`).
 
 Under ``/api/`` they answer the API's JSON error shape
 ``{"error": {"code", "message", "detail"}}`` (:mod:`memstore.api.errors`);
@@ -12,8 +12,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 
 from frontend.views import errors as html
-
-from .api import errors as api
+from memstore.api import errors as api
 
 API_PREFIX = "/api/"
 
