@@ -1,10 +1,13 @@
 """The registry's JSON wire format, mapped to typed objects in one place.
 
-This is the only module that knows field names of the registry's resolve
-response and error body (``memstore/API.md``). Everything here validates
-outside data and raises :class:`runtime.errors.RegistryError`
-(``registry.bad_response``) or a protocol error with its own code; nothing
-else in the runtime touches raw JSON from the registry.
+This is the only module that knows field names of the registry's answers
+(``memstore/API.md``): resolve, error bodies, tokens, ``whoami``, signing keys,
+uploads and published versions. Every parser here validates outside data and
+raises :class:`runtime.errors.RegistryError` (``registry.bad_response``) or a
+protocol error with its own code; nothing else in the runtime touches raw JSON
+from the registry.
+
+Not here: HTTP (:mod:`runtime.client`), trust decisions (:mod:`runtime.install`).
 """
 
 from __future__ import annotations
@@ -21,17 +24,41 @@ from protocol import Manifest, MIPError, PublicKey, Signature, canonical_bytes
 
 from .errors import RegistryError
 
-__all__ = ["NamespaceKey", "PackLocation", "Resolution", "parse_error", "parse_resolution"]
+__all__ = [
+    "NamespaceKey",
+    "PackLocation",
+    "PublishResult",
+    "Resolution",
+    "TokenInfo",
+    "UploadSession",
+    "WhoAmI",
+    "parse_error",
+    "parse_key",
+    "parse_keys",
+    "parse_publish_result",
+    "parse_resolution",
+    "parse_token",
+    "parse_upload_offset",
+    "parse_upload_session",
+    "parse_whoami",
+]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
+# ---------------------------------------------------------------- the objects
+
+
 @dataclass(frozen=True)
 class NamespaceKey:
+    """A signing key registered for a namespace (revoked keys stay listed)."""
+
     keyid: str
     public_key: PublicKey
     revoked_at: str | None
     label: str = ""
+    created_at: str = ""
+    revocation_reason: str = ""
 
     @property
     def revoked(self) -> bool:
@@ -67,15 +94,110 @@ class Resolution:
         return [k.public_key for k in self.keys if not k.revoked]
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    token: str
+    id: int
+    name: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    username: str
+    namespaces: tuple[tuple[str, str], ...]  # (namespace, role)
+    scopes: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    name: str
+    version: str
+    sha256: str
+    size: int
+    signed_by: tuple[str, ...]
+    ingest_status: str
+    url: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """A resumable upload: where to send chunks, how big they may be, where to go on."""
+
+    id: str
+    offset: int
+    max_chunk_bytes: int | None
+
+
+# ---------------------------------------------------------------- field readers
+
+
 def _bad(message: str) -> RegistryError:
     return RegistryError(f"unexpected resolve response: {message}", code="registry.bad_response")
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    """A resolve response's field, of ``kind``."""
     value = data.get(key)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _bad(f"field {key!r} is missing or has the wrong type")
     return value
+
+
+def _invalid(what: str) -> RegistryError:
+    return RegistryError(f"the registry's answer has {what}", code="registry.bad_response")
+
+
+def _field(data: Any, key: str, kind: type) -> Any:
+    """Any other answer's field, of ``kind``."""
+    if not isinstance(data, dict) or not isinstance(data.get(key), kind):
+        raise _invalid(f"no valid {key!r}")
+    return data[key]
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    """An optional string field ("" when absent or not a string)."""
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+# ---------------------------------------------------------------- parsers
+
+
+def parse_key(data: Any, *, own_keyid: bool = False) -> NamespaceKey:
+    """A key object, as the keys endpoints and resolve's ``keys`` send it.
+
+    The server's ``keyid`` must be a sha256 hex digest. With ``own_keyid``
+    (resolve) the key's own id is used instead and the server's is not read:
+    what is trusted derives from the key alone. A ``public_key`` that is not
+    a key raises the protocol's ``signature.bad_key``.
+    """
+    keyid = None if own_keyid else _field(data, "keyid", str)
+    if keyid is not None and not _HEX64.match(keyid):
+        raise _invalid(f"an invalid keyid {keyid!r}")
+    public = PublicKey.from_text(_field(data, "public_key", str))
+    revoked_at = data.get("revoked_at")
+    if revoked_at is not None and not isinstance(revoked_at, str):
+        raise _invalid("an invalid 'revoked_at'")
+    return NamespaceKey(
+        keyid=public.keyid if keyid is None else keyid,
+        public_key=public,
+        revoked_at=revoked_at,
+        label=_text(data, "label"),
+        created_at=_text(data, "created_at"),
+        revocation_reason=_text(data, "revocation_reason"),
+    )
+
+
+def parse_keys(data: Any) -> tuple[NamespaceKey, ...]:
+    """A namespace's key list (revoked keys included)."""
+    if not isinstance(data, list):
+        raise _invalid("no list of keys")
+    return tuple(parse_key(item) for item in data)
 
 
 def parse_resolution(data: Any) -> Resolution:
@@ -97,21 +219,13 @@ def parse_resolution(data: Any) -> Resolution:
             raise _bad("manifest cannot be put in canonical form") from exc
     else:
         raise _bad("neither manifest_b64 nor manifest is present")
-    manifest = Manifest.from_bytes(manifest_bytes)  # protocol errors pass through with their codes
+    # Protocol errors pass through with their codes.
+    manifest = Manifest.from_bytes(manifest_bytes)
     if manifest.name != name or manifest.version != version:
         raise _bad(f"manifest is {manifest.ref}, response says {name}@{version}")
     raw_sigs = _get(data, "signatures", list)
     signatures = tuple(Signature.from_dict(s) for s in raw_sigs)
-    keys: list[NamespaceKey] = []
-    for raw in _get(data, "keys", list):
-        if not isinstance(raw, dict):
-            raise _bad("a key is not an object")
-        public = PublicKey.from_text(_get(raw, "public_key", str))
-        revoked = raw.get("revoked_at")
-        if revoked is not None and not isinstance(revoked, str):
-            raise _bad("revoked_at is not a string")
-        label = raw.get("label", "")
-        keys.append(NamespaceKey(public.keyid, public, revoked, label if isinstance(label, str) else ""))
+    keys = tuple(parse_key(raw, own_keyid=True) for raw in _get(data, "keys", list))
     pack = _get(data, "pack", dict)
     sha256 = _get(pack, "sha256", str)
     if not _HEX64.match(sha256):
@@ -120,11 +234,6 @@ def parse_resolution(data: Any) -> Resolution:
     if size < 0:
         raise _bad("pack.size is negative")
     url = _get(pack, "url", str)
-
-    def opt_str(key: str) -> str:
-        value = data.get(key)
-        return value if isinstance(value, str) else ""
-
     published = data.get("published_at")
     return Resolution(
         name=name,
@@ -132,13 +241,67 @@ def parse_resolution(data: Any) -> Resolution:
         manifest=manifest,
         manifest_bytes=manifest_bytes,
         signatures=signatures,
-        keys=tuple(keys),
+        keys=keys,
         pack=PackLocation(sha256, size, url),
         published_at=published if isinstance(published, str) else None,
         yanked=data.get("yanked") is True,
-        yanked_reason=opt_str("yanked_reason"),
+        yanked_reason=_text(data, "yanked_reason"),
         deprecated=data.get("deprecated") is True,
-        deprecation_message=opt_str("deprecation_message"),
+        deprecation_message=_text(data, "deprecation_message"),
+    )
+
+
+def parse_token(data: Any) -> TokenInfo:
+    """``POST /api/v1/auth/tokens``'s answer: the new token (shown once)."""
+    return TokenInfo(
+        token=_field(data, "token", str),
+        id=_field(data, "id", int),
+        name=str(data.get("name", "")),
+        scopes=tuple(str(s) for s in _field(data, "scopes", list)),
+    )
+
+
+def parse_whoami(data: Any) -> WhoAmI:
+    """``GET /api/v1/auth/whoami``'s answer: the user, their namespaces and roles."""
+    namespaces = tuple(
+        (str(n.get("name")), str(n.get("role")))
+        for n in _field(data, "namespaces", list)
+        if isinstance(n, dict)
+    )
+    scopes = data.get("scopes")
+    return WhoAmI(
+        username=_field(data, "username", str),
+        namespaces=namespaces,
+        scopes=tuple(str(s) for s in scopes) if isinstance(scopes, list) else None,
+    )
+
+
+def parse_upload_session(data: Any) -> UploadSession:
+    """``POST /api/v1/uploads/``'s answer: the session to send chunks to."""
+    max_chunk = data.get("max_chunk_bytes") if isinstance(data, dict) else None
+    return UploadSession(
+        id=_field(data, "id", str),
+        offset=int(data.get("offset") or 0),
+        max_chunk_bytes=int(max_chunk) if max_chunk else None,
+    )
+
+
+def parse_upload_offset(data: Any) -> int:
+    """An upload session's state: how many bytes the server has."""
+    return int(_field(data, "offset", int))
+
+
+def parse_publish_result(data: Any) -> PublishResult:
+    """A published version (``packs/upload`` or ``uploads/<id>/complete``)."""
+    ingest = data.get("ingest") if isinstance(data, dict) else None
+    return PublishResult(
+        name=_field(data, "name", str),
+        version=_field(data, "version", str),
+        sha256=_field(data, "sha256", str),
+        size=_field(data, "size", int),
+        signed_by=tuple(str(k) for k in _field(data, "signed_by", list)),
+        ingest_status=str(ingest.get("status", "")) if isinstance(ingest, dict) else "",
+        url=str(data.get("url", "")),
     )
 
 

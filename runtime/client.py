@@ -1,32 +1,76 @@
-"""HTTP client for the MemStore registry (resolve and blob downloads).
+"""The one HTTP client for a MemStore registry: resolve, downloads, login, keys, publishing.
 
-The transport is injectable: unit tests pass ``httpx.MockTransport``,
-integration tests a real server. Field names of the wire format live in
-:mod:`runtime._wire`; this module only does HTTP.
+One ``httpx.Client`` per :class:`RegistryClient` (one session, one set of
+headers, one injectable transport: unit tests pass ``httpx.MockTransport``,
+integration tests a real server) and one error path: an unreachable registry
+is ``network.unreachable``, an error answer becomes a
+:class:`~runtime.errors.RegistryError` with the server's stable code, an
+answer that is not JSON is ``registry.bad_response``. The endpoints are those
+of ``memstore/API.md``; every JSON answer is parsed in :mod:`runtime._wire`.
 
-Not here: verification, caching or installing (see :mod:`runtime.install`).
+Large packs are published through the resumable upload session
+(``/api/v1/uploads/``), which resumes from the server's offset after a lost
+chunk; small ones in one request.
+
+Not here: verification, caching or installing (:mod:`runtime.install`),
+resumable downloads into the cache (:mod:`runtime.download`), building or
+signing packs (:mod:`protocol`), token storage (:mod:`runtime.config`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urljoin
 
 import httpx
 
-from protocol import PackRef
+from protocol import PackRef, PublicKey
 
-from ._wire import Resolution, parse_error, parse_resolution
+from ._wire import (
+    NamespaceKey,
+    PublishResult,
+    Resolution,
+    TokenInfo,
+    WhoAmI,
+    parse_error,
+    parse_key,
+    parse_keys,
+    parse_publish_result,
+    parse_resolution,
+    parse_token,
+    parse_upload_offset,
+    parse_upload_session,
+    parse_whoami,
+)
+from .cache import sha256_file
 from .errors import RegistryError
 
-__all__ = ["RegistryClient"]
+__all__ = [
+    "ONE_REQUEST_LIMIT",
+    "NamespaceKey",
+    "PublishResult",
+    "RegistryClient",
+    "Resolution",
+    "TokenInfo",
+    "WhoAmI",
+]
 
 USER_AGENT = "memos/0.1"
+ONE_REQUEST_LIMIT = 32 * 1024 * 1024  # larger packs go through an upload session
+
+#: Called with (bytes sent, bytes total) as an upload advances.
+Progress = Callable[[int, int], None]
 
 
 class RegistryClient:
-    """Talks to one registry. Use as a context manager or call :meth:`close`."""
+    """Talks to one registry. Use as a context manager or call :meth:`close`.
+
+    ``timeout`` applies to reads, ``upload_timeout`` to publishing requests.
+    Redirects are followed for reads (resolve, downloads), never for writes.
+    """
 
     def __init__(
         self,
@@ -35,6 +79,7 @@ class RegistryClient:
         token: str | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
+        upload_timeout: float = 120.0,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         headers = {"User-Agent": USER_AGENT}
@@ -47,7 +92,7 @@ class RegistryClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             follow_redirects=True,
         )
-        self._token = token
+        self._upload_timeout = httpx.Timeout(upload_timeout, connect=10.0)
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -58,24 +103,37 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
+    def _request(self, method: str, url: str, *, upload: bool = False, **kwargs: Any) -> Any:
+        """Send one request; return its decoded JSON (None when the answer is empty)."""
+        if upload:
+            kwargs["timeout"] = self._upload_timeout
+        try:
+            response = self._http.request(
+                method, url, follow_redirects=method == "GET", **kwargs
+            )
+        except httpx.HTTPError as exc:
+            raise RegistryError(
+                f"cannot reach the registry at {self.base_url}: {exc}", code="network.unreachable"
+            ) from exc
+        if response.status_code >= 400:
+            raise parse_error(response.status_code, response.content)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RegistryError(
+                "the registry's answer is not JSON", code="registry.bad_response"
+            ) from exc
+
+    # ---------------------------------------------------------------- installing
+
     def resolve(self, ref: PackRef) -> Resolution:
         """``GET /api/v1/resolve/<ns>/<name>?spec=...`` -> a validated Resolution."""
         namespace, name = ref.name.split("/", 1)
         path = f"api/v1/resolve/{quote(namespace, safe='')}/{quote(name, safe='')}"
         params = {} if ref.spec.text == "*" else {"spec": ref.spec.text}
-        try:
-            response = self._http.get(path, params=params)
-        except httpx.TransportError as exc:
-            raise RegistryError(
-                f"cannot reach the registry at {self.base_url}: {exc}", code="network.unreachable"
-            ) from exc
-        if response.status_code != 200:
-            raise parse_error(response.status_code, response.content)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise RegistryError("the registry's answer is not JSON", code="registry.bad_response") from exc
-        return parse_resolution(body)
+        return parse_resolution(self._request("GET", path, params=params))
 
     def absolute(self, url: str) -> str:
         return urljoin(self.base_url, url)
@@ -105,3 +163,123 @@ class RegistryClient:
             yield response
         finally:
             response.close()
+
+    # ---------------------------------------------------------------- tokens
+
+    def create_token(
+        self,
+        *,
+        username: str,
+        password: str,
+        name: str = "memos",
+        scopes: tuple[str, ...] = ("read", "publish:*"),
+    ) -> TokenInfo:
+        body = {"username": username, "password": password, "name": name, "scopes": list(scopes)}
+        return parse_token(self._request("POST", "api/v1/auth/tokens", json=body))
+
+    def whoami(self) -> WhoAmI:
+        return parse_whoami(self._request("GET", "api/v1/auth/whoami"))
+
+    # ---------------------------------------------------------------- signing keys
+
+    @staticmethod
+    def _keys_url(namespace: str) -> str:
+        return f"api/v1/namespaces/{quote(namespace, safe='')}/keys"
+
+    def list_keys(self, namespace: str) -> tuple[NamespaceKey, ...]:
+        """Every key of the namespace, revoked ones included (with their revocation date)."""
+        return parse_keys(self._request("GET", self._keys_url(namespace)))
+
+    def register_key(
+        self, namespace: str, public_key: PublicKey, *, label: str = ""
+    ) -> NamespaceKey:
+        """Register ``public_key`` for ``namespace`` (registering it again returns the same key)."""
+        body = {"public_key": public_key.to_text(), "label": label}
+        key = parse_key(self._request("POST", self._keys_url(namespace), json=body))
+        if key.keyid != public_key.keyid:
+            raise RegistryError(
+                f"the registry answered with key {key.keyid}, not {public_key.keyid}",
+                code="registry.bad_response",
+            )
+        return key
+
+    def revoke_key(self, namespace: str, keyid: str, *, reason: str = "") -> NamespaceKey:
+        """Revoke a key: packs signed only by it are refused from now on. It stays listed."""
+        url = f"{self._keys_url(namespace)}/{quote(keyid, safe='')}/revoke"
+        return parse_key(self._request("POST", url, json={"reason": reason}))
+
+    # ---------------------------------------------------------------- publishing
+
+    def publish(
+        self,
+        path: Path,
+        *,
+        private: bool = False,
+        price_amount_minor: int = 0,
+        price_currency: str = "",
+        chunk_size: int = 8 * 1024 * 1024,
+        one_request_limit: int = ONE_REQUEST_LIMIT,
+        progress: Progress | None = None,
+    ) -> PublishResult:
+        """Upload ``path``: in one request when small, else through a resumable session."""
+        path = Path(path)
+        size = path.stat().st_size
+        options = {
+            "private": private,
+            "price_amount_minor": price_amount_minor,
+            "price_currency": price_currency,
+        }
+        if size > one_request_limit:
+            return self._publish_session(path, size, options, chunk_size, progress)
+        form = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}
+        with open(path, "rb") as fh:
+            data = self._request(
+                "POST",
+                "api/v1/packs/upload",
+                upload=True,
+                files={"file": (path.name, fh, "application/octet-stream")},
+                data=form,
+            )
+        if progress is not None:
+            progress(size, size)
+        return parse_publish_result(data)
+
+    def _publish_session(
+        self,
+        path: Path,
+        size: int,
+        options: dict[str, Any],
+        chunk_size: int,
+        progress: Progress | None,
+    ) -> PublishResult:
+        body = {"size": size, "sha256": sha256_file(path)[0]}
+        session = parse_upload_session(
+            self._request("POST", "api/v1/uploads/", upload=True, json=body)
+        )
+        chunk_size = min(chunk_size, session.max_chunk_bytes or chunk_size)
+        url = f"api/v1/uploads/{session.id}"
+        offset = session.offset
+        retries = 0
+        with open(path, "rb") as fh:
+            while offset < size:
+                fh.seek(offset)
+                chunk = fh.read(chunk_size)
+                headers = {"Upload-Offset": str(offset), "Content-Type": "application/octet-stream"}
+                try:
+                    state = self._request(
+                        "PATCH", url, upload=True, content=chunk, headers=headers
+                    )
+                    offset = parse_upload_offset(state)
+                    retries = 0
+                except RegistryError as exc:
+                    retries += 1
+                    if retries > 5 or exc.code not in (
+                        "registry.upload_offset_mismatch",
+                        "network.unreachable",
+                    ):
+                        raise
+                    offset = parse_upload_offset(self._request("GET", url))
+                if progress is not None:
+                    progress(offset, size)
+        data = self._request("POST", f"{url}/complete", upload=True, json=options)
+        return parse_publish_result(data)

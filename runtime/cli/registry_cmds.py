@@ -1,4 +1,8 @@
-"""``memos login``, ``memos publish`` and ``memos keys``: thin commands over :mod:`runtime.publishing`."""
+"""``memos login``, ``memos publish`` and ``memos keys``: thin commands over the registry client.
+
+They parse options, call :class:`runtime.client.RegistryClient`, print.
+Not here: HTTP or the wire format (:mod:`runtime.client`, :mod:`runtime._wire`).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from rich.markup import escape
 
 from protocol import PublicKey
 
+from ..client import NamespaceKey, RegistryClient
 from ..config import load_settings, save_token
-from ..publishing import NamespaceSigningKey, Publisher
 from .errors import CLIError
 from .output import emit_json, out
 
@@ -73,9 +77,9 @@ def login(
                 "give --token TOKEN or --username NAME", code="cli.usage", hint="memos login --help"
             )
         secret = password if password is not None else getpass.getpass(f"Password for {username}: ")
-        with Publisher(url) as client:
+        with RegistryClient(url) as client:
             token = client.create_token(username=username, password=secret, name=token_name).token
-    with Publisher(url, token=token) as client:
+    with RegistryClient(url, token=token) as client:
         me = client.whoami()
     save_token(settings, url, token)
     if json_out:
@@ -120,7 +124,7 @@ def publish(
     url = _registry(registry)
     token = _token(url)
     amount = _minor_units(price)
-    with Publisher(url, token=token) as client:
+    with RegistryClient(url, token=token) as client:
         result = client.publish(
             file,
             private=private,
@@ -165,10 +169,10 @@ def _read_public_key(path: Path) -> PublicKey:
     return PublicKey.load(data)  # signature.bad_key (with its hint) when it is not a key
 
 
-def _key_json(key: NamespaceSigningKey) -> dict[str, object]:
+def _key_json(key: NamespaceKey) -> dict[str, object]:
     return {
         "keyid": key.keyid,
-        "public_key": key.public_key,
+        "public_key": key.public_key.to_text(),
         "label": key.label,
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
@@ -197,7 +201,7 @@ def keys_register(
     """
     key = _read_public_key(pubfile)
     url = _registry(registry)
-    with Publisher(url, token=_token(url)) as client:
+    with RegistryClient(url, token=_token(url)) as client:
         result = client.register_key(namespace, key, label=label)
     if json_out:
         emit_json(_key_json(result))
@@ -216,7 +220,7 @@ def keys_list(
     Example:  memos keys list --namespace acme --json
     """
     url = _registry(registry)
-    with Publisher(url, token=load_settings().token_for(url)) as client:
+    with RegistryClient(url, token=load_settings().token_for(url)) as client:
         keys = client.list_keys(namespace)
     if json_out:
         emit_json([_key_json(k) for k in keys])
@@ -249,7 +253,7 @@ def keys_revoke(
     Example:  memos keys revoke 9f2c...e1 --namespace acme --reason "laptop stolen"
     """
     url = _registry(registry)
-    with Publisher(url, token=_token(url)) as client:
+    with RegistryClient(url, token=_token(url)) as client:
         result = client.revoke_key(namespace, keyid, reason=reason)
     if json_out:
         emit_json(_key_json(result))

@@ -15,7 +15,7 @@ from memstore.testing.factories import publisher
 from memstore.testing.packs import build_pack
 from protocol import SigningKey
 from runtime.cli.main import main
-from runtime.publishing import Publisher
+from runtime.client import RegistryClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -89,7 +89,7 @@ def test_large_packs_go_through_a_resumable_session(
 
     _, raw = api_token_create(user=user)
     seen: list[int] = []
-    with Publisher(live_server.url, token=raw) as client:
+    with RegistryClient(live_server.url, token=raw) as client:
         result = client.publish(
             pack_file,
             one_request_limit=1024,
@@ -149,7 +149,7 @@ def test_publisher_resumes_after_a_lost_chunk() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.memcube"
         path.write_bytes(b"0123456789")
-        with Publisher(
+        with RegistryClient(
             "http://registry.test", token="t", transport=httpx.MockTransport(handler)
         ) as client:
             result = client.publish(path, one_request_limit=1, chunk_size=4)

@@ -1,4 +1,4 @@
-"""`memos keys` and the Publisher's signing-key calls, over ``httpx.MockTransport`` (no server)."""
+"""`memos keys` and the registry client's signing-key calls, over ``httpx.MockTransport``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typer.main import get_command
 from protocol import SigningKey
 from runtime.cli import registry_cmds
 from runtime.cli.main import app, main
+from runtime.client import RegistryClient
 from runtime.errors import RegistryError
-from runtime.publishing import Publisher
 
 REGISTRY = "http://registry.test"
 KEY = SigningKey.generate()
@@ -53,8 +53,8 @@ class FakeRegistry:
         self.requests.append(request)
         return self.answer(request)
 
-    def client(self, token: str | None = "mst_t") -> Publisher:
-        return Publisher(REGISTRY, token=token, transport=httpx.MockTransport(self))
+    def client(self, token: str | None = "mst_t") -> RegistryClient:
+        return RegistryClient(REGISTRY, token=token, transport=httpx.MockTransport(self))
 
     @property
     def last_json(self) -> Any:
@@ -148,11 +148,11 @@ def cli(fake: FakeRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MEMOS_TOKEN", "mst_t")
     monkeypatch.delenv("MEMOS_DEBUG", raising=False)
 
-    def publisher(url: str, *, token: str | None = None) -> Publisher:
+    def publisher(url: str, *, token: str | None = None) -> RegistryClient:
         assert url == REGISTRY
-        return Publisher(url, token=token, transport=httpx.MockTransport(fake))
+        return RegistryClient(url, token=token, transport=httpx.MockTransport(fake))
 
-    monkeypatch.setattr(registry_cmds, "Publisher", publisher)
+    monkeypatch.setattr(registry_cmds, "RegistryClient", publisher)
     return fake
 
 
