@@ -1,9 +1,10 @@
 """The registry's own exception tree; protocol errors (``protocol.MIPError``) pass through.
 
-Every error carries a stable ``code`` (``registry.*``), an HTTP status and a
-``detail`` dict. Services raise these; the one DRF exception handler
-(:mod:`memstore.api.errors`) turns them, protocol errors and DRF's own errors
-into ``{"error": {"code", "message", "detail"}}``. Not here: HTTP glue.
+Every error carries a stable ``code`` (``registry.*``; ``commerce.*`` in its
+branch), an HTTP status and a ``detail`` dict. Services raise these; the one
+DRF exception handler (:mod:`memstore.api.errors`) turns them, protocol errors
+and DRF's own errors into ``{"error": {"code", "message", "detail"}}``.
+Not here: HTTP glue.
 
 Tree::
 
@@ -15,12 +16,29 @@ Tree::
     ├── GoneError                     registry.version_deleted 410
     ├── ConflictError                 registry.conflict   409 (version_exists ...)
     ├── TooLargeError                 registry.too_large  413
-    └── StorageUnavailableError       registry.storage_unavailable 503
+    ├── StorageUnavailableError       registry.storage_unavailable 503
+    └── CommerceError                 commerce.*          (memstore.commerce.errors)
+
+One root for the whole registry: commerce's errors are a branch of this tree
+(with ``commerce.*`` codes), so a caller that catches ``RegistryError`` catches
+every coded error a service raises, and the handler needs no second case.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+__all__ = [
+    "ConflictError",
+    "ForbiddenError",
+    "GoneError",
+    "InvalidRequestError",
+    "NotAuthenticatedError",
+    "NotFoundError",
+    "RegistryError",
+    "StorageUnavailableError",
+    "TooLargeError",
+]
 
 
 class RegistryError(Exception):
