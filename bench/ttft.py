@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 import transformers
 
-from runtime.models.backend import LoadedModel, greedy_generate, load_smollm2
+from runtime.models.causal_lm import LoadedModel, greedy_generate, load_smollm2
 from runtime.models.kv import build_kv, default_template, load_kv, prompt_ids
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

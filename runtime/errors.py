@@ -7,10 +7,12 @@ Tree::
     │                               http.<status>, network.*
     ├── InstallError                install.*   (resolve, download, trust, lockfile)
     ├── CacheError                  cache.*
-    └── EngineError                 engine.*
-        ├── NotFoundError           engine.not_found
-        ├── AccessDeniedError       access.denied
-        └── LifecycleError          lifecycle.* (illegal transitions, guards)
+    ├── EngineError                 engine.*
+    │   ├── NotFoundError           engine.not_found
+    │   ├── AccessDeniedError       access.denied
+    │   └── LifecycleError          lifecycle.* (illegal transitions, guards)
+    └── ModelError                  model.*     (runtime.models.errors: loading, KV caches,
+                                                 adapters; torch-free to import)
 
 Errors from the protocol library (``protocol.MIPError``: ``integrity.*``,
 ``signature.*``, ``archive.*`` ...) are raised unchanged; they are a separate

@@ -27,7 +27,7 @@ from .errors import CLIError
 from .output import emit_json, err, out
 
 if TYPE_CHECKING:
-    from ..models.backend import LoadedModel
+    from ..models.causal_lm import LoadedModel
 
 __all__ = ["register"]
 
@@ -47,7 +47,7 @@ model_app = typer.Typer(help="Models: fingerprints and model memory packs.", no_
 
 
 def _load(model: str, gguf_file: str | None, *, quiet: bool = False) -> LoadedModel:
-    from ..models.backend import load_model, load_smollm2
+    from ..models.causal_lm import load_model, load_smollm2
 
     label = "SmolLM2-135M-Instruct" if model == "smollm2" else model
     with err.status(f"Loading {label}…", spinner="dots") if not quiet else _nothing():
@@ -243,7 +243,7 @@ def model_transform(
     from datetime import timedelta
 
     from ..engine.transform import TransformPolicy
-    from ..models.engine_backend import TransformersBackend
+    from ..models.engine_adapter import TransformersBackend
     from ..sdk import MemOS
 
     lm = _load(model, gguf_file, quiet=as_json)
@@ -344,7 +344,7 @@ def generate(
     Example:  memos generate "What is the project codename?" --pack acme/notes
     Also:     --pack notes.memcube · --memories notes.txt · --engine --budget 512 --latency 0.5
     """
-    from ..models.sdk import MemorySource, generate_with_memory
+    from ..models.generation import MemorySource, generate_with_memory
 
     if mode not in ("auto", "kv", "plaintext", "none"):
         raise CLIError(f"unknown --mode {mode!r}", code="cli.bad_argument")
@@ -398,8 +398,8 @@ def _generate_with_engine(
 ) -> None:
     from ..cache import BlobCache
     from ..engine.scheduler import Budget
-    from ..models.engine_backend import TransformersBackend
-    from ..models.sdk import generate_with_plan
+    from ..models.engine_adapter import TransformersBackend
+    from ..models.generation import generate_with_plan
     from ..sdk import MemOS
 
     lm = _load(model, gguf_file, quiet=as_json)

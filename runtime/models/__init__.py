@@ -4,12 +4,15 @@ Importing this package does not import torch or transformers: the errors and
 fingerprint checks are torch-free, and the model-bound names below are
 imported on first use. Submodules:
 
-* :mod:`.backend`  load a causal LM (local folder, GGUF, SmolLM2), greedy generation
-* :mod:`.kv`       activation memory: KV-cache payloads (build, check, load, inject)
-* :mod:`.lora`     parameter memory: LoRA adapters (attach, detach, consolidate)
-* :mod:`.packs`    pack sources holding plaintext, activation and parameter cubes
-* :mod:`.engine_backend`  the engine's ActivationBackend (``TransformersBackend``)
-* :mod:`.sdk`      generation with memory injected: from a pack, texts or a scheduler plan
+* :mod:`.causal_lm`       load a causal LM (local folder, GGUF, SmolLM2), greedy generation
+* :mod:`.kv`              activation memory: KV-cache payloads (build, check, load, inject)
+* :mod:`.lora`            parameter memory: LoRA adapters (attach, detach, consolidate)
+* :mod:`.packs`           pack sources holding plaintext, activation and parameter cubes
+* :mod:`.engine_adapter`  the engine's ActivationBackend over a loaded model
+                          (``TransformersBackend``)
+* :mod:`.generation`      generation with memory injected: from a pack, texts or a plan
+
+(:mod:`runtime.sdk` is the agent-facing ``MemOS``; this package is what it can run with.)
 """
 
 from __future__ import annotations
@@ -58,11 +61,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "GenerationResult": "backend",
-    "LoadedModel": "backend",
-    "greedy_generate": "backend",
-    "load_model": "backend",
-    "load_smollm2": "backend",
+    "GenerationResult": "causal_lm",
+    "LoadedModel": "causal_lm",
+    "greedy_generate": "causal_lm",
+    "load_model": "causal_lm",
+    "load_smollm2": "causal_lm",
     "LoadedKV": "kv",
     "build_kv": "kv",
     "combine_kv": "kv",
@@ -72,11 +75,11 @@ _LAZY = {
     "attach_adapter": "lora",
     "consolidate": "lora",
     "detach_adapter": "lora",
-    "MemoryGeneration": "sdk",
-    "MemorySource": "sdk",
-    "generate_with_memory": "sdk",
-    "generate_with_plan": "sdk",
-    "TransformersBackend": "engine_backend",
+    "MemoryGeneration": "generation",
+    "MemorySource": "generation",
+    "generate_with_memory": "generation",
+    "generate_with_plan": "generation",
+    "TransformersBackend": "engine_adapter",
 }
 
 

@@ -1,6 +1,6 @@
 """The exception tree of runtime.models: every error carries a stable ``code``.
 
-Tree::
+Tree (under the runtime's root, :class:`runtime.errors.MemosError`)::
 
     ModelError                      model.*
     ├── ModelLoadError              model.load_failed, model.not_found
@@ -10,13 +10,15 @@ Tree::
     └── AdapterError                model.adapter_invalid, model.adapter_state
 
 The CLI maps codes to hints in ``runtime.cli.errors``. This module imports
-neither torch nor transformers.
+neither torch nor transformers. Not here: the rest of the runtime's errors
+(:mod:`runtime.errors`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from ..errors import MemosError
 
 __all__ = [
     "AdapterError",
@@ -28,29 +30,26 @@ __all__ = [
 ]
 
 
-class ModelError(Exception):
-    """Root of runtime.models errors; ``code`` is stable, ``message`` is for people."""
+class ModelError(MemosError):
+    """Root of runtime.models errors; ``code`` is stable, ``message`` is for people.
 
-    default_code = "model.error"
+    ``str()`` is the message alone (notes and logs quote it), not ``[code] message``.
+    """
 
-    def __init__(self, message: str, *, code: str | None = None, **detail: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.default_code
-        self.detail = detail
+    code = "model.error"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "detail": dict(self.detail)}
+    def __str__(self) -> str:
+        return self.message
 
 
 class ModelLoadError(ModelError):
-    default_code = "model.load_failed"
+    code = "model.load_failed"
 
 
 class FingerprintMismatchError(ModelError):
     """A KV cache or adapter was made for another model; nothing was loaded into the model."""
 
-    default_code = "model.fingerprint_mismatch"
+    code = "model.fingerprint_mismatch"
 
     def __init__(
         self, what: str, fields: Sequence[str], *, expected_model: str, running_model: str
@@ -73,12 +72,12 @@ class FingerprintMismatchError(ModelError):
 
 
 class KVCacheError(ModelError):
-    default_code = "model.kv_invalid"
+    code = "model.kv_invalid"
 
 
 class KVCombineRefusedError(KVCacheError):
-    default_code = "model.kv_combine_refused"
+    code = "model.kv_combine_refused"
 
 
 class AdapterError(ModelError):
-    default_code = "model.adapter_invalid"
+    code = "model.adapter_invalid"

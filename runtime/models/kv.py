@@ -54,7 +54,7 @@ Several caches: refused, one cache per prompt
     concatenated texts (:func:`build_kv` takes any list of texts); the engine
     does exactly that when it promotes memories.
 
-Not here: loading models (:mod:`.backend`), LoRA (:mod:`.lora`), packs.
+Not here: loading models (:mod:`.causal_lm`), LoRA (:mod:`.lora`), packs.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ from protocol import (
 )
 
 from .attention import SharedPrefixLayer, shared_prefix_supported
-from .backend import GenerationResult, LoadedModel, greedy_generate
+from .causal_lm import GenerationResult, LoadedModel, greedy_generate
 from .errors import KVCacheError, KVCombineRefusedError
 from .fingerprint import check_fingerprint
 

@@ -53,7 +53,7 @@ from protocol import (
     read_safetensors_header,
 )
 
-from .backend import LoadedModel
+from .causal_lm import LoadedModel
 from .errors import AdapterError
 from .fingerprint import check_fingerprint
 

@@ -38,7 +38,7 @@ from protocol import (
     read_pack,
 )
 
-from .backend import LoadedModel
+from .causal_lm import LoadedModel
 from .kv import build_kv
 from .lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, consolidate
 

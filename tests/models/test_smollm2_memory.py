@@ -10,7 +10,7 @@ import pytest
 
 from protocol import MemoryRecord, SigningKey, pack_directory, read_pack, weights_digest
 from runtime.models import FingerprintMismatchError
-from runtime.models.backend import (
+from runtime.models.causal_lm import (
     LoadedModel,
     compute_fingerprint,
     greedy_generate,

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see runtime/models/backend.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see runtime/models/causal_lm.py
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from runtime.models.backend import LoadedModel  # noqa: E402
+from runtime.models.causal_lm import LoadedModel  # noqa: E402
 
 SENTENCES = [
     "the cat sat on the mat",

@@ -16,7 +16,7 @@ from runtime.models.attention import (
     shared_prefix_supported,
     use_grouped_sdpa,
 )
-from runtime.models.backend import LoadedModel
+from runtime.models.causal_lm import LoadedModel
 
 GROUPS, KV_HEADS, DIM = 3, 2, 16
 

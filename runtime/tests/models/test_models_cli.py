@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.cli.main import main
-from runtime.models.backend import LoadedModel, load_model
+from runtime.models.causal_lm import LoadedModel, load_model
 
 MEMORIES = "alice likes green tea in the morning\nbob repairs old bicycles on sundays\n"
 

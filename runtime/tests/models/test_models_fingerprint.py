@@ -13,7 +13,7 @@ import pytest
 
 from protocol import ModelFingerprint, config_digest, tokenizer_digest, weights_digest
 from runtime.models import FingerprintMismatchError, check_fingerprint
-from runtime.models.backend import LoadedModel, compute_fingerprint, load_model
+from runtime.models.causal_lm import LoadedModel, compute_fingerprint, load_model
 from runtime.models.fingerprint import checkpoint_files, checkpoint_weights_digest
 from runtime.models.kv import build_kv, load_kv
 

@@ -15,7 +15,7 @@ from protocol import fingerprint_digest, kv_tensor_name, read_safetensors_header
 from runtime.models import FingerprintMismatchError, KVCacheError, KVCombineRefusedError
 from runtime.models import kv as kvmod
 from runtime.models.attention import SharedPrefixLayer, use_grouped_sdpa
-from runtime.models.backend import LoadedModel, greedy_generate
+from runtime.models.causal_lm import LoadedModel, greedy_generate
 from runtime.models.kv import (
     build_kv,
     combine_kv,

@@ -12,7 +12,7 @@ import torch
 from protocol import read_safetensors_header
 from runtime.models import AdapterError, FingerprintMismatchError
 from runtime.models import lora as loramod
-from runtime.models.backend import LoadedModel
+from runtime.models.causal_lm import LoadedModel
 from runtime.models.kv import build_kv
 from runtime.models.lora import attach_adapter, consolidate, detach_adapter, read_adapter
 

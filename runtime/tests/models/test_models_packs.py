@@ -9,7 +9,7 @@ import pytest
 
 from protocol import MemoryRecord, MemoryType, SigningKey, pack_directory, read_pack
 from runtime.models import FingerprintMismatchError
-from runtime.models.backend import LoadedModel
+from runtime.models.causal_lm import LoadedModel
 from runtime.models.kv import generate_with_kv, generate_with_prefix, load_kv
 from runtime.models.lora import attach_adapter, detach_adapter
 from runtime.models.packs import build_model_pack_source, open_model_memory, read_memories

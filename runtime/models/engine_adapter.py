@@ -19,7 +19,7 @@ from pathlib import Path
 from protocol import ModelFingerprint
 from runtime.engine.interfaces import KVBuild, LatencyProfile
 
-from .backend import LoadedModel, greedy_generate
+from .causal_lm import LoadedModel, greedy_generate
 from .kv import PromptTemplate, build_kv, load_kv
 
 __all__ = ["KV_FILE_NAME", "TransformersBackend"]

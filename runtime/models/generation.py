@@ -27,7 +27,7 @@ from typing import Any
 
 from protocol import MediaType, ModelFingerprint
 
-from .backend import LoadedModel, greedy_generate
+from .causal_lm import LoadedModel, greedy_generate
 from .errors import FingerprintMismatchError, KVCacheError, ModelError
 from .kv import LoadedKV, load_kv, read_kv_fingerprint, template_for
 from .lora import attach_adapter, detach_adapter

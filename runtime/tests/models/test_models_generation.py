@@ -8,10 +8,10 @@ import pytest
 
 from runtime.engine.interfaces import ActivationBackend, LatencyProfile
 from runtime.models import KVCacheError
-from runtime.models.backend import LoadedModel, greedy_generate
-from runtime.models.engine_backend import TransformersBackend
+from runtime.models.causal_lm import LoadedModel, greedy_generate
+from runtime.models.engine_adapter import TransformersBackend
+from runtime.models.generation import MemorySource, generate_with_memory, generate_with_plan
 from runtime.models.kv import build_kv, template_for
-from runtime.models.sdk import MemorySource, generate_with_memory, generate_with_plan
 
 MEMORIES = ["alice likes green tea in the morning", "bob repairs old bicycles on sundays"]
 FAST_KV = LatencyProfile(prefill_tokens_per_s=50.0, kv_load_bytes_per_s=1e12)
