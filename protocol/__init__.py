@@ -4,6 +4,9 @@ A pure library: no Django, no network, no pickle. Everything a registry or a
 runtime needs to write, read, check and sign ``.memcube`` packs is exported
 here; modules starting with an underscore, and names not listed in
 ``__all__``, are internal. The normative specification is ``SPEC.md``.
+
+Not here: registries, caches, key storage, networking (the registry and the
+runtime build those on this library).
 """
 
 from .archive import MANIFEST_MEMBER, Pack, ReadLimits, read_pack, write_pack

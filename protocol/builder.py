@@ -23,7 +23,7 @@ from typing import Any
 
 from .archive import Pack, ReadLimits, read_pack, write_pack
 from .errors import ArchiveError, MIPError
-from .manifest import Manifest, MediaType, parse_json
+from .manifest import Manifest, MediaType, MemoryType, parse_json
 from .signing import Signature, SigningKey, sign_manifest
 
 __all__ = ["SOURCE_MANIFEST", "build_manifest", "pack_directory", "sign_pack"]
@@ -33,11 +33,11 @@ SOURCE_MANIFEST = "manifest.json"
 
 def _default_media(memory_type: str, name: str) -> MediaType | None:
     """The media type a source payload gets when its entry does not name one."""
-    if memory_type == "plaintext":
+    if memory_type == MemoryType.PLAINTEXT:
         return MediaType.MEMORIES_JSONL
-    if memory_type == "activation":
+    if memory_type == MemoryType.ACTIVATION:
         return MediaType.KV_CACHE
-    if memory_type == "parameter":
+    if memory_type == MemoryType.PARAMETER:
         return MediaType.LORA_CONFIG if name.endswith(".json") else MediaType.LORA_WEIGHTS
     return None
 

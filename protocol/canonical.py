@@ -3,8 +3,9 @@
 Signatures and digests in MIP are computed over canonical bytes so that two
 implementations that agree on the JSON *value* agree on the bytes, whatever
 whitespace, key order or number spelling their JSON libraries produce.
-This module is not a JSON parser: see :func:`protocol.manifest.parse_json` for
-strict parsing of outside data.
+
+Not here: parsing JSON from outside data (strictly, in
+:func:`protocol.manifest.parse_json`).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ Tree::
     ├── PayloadError                  payload.*    (content vs media type)
     └── SignatureError                signature.*  (keys and signatures)
 
-This module is not for HTTP status mapping or user-facing hints: those live at
-the edges (registry exception handler, CLI error table).
+Not here: HTTP status mapping and user-facing hints: those live at the edges
+(registry exception handler, CLI error table).
 """
 
 from __future__ import annotations
@@ -52,14 +52,20 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         # ---- manifest.*
         "manifest.invalid": "the manifest is not valid MIP",
         "manifest.bad_json": "a JSON document is malformed or has duplicate keys or NaN/Infinity",
-        "manifest.bad_encoding": "JSON not UTF-8, with a BOM, or with U+0000 or a lone surrogate in a string",
+        "manifest.bad_encoding": (
+            "JSON not UTF-8, with a BOM, or with U+0000 or a lone surrogate in a string"
+        ),
         "manifest.too_deep": "a JSON document nests objects and arrays more than 64 levels deep",
         "manifest.schema": "the manifest violates the MIP manifest schema or a cross-field rule",
         "manifest.bad_mip_version": "mip_version is missing or is not MAJOR.MINOR",
-        "manifest.unsupported_version": "the manifest's MIP major version is not supported (e.g. 2.x)",
+        "manifest.unsupported_version": (
+            "the manifest's MIP major version is not supported (e.g. 2.x)"
+        ),
         "manifest.migration_failed": "a registered migration hook failed or returned a non-object",
         "manifest.not_canonical": "manifest.json in a pack is not in RFC 8785 canonical form",
-        "manifest.not_canonicalizable": "a value cannot be put in RFC 8785 form (big int, NaN, ...)",
+        "manifest.not_canonicalizable": (
+            "a value cannot be put in RFC 8785 form (big int, NaN, ...)"
+        ),
         # ---- archive.*
         "archive.invalid": "the pack container is malformed or unsafe",
         "archive.corrupt": "the file is not a readable gzip-compressed tar",
@@ -73,12 +79,16 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "archive.special_file": "a member is a device, FIFO, sparse or other non-regular file",
         "archive.directory_member": "a member is a directory entry",
         "archive.duplicate_member": "two members have the same name (compared case-insensitively)",
-        "archive.unlisted_member": "a member is neither the manifest, a listed payload nor a signature",
+        "archive.unlisted_member": (
+            "a member is neither the manifest, a listed payload nor a signature"
+        ),
         "archive.missing_member": "a payload listed in the manifest is not in the pack",
         "archive.missing_manifest": "the pack holds no manifest.json",
         "archive.manifest_not_first": "the first member of the pack is not manifest.json",
         "archive.signature_name_mismatch": "signatures/<keyid>.json holds another key's signature",
-        "archive.payload_set_mismatch": "a writer was given payload files that differ from the manifest",
+        "archive.payload_set_mismatch": (
+            "a writer was given payload files that differ from the manifest"
+        ),
         "archive.target_not_empty": "the extraction target exists and is not an empty directory",
         "archive.limit": "a reading limit was exceeded",
         "archive.limit.pack_size": "the pack file is larger than the limit",
@@ -98,10 +108,16 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "payload.bad_jsonl": "a memories line is not a strict UTF-8 JSON value",
         "payload.bad_memory_record": "a memories line violates the memory-record schema",
         "payload.duplicate_memory_id": "two memory records in a payload share an id",
-        "payload.embedding_dimension": "an embedding vector has the wrong length or a non-finite value",
+        "payload.embedding_dimension": (
+            "an embedding vector has the wrong length or a non-finite value"
+        ),
         "payload.jsonl_line_too_long": "a memories line is longer than 1 MiB",
-        "payload.not_safetensors": "a payload that claims to be safetensors is not valid safetensors",
-        "payload.pickle_forbidden": "a payload is a pickle or torch.save zip; MIP never loads pickles",
+        "payload.not_safetensors": (
+            "a payload that claims to be safetensors is not valid safetensors"
+        ),
+        "payload.pickle_forbidden": (
+            "a payload is a pickle or torch.save zip; MIP never loads pickles"
+        ),
         "payload.kv_cache_shape": "KV-cache tensors do not match the cube's model fingerprint",
         "payload.fingerprint_mismatch": "a KV cache names another model fingerprint than its cube",
         "payload.lora_config": "adapter_config.json is not a valid PEFT LoRA config",

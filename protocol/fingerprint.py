@@ -23,8 +23,11 @@ computes the same hex strings from the same model:
   (a refusal, never a false match), and any implementation can compute it
   without a deep-learning framework.
 
-Pure functions over plain mappings: loading a model or tokenizer, and
-hashing its files, is the runtime's job (runtime.models), not this module's.
+Pure functions over plain mappings.
+
+Not here: loading a model or tokenizer and hashing its files (the runtime's
+job, runtime.models); comparing fingerprints
+(:meth:`protocol.manifest.ModelFingerprint.mismatches`).
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ def _strip_volatile(value: Any) -> Any:
 
 
 def config_digest(config: Mapping[str, Any]) -> str:
-    """``config_sha256`` of a fingerprint: hex sha256 of the canonical config, volatile keys removed.
+    """``config_sha256`` of a fingerprint.
+
+    The hex sha256 of the canonical config, volatile keys removed.
 
     Raises ManifestError (``manifest.not_canonicalizable``) for values JSON
     cannot carry (NaN, integers beyond 2**53, non-string keys).
@@ -66,7 +71,10 @@ def config_digest(config: Mapping[str, Any]) -> str:
 
 
 def tokenizer_digest(vocab: Mapping[str, int], special_tokens: Mapping[str, str | None]) -> str:
-    """``tokenizer_sha256`` of a fingerprint: hex sha256 of canonical ``{"special_tokens", "vocab"}``."""
+    """``tokenizer_sha256`` of a fingerprint.
+
+    The hex sha256 of the canonical ``{"special_tokens", "vocab"}`` object.
+    """
     for token, index in vocab.items():
         if not isinstance(token, str) or isinstance(index, bool) or not isinstance(index, int):
             raise ManifestError(

@@ -13,7 +13,9 @@ separated list of comparators, all of which must hold:
 * ``*`` or empty: any version
 
 Pre-releases match a range only when a comparator names a pre-release, as in
-npm and pip. Not here: fetching the list of versions (registry, client).
+npm and pip.
+
+Not here: fetching the list of versions (registry, client).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class Version:
 
 
 def _partial(text: str) -> tuple[Version, int]:
-    """Parse ``1``, ``1.2``, ``1.2.3`` or ``1.2.3-rc.1``; return it and how many parts were given."""
+    """Parse ``1``, ``1.2``, ``1.2.3`` or ``1.2.3-rc.1``; return it and how many parts it has."""
     match = _PARTIAL_RE.match(text)
     if not match:
         raise _bad(f"{text!r} is not a version in a range")

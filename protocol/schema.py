@@ -3,8 +3,10 @@
 The schemas live in ``protocol/schemas/`` with stable ``$id``s and are the
 normative shape of MIP 1.x documents. Validation reports *every* violation,
 each with its RFC 6901 JSON pointer, sorted by pointer so that output is
-stable. This module does not check cross-field rules the schema language
-cannot express (unique cube ids, payload paths): see :mod:`protocol.manifest`.
+stable.
+
+Not here: the cross-field rules the schema language cannot express (unique
+cube ids, payload paths, real timestamps): see :mod:`protocol._manifest_rules`.
 """
 
 from __future__ import annotations

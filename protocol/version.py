@@ -8,6 +8,9 @@ major has been registered with :func:`register_migration`. Migrations are
 pure functions on the manifest's JSON value; the migrated value is validated
 again as 1.x. Signatures always cover the bytes as published, never a migrated
 form, so a migration cannot forge content.
+
+Not here: what a 1.x manifest must contain (:mod:`protocol.schema`,
+:mod:`protocol._manifest_rules`).
 """
 
 from __future__ import annotations

@@ -6,4 +6,7 @@ digest and signer key ids, or a stable error code). ``generate.py`` writes
 them deterministically (``python -m protocol.conformance.generate``);
 ``runner.py`` checks a reader against them (``python -m protocol.conformance``).
 See SPEC.md, "Conformance".
+
+Not here: the reader under test (:mod:`protocol.archive`, or any other
+implementation plugged into the runner).
 """

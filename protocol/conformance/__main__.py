@@ -1,4 +1,7 @@
-"""``python -m protocol.conformance``: run the conformance vectors (see runner.py)."""
+"""``python -m protocol.conformance``: run the conformance vectors.
+
+Not here: the runner itself (runner.py).
+"""
 
 from .runner import main
 

@@ -15,7 +15,8 @@ differs from a valid pack in exactly the way its name says.
 ``expect`` (``{"outcome": "ok", "manifest_sha256", "signers"}`` or
 ``{"outcome": "error", "code"}``).
 
-Not a library module: tests import its helpers, nothing else should.
+Not here: library code. This is a script; tests import its helpers, nothing
+else should.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ signatures verify, sorted. A ``manifest`` vector is a standalone manifest file
 is the sha256 of its RFC 8785 bytes. ``limits`` overrides the SPEC.md default
 reading limits by name. ``python -m protocol.conformance --as-reader`` is
 this library behind that same interface.
+
+Not here: writing the vectors (generate.py).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def run_vectors(
     vectors: Path = VECTORS_DIR,
     only: Sequence[str] = (),
 ) -> list[Outcome]:
-    """Run every vector of ``vectors/index.json`` (or those named in ``only``) through ``reader``."""
+    """Run every vector of ``vectors/index.json`` (or those in ``only``) through ``reader``."""
     index = json.loads((vectors / "index.json").read_text("utf-8"))
     outcomes = []
     for entry in index["vectors"]:
