@@ -202,8 +202,9 @@ class TrustedKeys:
         """The keys not revoked at ``at``: the ones a new signature may be made with."""
         return tuple(k.key for k in self._keys.values() if not k.revoked_as_of(at))
 
-    def check(self, signature: Signature, manifest_bytes: bytes, *, at: datetime | None = None
-              ) -> SignerCheck:
+    def check(
+        self, signature: Signature, manifest_bytes: bytes, *, at: datetime | None = None
+    ) -> SignerCheck:
         """The verdict on one signature."""
         known = self._keys.get(signature.keyid)
         if known is None:
@@ -238,7 +239,9 @@ class TrustedKeys:
         threshold: int = 1,
     ) -> Verification:
         """Like :meth:`verify`, but raise a :class:`SignatureError` unless the result is ok."""
-        return self.verify(manifest_bytes, signatures, at=at, threshold=threshold).raise_for_status()
+        return self.verify(
+            manifest_bytes, signatures, at=at, threshold=threshold
+        ).raise_for_status()
 
 
 #: The name of :class:`Verification` before revocations were part of the rule.

@@ -45,9 +45,12 @@ def test_a_key_revoked_before_the_time_of_judgement_is_refused():
 
 
 def test_a_key_revoked_after_the_time_of_judgement_still_verifies_and_says_so():
-    check = _keys(revoked_at=T0).verify(
-        MESSAGE, [KEY_A.sign(MESSAGE)], at=T0 - timedelta(seconds=1)
-    ).raise_for_status().signers[0]
+    check = (
+        _keys(revoked_at=T0)
+        .verify(MESSAGE, [KEY_A.sign(MESSAGE)], at=T0 - timedelta(seconds=1))
+        .raise_for_status()
+        .signers[0]
+    )
     assert check.status is SignerStatus.VERIFIED
     assert check.revoked_later
     assert check.key is not None and check.key.label == "laptop"
