@@ -9,15 +9,24 @@
 
 One object over the local engine (store, search, scheduler, lifecycle,
 governance) and the installer. ``principal`` is who reads: every read is
-checked against each memory's access policy for it and audited.
+checked against each memory's access policy for it and audited. The registry
+is reached through one :class:`runtime.client.RegistryClient` per operation;
+``transport=`` (an ``httpx`` transport, e.g. ``httpx.MockTransport``) is
+passed on to it, so tests and embedders can use an in-memory registry.
+
+The CLI's runtime commands are thin wrappers over the methods here.
+Not here: model loading and generation (:mod:`runtime.models`), publishing
+(:mod:`runtime.client`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from protocol import Manifest, ModelFingerprint, PublicKey
 
@@ -32,8 +41,18 @@ from .engine.scheduler import Budget, MemScheduler, Plan
 from .engine.transform import TransformPolicy, TransformReport, demote_cold, promote_hot
 from .engine.types import AuditEntry, Filters, Memory, SearchHit, VersionEntry
 from .install import InstalledPack, Installer, InstallResult
+from .lockfile import update_lockfile
 
-__all__ = ["MemOS"]
+__all__ = ["MemOS", "is_pack_file"]
+
+#: Given a pack's name, the progress callback for its download (or None).
+ProgressFactory = Callable[[str], ProgressFn | None]
+
+
+def is_pack_file(ref_or_path: str | Path) -> bool:
+    """Whether ``memos install`` takes this as a local ``.memcube`` file, not a registry name."""
+    text = str(ref_or_path)
+    return text.endswith(".memcube") or Path(text).is_file()
 
 
 class MemOS:
@@ -49,9 +68,12 @@ class MemOS:
         clock: Clock | None = None,
         registry: str | None = None,
         token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        on_stage: Callable[[str], None] | None = None,
         maintain_every: timedelta | None = None,
         maintenance_policy: MaintenancePolicy | None = None,
     ) -> None:
+        """``on_stage`` is told each step of an install ("verifying the pack", ...)."""
         settings = load_settings()
         self.home = Path(home) if home is not None else settings.home
         self.principal = principal if principal is not None else settings.principal
@@ -59,13 +81,18 @@ class MemOS:
         self.token = token if token is not None else settings.token_for(self.registry)
         if maintain_every is None and settings.maintain_hours > 0:
             maintain_every = timedelta(hours=settings.maintain_hours)
-        kwargs: dict[str, Any] = {"maintain_every": maintain_every, "maintenance_policy": maintenance_policy}
+        kwargs: dict[str, Any] = {
+            "maintain_every": maintain_every,
+            "maintenance_policy": maintenance_policy,
+        }
         if clock is not None:
             kwargs["clock"] = clock
-        self.engine = Engine(self.home, embedder=embedder or default_embedder(settings.embedder), **kwargs)
+        self.engine = Engine(
+            self.home, embedder=embedder or default_embedder(settings.embedder), **kwargs
+        )
         self.backend = backend
         self.scheduler = MemScheduler(self.engine, backend)
-        self.installer = Installer(self.home, self.engine)
+        self.installer = Installer(self.home, self.engine, transport=transport, on_stage=on_stage)
 
     def close(self) -> None:
         self.engine.close()
@@ -88,18 +115,38 @@ class MemOS:
     def update(self, memory_id: str, **changes: Any) -> Memory:
         return self.engine.update(memory_id, actor=self.principal, **changes)
 
-    def search(self, query: str, *, k: int = 10, filters: Filters | None = None,
-               include_archived: bool = False, min_similarity: float | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: Filters | None = None,
+        include_archived: bool = False,
+        min_similarity: float | None = None,
+    ) -> list[SearchHit]:
         """Hybrid search; semantic-only matches below ``min_similarity`` (default: the
         embedder's relevance floor, 0.25 for MiniLM) are not hits."""
-        return self.engine.search(query, principal=self.principal, k=k, filters=filters,
-                                  include_archived=include_archived, min_similarity=min_similarity)
+        return self.engine.search(
+            query,
+            principal=self.principal,
+            k=k,
+            filters=filters,
+            include_archived=include_archived,
+            min_similarity=min_similarity,
+        )
 
-    def plan(self, query: str, budget: Budget | int = 512, *,
-             model_fingerprint: ModelFingerprint | None = None, filters: Filters | None = None,
-             dry_run: bool = False) -> Plan:
-        return self.scheduler.plan(query, budget, self.principal, model_fingerprint, filters=filters,
-                                   dry_run=dry_run)
+    def plan(
+        self,
+        query: str,
+        budget: Budget | int = 512,
+        *,
+        model_fingerprint: ModelFingerprint | None = None,
+        filters: Filters | None = None,
+        dry_run: bool = False,
+    ) -> Plan:
+        return self.scheduler.plan(
+            query, budget, self.principal, model_fingerprint, filters=filters, dry_run=dry_run
+        )
 
     def transition(self, memory_id: str, event: Event | str, **kwargs: Any) -> Memory:
         return self.engine.transition(memory_id, event, actor=self.principal, **kwargs)
@@ -116,11 +163,16 @@ class MemOS:
     def audit(self, **filters: Any) -> list[AuditEntry]:
         return self.engine.audit_log(**filters)
 
+    def verify_audit(self) -> int | None:
+        """Check the audit log's hash chain: the first entry where it breaks, or None."""
+        return self.engine.store.verify_audit_chain()
+
     def maintain(self, *, dry_run: bool = False) -> MaintenanceReport:
         return self.engine.maintain(actor=self.principal, dry_run=dry_run)
 
     def transform(self, policy: TransformPolicy | None = None) -> TransformReport:
-        """Dynamic transformation with the running model: promote hot memories, demote cold caches."""
+        """Dynamic transformation with the running model: promote hot memories, demote
+        cold caches."""
         policy = policy or TransformPolicy()
         report = demote_cold(self.engine, policy, actor=self.principal)
         if self.backend is not None:
@@ -130,18 +182,56 @@ class MemOS:
 
     # ---- packs
 
-    def install(self, ref_or_path: str | Path, *, trusted_keys: Sequence[PublicKey] = (),
-                lockfile: Path | None = None, progress: ProgressFn | None = None) -> InstallResult:
-        """Install ``NS/NAME[@SPEC]`` from the registry, or a local ``.memcube`` file."""
-        text = str(ref_or_path)
-        if text.endswith(".memcube") or Path(text).is_file():
-            return self.installer.install_file(Path(text), trusted_keys=trusted_keys, lockfile=lockfile,
-                                               actor=self.principal)
-        return self.installer.install(text, registry=self.registry, token=self.token, progress=progress,
-                                      lockfile=lockfile, actor=self.principal)
+    def install(
+        self,
+        ref_or_path: str | Path,
+        *,
+        trusted_keys: Sequence[PublicKey] = (),
+        lockfile: Path | None = None,
+        progress: ProgressFn | None = None,
+    ) -> InstallResult:
+        """Install ``NS/NAME[@SPEC]`` from the registry, or a local ``.memcube`` file
+        (verified with ``trusted_keys``, else the keys pinned in ``MEMOS_HOME``)."""
+        if is_pack_file(ref_or_path):
+            return self.installer.install_file(
+                Path(ref_or_path), trusted_keys=trusted_keys, lockfile=lockfile,
+                actor=self.principal,
+            )  # fmt: skip
+        return self.installer.install(
+            str(ref_or_path), registry=self.registry, token=self.token, progress=progress,
+            lockfile=lockfile, actor=self.principal,
+        )  # fmt: skip
 
-    def remove(self, name: str) -> int:
-        return self.installer.remove(name, actor=self.principal)
+    def install_locked(
+        self, lockfile: Path, *, progress: ProgressFactory | None = None
+    ) -> list[InstallResult]:
+        """Install exactly what ``lockfile`` (``memos.lock``) says, refusing any difference."""
+        return self.installer.install_locked(
+            lockfile, registry=self.registry, token=self.token, progress=progress,
+            actor=self.principal,
+        )  # fmt: skip
+
+    def upgrade(
+        self,
+        names: Sequence[str] = (),
+        *,
+        progress: ProgressFactory | None = None,
+        lockfile: Path | None = None,
+    ) -> list[InstallResult]:
+        """Install the highest version of each named pack (default: every registry pack),
+        within a range when a name has one (``acme/tips@^1``)."""
+        return self.installer.upgrade(
+            names, registry=self.registry, token=self.token, progress=progress,
+            lockfile=lockfile, actor=self.principal,
+        )  # fmt: skip
+
+    def remove(self, name: str, *, lockfile: Path | None = None) -> int:
+        """Uninstall a pack (its memories' history is kept); drop it from ``lockfile``
+        when that file exists. Returns how many memories were removed."""
+        count = self.installer.remove(name, actor=self.principal)
+        if lockfile is not None and lockfile.exists():
+            update_lockfile(lockfile, remove=(name,))
+        return count
 
     def installed(self) -> list[InstalledPack]:
         return self.installer.installed()
@@ -149,3 +239,7 @@ class MemOS:
     def manifest(self, pack: str) -> Manifest:
         """An installed pack's signed manifest: every MemCube with all its MIP metadata."""
         return self.installer.manifest(pack)
+
+    def gc(self) -> list[str]:
+        """Delete cached blobs nothing refers to any more; returns their digests."""
+        return self.installer.gc()

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from ..config import load_settings
-from . import engine_cmds, model_cmds, pack_cmds, registry_cmds
+from . import install_cmds, memory_cmds, model_cmds, pack_cmds, registry_cmds
 from .errors import render
 from .output import err
 
@@ -30,7 +30,8 @@ app = typer.Typer(
 )
 
 pack_cmds.register(app)
-engine_cmds.register(app)
+install_cmds.register(app)
+memory_cmds.register(app)
 registry_cmds.register(app)
 model_cmds.register(app)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol import MediaType, ModelFingerprint
+from protocol import MediaType, MemoryType, ModelFingerprint
 
 from .causal_lm import LoadedModel, greedy_generate
 from .errors import FingerprintMismatchError, KVCacheError, ModelError
@@ -282,11 +282,11 @@ def generate_with_plan(
     kv_items = []
     adapter_item = None
     for item in plan.items:
-        if item.form == "plaintext":
+        if item.form == MemoryType.PLAINTEXT:
             texts.append(item.memory.text)
-        elif item.form == "activation":
+        elif item.form == MemoryType.ACTIVATION:
             kv_items.append(item)
-        elif item.form == "parameter":
+        elif item.form == MemoryType.PARAMETER:
             adapter_item = item
     attached = False
     if adapter_item is not None:
@@ -295,10 +295,12 @@ def generate_with_plan(
         loaded: LoadedKV | None = None
         for item in kv_items:
             memory = item.memory
-            text = memory.text if memory.memory_type == "plaintext" else None
+            text = memory.text if memory.memory_type == MemoryType.PLAINTEXT else None
             usable = loaded is None and not attached and item.payload
             if usable:
-                expected = memory.fingerprint if memory.memory_type == "activation" else None
+                expected = (
+                    memory.fingerprint if memory.memory_type == MemoryType.ACTIVATION else None
+                )
                 try:
                     loaded = load_kv(Path(item.payload), lm, expected=expected)
                     continue
