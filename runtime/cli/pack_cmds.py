@@ -150,7 +150,8 @@ def init(
     out.print(f"Created pack source [bold]{directory}[/] for [bold]{ref.name}[/].")
     out.print("Next: edit manifest.json and payloads/, then:")
     out.print(
-        f"  memos keygen --out keys && memos pack {directory} --out pack.memcube --key keys/{PRIVATE_KEY_FILE}"
+        f"  memos keygen --out keys && memos pack {directory} --out pack.memcube "
+        f"--key keys/{PRIVATE_KEY_FILE}"
     )
 
 
@@ -215,9 +216,8 @@ def sign(
     """
     keys = [_load_signing_key(p) for p in key]
     result = sign_pack(file, keys, out=out_file)
-    out.print(
-        f"Signed {result.manifest.ref}: signatures by {', '.join(s.keyid[:16] for s in result.signatures)}"
-    )
+    signers = ", ".join(s.keyid[:16] for s in result.signatures)
+    out.print(f"Signed {result.manifest.ref}: signatures by {signers}")
 
 
 def verify(

@@ -125,7 +125,8 @@ class LoadedModel:
         return {int(e) for e in eos} if isinstance(eos, (list, tuple)) else {int(eos)}
 
     def require_base(self, action: str) -> None:
-        """Refuse ``action`` while a LoRA adapter is attached (KV caches belong to the base model)."""
+        """Refuse ``action`` while a LoRA adapter is attached (KV caches belong to the base
+        model)."""
         if self.adapter is not None:
             raise AdapterError(
                 f"cannot {action} while LoRA adapter {self.adapter!r} is attached: KV caches are "

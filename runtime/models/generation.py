@@ -43,7 +43,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class MemorySource:
-    """Memory to inject: plaintext texts, KV payloads and LoRA adapters, each with its fingerprint."""
+    """Memory to inject: plaintext texts, KV payloads and LoRA adapters, each with its
+    fingerprint."""
 
     texts: tuple[str, ...] = ()
     kv: tuple[tuple[ModelFingerprint | None, Path], ...] = ()

@@ -46,7 +46,8 @@ class FakeRegistry:
     tamper: bool = False
     honour_range: bool = True
     require_token: str | None = None
-    requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, range)
+    # (method, path, range) of every request
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
     # ---- setup
@@ -139,7 +140,8 @@ class FakeRegistry:
             return self._error(401, "registry.not_authenticated", "a token is required")
         m = re.match(r"^/api/v1/resolve/([^/]+)/([^/]+)$", url.path)
         if m:
-            return self._resolve(f"{m.group(1)}/{m.group(2)}", parse_qs(url.query).get("spec", ["*"])[0])
+            spec = parse_qs(url.query).get("spec", ["*"])[0]
+            return self._resolve(f"{m.group(1)}/{m.group(2)}", spec)
         m = re.match(r"^/api/v1/blobs/([0-9a-f]{64})$", url.path)
         if m:
             return self._blob(m.group(1), lower.get("range"))
@@ -158,7 +160,8 @@ class FakeRegistry:
             piece = body[pos : pos + self.chunk]
             h.wfile.write(piece)
             pos += len(piece)
-            if self.throttle_bytes_per_s and status in (200, 206) and "json" not in headers.get("Content-Type", ""):
+            is_blob = status in (200, 206) and "json" not in headers.get("Content-Type", "")
+            if self.throttle_bytes_per_s and is_blob:
                 ahead = pos / self.throttle_bytes_per_s - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
@@ -171,7 +174,8 @@ class FakeRegistry:
         candidates = {Version.parse(p.version): p for p in versions if not p.yanked or rng.is_exact}
         best = rng.best(candidates)
         if best is None:
-            return self._error(404, "registry.no_matching_version", f"no version of {name} matches {spec}")
+            message = f"no version of {name} matches {spec}"
+            return self._error(404, "registry.no_matching_version", message)
         pub = candidates[best]
         return self._json(
             200,

@@ -11,7 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import MIPError, PackRef, parse_ref
-from runtime._wire import parse_error, parse_resolution
+from runtime._wire import (
+    parse_error,
+    parse_key,
+    parse_keys,
+    parse_publish_result,
+    parse_resolution,
+    parse_token,
+    parse_upload_offset,
+    parse_upload_session,
+    parse_whoami,
+)
 from runtime.client import RegistryClient
 from runtime.errors import MemosError, RegistryError
 from runtime.tests.fake_registry import FakeRegistry
@@ -19,7 +29,9 @@ from runtime.tests.helpers import build_pack
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -31,8 +43,12 @@ def test_parse_resolution_never_crashes_on_garbage(value: Any) -> None:
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
-@given(st.sampled_from(["name", "version", "signatures", "keys", "pack", "manifest_b64"]), json_values)
-def test_a_corrupted_field_of_a_real_answer_is_refused_cleanly(tmp_path_factory: Any, field: str, value: Any) -> None:
+@given(
+    st.sampled_from(["name", "version", "signatures", "keys", "pack", "manifest_b64"]), json_values
+)
+def test_a_corrupted_field_of_a_real_answer_is_refused_cleanly(
+    tmp_path_factory: Any, field: str, value: Any
+) -> None:
     body = _real_body(tmp_path_factory.mktemp("p"))
     body[field] = value
     body.pop("manifest", None)
@@ -78,8 +94,9 @@ def test_name_mismatch_is_refused(tmp_path: Any) -> None:
 
 
 def test_error_bodies_map_to_codes() -> None:
-    err = parse_error(404, json.dumps({"error": {"code": "registry.no_matching_version", "message": "no",
-                                                  "detail": {"available": ["1.0.0"]}}}).encode())
+    body = {"error": {"code": "registry.no_matching_version", "message": "no",
+                      "detail": {"available": ["1.0.0"]}}}
+    err = parse_error(404, json.dumps(body).encode())
     assert err.code == "registry.no_matching_version"
     assert err.detail["server_detail"] == {"available": ["1.0.0"]}
     assert parse_error(502, b"<html>").code == "http.502"
@@ -90,9 +107,11 @@ def test_client_sends_bearer_token_and_spec() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(404, json={"error": {"code": "registry.not_found", "message": "x", "detail": {}}})
+        body = {"error": {"code": "registry.not_found", "message": "x", "detail": {}}}
+        return httpx.Response(404, json=body)
 
-    with RegistryClient("http://reg/", token="mst_x", transport=httpx.MockTransport(handler)) as client:
+    transport = httpx.MockTransport(handler)
+    with RegistryClient("http://reg/", token="mst_x", transport=transport) as client:
         with pytest.raises(RegistryError):
             client.resolve(parse_ref("acme/tips@^1.2"))
         with pytest.raises(RegistryError):
@@ -120,6 +139,51 @@ def test_unreachable_registry() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("no route")
 
-    with RegistryClient("http://reg/", transport=httpx.MockTransport(handler)) as client, pytest.raises(RegistryError) as info:
+    client = RegistryClient("http://reg/", transport=httpx.MockTransport(handler))
+    with client, pytest.raises(RegistryError) as info:
         client.resolve(parse_ref("acme/tips"))
     assert info.value.code == "network.unreachable"
+
+
+@given(
+    st.sampled_from([parse_key, parse_keys, parse_token, parse_whoami, parse_publish_result,
+                     parse_upload_session, parse_upload_offset]),
+    json_values,
+)
+def test_every_other_answer_parser_refuses_garbage_cleanly(parse: Any, value: Any) -> None:
+    with contextlib.suppress(MemosError, MIPError):
+        parse(value)
+
+
+def test_resolve_keys_take_their_id_from_the_key_itself(tmp_path: Any) -> None:
+    body = _real_body(tmp_path)
+    real = body["keys"][0]["keyid"]
+    body["keys"][0]["keyid"] = "f" * 64
+    [key] = parse_resolution(body).keys
+    assert key.keyid == real == key.public_key.keyid
+    assert parse_key(body["keys"][0]).keyid == "f" * 64  # the keys endpoints report the server's
+
+
+def test_a_key_object_has_the_same_shape_in_resolve_and_the_keys_endpoints(tmp_path: Any) -> None:
+    raw = _real_body(tmp_path)["keys"][0]
+    from_resolve = parse_key(raw, own_keyid=True)
+    assert from_resolve == parse_key(raw)
+    assert (from_resolve.label, from_resolve.created_at) == ("test", "2026-01-01T00:00:00Z")
+    assert not from_resolve.revoked and from_resolve.revocation_reason == ""
+
+
+def test_an_answer_that_is_not_json_is_a_bad_response() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"<html>")
+
+    client = RegistryClient("http://reg/", transport=httpx.MockTransport(handler))
+    with client, pytest.raises(RegistryError) as info:
+        client.whoami()
+    assert info.value.code == "registry.bad_response"
+
+
+@pytest.mark.parametrize("offset", [-1, "12", True, 1.5])
+def test_an_upload_session_with_a_bad_offset_is_a_bad_response(offset: Any) -> None:
+    with pytest.raises(RegistryError) as info:
+        parse_upload_session({"id": "u1", "offset": offset})
+    assert info.value.code == "registry.bad_response"
