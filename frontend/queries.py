@@ -14,16 +14,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import CharField, Count, F, Func, Max, Q
+from django.db.models import CharField, Count, F, Func, Max
 
 from memstore.accounts.actor import Actor
 from memstore.accounts.models import Namespace, Role, SigningKey, User
-from memstore.accounts.selectors import has_role, namespace_keys
+from memstore.accounts.selectors import has_role, namespace_keys, namespace_trusted_keys
 from memstore.commerce.money import format_money
 from memstore.errors import RegistryError
 from memstore.packs.models import Pack, PackVersion
-from memstore.packs.selectors import packs_visible, version_select, versions_of
-from protocol import Manifest, MIPError, PublicKey, Signature, verify_signatures
+from memstore.packs.selectors import (
+    entitlement_active_q,
+    packs_visible,
+    version_select,
+    versions_of,
+)
+from protocol import Manifest, MIPError, Signature, SignerCheck, SignerStatus
 
 from .models import FeaturedPack
 from .rendering import render_markdown
@@ -128,7 +133,7 @@ def home(*, actor: Actor, limit: int = 6) -> Home:
     else:  # no editor's picks yet: the most collected packs
         featured = _cards(
             visible.annotate(
-                holders=Count("entitlements", filter=Q(entitlements__revoked_at__isnull=True))
+                holders=Count("entitlements", filter=entitlement_active_q("entitlements__"))
             )
             .filter(holders__gt=0)
             .order_by("-holders", "id"),
@@ -241,57 +246,42 @@ def _cubes(version: PackVersion) -> list[CubeRow]:
     return rows
 
 
+def _signer_message(check: SignerCheck) -> str:
+    revoked_at = check.key.revoked_at if check.key is not None else None
+    if check.status is SignerStatus.UNKNOWN_KEY:
+        return "signed by a key this namespace never registered"
+    if check.status is SignerStatus.INVALID:
+        return "the signature does not verify"
+    if check.status is SignerStatus.REVOKED:
+        return f"key revoked on {revoked_at:%Y-%m-%d}, before this version"
+    if check.revoked_later:
+        return f"valid signature; the key was revoked later, on {revoked_at:%Y-%m-%d}"
+    return "valid signature by an active key"
+
+
 def _signers(version: PackVersion) -> list[SignerRow]:
-    keys: dict[str, SigningKey] = {
-        k.keyid: k for k in namespace_keys(namespace=version.pack.namespace)
-    }
+    """Each signature as the trust rule judges it at the version's publication time."""
+    trusted = namespace_trusted_keys(namespace=version.pack.namespace)
     manifest_bytes = bytes(version.manifest_bytes)
     rows = []
     for sig in version.signatures.all():
-        key = keys.get(sig.keyid)
-        if key is None:
-            rows.append(
-                SignerRow(
-                    sig.keyid, "", "unknown_key", "signed by a key this namespace never registered"
-                )
-            )
-            continue
+        known = trusted.get(sig.keyid)
+        label = known.label if known is not None else ""
         try:
-            signature = Signature(
-                keyid=sig.keyid, value=base64.b64decode(sig.value_b64), algorithm=sig.algorithm
-            )
-            result = verify_signatures(
-                manifest_bytes, [signature], {key.keyid: PublicKey.from_text(key.public_key)}
+            check = trusted.check(
+                Signature(sig.keyid, base64.b64decode(sig.value_b64), sig.algorithm),
+                manifest_bytes,
+                at=version.published_at,
             )
         except (MIPError, binascii.Error, ValueError):
-            rows.append(
-                SignerRow(sig.keyid, key.label, "invalid", "the signature could not be checked")
-            )
-            continue
-        if not result.ok:
-            rows.append(SignerRow(sig.keyid, key.label, "invalid", "the signature does not verify"))
-        elif key.revoked_at is not None and key.revoked_at <= version.published_at:
-            rows.append(
-                SignerRow(
-                    sig.keyid,
-                    key.label,
-                    "revoked",
-                    f"key revoked on {key.revoked_at:%Y-%m-%d}, before this version",
+            if known is None:
+                check = SignerCheck(sig.keyid, SignerStatus.UNKNOWN_KEY)
+            else:
+                rows.append(
+                    SignerRow(sig.keyid, label, "invalid", "the signature could not be checked")
                 )
-            )
-        elif key.revoked_at is not None:
-            rows.append(
-                SignerRow(
-                    sig.keyid,
-                    key.label,
-                    "verified",
-                    f"valid signature; the key was revoked later, on {key.revoked_at:%Y-%m-%d}",
-                )
-            )
-        else:
-            rows.append(
-                SignerRow(sig.keyid, key.label, "verified", "valid signature by an active key")
-            )
+                continue
+        rows.append(SignerRow(sig.keyid, label, check.status.value, _signer_message(check)))
     return rows
 
 

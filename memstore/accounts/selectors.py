@@ -1,4 +1,9 @@
-"""Reads about accounts: namespaces, roles, keys, token lookup."""
+"""Reads about accounts: namespaces, roles, keys, token lookup.
+
+A namespace's signing keys reach the trust rule (``protocol.TrustedKeys``)
+through :func:`namespace_trusted_keys` only; which signature counts, at which
+time, is the protocol's to say. Not here: writes (``services``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from protocol import PublicKey
+from protocol import PublicKey, TrustedKey, TrustedKeys
 
 from ..errors import NotFoundError
 from .actor import Actor
@@ -67,22 +72,26 @@ def namespace_keys(*, namespace: Namespace) -> list[SigningKey]:
     return list(SigningKey.objects.filter(namespace=namespace).order_by("created_at", "id"))
 
 
+def namespace_trusted_keys(
+    *, namespace: Namespace, registered_by: datetime | None = None
+) -> TrustedKeys:
+    """The namespace's keys as the trust rule knows them: each with its revocation date.
+
+    Every key the namespace registered (by ``registered_by``, when given; keys
+    are never deleted). Judge signatures with ``.verify(..., at=...)``: at *now*
+    for a new publication, at its publication time for an old version.
+    """
+    return TrustedKeys(
+        TrustedKey(PublicKey.from_text(k.public_key), revoked_at=k.revoked_at, label=k.label)
+        for k in namespace_keys(namespace=namespace)
+        if registered_by is None or k.created_at <= registered_by
+    )
+
+
 def trusted_public_keys(
     *, namespace: Namespace, at: datetime | None = None
 ) -> dict[str, PublicKey]:
     """The keys a new publication in ``namespace`` may be signed with, at ``at`` (now)."""
     at = at or timezone.now()
-    return {
-        k.keyid: PublicKey.from_text(k.public_key)
-        for k in namespace_keys(namespace=namespace)
-        if k.is_active(at)
-    }
-
-
-def revoked_keyids(*, namespace: Namespace, at: datetime | None = None) -> set[str]:
-    at = at or timezone.now()
-    return {
-        k.keyid
-        for k in namespace_keys(namespace=namespace)
-        if k.revoked_at is not None and k.revoked_at <= at
-    }
+    in_force = namespace_trusted_keys(namespace=namespace, registered_by=at).in_force(at)
+    return {k.keyid: k for k in in_force}

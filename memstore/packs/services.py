@@ -16,17 +16,27 @@ are not revoked, then:
 
 Either the version is visible with all its blobs stored, or nothing of it
 exists. A name@version is never reusable: version rows are never deleted.
+
+packs is the lowest of the registry's domain apps that know versions: ingest
+and search build on its models, so it imports neither. They :func:`subscribe`
+(from their ``AppConfig.ready``) to a new version, called inside the publish
+transaction, and to a change of a pack's live versions (yank, unyank,
+delete), called after it commits. Not here: reads (``selectors``), the
+periodic blob collection task (``tasks``).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import logging
 import re
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -39,7 +49,6 @@ from protocol import (
     SignatureError,
     Version,
     read_pack,
-    verify_or_raise,
 )
 from protocol import (
     Pack as ProtocolPack,
@@ -47,7 +56,7 @@ from protocol import (
 
 from ..accounts.actor import Actor
 from ..accounts.models import Namespace, Role, SigningKey, User
-from ..accounts.selectors import has_role, namespace_get, revoked_keyids, trusted_public_keys
+from ..accounts.selectors import has_role, namespace_get, namespace_trusted_keys
 from ..errors import (
     ConflictError,
     ForbiddenError,
@@ -59,6 +68,7 @@ from ..storage.backends import BlobStorage
 from ..storage.models import Blob
 from ..storage.services import get_blob_storage
 from .models import Entitlement, Pack, PackVersion, VersionPayload, VersionSignature
+from .selectors import active_entitlements
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +96,37 @@ class Price:
 FREE = Price()
 
 
+# --------------------------------------------------------------------------- subscribers
+
+
+class VersionSubscriber(Protocol):
+    def __call__(self, *, version: PackVersion) -> object: ...
+
+
+class PackSubscriber(Protocol):
+    def __call__(self, *, pack_id: int) -> object: ...
+
+
+_on_published: list[VersionSubscriber] = []
+_on_versions_changed: list[PackSubscriber] = []
+
+
+def subscribe(
+    *, published: VersionSubscriber | None = None, versions_changed: PackSubscriber | None = None
+) -> None:
+    """Have ``published(version=)`` called in each publish transaction, and
+    ``versions_changed(pack_id=)`` after a yank, unyank or delete commits (once each)."""
+    if published is not None and published not in _on_published:
+        _on_published.append(published)
+    if versions_changed is not None and versions_changed not in _on_versions_changed:
+        _on_versions_changed.append(versions_changed)
+
+
+def _versions_changed(pack: Pack) -> None:
+    for subscriber in _on_versions_changed:
+        transaction.on_commit(functools.partial(subscriber, pack_id=pack.pk))
+
+
 # --------------------------------------------------------------------------- publish
 
 
@@ -104,20 +145,19 @@ def _require_publisher(actor: Actor, namespace: Namespace) -> None:
 
 
 def _verify_signatures(namespace: Namespace, pack: ProtocolPack) -> tuple[str, ...]:
-    trusted = trusted_public_keys(namespace=namespace)
+    """The keys that validly sign ``pack`` now, by the one trust rule (raises otherwise)."""
+    now = timezone.now()
+    trusted = namespace_trusted_keys(namespace=namespace, registered_by=now)
     try:
-        result = verify_or_raise(pack.manifest_bytes, pack.signatures, trusted)
+        return trusted.verify_or_raise(pack.manifest_bytes, pack.signatures, at=now).valid
     except SignatureError as exc:
-        if exc.code == "signature.untrusted":
-            revoked = revoked_keyids(namespace=namespace) & {s.keyid for s in pack.signatures}
-            if revoked:
-                raise SignatureError(
-                    "the pack is signed only by a key the namespace has revoked",
-                    code="signature.revoked_key",
-                    keyids=sorted(revoked),
-                ) from exc
-        raise
-    return result.valid
+        if exc.code != "signature.revoked_key":
+            raise
+        raise SignatureError(  # the registry's wording: the namespace revoked it
+            "the pack is signed only by a key the namespace has revoked",
+            code=exc.code,
+            **exc.detail,
+        ) from exc
 
 
 def _base_models(manifest: Manifest) -> list[str]:
@@ -193,8 +233,6 @@ def _commit_version(
     private: bool,
     price: Price,
 ) -> PackVersion:
-    from ..ingest.services import ingest_enqueue, ingest_job_create
-
     manifest = pack.manifest
     with transaction.atomic():
         locked = set(
@@ -257,14 +295,12 @@ def _commit_version(
             )
             for sig in pack.signatures
         )
-        ingest_job_create(version=version)
-        transaction.on_commit(lambda: ingest_enqueue(version_id=version.pk))
+        for subscriber in _on_published:
+            subscriber(version=version)
     return version
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
@@ -341,7 +377,7 @@ def version_yank(*, actor: Actor, version: PackVersion, reason: str) -> PackVers
         yanked=True, yanked_reason=reason[:500], yanked_at=timezone.now()
     )
     version.refresh_from_db()
-    _refresh_search(version.pack)
+    _versions_changed(version.pack)
     return version
 
 
@@ -349,7 +385,7 @@ def version_unyank(*, actor: Actor, version: PackVersion) -> PackVersion:
     _require_maintainer(actor, version.pack)
     PackVersion.objects.filter(pk=version.pk).update(yanked=False, yanked_reason="", yanked_at=None)
     version.refresh_from_db()
-    _refresh_search(version.pack)
+    _versions_changed(version.pack)
     return version
 
 
@@ -359,7 +395,7 @@ def version_delete(*, actor: Actor, version: PackVersion) -> None:
     PackVersion.objects.filter(pk=version.pk, deleted_at__isnull=True).update(
         deleted_at=timezone.now()
     )
-    _refresh_search(version.pack)
+    _versions_changed(version.pack)
 
 
 def pack_deprecate(*, actor: Actor, pack: Pack, deprecated: bool, message: str = "") -> Pack:
@@ -402,12 +438,5 @@ def entitlement_grant(
 
 
 def entitlement_revoke(*, user: User, pack: Pack) -> None:
-    Entitlement.objects.filter(user=user, pack=pack, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
-
-
-def _refresh_search(pack: Pack) -> None:
-    from ..search.services import pack_document_refresh
-
-    transaction.on_commit(lambda: pack_document_refresh(pack_id=pack.pk))
+    """End ``user``'s entitlement to ``pack`` now, if it is in force (one dated later too)."""
+    active_entitlements(user=user, pack=pack).update(revoked_at=timezone.now())
