@@ -11,7 +11,7 @@ from ..accounts.models import User
 from ..errors import NotFoundError
 from ..packs import services as pack_services
 from ..packs.models import Entitlement, Pack, PackVersion
-from ..packs.selectors import version_select
+from ..packs.selectors import active_entitlements, version_select
 
 
 def current_version(pack: Pack) -> PackVersion | None:
@@ -23,7 +23,8 @@ def current_version(pack: Pack) -> PackVersion | None:
 
 
 def entitlement_active(*, user: User, pack: Pack) -> Entitlement | None:
-    return Entitlement.objects.filter(user=user, pack=pack, revoked_at__isnull=True).first()
+    """``user``'s entitlement to ``pack`` if it is in force (the registry's one rule)."""
+    return active_entitlements(user=user, pack=pack).first()
 
 
 def entitlement_grant(*, user: User, pack: Pack, source: str, reference: str) -> Entitlement:

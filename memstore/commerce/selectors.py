@@ -1,6 +1,7 @@
 """Reads of the commerce app: a buyer's orders and library, a publisher's sales and balance.
 
-Not here: writes (``services``). Entitlement rows are the registry's; the
+Not here: writes (``services``). Entitlement rows, and the rule for which are
+active (``packs.selectors.active_entitlements``), are the registry's; the
 library reads them together with the order that granted them.
 """
 
@@ -13,7 +14,8 @@ from datetime import datetime
 from django.db.models import QuerySet, Sum
 
 from ..accounts.models import Namespace, User
-from ..packs.models import Entitlement, Pack
+from ..packs.models import Pack
+from ..packs.selectors import active_entitlements
 from .models import LedgerEntry, Order, OrderLine
 from .money import Money
 from .states import OrderStatus
@@ -53,13 +55,13 @@ def order_for_buyer(*, buyer: User, public_id: uuid.UUID | str) -> Order | None:
 def user_owns_pack(*, user: User | None, pack: Pack) -> bool:
     if user is None or not user.is_authenticated:
         return False
-    return Entitlement.objects.filter(user=user, pack=pack, revoked_at__isnull=True).exists()
+    return active_entitlements(user=user, pack=pack).exists()
 
 
 def library_for_user(*, user: User) -> list[LibraryItem]:
     """The packs ``user`` holds an active entitlement to, newest first, with their order."""
     entitlements = (
-        Entitlement.objects.filter(user=user, revoked_at__isnull=True)
+        active_entitlements(user=user)
         .select_related("pack__namespace")
         .order_by("-granted_at", "-id")
     )

@@ -1,4 +1,9 @@
-"""Reads about packs: visibility, version resolution, download authorization."""
+"""Reads about packs: visibility, version resolution, download authorization.
+
+The one definition of an active entitlement lives here (``active_entitlements``);
+commerce (ownership, the library) and search (full text of paid packs) use it.
+Not here: writes (``services``).
+"""
 
 from __future__ import annotations
 
@@ -91,17 +96,26 @@ def version_select(*, pack: Pack, spec: str) -> PackVersion:
     return by_version[best]
 
 
-def active_entitlements(*, user: Any) -> QuerySet[Entitlement]:
-    """``user``'s entitlements that are not revoked (or only revoked from a later time)."""
-    return Entitlement.objects.filter(user=user).filter(
-        Q(revoked_at__isnull=True) | Q(revoked_at__gt=timezone.now())
+def entitlement_active_q(prefix: str = "") -> Q:
+    """The one rule for an active entitlement, as a filter: not revoked, or only from later.
+
+    ``prefix`` is the path to the entitlement (``"entitlements__"`` from a pack).
+    """
+    return Q(**{f"{prefix}revoked_at__isnull": True}) | Q(
+        **{f"{prefix}revoked_at__gt": timezone.now()}
     )
+
+
+def active_entitlements(*, user: Any, pack: Pack | None = None) -> QuerySet[Entitlement]:
+    """``user``'s entitlements in force now (to ``pack``, when given); see above."""
+    found = Entitlement.objects.filter(entitlement_active_q(), user=user)
+    return found if pack is None else found.filter(pack=pack)
 
 
 def has_entitlement(*, actor: Actor, pack: Pack) -> bool:
     if actor.user is None:
         return False
-    return active_entitlements(user=actor.user).filter(pack=pack).exists()
+    return active_entitlements(user=actor.user, pack=pack).exists()
 
 
 def check_download(*, actor: Actor, version: PackVersion) -> None:
