@@ -87,9 +87,10 @@ def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, An
 
     from memstore.accounts.actor import system_actor
     from memstore.ingest import services as ingest_services
-    from memstore.ingest.embedding import embed
+    from memstore.ingest import tasks as ingest_tasks
     from memstore.ingest.models import IngestJob
     from memstore.packs.services import pack_publish
+    from memstore.search.embedding import embed
     from memstore.storage.backends import LocalBlobStorage
     from memstore.storage.services import set_blob_storage
     from memstore.testing.factories import publisher
@@ -102,7 +103,7 @@ def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, An
     # (a clock-based run id also survives a run that stopped halfway).
     run = time.strftime("%Y%m%d%H%M%S")
     sample = texts[N_QUERIES : N_QUERIES + packs * per_pack]
-    ingest_services.ingest_enqueue = lambda **_: None  # type: ignore[assignment]  # timed below instead
+    ingest_tasks.ingest_enqueue = lambda **_: None  # type: ignore[assignment]  # timed below instead
     embed(["warm up the model"])
     publish_s: list[float] = []
     version_ids = []
@@ -226,7 +227,7 @@ def bench_search(
     from pgvector.django import CosineDistance
 
     from memstore.accounts.actor import ANONYMOUS
-    from memstore.ingest.embedding import embed_one
+    from memstore.search.embedding import embed_one
     from memstore.search.models import IndexedMemory
     from memstore.search.selectors import _ann_settings, memories_search
 

@@ -97,7 +97,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from memstore.ingest.embedding import embed
+    from memstore.search.embedding import embed
 
     # Checkpointed: an interrupted run resumes where it stopped.
     partial = OUT / "corpus.partial.npy"

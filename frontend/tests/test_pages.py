@@ -42,7 +42,9 @@ def test_pack_page_shows_card_versions_cubes_signer_and_install(client, publish,
     publish(
         "docs",
         title="Docs Pack",
-        description="# Hello\n\nSome **bold** text.<script>alert(1)</script>\n\n[x](javascript:alert(1))",
+        description=(
+            "# Hello\n\nSome **bold** text.<script>alert(1)</script>\n\n[x](javascript:alert(1))"
+        ),
         price=1999,
     )
     v2 = publish("docs", version="1.1.0", title="Docs Pack", price=1999)
@@ -102,10 +104,13 @@ def test_search_runs_the_registry_search_with_filters(client, monkeypatch):
 
     monkeypatch.setattr("frontend.views.pages.memories_search", fake_memories)
     monkeypatch.setattr("frontend.views.pages.packs_search", fake_packs)
-    monkeypatch.setattr("memstore.ingest.embedding.embed_one", lambda q: [0.0] * 384)
-    html = client.get("/search?q=rotate+keys&type=plaintext&price=paid&license=MIT&base_model=x").content.decode()
+    monkeypatch.setattr("memstore.search.embedding.embed_one", lambda q: [0.0] * 384)
+    url = "/search?q=rotate+keys&type=plaintext&price=paid&license=MIT&base_model=x"
+    html = client.get(url).content.decode()
     filters = calls["memories"]["filters"]
-    assert (filters.memory_type, filters.price, filters.license, filters.base_model) == ("plaintext", "paid", "MIT", "x")
+    assert (filters.memory_type, filters.price, filters.license, filters.base_model) == (
+        "plaintext", "paid", "MIT", "x"
+    )
     assert "A short snip…" in html and "preview only" in html
 
 
@@ -119,7 +124,7 @@ def test_unknown_filter_values_are_ignored(client, monkeypatch):
 
     monkeypatch.setattr("frontend.views.pages.memories_search", fake)
     monkeypatch.setattr("frontend.views.pages.packs_search", fake)
-    monkeypatch.setattr("memstore.ingest.embedding.embed_one", lambda q: [0.0] * 384)
+    monkeypatch.setattr("memstore.search.embedding.embed_one", lambda q: [0.0] * 384)
     response = client.get("/search?q=x&type=bogus&price=cheap&page=zzz")
     assert response.status_code == 200
     assert seen["filters"].memory_type is None and seen["filters"].price is None
@@ -138,12 +143,14 @@ def test_pack_page_shows_the_model_a_kv_cache_fits(client):
     pack = make_pack(name="kv", price=0)
     version = pack.versions.get()
     version.manifest = {
-        "mip_version": "1.0", "name": f"{pack.namespace.name}/kv", "version": "1.0.0", "title": "KV",
+        "mip_version": "1.0", "name": f"{pack.namespace.name}/kv", "version": "1.0.0",
+        "title": "KV",
         "license": "MIT", "created_at": "2025-01-01T00:00:00Z",
         "cubes": [{
             "id": "prefix", "memory_type": "activation", "lifecycle": "activated", "version": 1,
             "created_at": "2025-01-01T00:00:00Z",
-            "payloads": [{"path": "payloads/prefix/kv.safetensors", "size": 2048, "sha256": "ab" * 32,
+            "payloads": [{"path": "payloads/prefix/kv.safetensors", "size": 2048,
+                          "sha256": "ab" * 32,
                           "media_type": "application/vnd.mip.kv-cache+safetensors"}],
             "model": {"architecture": "LlamaForCausalLM", "model_id": "HuggingFaceTB/SmolLM2-135M",
                       "config_sha256": "c" * 64, "tokenizer_sha256": "d" * 64, "dtype": "float32",

@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from memstore.accounts.models import Namespace
 from memstore.commerce.selectors import user_owns_pack
-from memstore.search.selectors import SearchFilters, memories_search, packs_search
+from memstore.search.selectors import SearchFilters, memories_search, packs_search, query_vector
 from protocol import MemoryType
 
 from .. import queries
@@ -52,10 +52,8 @@ def search(request: HttpRequest) -> HttpResponse:
         "facets": queries.search_facets(actor=actor_of(request)),
     }
     if q:
-        from memstore.ingest.embedding import embed_one
-
         actor = actor_of(request)
-        vector = embed_one(q)
+        vector = query_vector(q)  # once, for both searches
         memories = memories_search(
             actor=actor, query=q, filters=filters, page=page, page_size=PAGE_SIZE, vector=vector
         )

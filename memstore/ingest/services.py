@@ -2,13 +2,13 @@
 
 ``ingest_run`` is idempotent: it replaces the version's index rows in one
 transaction, and a version already ``done`` is left alone (unless forced).
-The Celery task (:mod:`.tasks`) is a thin wrapper with retries and backoff.
+The embedder and every write to the index are search's (``search.embedding``,
+``search.services``); this module owns the job and its status.
+Not here: enqueueing and the Celery tasks (:mod:`.tasks`: thin wrappers with
+retries and backoff, subscribed to new versions in ``apps.IngestConfig.ready``).
 """
 
 from __future__ import annotations
-
-import logging
-from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,29 +16,27 @@ from django.utils import timezone
 from protocol import MediaType, iter_memory_records
 
 from ..packs.models import PackVersion
+from ..search.embedding import embed
+from ..search.services import (
+    memories_index_replace,
+    pack_document_refresh,
+    pack_document_replace,
+    pack_document_text,
+)
 from ..storage.backends import BlobStorage
 from ..storage.services import get_blob_storage
 from .models import IngestJob
 from .states import IngestStatus, check_transition
 
-log = logging.getLogger(__name__)
+__all__ = ["ingest_job_create", "ingest_mark_failed", "ingest_mark_retry", "ingest_run"]
 
 SNIPPET_CHARS = 160
 
 
 def ingest_job_create(*, version: PackVersion) -> IngestJob:
+    """The version's job, pending (idempotent); created in the publish transaction."""
     job, _ = IngestJob.objects.get_or_create(version=version)
     return job
-
-
-def ingest_enqueue(*, version_id: int) -> None:
-    """Send the ingestion task (called from ``transaction.on_commit``)."""
-    from .tasks import ingest_version
-
-    try:
-        ingest_version.delay(version_id)
-    except Exception:  # broker down: the job stays pending; `ingest_requeue` picks it up
-        log.exception("could not enqueue ingestion of version %s", version_id)
 
 
 def _move(job_id: int, new: IngestStatus, **fields: object) -> IngestJob:
@@ -57,9 +55,6 @@ def ingest_run(
     *, version_id: int, storage: BlobStorage | None = None, force: bool = False
 ) -> IngestJob:
     """Extract, embed and index the memories of one version (idempotent)."""
-    from ..search.services import memories_index_replace, pack_document_refresh
-    from .embedding import embed
-
     storage = storage or get_blob_storage()
     job = IngestJob.objects.select_related("version__pack__namespace").get(version_id=version_id)
     if job.status == IngestStatus.DONE.value and not force:
@@ -74,18 +69,11 @@ def ingest_run(
             for record in iter_memory_records(stream):
                 rows.append((payload.cube_id, record.id, list(record.tags), record.text))
     vectors = embed([text for _, _, _, text in rows])
-    doc_text = "\n".join(
-        [version.title, version.description, " ".join(version.tags), version.pack.full_name]
-    )
+    doc_text = pack_document_text(version)
     doc_vector = embed([doc_text])[0]
     with transaction.atomic():
         count = memories_index_replace(version=version, rows=rows, vectors=vectors)
-        from ..search.models import PackDocument
-
-        PackDocument.objects.update_or_create(
-            version=version,
-            defaults={"pack": version.pack, "text": doc_text, "embedding": doc_vector},
-        )
+        pack_document_replace(version=version, text=doc_text, vector=doc_vector)
         job = _move(job.pk, IngestStatus.DONE, memory_count=count)
     pack_document_refresh(pack_id=version.pack_id)
     return job
@@ -103,16 +91,3 @@ def ingest_mark_failed(*, version_id: int, error: str) -> None:
         job = _move(job.pk, IngestStatus.RUNNING)
     if job.status == IngestStatus.RUNNING.value:
         _move(job.pk, IngestStatus.FAILED, error=error[:2000])
-
-
-def ingest_requeue(*, older_than_seconds: int = 300) -> list[int]:
-    """Re-enqueue jobs stuck in pending (broker was down at publish time)."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        IngestJob.objects.filter(
-            status=IngestStatus.PENDING.value, updated_at__lt=cutoff
-        ).values_list("version_id", flat=True)
-    )
-    for version_id in ids:
-        ingest_enqueue(version_id=version_id)
-    return ids

@@ -1,14 +1,35 @@
-"""Celery tasks of the pipeline: thin wrappers over :mod:`.services`, retried with backoff."""
+"""Celery tasks of the pipeline: thin wrappers over :mod:`.services`, retried with backoff.
+
+Also the two ways a job reaches the broker: :func:`version_published`, which
+packs calls inside each publish transaction (``apps.IngestConfig.ready``
+subscribes it), creates the pending job and enqueues the task once the
+transaction commits; :func:`ingest_requeue` (periodic) enqueues jobs left
+pending by a broker that was down. Not here: the ingestion itself (``services``).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
+from django.db import transaction
 
 from protocol import MIPError
 
+from ..packs.models import PackVersion
 from . import services
+from .selectors import versions_stuck_pending
+
+__all__ = [
+    "ingest_enqueue",
+    "ingest_requeue",
+    "ingest_version",
+    "requeue_pending",
+    "version_published",
+]
+
+log = logging.getLogger(__name__)
 
 MAX_RETRIES = 4
 
@@ -36,11 +57,26 @@ def ingest_version(self: Any, version_id: int) -> dict[str, Any]:
 
 @shared_task(name="memstore.ingest.requeue_pending")  # type: ignore[untyped-decorator]
 def requeue_pending() -> list[int]:
-    return services.ingest_requeue()
+    return ingest_requeue()
 
 
-@shared_task(name="memstore.packs.collect_garbage")  # type: ignore[untyped-decorator]
-def collect_garbage() -> list[str]:
-    from ..packs.services import blobs_collect_garbage
+def ingest_enqueue(*, version_id: int) -> None:
+    """Send the ingestion task (called from ``transaction.on_commit``)."""
+    try:
+        ingest_version.delay(version_id)
+    except Exception:  # broker down: the job stays pending; `ingest_requeue` picks it up
+        log.exception("could not enqueue ingestion of version %s", version_id)
 
-    return blobs_collect_garbage()
+
+def ingest_requeue(*, older_than_seconds: int = 300) -> list[int]:
+    """Re-enqueue jobs stuck in pending (broker was down at publish time)."""
+    ids = versions_stuck_pending(older_than_seconds=older_than_seconds)
+    for version_id in ids:
+        ingest_enqueue(version_id=version_id)
+    return ids
+
+
+def version_published(*, version: PackVersion) -> None:
+    """A new version (inside its publish transaction): a pending job now, the task on commit."""
+    services.ingest_job_create(version=version)
+    transaction.on_commit(lambda: ingest_enqueue(version_id=version.pk))

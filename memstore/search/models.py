@@ -15,8 +15,9 @@ from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
 from ..packs.models import Pack, PackVersion
+from .embedding import DIMENSION
 
-EMBEDDING_DIM = 384
+EMBEDDING_DIM = DIMENSION  # the embedder's width (the migrations spell out 384)
 # Shipped HNSW settings (the benchmarks in bench/ measure recall at these).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64

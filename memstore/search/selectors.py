@@ -10,6 +10,10 @@ memories; text matches always count. Filters apply to both lists, and only the
 current version of each visible pack is searched. Hits inside paid packs carry
 a short snippet, never the full text, unless the reader may download the pack
 anyway (a member of its namespace, or holding an active entitlement).
+
+Queries are embedded by :func:`query_vector`, with the same embedder that
+ingestion used for the memories (``embedding``). Not here: writes to the index
+(``services``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
@@ -27,7 +32,18 @@ from ..accounts.actor import Actor
 from ..accounts.models import Membership
 from ..packs.models import Pack
 from ..packs.selectors import active_entitlements
+from . import embedding
 from .models import IndexedMemory, PackDocument
+
+__all__ = [
+    "MemoryHit",
+    "PackHit",
+    "SearchFilters",
+    "SearchPage",
+    "memories_search",
+    "packs_search",
+    "query_vector",
+]
 
 RRF_K = 60
 CANDIDATES = 100
@@ -82,6 +98,11 @@ class SearchPage:
     total: int
     has_next: bool
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def query_vector(text: str) -> np.ndarray:
+    """The query's embedding, in the vector space of the index (compute once, pass to both)."""
+    return embedding.embed_one(text)
 
 
 def _visible(actor: Actor, prefix: str) -> Q:
@@ -184,8 +205,6 @@ def memories_search(
     vector: Any = None,
 ) -> SearchPage:
     """Hybrid search over the memories of the current version of visible packs."""
-    from ..ingest.embedding import embed_one
-
     qs = IndexedMemory.objects.filter(
         _visible(actor, "version__pack__"),
         version__search_document__current=True,
@@ -194,7 +213,7 @@ def memories_search(
         qs = qs.filter(memory_type=filters.memory_type)
     qs = _filtered(qs, filters, "version__")
     if vector is None:
-        vector = embed_one(query)
+        vector = query_vector(query)
     by_vector, by_text = _ranked_ids(qs, query, vector, max(candidates, page * page_size))
     fused = _fuse(by_vector, by_text)
     chosen = _page(fused, page, page_size)
@@ -247,14 +266,12 @@ def packs_search(
     vector: Any = None,
 ) -> SearchPage:
     """Hybrid search over pack summaries (title, description, keywords)."""
-    from ..ingest.embedding import embed_one
-
     qs = PackDocument.objects.filter(_visible(actor, "pack__"), current=True)
     if filters.memory_type:
         qs = qs.filter(version__memory_types__contains=[filters.memory_type])
     qs = _filtered(qs, filters, "version__")
     if vector is None:
-        vector = embed_one(query)
+        vector = query_vector(query)
     by_vector, by_text = _ranked_ids(qs, query, vector, max(candidates, page * page_size))
     # Packs whose memories match the query count too: their best memory rank is a third list.
     memory_page = memories_search(

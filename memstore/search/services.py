@@ -1,4 +1,11 @@
-"""Writes to the search index (called by the ingestion pipeline and pack lifecycle)."""
+"""Every write to the search index: a version's memories, its pack document, which is current.
+
+Ingestion (``memstore.ingest``) extracts and embeds, then calls these; the
+pack lifecycle (yank, unyank, delete in ``memstore.packs``) reaches
+:func:`pack_document_refresh` through the subscription made in
+``apps.SearchConfig.ready``. Not here: reads and ranking (``selectors``),
+the embedder (``embedding``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,13 @@ from protocol import Version
 
 from ..packs.models import PackVersion
 from .models import IndexedMemory, PackDocument
+
+__all__ = [
+    "memories_index_replace",
+    "pack_document_refresh",
+    "pack_document_replace",
+    "pack_document_text",
+]
 
 BATCH = 1000
 
@@ -35,6 +49,21 @@ def memories_index_replace(
         for start in range(0, len(objects), BATCH):
             IndexedMemory.objects.bulk_create(objects[start : start + BATCH])
     return len(objects)
+
+
+def pack_document_text(version: PackVersion) -> str:
+    """What a version's pack document says (and is embedded from): title, description, tags."""
+    return "\n".join(
+        [version.title, version.description, " ".join(version.tags), version.pack.full_name]
+    )
+
+
+def pack_document_replace(*, version: PackVersion, text: str, vector: np.ndarray) -> PackDocument:
+    """Create or replace the pack document of ``version`` (idempotent); ``current`` is kept."""
+    document, _ = PackDocument.objects.update_or_create(
+        version=version, defaults={"pack": version.pack, "text": text, "embedding": vector}
+    )
+    return document
 
 
 def pack_document_refresh(*, pack_id: int) -> PackDocument | None:

