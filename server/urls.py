@@ -12,7 +12,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("frontend.urls")),  # the web marketplace (frontend/)
     path("admin/", admin.site.urls),
-    path("api/v1/", include("memstore.api.urls")),
+    path("api/v1/", include("memstore.urls")),
 ]
 
 handler404 = "server.handlers.page_not_found"

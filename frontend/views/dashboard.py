@@ -1,14 +1,14 @@
 """The publisher dashboard: upload a version (the API's publish service), ingestion
-status, sales and refunds."""
+status, sales and refunds.
+
+Not here: any publishing rule (``memstore.packs.upload_publish`` and the services
+behind it check the size, the account, the role and the signatures).
+"""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -23,7 +23,8 @@ from memstore.commerce.models import LedgerEntry, Order
 from memstore.commerce.money import Money
 from memstore.errors import RegistryError
 from memstore.packs.models import PackVersion
-from memstore.packs.services import Price, pack_publish, version_unyank, version_yank
+from memstore.packs.services import Price, version_unyank, version_yank
+from memstore.packs.upload_publish import pack_publish_upload
 from protocol import MIPError
 
 from .. import queries
@@ -31,20 +32,15 @@ from ..forms import NamespaceCreateForm, RefundForm, UploadForm, YankForm
 from ._common import actor_of, error_text, user_of
 
 
-def _publish(request: HttpRequest, upload: UploadedFile[bytes], form: UploadForm) -> PackVersion:
+def _publish(request: HttpRequest, form: UploadForm) -> PackVersion:
     amount = form.cleaned_data.get("price_amount_minor", 0)
     price = Price(amount_minor=amount, currency=form.cleaned_data["currency"] if amount else "")
-    publish_options = {"private": form.cleaned_data["private"], "price": price}
-    if isinstance(upload, TemporaryUploadedFile):  # large: already on disk, publish it in place
-        return pack_publish(
-            actor=actor_of(request), pack_file=Path(upload.temporary_file_path()), **publish_options
-        )
-    with tempfile.TemporaryDirectory(prefix="memstore-web-upload-") as tmp:
-        path = Path(tmp) / "upload.memcube"
-        with path.open("wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
-        return pack_publish(actor=actor_of(request), pack_file=path, **publish_options)
+    return pack_publish_upload(
+        actor=actor_of(request),
+        upload=form.cleaned_data["file"],
+        private=form.cleaned_data["private"],
+        price=price,
+    )
 
 
 @login_required
@@ -54,12 +50,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            version = _publish(request, form.cleaned_data["file"], form)
+            version = _publish(request, form)
         except (RegistryError, MIPError) as exc:
             form.add_error("file", error_text(exc))
         else:
             messages.success(
-                request, f"Published {version.pack.full_name}@{version.version}. Indexing its memories…"
+                request,
+                f"Published {version.pack.full_name}@{version.version}. Indexing its memories…",
             )
             return redirect("frontend:dashboard")
     sales: list[LedgerEntry] = []
@@ -114,7 +111,9 @@ def refund(request: HttpRequest, public_id: str) -> HttpResponse:
     return redirect("frontend:dashboard")
 
 
-def _maintained_version(request: HttpRequest, version_id: int, *, live_only: bool = True) -> PackVersion:
+def _maintained_version(
+    request: HttpRequest, version_id: int, *, live_only: bool = True
+) -> PackVersion:
     """A version of a namespace the user maintains (404 otherwise, existence not leaked)."""
     versions = PackVersion.objects.select_related("pack__namespace", "ingest")
     if live_only:

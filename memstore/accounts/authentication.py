@@ -1,4 +1,8 @@
-"""DRF authentication by ``Authorization: Bearer mst_...`` API tokens."""
+"""Who a DRF request is: authentication by ``Authorization: Bearer mst_...`` API tokens,
+and :func:`actor_of`, the :class:`~memstore.accounts.actor.Actor` a request acts as.
+
+Not here: the web UI's browser sessions (``frontend``), token writes (``services``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,23 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from .actor import ANONYMOUS, Actor
+from .models import ApiToken
 from .selectors import api_token_by_raw
 from .services import api_token_touch
+
+__all__ = ["TokenAuthentication", "actor_of"]
+
+
+def actor_of(request: Request) -> Actor:
+    """A token acts with its scopes; a signed-in session with every scope of its roles."""
+    user = request.user
+    if user is None or not user.is_authenticated:
+        return ANONYMOUS
+    auth = request.auth
+    if isinstance(auth, ApiToken):
+        return Actor(user=user, scopes=frozenset(auth.scopes))
+    return Actor(user=user, scopes=None)
 
 
 class TokenAuthentication(authentication.BaseAuthentication):

@@ -1,4 +1,11 @@
-"""Helpers shared by the API views: the actor of a request, raw-bytes parsing, URLs."""
+"""What every domain's API views share: input and output helpers, the error responses
+of the schema, the publish throttle, raw-bytes parsing, absolute URLs.
+
+The views themselves live with their domain (``memstore/<domain>/apis.py``); the URL
+table that routes to them is :mod:`memstore.urls`. This package imports no domain, so
+every domain may import it. Not here: any domain's logic, the actor of a request
+(:func:`memstore.accounts.authentication.actor_of`).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +13,50 @@ from typing import Any
 
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 
-from ..accounts.actor import ANONYMOUS, Actor
-from ..accounts.models import ApiToken
+from .serializers import ErrorOut
+
+__all__ = [
+    "ERRORS",
+    "PublishThrottle",
+    "RawBytesParser",
+    "absolute",
+    "content_length",
+    "respond",
+    "valid_input",
+]
+
+#: The error responses most operations document (``{"error": {code, message, detail}}``).
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 
 
-def actor_of(request: Request) -> Actor:
-    user = request.user
-    if user is None or not user.is_authenticated:
-        return ANONYMOUS
-    auth = request.auth
-    if isinstance(auth, ApiToken):
-        return Actor(user=user, scopes=frozenset(auth.scopes))
-    return Actor(user=user, scopes=None)
+def valid_input(serializer_class: type[Any], data: Any) -> dict[str, Any]:
+    """``data`` validated by an input serializer (``registry.invalid_request`` otherwise)."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    validated: dict[str, Any] = serializer.validated_data
+    return validated
+
+
+def respond(serializer_class: type[Any], data: Any, code: int = 200) -> Response:
+    """A response whose body is ``data`` shaped by an output serializer."""
+    return Response(serializer_class(data).data, status=code)
+
+
+def content_length(request: Request) -> int:
+    """The announced body size (0 when absent or malformed), read before the body is."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+class PublishThrottle(ScopedRateThrottle):
+    """The ``publish`` rate (``MEMSTORE_THROTTLE_PUBLISH``) for views with that scope."""
+
+    scope_attr = "throttle_scope"
 
 
 class RawBytesParser(BaseParser):

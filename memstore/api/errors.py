@@ -36,7 +36,8 @@ def _drf(exc: exceptions.APIException) -> tuple[str, str, Any]:
     if isinstance(exc, exceptions.AuthenticationFailed):
         return "registry.not_authenticated", str(exc.detail), {}
     if isinstance(exc, exceptions.Throttled):
-        return "registry.throttled", "too many requests", {"retry_after": getattr(exc, "wait", None)}
+        retry_after = getattr(exc, "wait", None)
+        return "registry.throttled", "too many requests", {"retry_after": retry_after}
     if isinstance(exc, exceptions.PermissionDenied):
         return "registry.forbidden", str(exc.detail), {}
     if isinstance(exc, exceptions.NotFound):

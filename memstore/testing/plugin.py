@@ -130,11 +130,23 @@ def redis_url() -> str:
     return "redis://127.0.0.1:6379/0"
 
 
+def _celery_app() -> Any:
+    """The project's Celery app, made when Django loaded its settings package (``server``).
+
+    Found as Celery's current app: the registry never imports the composition root.
+    """
+    from celery import current_app
+
+    app = current_app._get_current_object()
+    if app.main != "memstore":
+        pytest.fail("the project's Celery app is not loaded (DJANGO_SETTINGS_MODULE unset?)")
+    return app
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _celery_test_queue() -> str:
     """Tasks sent by tests go to a queue of their own, never to a developer's worker."""
-    from server.celery import app
-
+    app = _celery_app()
     queue = f"memstore-test-{uuid.uuid4().hex[:10]}"
     app.conf.update(
         broker_url="redis://127.0.0.1:6379/0",
@@ -157,12 +169,10 @@ def celery_worker_session(
         _missing("Redis on 127.0.0.1:6379")
     from celery.contrib.testing.worker import start_worker
 
-    from server.celery import app
-
     with (
         django_db_blocker.unblock(),
         start_worker(
-            app,
+            _celery_app(),
             pool="solo",
             concurrency=1,
             perform_ping_check=False,

@@ -1,4 +1,5 @@
-"""The REST API: resolve shape, authorization, publish over HTTP, one error shape."""
+"""The REST API (every domain's views, routed by memstore/urls.py): resolve shape, authorization,
+publish over HTTP, one error shape."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Turn domain objects into the plain dicts the output serializers describe."""
+"""Packs, versions, upload sessions and resolutions as the plain dicts the API's
+output serializers describe (:mod:`memstore.packs.serializers`).
+
+Not here: reads (``selectors``), writes (``services``) or HTTP (``apis``).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,23 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.request import Request
 
-from ..accounts.models import SigningKey
+from ..accounts.presenters import key_dict
 from ..accounts.selectors import namespace_keys
-from ..packs.models import Pack, PackVersion
-from ..packs.selectors import Resolution, versions_of
+from ..api.common import absolute
 from ..storage.backends import BlobStorage
-from .common import absolute
+from .models import Pack, PackVersion, UploadSession
+from .selectors import Resolution, versions_of
+
+__all__ = [
+    "ingest_dict",
+    "pack_dict",
+    "price_dict",
+    "publish_dict",
+    "resolve_dict",
+    "session_dict",
+    "version_dict",
+    "version_summary",
+]
 
 
 def ingest_dict(version: PackVersion) -> dict[str, Any]:
@@ -27,17 +42,6 @@ def ingest_dict(version: PackVersion) -> dict[str, Any]:
         "memories": job.memory_count,
         "attempts": job.attempts,
         "error": job.error,
-    }
-
-
-def key_dict(key: SigningKey) -> dict[str, Any]:
-    return {
-        "keyid": key.keyid,
-        "public_key": key.public_key,
-        "label": key.label,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-        "revocation_reason": key.revocation_reason,
     }
 
 
@@ -154,4 +158,16 @@ def resolve_dict(resolution: Resolution, request: Request, storage: BlobStorage)
             for p in version.payloads.all()
         ],
         "ingest": {k: v for k, v in ingest_dict(version).items() if k in ("status", "memories")},
+    }
+
+
+def session_dict(session: UploadSession) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "size": session.size,
+        "sha256": session.sha256,
+        "offset": session.offset,
+        "status": session.status,
+        "expires_at": session.expires_at,
+        "max_chunk_bytes": settings.MEMSTORE_UPLOAD_CHUNK_BYTES,
     }

@@ -1,0 +1,67 @@
+"""The registry's URLs: the one table of the REST API under ``/api/v1/`` (namespace ``api``).
+
+It routes to each domain's views, ``memstore/<domain>/apis.py``, and is included by
+the site's URLs (:mod:`server.urls`). It sits above the domains (no domain imports
+it), and :mod:`memstore.api` below them. Not here: the views themselves, the web
+marketplace's URLs (``frontend.urls``).
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .accounts import apis as accounts
+from .packs import apis as packs
+from .search import apis as search
+from .storage import apis as storage
+
+app_name = "api"
+
+PACK = "packs/<str:namespace>/<str:name>"
+VERSION = f"{PACK}/versions/<str:version>"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("resolve/<str:namespace>/<str:name>", packs.ResolveView.as_view(), name="resolve"),
+    path("blobs/<str:sha256>", storage.BlobDownloadView.as_view(), name="blob-download"),
+    path("packs/upload", packs.PublishView.as_view(), name="publish"),
+    path("uploads/", packs.UploadCreateView.as_view(), name="upload-create"),
+    path("uploads/<uuid:session_id>", packs.UploadDetailView.as_view(), name="upload-detail"),
+    path(
+        "uploads/<uuid:session_id>/complete",
+        packs.UploadCompleteView.as_view(),
+        name="upload-complete",
+    ),
+    path("packs/", packs.PackListView.as_view(), name="pack-list"),
+    path(PACK, packs.PackDetailView.as_view(), name="pack-detail"),
+    path(f"{PACK}/deprecate", packs.PackDeprecateView.as_view(), name="pack-deprecate"),
+    path(VERSION, packs.VersionDetailView.as_view(), name="version-detail"),
+    path(f"{VERSION}/yank", packs.VersionYankView.as_view(), name="version-yank"),
+    path(f"{VERSION}/unyank", packs.VersionUnyankView.as_view(), name="version-unyank"),
+    path("auth/tokens", accounts.TokenCreateView.as_view(), name="token-create"),
+    path("auth/tokens/<int:token_id>", accounts.TokenRevokeView.as_view(), name="token-revoke"),
+    path("auth/whoami", accounts.WhoAmIView.as_view(), name="whoami"),
+    path("namespaces/", accounts.NamespaceCreateView.as_view(), name="namespace-create"),
+    path(
+        "namespaces/<str:namespace>",
+        accounts.NamespaceDetailView.as_view(),
+        name="namespace-detail",
+    ),
+    path(
+        "namespaces/<str:namespace>/members",
+        accounts.NamespaceMemberView.as_view(),
+        name="namespace-members",
+    ),
+    path(
+        "namespaces/<str:namespace>/keys", accounts.KeyListCreateView.as_view(), name="key-list"
+    ),
+    path(
+        "namespaces/<str:namespace>/keys/<str:keyid>/revoke",
+        accounts.KeyRevokeView.as_view(),
+        name="key-revoke",
+    ),
+    path("search/memories", search.MemorySearchView.as_view(), name="search-memories"),
+    path("search/packs", search.PackSearchView.as_view(), name="search-packs"),
+]
