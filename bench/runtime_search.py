@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "var" / "bench"
 N_QUERIES = 500
 
-from runtime.engine.embedding import MiniLMEmbedder  # noqa: E402
 from runtime.engine.engine import Engine, NewMemory  # noqa: E402
+from runtime.models.embedding import MiniLMEmbedder  # noqa: E402
 
 
 class LookupEmbedder:
@@ -112,7 +112,7 @@ def build_engine(size: int, texts: list[str], vecs: np.ndarray, lookup: LookupEm
                  n_real: int) -> tuple[Engine, float | None]:
     home = OUT / f"runtime-engine-{size}"
     eng = Engine(home, embedder=lookup, maintain_every=None)
-    have = eng.store.db.execute("SELECT COUNT(*) FROM memories").fetchone()[0]
+    have = eng.store.memory_count()
     if have == size and eng.store.meta("bench_real_vectors") == str(n_real):
         return eng, None
     if have or eng.store.meta("bench_real_vectors") is not None:

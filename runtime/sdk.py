@@ -32,7 +32,6 @@ from protocol import Manifest, ModelFingerprint, PublicKey
 
 from .config import load_settings
 from .download import ProgressFn
-from .engine.embedding import default_embedder
 from .engine.engine import Engine
 from .engine.interfaces import ActivationBackend, Clock, Embedder
 from .engine.lifecycle import Event
@@ -42,6 +41,7 @@ from .engine.transform import TransformPolicy, TransformReport, demote_cold, pro
 from .engine.types import AuditEntry, Filters, Memory, SearchHit, VersionEntry
 from .install import InstalledPack, Installer, InstallResult
 from .lockfile import update_lockfile
+from .models.embedding import default_embedder
 
 __all__ = ["MemOS", "is_pack_file"]
 

@@ -4,8 +4,9 @@ The engine (store, scheduler, lifecycle) never imports torch or transformers.
 Anything model-specific comes in through these interfaces:
 
 * :class:`Embedder` turns texts into normalized vectors for semantic search
-  (the real one wraps all-MiniLM-L6-v2, see :mod:`runtime.engine.embedding`;
-  unit tests use a fast deterministic fake).
+  (the real one wraps all-MiniLM-L6-v2, see :mod:`runtime.models.embedding`,
+  and is chosen where the engine is built; unit tests use the fast
+  deterministic :class:`runtime.engine.embedding.HashEmbedder`).
 * :class:`ActivationBackend` is the *running* causal LM as the engine sees it:
   its fingerprint, its tokenizer, and a way to turn plaintext memories into a
   KV-cache payload (``runtime/models/`` implements it with transformers). The

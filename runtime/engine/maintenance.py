@@ -18,6 +18,8 @@ rolled back.
   than half of its rows (and at least 10,000) are unused.
 * **Cold KV caches**: activation forms not used for ``demote_kv_after`` are
   deleted (files freed, plaintext kept; see :mod:`runtime.engine.transform`).
+
+Not here: SQL (the store's methods) or the transitions' rules (:mod:`.lifecycle`).
 """
 
 from __future__ import annotations
@@ -25,15 +27,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .host import PolicyHost
 from .lifecycle import RETRIEVABLE, Event, State
+from .transform import TransformPolicy, demote_cold
 from .types import Memory
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 __all__ = ["MaintenancePolicy", "MaintenanceReport", "maintain"]
 
@@ -77,28 +78,26 @@ def _survivor_key(m: Memory) -> tuple[float, int, float, str]:
     return (-m.priority, -m.access_count, m.created_at.timestamp(), m.id)
 
 
-def maintain(engine: Engine, policy: MaintenancePolicy, *, actor: str | None, dry_run: bool = False) -> MaintenanceReport:
+def maintain(
+    engine: PolicyHost, policy: MaintenancePolicy, *, actor: str | None, dry_run: bool = False
+) -> MaintenanceReport:
     report = MaintenanceReport(dry_run=dry_run)
     now = engine.clock()
     store = engine.store
-    live_states = [s.value for s in (*RETRIEVABLE, State.ARCHIVED, State.MERGED)]
-    marks = ",".join("?" * len(live_states))
     # Expiry
-    for _, m in store.query(f"state IN ({marks}) AND expires_at IS NOT NULL AND expires_at <= ?", [*live_states, now.timestamp()]):
+    live_states = (*RETRIEVABLE, State.ARCHIVED, State.MERGED)
+    for _, m in store.expiring(live_states, now.timestamp()):
         report.expired.append(m.id)
         if not dry_run:
             engine.transition(m.id, Event.EXPIRE, actor=actor, reason="TTL/expiry passed")
     # Archiving
     if policy.archive_after is not None:
         cutoff = (now - policy.archive_after).timestamp()
-        retr = [s.value for s in RETRIEVABLE]
-        for _, m in store.query(
-            f"state IN ({','.join('?' * len(retr))}) AND COALESCE(last_accessed_at, created_at) < ?",
-            [*retr, cutoff],
-        ):
+        reason = f"unused for {policy.archive_after.days} days"
+        for _, m in store.unused_since(tuple(RETRIEVABLE), cutoff):
             report.archived.append(m.id)
             if not dry_run:
-                engine.transition(m.id, Event.ARCHIVE, actor=actor, reason=f"unused for {policy.archive_after.days} days")
+                engine.transition(m.id, Event.ARCHIVE, actor=actor, reason=reason)
     # Merging
     if policy.merge_duplicates:
         for loser, survivor in _duplicates(engine, policy):
@@ -106,13 +105,13 @@ def maintain(engine: Engine, policy: MaintenancePolicy, *, actor: str | None, dr
             if not dry_run:
                 _merge(engine, loser, survivor, actor)
     if policy.demote_kv_after is not None and not dry_run:
-        from .transform import TransformPolicy, demote_cold
-
-        report.demoted = demote_cold(engine, TransformPolicy(demote_after=policy.demote_kv_after), actor=actor).demoted
+        demote = TransformPolicy(demote_after=policy.demote_kv_after)
+        report.demoted = demote_cold(engine, demote, actor=actor).demoted
     if not dry_run and store.meta("embedding_model") is not None:
         total = engine.vectors.count()
-        used = store.db.execute("SELECT COUNT(*) FROM memories WHERE vec_row IS NOT NULL").fetchone()[0]
-        if total >= policy.compact_min_rows and total - used > policy.compact_orphaned_fraction * total:
+        used = store.vector_row_count()
+        unused = total - used
+        if total >= policy.compact_min_rows and unused > policy.compact_orphaned_fraction * total:
             engine.compact_vectors()
     if not dry_run:
         store.set_meta("last_maintain_at", str(now.timestamp()))
@@ -120,18 +119,13 @@ def maintain(engine: Engine, policy: MaintenancePolicy, *, actor: str | None, dr
     return report
 
 
-def _duplicates(engine: Engine, policy: MaintenancePolicy) -> list[tuple[Memory, Memory]]:
-    retr = [s.value for s in RETRIEVABLE]
-    rows = engine.store.db.execute(
-        f"SELECT rowid, vec_row, pack, access, text FROM memories WHERE memory_type = 'plaintext' "  # noqa: S608
-        f"AND state IN ({','.join('?' * len(retr))})",
-        retr,
-    ).fetchall()
+def _duplicates(engine: PolicyHost, policy: MaintenancePolicy) -> list[tuple[Memory, Memory]]:
+    rows = engine.store.plaintext_scopes(tuple(RETRIEVABLE))
     if len(rows) < 2:
         return []
     # Only light tuples for all rows; Memory objects are built for duplicates only.
-    scope = {int(r[0]): (r[2], r[3]) for r in rows}  # rowid -> (pack, access policy JSON)
-    vec_of = {int(r[0]): r[1] for r in rows}
+    scope = {r[0]: (r[2], r[3]) for r in rows}  # rowid -> (pack, access policy JSON)
+    vec_of = {r[0]: r[1] for r in rows}
     parent = {r: r for r in scope}
 
     def find(x: int) -> int:
@@ -148,9 +142,9 @@ def _duplicates(engine: Engine, policy: MaintenancePolicy) -> list[tuple[Memory,
     groups: dict[tuple[Any, ...], int] = {}
     for r in rows:
         key = (r[2], r[3], _normal(r[4]))
-        first = groups.setdefault(key, int(r[0]))
-        if first != int(r[0]):
-            union(first, int(r[0]))
+        first = groups.setdefault(key, r[0])
+        if first != r[0]:
+            union(first, r[0])
     with_vec = [r for r in scope if vec_of.get(r) is not None]
     if 1 < len(with_vec) <= policy.semantic_merge_limit and engine.store.meta("embedding_model"):
         mat = engine.vectors.rows(np.array([vec_of[r] for r in with_vec], dtype=np.int64))
@@ -176,13 +170,13 @@ def _duplicates(engine: Engine, policy: MaintenancePolicy) -> list[tuple[Memory,
     return out
 
 
-def _merge(engine: Engine, loser: Memory, survivor: Memory, actor: str | None) -> None:
+def _merge(engine: PolicyHost, loser: Memory, survivor: Memory, actor: str | None) -> None:
     current, _, _ = engine.require(survivor.id)
     tags = tuple(dict.fromkeys((*current.tags, *loser.tags)))
     if tags != current.tags:
         engine.update(survivor.id, tags=tags, actor=actor)
-    engine.transition(loser.id, Event.MERGE, actor=actor, merged_into=survivor.id, reason="duplicate")
-    engine.store.db.execute(
-        "UPDATE memories SET access_count = access_count + ? WHERE id = ?", (loser.access_count, survivor.id)
+    engine.transition(
+        loser.id, Event.MERGE, actor=actor, merged_into=survivor.id, reason="duplicate"
     )
+    engine.store.add_uses(survivor.id, loser.access_count)
 

@@ -39,11 +39,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import ModelFingerprint
+from protocol import MemoryType, ModelFingerprint
 
-from .engine import Candidate, Engine
+from ..cache import BlobCache
+from .engine import Engine
 from .interfaces import ActivationBackend, LatencyProfile
 from .lifecycle import RETRIEVABLE
+from .retrieval import Candidate
 from .transform import KVCacheRef, kv_cache_for, mark_kv_used
 from .types import Filters, Memory
 
@@ -185,10 +187,12 @@ class MemScheduler:
         for c in cands:
             m = c.memory
             if not m.access.allows(principal):
+                who = principal or "anonymous"
                 rejected.append(Rejection(m.id, "access.denied",
-                    f"access policy '{m.access.visibility}' does not list {principal or 'anonymous'}"))
+                    f"access policy '{m.access.visibility}' does not list {who}"))
             elif m.expires_at is not None and m.expires_at <= now:
-                rejected.append(Rejection(m.id, "lifecycle.expired", f"expired at {m.expires_at.isoformat()}"))
+                rejected.append(Rejection(m.id, "lifecycle.expired",
+                    f"expired at {m.expires_at.isoformat()}"))
             else:
                 allowed.append(c)
         scored = self._score(allowed, now.timestamp())
@@ -202,14 +206,15 @@ class MemScheduler:
         for s in scored:
             m = s.cand.memory
             if len(items) >= budget.max_items:
-                rejected.append(Rejection(m.id, "plan.max_items", f"the plan already has {budget.max_items} items"))
+                rejected.append(Rejection(m.id, "plan.max_items",
+                    f"the plan already has {budget.max_items} items"))
                 continue
-            if m.memory_type in ("parameter", "activation"):
+            if m.memory_type is not MemoryType.PLAINTEXT:
                 problem = self._model_problem(m, fp)
                 if problem:
                     rejected.append(Rejection(m.id, "plan.model_mismatch", problem))
                     continue
-            if m.memory_type == "parameter":
+            if m.memory_type is MemoryType.PARAMETER:
                 if adapters >= 1:
                     rejected.append(Rejection(m.id, "plan.one_adapter",
                         "one adapter per plan; a higher-scored adapter was chosen"))
@@ -219,12 +224,12 @@ class MemScheduler:
                     f"LoRA adapter for the running base model {fp.model_id if fp else ''}; {s.why}",
                     payload=self._blob(m, "lora-weights"), files=self._files(m)))
                 continue
-            if m.memory_type == "activation":
+            if m.memory_type is MemoryType.ACTIVATION:
                 tokens = m.token_count or 0
                 if kv_count >= budget.max_kv_caches:
                     rejected.append(Rejection(m.id, "plan.kv_combine",
-                        f"at most {budget.max_kv_caches} KV cache(s) per plan: caches of separate cubes each "
-                        "start at position 0 and are not concatenated"))
+                        f"at most {budget.max_kv_caches} KV cache(s) per plan: caches of separate "
+                        "cubes each start at position 0 and are not concatenated"))
                     continue
                 if tokens > remaining:
                     rejected.append(Rejection(m.id, "plan.token_budget",
@@ -242,10 +247,12 @@ class MemScheduler:
                     f"needs {tokens} tokens; {remaining} of {budget.tokens} left"))
                 continue
             form, est, why_form, kv = self._form(m, tokens, fp, profile, budget, kv_count)
-            if budget.latency_s is not None and est is not None and latency + est > budget.latency_s:
+            limit = budget.latency_s
+            if limit is not None and est is not None and latency + est > limit:
+                left_ms = max(0.0, limit - latency) * 1000
                 rejected.append(Rejection(m.id, "plan.latency_budget",
-                    f"{form} would take ~{est * 1000:.1f} ms; {max(0.0, budget.latency_s - latency) * 1000:.1f} ms "
-                    f"of the {budget.latency_s * 1000:.0f} ms latency budget left"))
+                    f"{form} would take ~{est * 1000:.1f} ms; {left_ms:.1f} ms "
+                    f"of the {limit * 1000:.0f} ms latency budget left"))
                 continue
             if kv is not None:
                 kv_used.append(kv)
@@ -255,12 +262,14 @@ class MemScheduler:
             items.append(PlanItem(m, form, tokens, s.score, f"{why_form}; {s.why}", est,
                                   payload=str(kv.path) if kv else None))
         plan = Plan(
-            query=query, principal=principal, budget=budget, items=tuple(items), rejected=tuple(rejected),
+            query=query, principal=principal, budget=budget, items=tuple(items),
+            rejected=tuple(rejected),
             model=fp.model_id if fp else None, tokens_used=budget.tokens - remaining,
             est_latency_s=latency if profile else None, executed=not dry_run,
         )
         if not dry_run:
-            engine.record_use([(self._rowid(i.memory), i.memory) for i in items], principal=principal,
+            used = [(self._rowid(i.memory), i.memory) for i in items]
+            engine.record_use(used, principal=principal,
                               action="plan", query=query,
                               forms={i.memory.id: i.form for i in items}, rejected=len(rejected))
             if kv_used and fp is not None:
@@ -279,14 +288,10 @@ class MemScheduler:
         have = {c.memory.id for c in cands}
         if not packs:
             return cands
-        states = [s.value for s in RETRIEVABLE]
-        marks = ",".join("?" * len(packs))
-        rows = self.engine.store.query(
-            f"memory_type != 'plaintext' AND pack IN ({marks}) AND state IN ({','.join('?' * len(states))})",
-            [*sorted(p for p in packs if p), *states],
-        )
-        extra = [Candidate(rowid, m, 0.0, None, None, None) for rowid, m in rows if m.id not in have
-                 and (filters is None or not filters.memory_types or m.memory_type in filters.memory_types)]
+        rows = self.engine.store.pack_cubes(sorted(p for p in packs if p), tuple(RETRIEVABLE))
+        kinds = filters.memory_types if filters is not None else ()
+        extra = [Candidate(rowid, m, 0.0, None, None, None) for rowid, m in rows
+                 if m.id not in have and (not kinds or m.memory_type in kinds)]
         return cands + extra
 
     def _score(self, cands: list[Candidate], now: float) -> list[_Scored]:
@@ -310,7 +315,10 @@ class MemScheduler:
             if c.keyword_rank:
                 ranks.append(f"keyword #{c.keyword_rank}")
             if not ranks:
-                ranks.append("from a pack that answered" if m.memory_type != "plaintext" else "symbolic match")
+                ranks.append(
+                    "symbolic match" if m.memory_type is MemoryType.PLAINTEXT
+                    else "from a pack that answered"
+                )
             why = (f"score {score:.3f} ({', '.join(ranks)}; priority {m.priority:.2f}; "
                    f"used {m.access_count}x, last {age_days:.1f} days ago)")
             out.append(_Scored(c, score, why))
@@ -319,7 +327,7 @@ class MemScheduler:
 
     @staticmethod
     def _model_problem(m: Memory, fp: ModelFingerprint | None) -> str | None:
-        kind = "adapter" if m.memory_type == "parameter" else "KV cache"
+        kind = "adapter" if m.memory_type is MemoryType.PARAMETER else "KV cache"
         if fp is None:
             return f"{kind} needs a running model; none was given"
         if m.fingerprint is None:
@@ -331,14 +339,12 @@ class MemScheduler:
         return None
 
     def _files(self, m: Memory) -> dict[str, str]:
-        from ..cache import BlobCache
-
         cache = BlobCache(self.engine.home)
-        return {media: str(cache.blob_path(sha)) for media, sha in m.payloads.items() if cache.has(sha)}
+        return {
+            media: str(cache.blob_path(sha)) for media, sha in m.payloads.items() if cache.has(sha)
+        }
 
     def _blob(self, m: Memory, kind: str) -> str | None:
-        from ..cache import BlobCache
-
         cache = BlobCache(self.engine.home)
         for media, sha in m.payloads.items():
             if kind in media and cache.has(sha):
@@ -353,15 +359,20 @@ class MemScheduler:
         kv = kv_cache_for(self.engine, m.id, fp) if fp is not None else None
         if kv is None:
             return "plaintext", est_plain, f"plaintext snippet ({tokens} tokens)", None
-        est_kv = (kv.size / profile.kv_load_bytes_per_s + profile.kv_fixed_overhead_s) if profile else None
+        est_kv = None
+        if profile:
+            est_kv = kv.size / profile.kv_load_bytes_per_s + profile.kv_fixed_overhead_s
         if budget.latency_s is None:
-            return "plaintext", est_plain, (f"plaintext ({tokens} tokens): no latency budget, so the "
-                                            "composable form is used although a KV cache exists"), None
+            return "plaintext", est_plain, (
+                f"plaintext ({tokens} tokens): no latency budget, so the "
+                "composable form is used although a KV cache exists"), None
         if kv_count >= budget.max_kv_caches:
             return "plaintext", est_plain, (f"plaintext ({tokens} tokens): the plan already uses "
                                             f"{budget.max_kv_caches} KV cache(s)"), None
         if est_kv is not None and est_plain is not None and est_kv < est_plain:
-            return "activation", est_kv, (f"KV cache: loads in ~{est_kv * 1000:.1f} ms vs ~{est_plain * 1000:.1f} ms "
-                                          f"prefill of {tokens} tokens, within the latency budget"), kv
-        return "plaintext", est_plain, (f"plaintext: prefill (~{(est_plain or 0) * 1000:.1f} ms) is not slower "
-                                        f"than loading the KV cache (~{(est_kv or 0) * 1000:.1f} ms)"), None
+            return "activation", est_kv, (
+                f"KV cache: loads in ~{est_kv * 1000:.1f} ms vs ~{est_plain * 1000:.1f} ms "
+                f"prefill of {tokens} tokens, within the latency budget"), kv
+        return "plaintext", est_plain, (
+            f"plaintext: prefill (~{(est_plain or 0) * 1000:.1f} ms) is not slower "
+            f"than loading the KV cache (~{(est_kv or 0) * 1000:.1f} ms)"), None

@@ -1,4 +1,7 @@
-"""The engine's domain objects (frozen dataclasses). No I/O here."""
+"""The engine's domain objects (frozen dataclasses). No I/O here.
+
+Not here: how they are stored (:mod:`runtime.engine.rows`, :mod:`runtime.engine.store`).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from protocol import AccessPolicy, ModelFingerprint, format_timestamp
+from protocol import AccessPolicy, MemoryType, ModelFingerprint, format_timestamp
 
 from .lifecycle import State
 
 __all__ = [
     "AuditEntry",
     "Filters",
+    "KVCacheRecord",
     "Memory",
+    "NewMemory",
+    "PackRecord",
     "SearchHit",
     "VersionEntry",
     "from_epoch",
@@ -44,7 +50,7 @@ class Memory:
     """One memory in the local engine (a plaintext record, or a KV/LoRA cube)."""
 
     id: str
-    memory_type: str  # plaintext | activation | parameter
+    memory_type: MemoryType
     text: str
     state: State
     version: int
@@ -70,7 +76,7 @@ class Memory:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "memory_type": self.memory_type,
+            "memory_type": self.memory_type.value,
             "text": self.text,
             "state": self.state.value,
             "version": self.version,
@@ -95,6 +101,88 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class NewMemory:
+    """A memory to add (from the SDK, the CLI or a pack)."""
+
+    text: str
+    id: str | None = None
+    memory_type: MemoryType = MemoryType.PLAINTEXT
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    priority: float = 0.5
+    state: State = State.GENERATED
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    access: AccessPolicy = field(default_factory=AccessPolicy)
+    usage_terms: str | None = None
+    source: str | None = None
+    pack: str | None = None
+    pack_version: str | None = None
+    cube_id: str | None = None
+    fingerprint: ModelFingerprint | None = None
+    payloads: Mapping[str, str] = field(default_factory=dict)
+    token_count: int | None = None
+    embedding: tuple[float, ...] | None = None
+    embedding_model: str | None = None
+    access_count: int = 0
+
+    def __post_init__(self) -> None:  # callers may pass the type's name ("activation")
+        object.__setattr__(self, "memory_type", MemoryType(self.memory_type))
+
+    def build(self, memory_id: str, now: datetime) -> Memory:
+        """The memory this becomes when stored at ``now`` (version 1)."""
+        return Memory(
+            id=memory_id,
+            memory_type=self.memory_type,
+            text=self.text,
+            state=self.state,
+            version=1,
+            created_at=self.created_at or now,
+            updated_at=now,
+            tags=tuple(self.tags),
+            metadata=dict(self.metadata),
+            pack=self.pack,
+            pack_version=self.pack_version,
+            cube_id=self.cube_id,
+            priority=float(self.priority),
+            access_count=self.access_count,
+            expires_at=self.expires_at,
+            access=self.access,
+            usage_terms=self.usage_terms,
+            source=self.source,
+            fingerprint=self.fingerprint,
+            payloads=dict(self.payloads),
+            token_count=self.token_count,
+        )
+
+
+@dataclass(frozen=True)
+class PackRecord:
+    """An installed pack as the store keeps it (``installed_at`` in epoch seconds)."""
+
+    name: str
+    version: str
+    sha256: str
+    size: int
+    registry: str | None
+    installed_at: float
+    signed_by: tuple[str, ...]
+    memories: int  # not removed
+
+
+@dataclass(frozen=True)
+class KVCacheRecord:
+    """One activation form of a plaintext memory, for one model (``kv_caches`` row)."""
+
+    memory_id: str
+    fingerprint_digest: str
+    sha256: str
+    size: int
+    token_count: int
+    last_used_at: float
+
+
+@dataclass(frozen=True)
 class Filters:
     """Symbolic filters: every given condition must hold."""
 
@@ -107,6 +195,15 @@ class Filters:
     updated_after: datetime | None = None
     updated_before: datetime | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)  # metadata.<key> == value
+
+    @property
+    def symbolic(self) -> bool:
+        """Whether any condition besides the states is given."""
+        return bool(
+            self.tags or self.pack or self.memory_types or self.metadata
+            or self.created_after or self.created_before
+            or self.updated_after or self.updated_before
+        )
 
 
 @dataclass(frozen=True)

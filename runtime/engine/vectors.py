@@ -73,7 +73,9 @@ class VectorFile:
     def top(
         self, query: npt.NDArray[np.float32], live: npt.NDArray[np.int64], k: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """The ``k`` best of the ``live`` rows (sorted, unique) by dot product: (positions in ``live``, scores), best first.
+        """The ``k`` best of the ``live`` rows (sorted, unique) by dot product.
+
+        Returns (positions in ``live``, scores), best first.
 
         The product is taken over the whole matrix (one pass over contiguous
         memory, no copy) and then restricted to the live rows.

@@ -16,16 +16,24 @@ DATA = bytes(range(256)) * 400  # 100 KiB
 SHA = hashlib.sha256(DATA).hexdigest()
 
 
-def _server(data: bytes = DATA, *, honour_range: bool = True, fail_after: int | None = None,
-            seen: list[str | None] | None = None) -> httpx.MockTransport:
+def _server(
+    data: bytes = DATA,
+    *,
+    honour_range: bool = True,
+    fail_after: int | None = None,
+    seen: list[str | None] | None = None,
+) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
         rng = request.headers.get("Range")
         if seen is not None:
             seen.append(rng)
         if rng and honour_range:
             start = int(rng.removeprefix("bytes=").rstrip("-"))
-            return httpx.Response(206, content=data[start:],
-                                  headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+            return httpx.Response(
+                206,
+                content=data[start:],
+                headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"},
+            )
         return httpx.Response(200, content=data)
 
     return httpx.MockTransport(handler)
@@ -35,8 +43,14 @@ def test_downloads_and_verifies(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path)
     progress: list[tuple[int, int]] = []
     with RegistryClient("http://reg", transport=_server()) as client:
-        path = download_blob(client, "/blob", sha256=SHA, size=len(DATA), cache=cache,
-                             progress=lambda d, t: progress.append((d, t)))
+        path = download_blob(
+            client,
+            "/blob",
+            sha256=SHA,
+            size=len(DATA),
+            cache=cache,
+            progress=lambda d, t: progress.append((d, t)),
+        )
     assert path.read_bytes() == DATA
     assert cache.has(SHA)
     assert progress[-1] == (len(DATA), len(DATA))
@@ -64,7 +78,10 @@ def test_server_ignoring_range_restarts_from_zero(tmp_path: Path) -> None:
 def test_refuses_blob_with_wrong_digest_and_keeps_nothing(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path)
     bad = DATA[:-1] + b"\x00"
-    with RegistryClient("http://reg", transport=_server(bad)) as client, pytest.raises(IntegrityError) as info:
+    with (
+        RegistryClient("http://reg", transport=_server(bad)) as client,
+        pytest.raises(IntegrityError) as info,
+    ):
         download_blob(client, "/blob", sha256=SHA, size=len(DATA), cache=cache)
     assert info.value.code == "integrity.digest_mismatch"
     assert not cache.has(SHA)
@@ -73,7 +90,10 @@ def test_refuses_blob_with_wrong_digest_and_keeps_nothing(tmp_path: Path) -> Non
 
 def test_refuses_oversized_blob(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path)
-    with RegistryClient("http://reg", transport=_server(DATA + b"extra")) as client, pytest.raises(IntegrityError) as info:
+    with (
+        RegistryClient("http://reg", transport=_server(DATA + b"extra")) as client,
+        pytest.raises(IntegrityError) as info,
+    ):
         download_blob(client, "/blob", sha256=SHA, size=len(DATA), cache=cache)
     assert info.value.code == "integrity.size_mismatch"
 
@@ -85,14 +105,22 @@ def test_a_corrupt_partial_prefix_is_detected(tmp_path: Path) -> None:
         download_blob(client, "/blob", sha256=SHA, size=len(DATA), cache=cache)
     assert not cache.partial_path(SHA).exists()  # the next attempt starts clean
     with RegistryClient("http://reg", transport=_server()) as client:
-        assert download_blob(client, "/blob", sha256=SHA, size=len(DATA), cache=cache).read_bytes() == DATA
+        assert (
+            download_blob(client, "/blob", sha256=SHA, size=len(DATA), cache=cache).read_bytes()
+            == DATA
+        )
 
 
 def test_http_errors_keep_their_registry_code(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(403, json={"error": {"code": "registry.bad_download_signature", "message": "expired"}})
+        return httpx.Response(
+            403, json={"error": {"code": "registry.bad_download_signature", "message": "expired"}}
+        )
 
-    with RegistryClient("http://reg", transport=httpx.MockTransport(handler)) as client, pytest.raises(RegistryError) as info:
+    with (
+        RegistryClient("http://reg", transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(RegistryError) as info,
+    ):
         download_blob(client, "/blob", sha256=SHA, size=len(DATA), cache=BlobCache(tmp_path))
     assert info.value.code == "registry.bad_download_signature"
     assert info.value.status == 403
@@ -105,8 +133,13 @@ def test_network_errors_are_retried_then_reported(tmp_path: Path) -> None:
         calls.append(1)
         raise httpx.ConnectError("refused")
 
-    with RegistryClient("http://reg", transport=httpx.MockTransport(handler)) as client, pytest.raises(RegistryError) as info:
-        download_blob(client, "/blob", sha256=SHA, size=len(DATA), cache=BlobCache(tmp_path), retries=2)
+    with (
+        RegistryClient("http://reg", transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(RegistryError) as info,
+    ):
+        download_blob(
+            client, "/blob", sha256=SHA, size=len(DATA), cache=BlobCache(tmp_path), retries=2
+        )
     assert info.value.code == "network.download_failed"
     assert len(calls) == 3
 

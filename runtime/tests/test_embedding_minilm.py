@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.engine.embedding import MINILM_NAME, MiniLMEmbedder
+from runtime.models.embedding import MINILM_NAME, MiniLMEmbedder
 from runtime.engine.engine import Engine, NewMemory
 from runtime.tests.helpers import FixedClock
 
@@ -20,8 +20,14 @@ def minilm() -> MiniLMEmbedder:
 
 
 def test_vectors_are_normalized_and_semantic(minilm: MiniLMEmbedder) -> None:
-    vecs = minilm.embed(["How do I reset my password?", "I forgot my login credentials",
-                         "The recipe needs two eggs", ""])
+    vecs = minilm.embed(
+        [
+            "How do I reset my password?",
+            "I forgot my login credentials",
+            "The recipe needs two eggs",
+            "",
+        ]
+    )
     assert vecs.shape == (4, 384)
     assert vecs.dtype == np.float32
     assert np.allclose(np.linalg.norm(vecs[:3], axis=1), 1.0, atol=1e-5)
@@ -29,7 +35,11 @@ def test_vectors_are_normalized_and_semantic(minilm: MiniLMEmbedder) -> None:
 
 
 def test_length_sorted_batches_keep_the_input_order(minilm: MiniLMEmbedder) -> None:
-    texts = ["short", "a much longer sentence about databases and indexes " * 3, "medium length text"]
+    texts = [
+        "short",
+        "a much longer sentence about databases and indexes " * 3,
+        "medium length text",
+    ]
     together = minilm.embed(texts)
     one_by_one = np.vstack([minilm.embed([t]) for t in texts])
     assert np.allclose(together, one_by_one, atol=1e-4)
@@ -37,9 +47,16 @@ def test_length_sorted_batches_keep_the_input_order(minilm: MiniLMEmbedder) -> N
 
 def test_engine_search_with_the_real_model(minilm: MiniLMEmbedder, tmp_path: Path) -> None:
     eng = Engine(tmp_path, embedder=minilm, clock=FixedClock(), maintain_every=None)
-    eng.add_many([NewMemory(text=t) for t in [
-        "Backups run every night at two o'clock", "The office cat is called Pixel",
-        "Deploy to production only on Tuesdays"]])
+    eng.add_many(
+        [
+            NewMemory(text=t)
+            for t in [
+                "Backups run every night at two o'clock",
+                "The office cat is called Pixel",
+                "Deploy to production only on Tuesdays",
+            ]
+        ]
+    )
     hits = eng.search("when is the nightly backup", record=False)
     assert hits[0].memory.text.startswith("Backups")
     assert eng.store.meta("embedding_model") == MINILM_NAME
@@ -49,7 +66,9 @@ def test_engine_search_with_the_real_model(minilm: MiniLMEmbedder, tmp_path: Pat
     eng.close()
 
 
-def test_pack_embeddings_from_the_same_model_are_reused(minilm: MiniLMEmbedder, tmp_path: Path) -> None:
+def test_pack_embeddings_from_the_same_model_are_reused(
+    minilm: MiniLMEmbedder, tmp_path: Path
+) -> None:
     vec = minilm.embed(["precomputed"])[0]
 
     class Counting(MiniLMEmbedder):
@@ -60,8 +79,15 @@ def test_pack_embeddings_from_the_same_model_are_reused(minilm: MiniLMEmbedder, 
             return minilm.embed(texts)
 
     eng = Engine(tmp_path, embedder=Counting(), clock=FixedClock(), maintain_every=None)
-    eng.add_many([NewMemory(text="precomputed", embedding=tuple(float(x) for x in vec),
-                            embedding_model=f"sentence-transformers/{MINILM_NAME}"),
-                  NewMemory(text="fresh")])
+    eng.add_many(
+        [
+            NewMemory(
+                text="precomputed",
+                embedding=tuple(float(x) for x in vec),
+                embedding_model=f"sentence-transformers/{MINILM_NAME}",
+            ),
+            NewMemory(text="fresh"),
+        ]
+    )
     assert Counting.calls == 1
     eng.close()

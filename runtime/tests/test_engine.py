@@ -1,18 +1,20 @@
 from __future__ import annotations
 
+import ast
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from protocol import AccessPolicy
+import runtime.engine
+from protocol import AccessPolicy, MemoryType
 from runtime.engine.embedding import HashEmbedder
 from runtime.engine.engine import Engine, fts_query
 from runtime.engine.lifecycle import State
 from runtime.engine.maintenance import MaintenancePolicy
 from runtime.engine.types import Filters
-from runtime.errors import AccessDeniedError, LifecycleError, NotFoundError
+from runtime.errors import AccessDeniedError, EngineError, LifecycleError, NotFoundError
 from runtime.tests.helpers import FixedClock
 
 
@@ -39,12 +41,18 @@ def test_semantic_matches_below_the_relevance_floor_are_not_hits(engine: Engine)
 
 
 def test_symbolic_filters_tags_pack_time_and_metadata(engine: Engine, clock: FixedClock) -> None:
-    old = engine.add("alpha release notes", tags=("release", "v1"), metadata={"team": "core", "n": 3})
+    old = engine.add(
+        "alpha release notes", tags=("release", "v1"), metadata={"team": "core", "n": 3}
+    )
     clock.advance(days=10)
     new = engine.add("alpha beta notes", tags=("release",), metadata={"team": "web"})
     assert [h.memory.id for h in engine.search("", filters=Filters(tags=("v1",)))] == [old.id]
-    assert [h.memory.id for h in engine.search("alpha", filters=Filters(metadata={"team": "web"}))] == [new.id]
-    assert [h.memory.id for h in engine.search("alpha", filters=Filters(metadata={"n": 3}))] == [old.id]
+    assert [
+        h.memory.id for h in engine.search("alpha", filters=Filters(metadata={"team": "web"}))
+    ] == [new.id]
+    assert [h.memory.id for h in engine.search("alpha", filters=Filters(metadata={"n": 3}))] == [
+        old.id
+    ]
     after = engine.search("notes", filters=Filters(created_after=clock.now - timedelta(days=1)))
     assert [h.memory.id for h in after] == [new.id]
     assert engine.search("notes", filters=Filters(pack="acme/none")) == []
@@ -88,7 +96,11 @@ def test_every_change_is_a_version_and_rollback_restores(engine: Engine, clock: 
     clock.advance(minutes=1)
     engine.transition(m.id, "archive", actor="ops")
     versions = engine.history(m.id)
-    assert [(v.version, v.event) for v in versions] == [(1, "create"), (2, "update"), (3, "archive")]
+    assert [(v.version, v.event) for v in versions] == [
+        (1, "create"),
+        (2, "update"),
+        (3, "archive"),
+    ]
     restored = engine.rollback(m.id, 1, actor="ops")
     assert restored.text == "v1 text"
     assert restored.tags == ("a",)
@@ -151,7 +163,9 @@ def test_expiry_policy(engine: Engine, clock: FixedClock) -> None:
     keep = engine.add("permanent")
     assert engine.search("temporary", record=False)
     clock.advance(hours=2)
-    assert m.id not in [h.memory.id for h in engine.search("temporary", record=False)]  # hidden once expired
+    assert m.id not in [
+        h.memory.id for h in engine.search("temporary", record=False)
+    ]  # hidden once expired
     report = engine.maintain(actor="ops")
     assert report.expired == [m.id]
     assert engine.get(m.id, record=False).state is State.EXPIRED
@@ -159,8 +173,13 @@ def test_expiry_policy(engine: Engine, clock: FixedClock) -> None:
 
 
 def test_archive_policy_for_unused(home: Path, clock: FixedClock) -> None:
-    eng = Engine(home, embedder=HashEmbedder(), clock=clock, maintain_every=None,
-                 maintenance_policy=MaintenancePolicy(archive_after=timedelta(days=30)))
+    eng = Engine(
+        home,
+        embedder=HashEmbedder(),
+        clock=clock,
+        maintain_every=None,
+        maintenance_policy=MaintenancePolicy(archive_after=timedelta(days=30)),
+    )
     used = eng.add("used often")
     idle = eng.add("never used")
     clock.advance(days=20)
@@ -217,7 +236,9 @@ def test_embedder_mismatch_is_refused(home: Path, clock: FixedClock) -> None:
     eng = Engine(home, embedder=HashEmbedder(), clock=clock, maintain_every=None)
     eng.add("x")
     eng.close()
-    other = Engine(home, embedder=HashEmbedder(model_name="other"), clock=clock, maintain_every=None)
+    other = Engine(
+        home, embedder=HashEmbedder(model_name="other"), clock=clock, maintain_every=None
+    )
     with pytest.raises(Exception) as info:
         other.add("y")
     assert getattr(info.value, "code", "") == "engine.embedder_mismatch"
@@ -235,7 +256,9 @@ def test_list_memories_with_filters(engine: Engine) -> None:
     assert [m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}))] == [a.id]
     engine.transition(a.id, "archive")
     assert [m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}))] == []
-    assert [m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}), all_states=True)] == [a.id]
+    assert [
+        m.id for m in engine.list_memories(Filters(metadata={"item.x": 1}), all_states=True)
+    ] == [a.id]
 
 
 def test_compacting_vectors_keeps_search_results(home: Path, clock: FixedClock) -> None:
@@ -259,3 +282,36 @@ def test_compacting_vectors_keeps_search_results(home: Path, clock: FixedClock) 
     assert eng.compact_vectors() == {"rows_before": 3, "rows_after": 3}
     eng.close()
     other.close()
+
+
+def test_engine_without_an_embedder_reads_but_does_not_embed(home: Path, clock: FixedClock) -> None:
+    eng = Engine(home, embedder=HashEmbedder(), clock=clock, maintain_every=None)
+    memory = eng.add("kept without a model")
+    eng.close()
+    bare = Engine(home, clock=clock, maintain_every=None)
+    assert bare.get(memory.id, record=False).text == "kept without a model"
+    with pytest.raises(EngineError) as info:
+        bare.search("kept")
+    assert info.value.code == "engine.no_embedder"
+    bare.close()
+
+
+def test_memory_types_are_protocol_memory_types(engine: Engine) -> None:
+    memory = engine.add("typed")
+    assert memory.memory_type is MemoryType.PLAINTEXT
+    assert engine.get(memory.id, record=False).memory_type is MemoryType.PLAINTEXT
+    assert memory.to_dict()["memory_type"] == "plaintext"
+
+
+def test_the_engine_imports_no_model_library() -> None:
+    banned = {"torch", "transformers", "sentence_transformers"}
+    folder = Path(runtime.engine.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            assert not {n.split(".")[0] for n in names} & banned, f"{path.name} imports {names}"

@@ -15,7 +15,9 @@ CTX = GuardContext(NOW, None, merged_into="x")
 
 def test_every_listed_transition_is_allowed() -> None:
     for (state, event), target in TRANSITIONS.items():
-        ctx = GuardContext(NOW, NOW - timedelta(1) if event is Event.EXPIRE else None, merged_into="x")
+        ctx = GuardContext(
+            NOW, NOW - timedelta(1) if event is Event.EXPIRE else None, merged_into="x"
+        )
         assert next_state(state, event, ctx) is target
 
 
@@ -48,7 +50,10 @@ def test_activate_guard_refuses_expired_memory() -> None:
 def test_renew_needs_future_expiry() -> None:
     with pytest.raises(LifecycleError):
         next_state(State.EXPIRED, Event.RENEW, GuardContext(NOW, None, NOW - timedelta(1)))
-    assert next_state(State.EXPIRED, Event.RENEW, GuardContext(NOW, None, NOW + timedelta(1))) is State.ACTIVATED
+    assert (
+        next_state(State.EXPIRED, Event.RENEW, GuardContext(NOW, None, NOW + timedelta(1)))
+        is State.ACTIVATED
+    )
 
 
 def test_merge_needs_survivor() -> None:
@@ -60,8 +65,12 @@ def test_merge_needs_survivor() -> None:
 def test_random_event_sequences_follow_the_table(events: list[Event]) -> None:
     state = State.GENERATED
     for event in events:
-        ctx = GuardContext(NOW, NOW - timedelta(1) if event is Event.EXPIRE else None,
-                           NOW + timedelta(1), merged_into="x")
+        ctx = GuardContext(
+            NOW,
+            NOW - timedelta(1) if event is Event.EXPIRE else None,
+            NOW + timedelta(1),
+            merged_into="x",
+        )
         if (state, event) in TRANSITIONS:
             state = next_state(state, event, ctx)
         else:

@@ -59,15 +59,25 @@ def test_executed_plan_updates_use_and_dry_run_does_not(engine: Engine) -> None:
 
 
 def _cube(engine: Engine, kind: str, fp_config: str, tokens: int | None = None) -> str:
-    (mid,) = engine.add_many([NewMemory(
-        text=f"{kind} cube for rust tips", id=f"acme/tips/{kind}-{fp_config[:3]}", memory_type=kind, pack="acme/tips",
-        fingerprint=fingerprint(fp_config), token_count=tokens,
-    )])
+    (mid,) = engine.add_many(
+        [
+            NewMemory(
+                text=f"{kind} cube for rust tips",
+                id=f"acme/tips/{kind}-{fp_config[:3]}",
+                memory_type=kind,
+                pack="acme/tips",
+                fingerprint=fingerprint(fp_config),
+                token_count=tokens,
+            )
+        ]
+    )
     return mid
 
 
 def test_plan_uses_kv_and_adapter_only_for_the_running_model(engine: Engine) -> None:
-    engine.add_many([NewMemory(text="rust tips: prefer iterators", id="acme/tips/notes/m1", pack="acme/tips")])
+    engine.add_many(
+        [NewMemory(text="rust tips: prefer iterators", id="acme/tips/notes/m1", pack="acme/tips")]
+    )
     kv_ok = _cube(engine, "activation", "a" * 64, tokens=30)
     kv_bad = _cube(engine, "activation", "c" * 64, tokens=30)
     lora_ok = _cube(engine, "parameter", "a" * 64)
@@ -89,22 +99,30 @@ def test_plan_without_model_rejects_kv_and_adapters(engine: Engine) -> None:
     assert {r.memory_id: r.code for r in plan.rejected}[kv] == "plan.model_mismatch"
 
 
-def test_dynamic_transformation_promotes_hot_and_demotes_cold(engine: Engine, clock: FixedClock, home: Path) -> None:
+def test_dynamic_transformation_promotes_hot_and_demotes_cold(
+    engine: Engine, clock: FixedClock, home: Path
+) -> None:
     hot = engine.add("the build server is called jenkins-7 and lives in rack 4")
     cold = engine.add("rarely needed fact about the office plants")
-    backend = FakeBackend(profile=LatencyProfile(prefill_tokens_per_s=100.0, kv_load_bytes_per_s=1e9))
+    backend = FakeBackend(
+        profile=LatencyProfile(prefill_tokens_per_s=100.0, kv_load_bytes_per_s=1e9)
+    )
     for _ in range(3):
         engine.search("build server jenkins", k=1)
     report = promote_hot(engine, backend, TransformPolicy(promote_after_uses=3))
     assert report.promoted == [hot.id]
     assert cold.id not in report.promoted
     # With a latency budget the plan uses the KV cache, and says why.
-    plan = MemScheduler(engine, backend).plan("build server jenkins", Budget(tokens=100, latency_s=1.0))
+    plan = MemScheduler(engine, backend).plan(
+        "build server jenkins", Budget(tokens=100, latency_s=1.0)
+    )
     item = next(i for i in plan.items if i.memory.id == hot.id)
     assert item.form == "activation"
     assert "KV cache" in item.reason and "prefill" in item.reason
     # Without a latency budget, plaintext, and the reason says so.
-    plan = MemScheduler(engine, backend).plan("build server jenkins", Budget(tokens=100), dry_run=True)
+    plan = MemScheduler(engine, backend).plan(
+        "build server jenkins", Budget(tokens=100), dry_run=True
+    )
     item = next(i for i in plan.items if i.memory.id == hot.id)
     assert item.form == "plaintext"
     assert "no latency budget" in item.reason
@@ -125,7 +143,9 @@ def test_dynamic_transformation_promotes_hot_and_demotes_cold(engine: Engine, cl
 
 def test_plan_uses_plaintext_when_prefill_is_faster(engine: Engine) -> None:
     hot = engine.add("short fact")
-    backend = FakeBackend(profile=LatencyProfile(prefill_tokens_per_s=1e6, kv_load_bytes_per_s=10.0))
+    backend = FakeBackend(
+        profile=LatencyProfile(prefill_tokens_per_s=1e6, kv_load_bytes_per_s=10.0)
+    )
     engine.search("short fact")
     promote_hot(engine, backend, TransformPolicy(promote_after_uses=1))
     plan = MemScheduler(engine, backend).plan("short fact", Budget(tokens=100, latency_s=100.0))
@@ -136,7 +156,9 @@ def test_plan_uses_plaintext_when_prefill_is_faster(engine: Engine) -> None:
 
 def test_latency_budget_rejects_what_does_not_fit(engine: Engine) -> None:
     engine.add("alpha " * 50)
-    backend = FakeBackend(profile=LatencyProfile(prefill_tokens_per_s=10.0, kv_load_bytes_per_s=1e9))
+    backend = FakeBackend(
+        profile=LatencyProfile(prefill_tokens_per_s=10.0, kv_load_bytes_per_s=1e9)
+    )
     plan = MemScheduler(engine, backend).plan("alpha", Budget(tokens=1000, latency_s=0.5))
     assert plan.items == ()
     assert plan.rejected[0].code == "plan.latency_budget"

@@ -1,0 +1,200 @@
+"""Hybrid retrieval: semantic (vectors) + keyword (BM25) + symbolic filters, fused by RRF.
+
+:func:`hybrid` ranks memories for a query without looking at who asks:
+access control, expiry and recording the use are the callers' (the engine's
+``search``, the scheduler's ``plan``). Semantic matches below the embedder's
+relevance floor are dropped, keyword matches are kept; the two rankings are
+fused by reciprocal rank fusion (``1 / (RRF_K + rank)`` summed). With
+neither, a symbolic query (filters only, or no text) returns the matching
+memories by priority.
+
+:class:`LiveVectors` caches which vector rows belong to memories in which
+states, until the store's generation changes.
+
+Not here: SQL (:class:`runtime.engine.store.Store`) or the vector file
+itself (:mod:`runtime.engine.vectors`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from .interfaces import Embedder
+from .lifecycle import State
+from .store import Store
+from .types import Filters, Memory
+from .vectors import VectorFile
+
+__all__ = ["RRF_K", "Candidate", "LiveVectors", "fts_query", "hybrid", "visible"]
+
+RRF_K = 60
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+_STOPWORDS = frozenset(
+    [
+        "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for",
+        "from", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my", "no",
+        "not", "of", "on", "or", "our", "should", "so", "than", "that", "the", "their", "them",
+        "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when",
+        "where", "which", "who", "why", "will", "with", "would", "you", "your",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A retrieval result before access control and scheduling."""
+
+    rowid: int
+    memory: Memory
+    rrf: float
+    semantic_rank: int | None
+    keyword_rank: int | None
+    similarity: float | None
+
+
+def fts_query(text: str) -> str | None:
+    """User text -> a safe FTS5 query: content words quoted, OR-ed (BM25 ranks the rest).
+
+    Stop words are dropped (they would make BM25 favour memories that merely
+    share "the" or "is"); the index stems with Porter, so "backup" finds
+    "backups".
+    """
+    words = [
+        w for w in _WORD.findall(text.lower())
+        if (len(w) > 1 or w.isdigit()) and w not in _STOPWORDS
+    ]
+    if not words:
+        return None
+    unique = list(dict.fromkeys(words))[:32]
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
+
+
+class LiveVectors:
+    """(vec_rows, rowids) of the memories in some states, cached per store generation."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._key: tuple[str | None, tuple[str, ...]] | None = None
+        self._live: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
+
+    def reset(self) -> None:
+        self._live = None
+
+    def rows(self, states: Sequence[State]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        key = (self._store.meta("generation"), tuple(sorted(s.value for s in states)))
+        if self._live is None or self._key != key:
+            pairs = self._store.live_vectors([s.value for s in states])
+            arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+            self._live = (arr[:, 0].copy(), arr[:, 1].copy())
+            self._key = key
+        return self._live
+
+
+def _semantic(
+    query: str,
+    *,
+    store: Store,
+    live: LiveVectors,
+    vectors: Callable[[], VectorFile],
+    embedder: Embedder,
+    filters: Filters,
+    states: Sequence[State],
+    candidates: int,
+    floor: float,
+) -> list[tuple[int, float]]:
+    vec_rows, rowids = live.rows(states)
+    if filters.symbolic and vec_rows.size:
+        allowed = store.matching_rowids(filters, states)
+        keep = np.fromiter((r in allowed for r in rowids.tolist()), dtype=bool, count=rowids.size)
+        vec_rows, rowids = vec_rows[keep], rowids[keep]
+    if not vec_rows.size:
+        return []
+    qv = embedder.embed([query])[0]
+    try:
+        positions, scores = vectors().top(qv, vec_rows, candidates)
+    except (FileNotFoundError, IndexError):  # compacted meanwhile: read the new state
+        live.reset()
+        vec_rows, rowids = live.rows(states)
+        positions, scores = vectors().top(qv, vec_rows, candidates)
+    return [
+        (rowid, score)
+        for rowid, score in zip(rowids[positions].tolist(), scores.tolist(), strict=True)
+        if floor <= 0 or score >= floor
+    ]
+
+
+def hybrid(
+    query: str,
+    *,
+    store: Store,
+    live: LiveVectors,
+    vectors: Callable[[], VectorFile] | None,
+    embedder: Embedder,
+    filters: Filters,
+    states: Sequence[State],
+    candidates: int,
+    keyword: bool,
+    floor: float,
+) -> list[Candidate]:
+    """Rank memories for ``query`` (see the module docstring).
+
+    ``vectors`` opens the vector file when semantic search needs it; ``None``: no semantic part.
+    """
+    sem: list[tuple[int, float]] = []
+    if vectors is not None and query.strip():
+        sem = _semantic(
+            query, store=store, live=live, vectors=vectors, embedder=embedder, filters=filters,
+            states=states, candidates=candidates, floor=floor,
+        )
+    match = fts_query(query) if keyword else None
+    kw = store.keyword_in(match, filters, states, candidates) if match else []
+    if not sem and not kw and (filters.symbolic or not query.strip()):
+        ordered = store.by_priority(filters, states, candidates)
+        memories = store.by_rowids(ordered)
+        return [
+            Candidate(r, memories[r], 1.0 / (RRF_K + i + 1), None, None, None)
+            for i, r in enumerate(ordered)
+            if r in memories
+        ]
+    fused: dict[int, float] = {}
+    sem_rank = {rowid: i + 1 for i, (rowid, _) in enumerate(sem)}
+    kw_rank = {rowid: i + 1 for i, (rowid, _) in enumerate(kw)}
+    sims = dict(sem)
+    for ranks in (sem_rank, kw_rank):
+        for rowid, rank in ranks.items():
+            fused[rowid] = fused.get(rowid, 0.0) + 1.0 / (RRF_K + rank)
+    memories = store.by_rowids(list(fused))
+    out = [
+        Candidate(rowid, memories[rowid], score, sem_rank.get(rowid), kw_rank.get(rowid),
+                  sims.get(rowid))
+        for rowid, score in fused.items()
+        if rowid in memories
+    ]
+    out.sort(key=lambda c: (-c.rrf, -c.memory.priority, c.memory.id))
+    return out
+
+
+def visible(
+    found: Sequence[Candidate], *, principal: str | None, now: datetime, k: int
+) -> tuple[list[Candidate], int]:
+    """The first ``k`` unexpired candidates ``principal`` may read, and how many it may not."""
+    chosen: list[Candidate] = []
+    denied = 0
+    for cand in found:
+        m = cand.memory
+        if m.expires_at is not None and m.expires_at <= now:
+            continue
+        if not m.access.allows(principal):
+            denied += 1
+            continue
+        chosen.append(cand)
+        if len(chosen) >= k:
+            break
+    return chosen, denied

