@@ -59,7 +59,8 @@ class BlobCache:
         self.root = Path(home) / "cache"
         self.locks = Path(home) / "locks"
         self.lock_timeout = lock_timeout
-        for folder in (self.root / "blobs" / "sha256", self.root / "partial", self.root / "tmp", self.locks):
+        root = self.root
+        for folder in (root / "blobs" / "sha256", root / "partial", root / "tmp", self.locks):
             folder.mkdir(parents=True, exist_ok=True)
 
     # ---- paths
@@ -77,12 +78,15 @@ class BlobCache:
     def get(self, sha256: str) -> Path:
         path = self.blob_path(sha256)
         if not path.is_file():
-            raise CacheError(f"blob {sha256[:16]}… is not in the cache", code="cache.missing", sha256=sha256)
+            raise CacheError(
+                f"blob {sha256[:16]}… is not in the cache", code="cache.missing", sha256=sha256
+            )
         return path
 
     def lock(self, sha256: str) -> FileLock:
         """The per-digest lock: hold it while creating or deleting that blob."""
-        return FileLock(str(self.locks / f"blob-{_check_digest(sha256)}.lock"), timeout=self.lock_timeout)
+        path = self.locks / f"blob-{_check_digest(sha256)}.lock"
+        return FileLock(str(path), timeout=self.lock_timeout)
 
     def temp_dir(self, prefix: str) -> Path:
         """A fresh private folder in the cache's file system (for staging, then rename)."""
@@ -90,7 +94,9 @@ class BlobCache:
 
     # ---- writes
 
-    def commit_file(self, src: Path, sha256: str, *, size: int | None = None, verify: bool = True) -> Path:
+    def commit_file(
+        self, src: Path, sha256: str, *, size: int | None = None, verify: bool = True
+    ) -> Path:
         """Move ``src`` into the cache as blob ``sha256`` (atomic rename).
 
         With ``verify`` the file is hashed first and refused on mismatch (and
@@ -102,9 +108,11 @@ class BlobCache:
             actual, actual_size = sha256_file(src)
             if actual != sha256 or (size is not None and actual_size != size):
                 src.unlink(missing_ok=True)
+                same = actual == sha256
                 raise IntegrityError(
-                    f"blob has sha256 {actual[:16]}… ({actual_size} bytes), expected {sha256[:16]}…",
-                    code="integrity.digest_mismatch" if actual != sha256 else "integrity.size_mismatch",
+                    f"blob has sha256 {actual[:16]}… ({actual_size} bytes), "
+                    f"expected {sha256[:16]}…",
+                    code="integrity.size_mismatch" if same else "integrity.digest_mismatch",
                     expected=sha256,
                     actual=actual,
                 )
@@ -146,7 +154,8 @@ class BlobCache:
     # ---- housekeeping
 
     def digests(self) -> list[str]:
-        return sorted(p.name for p in (self.root / "blobs" / "sha256").glob("??/*") if _HEX64.match(p.name))
+        blobs = (self.root / "blobs" / "sha256").glob("??/*")
+        return sorted(p.name for p in blobs if _HEX64.match(p.name))
 
     def remove(self, sha256: str) -> bool:
         with self.lock(sha256):
@@ -162,7 +171,10 @@ class BlobCache:
         return [d for d in self.digests() if d not in wanted and self.remove(d)]
 
     def remove_stale_partials(self, max_age_s: float, *, now: float | None = None) -> list[str]:
-        """Delete interrupted downloads untouched for ``max_age_s`` (never one being written: locked)."""
+        """Delete interrupted downloads untouched for ``max_age_s``.
+
+        Never one being written: that one is locked.
+        """
         now = time.time() if now is None else now
         removed = []
         for part in (self.root / "partial").glob("*.part"):

@@ -71,7 +71,9 @@ class LockEntry:
                 registry=data.get("registry") if isinstance(data.get("registry"), str) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise InstallError(f"memos.lock entry {name!r} is malformed: {exc}", code="install.bad_lockfile") from exc
+            raise InstallError(
+                f"memos.lock entry {name!r} is malformed: {exc}", code="install.bad_lockfile"
+            ) from exc
 
 
 def read_lockfile(path: Path) -> dict[str, LockEntry]:
@@ -80,10 +82,23 @@ def read_lockfile(path: Path) -> dict[str, LockEntry]:
     except FileNotFoundError as exc:
         raise InstallError(f"no lockfile at {path}", code="install.no_lockfile") from exc
     except (OSError, ValueError) as exc:
-        raise InstallError(f"{path} is not a valid lockfile: {exc}", code="install.bad_lockfile") from exc
-    if not isinstance(data, dict) or data.get("lockfile_version") != LOCKFILE_VERSION or not isinstance(data.get("packs"), dict):
-        raise InstallError(f"{path} is not a version-{LOCKFILE_VERSION} memos lockfile", code="install.bad_lockfile")
-    return {name: LockEntry.from_dict(name, entry) for name, entry in data["packs"].items() if isinstance(entry, dict)}
+        raise InstallError(
+            f"{path} is not a valid lockfile: {exc}", code="install.bad_lockfile"
+        ) from exc
+    if (
+        not isinstance(data, dict)
+        or data.get("lockfile_version") != LOCKFILE_VERSION
+        or not isinstance(data.get("packs"), dict)
+    ):
+        raise InstallError(
+            f"{path} is not a version-{LOCKFILE_VERSION} memos lockfile",
+            code="install.bad_lockfile",
+        )
+    return {
+        name: LockEntry.from_dict(name, entry)
+        for name, entry in data["packs"].items()
+        if isinstance(entry, dict)
+    }
 
 
 def update_lockfile(
@@ -104,7 +119,8 @@ def update_lockfile(
             "lockfile_version": LOCKFILE_VERSION,
             "packs": {name: entries[name].to_dict() for name in sorted(entries)},
         }
-        fd, tmp = tempfile.mkstemp(prefix=".memos-lock-", dir=path.parent if str(path.parent) else ".")
+        folder = path.parent if str(path.parent) else "."
+        fd, tmp = tempfile.mkstemp(prefix=".memos-lock-", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(body, fh, indent=2, sort_keys=True)

@@ -19,7 +19,9 @@ from runtime.tests.helpers import FixedClock, build_pack
 REG = "http://registry.test"
 
 
-def _publish(registry: FakeRegistry, tmp: Path, key: SigningKey, version: str = "1.0.0", **kw: object) -> Path:
+def _publish(
+    registry: FakeRegistry, tmp: Path, key: SigningKey, version: str = "1.0.0", **kw: object
+) -> Path:
     path = build_pack(tmp, name="acme/tips", version=version, keys=[key], **kw)  # type: ignore[arg-type]
     registry.publish(path)
     return path
@@ -31,10 +33,15 @@ def _nothing_installed(installer: Installer) -> None:
     assert installer.cache.digests() == []
 
 
-def test_install_by_name_indexes_memories_and_audits(installer: Installer, registry: FakeRegistry,
-                                                     key: SigningKey, tmp_path: Path) -> None:
-    _publish(registry, tmp_path, key, memories=["Use cargo clippy", {"id": "x", "text": "Prefer iterators",
-                                                                     "tags": ["style"]}])
+def test_install_by_name_indexes_memories_and_audits(
+    installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
+    _publish(
+        registry,
+        tmp_path,
+        key,
+        memories=["Use cargo clippy", {"id": "x", "text": "Prefer iterators", "tags": ["style"]}],
+    )
     result = installer.install("acme/tips", registry=REG, actor="alice")
     assert (result.name, result.version, result.memories) == ("acme/tips", "1.0.0", 2)
     assert result.signed_by == (key.keyid,)
@@ -46,7 +53,9 @@ def test_install_by_name_indexes_memories_and_audits(installer: Installer, regis
     assert (entry.actor, entry.target, entry.detail["version"]) == ("alice", "acme/tips", "1.0.0")
 
 
-def test_reinstall_is_a_no_op(installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path) -> None:
+def test_reinstall_is_a_no_op(
+    installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
     _publish(registry, tmp_path, key)
     installer.install("acme/tips", registry=REG)
     again = installer.install("acme/tips", registry=REG)
@@ -69,11 +78,14 @@ def test_upgrade_versions_changed_memories_and_tombstones_dropped(
     assert (changed.text, changed.version) == ("changed!", 2)
     assert eng.get("acme/tips/notes/m3", record=False).state is State.REMOVED
     assert eng.history("acme/tips/notes/m2")[-1].event == "install:1.1.0"
-    assert eng.as_of("acme/tips/notes/m2", eng.history("acme/tips/notes/m2")[0].at).text == "change me"
+    assert (
+        eng.as_of("acme/tips/notes/m2", eng.history("acme/tips/notes/m2")[0].at).text == "change me"
+    )
 
 
-def test_unknown_key_is_refused_before_download(installer: Installer, registry: FakeRegistry,
-                                                other_key: SigningKey, tmp_path: Path) -> None:
+def test_unknown_key_is_refused_before_download(
+    installer: Installer, registry: FakeRegistry, other_key: SigningKey, tmp_path: Path
+) -> None:
     _publish(registry, tmp_path, other_key)
     with pytest.raises(MIPError) as info:
         installer.install("acme/tips", registry=REG)
@@ -82,8 +94,9 @@ def test_unknown_key_is_refused_before_download(installer: Installer, registry: 
     _nothing_installed(installer)
 
 
-def test_revoked_key_is_refused(installer: Installer, registry: FakeRegistry, other_key: SigningKey,
-                                tmp_path: Path) -> None:
+def test_revoked_key_is_refused(
+    installer: Installer, registry: FakeRegistry, other_key: SigningKey, tmp_path: Path
+) -> None:
     registry.add_key("acme", other_key.public_key, revoked=True)
     _publish(registry, tmp_path, other_key)
     with pytest.raises(MIPError) as info:
@@ -92,15 +105,18 @@ def test_revoked_key_is_refused(installer: Installer, registry: FakeRegistry, ot
     _nothing_installed(installer)
 
 
-def test_unsigned_pack_is_refused(installer: Installer, registry: FakeRegistry, tmp_path: Path) -> None:
+def test_unsigned_pack_is_refused(
+    installer: Installer, registry: FakeRegistry, tmp_path: Path
+) -> None:
     registry.publish(build_pack(tmp_path, name="acme/tips"))
     with pytest.raises(MIPError) as info:
         installer.install("acme/tips", registry=REG)
     assert info.value.code == "signature.missing"
 
 
-def test_tampered_blob_is_refused_and_nothing_installed(installer: Installer, registry: FakeRegistry,
-                                                        key: SigningKey, tmp_path: Path) -> None:
+def test_tampered_blob_is_refused_and_nothing_installed(
+    installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
     _publish(registry, tmp_path, key)
     registry.tamper = True
     with pytest.raises(MIPError) as info:
@@ -109,9 +125,14 @@ def test_tampered_blob_is_refused_and_nothing_installed(installer: Installer, re
     _nothing_installed(installer)
 
 
-def test_pinned_trusted_keys_are_required_when_configured(installer: Installer, registry: FakeRegistry,
-                                                          key: SigningKey, other_key: SigningKey,
-                                                          tmp_path: Path, home: Path) -> None:
+def test_pinned_trusted_keys_are_required_when_configured(
+    installer: Installer,
+    registry: FakeRegistry,
+    key: SigningKey,
+    other_key: SigningKey,
+    tmp_path: Path,
+    home: Path,
+) -> None:
     _publish(registry, tmp_path, key)
     pins = home / "trusted-keys"
     pins.mkdir(parents=True)
@@ -123,12 +144,18 @@ def test_pinned_trusted_keys_are_required_when_configured(installer: Installer, 
     assert installer.install("acme/tips", registry=REG).changed
 
 
-def test_failure_during_commit_leaves_previous_state(installer: Installer, registry: FakeRegistry,
-                                                     key: SigningKey, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_during_commit_leaves_previous_state(
+    installer: Installer,
+    registry: FakeRegistry,
+    key: SigningKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _publish(registry, tmp_path, key, "1.0.0", memories=["one", "two"])
     installer.install("acme/tips@1.0.0", registry=REG)
-    before = installer.engine.store.db.execute("SELECT id, text, version, state FROM memories ORDER BY id").fetchall()
+    before = installer.engine.store.db.execute(
+        "SELECT id, text, version, state FROM memories ORDER BY id"
+    ).fetchall()
     _publish(registry, tmp_path, key, "2.0.0", memories=["uno", "dos", "tres"])
     store = installer.engine.store
     real_update = store.update
@@ -150,8 +177,9 @@ def test_failure_during_commit_leaves_previous_state(installer: Installer, regis
     assert installer.install("acme/tips", registry=REG).version == "2.0.0"
 
 
-def test_lockfile_records_and_reproduces(installer: Installer, registry: FakeRegistry, key: SigningKey,
-                                         tmp_path: Path) -> None:
+def test_lockfile_records_and_reproduces(
+    installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
     _publish(registry, tmp_path, key, "1.0.0")
     _publish(registry, tmp_path, key, "1.1.0")
     lock = tmp_path / "memos.lock"
@@ -164,8 +192,9 @@ def test_lockfile_records_and_reproduces(installer: Installer, registry: FakeReg
     assert (result.version, result.sha256) == ("1.0.0", entry.sha256)
 
 
-def test_locked_install_refuses_different_bytes(installer: Installer, registry: FakeRegistry, key: SigningKey,
-                                                tmp_path: Path) -> None:
+def test_locked_install_refuses_different_bytes(
+    installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
     _publish(registry, tmp_path, key, "1.0.0")
     lock = tmp_path / "memos.lock"
     installer.install("acme/tips", registry=REG, lockfile=lock)
@@ -178,8 +207,9 @@ def test_locked_install_refuses_different_bytes(installer: Installer, registry: 
     assert info.value.code == "install.lock_mismatch"
 
 
-def test_locked_install_refuses_key_revoked_since(installer: Installer, registry: FakeRegistry, key: SigningKey,
-                                                  tmp_path: Path) -> None:
+def test_locked_install_refuses_key_revoked_since(
+    installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
     _publish(registry, tmp_path, key, "1.0.0")
     lock = tmp_path / "memos.lock"
     installer.install("acme/tips", registry=REG, lockfile=lock)
@@ -190,8 +220,9 @@ def test_locked_install_refuses_key_revoked_since(installer: Installer, registry
     assert info.value.code == "signature.revoked_key"
 
 
-def test_install_local_file_needs_trusted_key(installer: Installer, key: SigningKey, other_key: SigningKey,
-                                              tmp_path: Path) -> None:
+def test_install_local_file_needs_trusted_key(
+    installer: Installer, key: SigningKey, other_key: SigningKey, tmp_path: Path
+) -> None:
     path = build_pack(tmp_path, name="acme/local", keys=[key], memories=["local fact"])
     with pytest.raises(InstallError) as info:
         installer.install_file(path)
@@ -204,8 +235,9 @@ def test_install_local_file_needs_trusted_key(installer: Installer, key: Signing
     assert installer.engine.search("local fact")[0].memory.id == "acme/local/notes/m1"
 
 
-def test_remove_tombstones_and_frees_blobs(installer: Installer, registry: FakeRegistry, key: SigningKey,
-                                           tmp_path: Path) -> None:
+def test_remove_tombstones_and_frees_blobs(
+    installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
     _publish(registry, tmp_path, key)
     installer.install("acme/tips", registry=REG)
     assert installer.cache.digests()
@@ -218,8 +250,9 @@ def test_remove_tombstones_and_frees_blobs(installer: Installer, registry: FakeR
         installer.remove("acme/tips")
 
 
-def test_versions_share_payload_blobs(installer: Installer, registry: FakeRegistry, key: SigningKey,
-                                      tmp_path: Path) -> None:
+def test_versions_share_payload_blobs(
+    installer: Installer, registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
     _publish(registry, tmp_path, key, "1.0.0", memories=["same"])
     _publish(registry, tmp_path, key, "1.0.1", memories=["same"])
     installer.install("acme/tips@1.0.0", registry=REG)
@@ -234,10 +267,22 @@ def test_registry_errors_surface_with_codes(installer: Installer) -> None:
     assert info.value.code == "registry.not_found"
 
 
-def test_pack_access_policy_and_ttl_apply(installer: Installer, registry: FakeRegistry, key: SigningKey,
-                                          tmp_path: Path, engine: Engine, clock: FixedClock) -> None:
-    _publish(registry, tmp_path, key, access={"visibility": "restricted", "principals": ["agent-1"]},
-             ttl_seconds=3600, memories=["restricted fact"])
+def test_pack_access_policy_and_ttl_apply(
+    installer: Installer,
+    registry: FakeRegistry,
+    key: SigningKey,
+    tmp_path: Path,
+    engine: Engine,
+    clock: FixedClock,
+) -> None:
+    _publish(
+        registry,
+        tmp_path,
+        key,
+        access={"visibility": "restricted", "principals": ["agent-1"]},
+        ttl_seconds=3600,
+        memories=["restricted fact"],
+    )
     installer.install("acme/tips", registry=REG)
     assert engine.search("restricted fact", principal="agent-2") == []
     assert engine.search("restricted fact", principal="agent-1")
@@ -245,8 +290,9 @@ def test_pack_access_policy_and_ttl_apply(installer: Installer, registry: FakeRe
     assert engine.maintain().expired == ["acme/tips/notes/m1"]
 
 
-def test_locked_file_install_is_reproduced_from_the_cache(installer: Installer, key: SigningKey,
-                                                          tmp_path: Path) -> None:
+def test_locked_file_install_is_reproduced_from_the_cache(
+    installer: Installer, key: SigningKey, tmp_path: Path
+) -> None:
     path = build_pack(tmp_path, name="acme/local", keys=[key], memories=["local fact"])
     lock = tmp_path / "memos.lock"
     installer.install_file(path, trusted_keys=[key.public_key], lockfile=lock)
@@ -258,7 +304,9 @@ def test_locked_file_install_is_reproduced_from_the_cache(installer: Installer, 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=50)
 @given(st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode)))
-def test_lockfile_reader_refuses_garbage_cleanly(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+def test_lockfile_reader_refuses_garbage_cleanly(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
     path = tmp_path_factory.mktemp("lock") / "memos.lock"
     path.write_bytes(data)
     with pytest.raises(InstallError) as info:

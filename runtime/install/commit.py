@@ -1,0 +1,153 @@
+"""The installer's commit step: a trusted pack into the cache and the engine, atomically.
+
+:func:`commit_pack` moves the pack's verified payload files into the
+content-addressed cache (shared by versions), embeds its plaintext memories
+(before taking the engine's write lock, so other writers need not wait for
+the model), then replaces the pack's memories in one SQLite transaction:
+new memories are inserted, changed ones get a new version (keeping their
+lifecycle state, creation time and use counters), unchanged ones only move
+to the new pack version, dropped ones become tombstones (``removed``), and
+the ``packs`` row names the new version. Until that transaction commits, the
+previous state is intact.
+
+:func:`remove_pack` is the reverse: every memory of the pack becomes a
+tombstone (history kept) and the pack's row and KV caches go, in one
+transaction; blobs are freed afterwards by the installer's ``gc``.
+
+Not here: trust (:mod:`runtime.install.trust`), reading the pack
+(:mod:`runtime.install.items`), downloading, the lockfile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from protocol import MemoryType, Pack
+
+from ..cache import BlobCache
+from ..engine.engine import Engine
+from ..engine.lifecycle import State
+from ..engine.types import Memory, NewMemory, to_epoch
+from ..errors import InstallError
+from .results import InstallResult
+from .trust import manifest_sha256
+
+__all__ = ["commit_pack", "remove_pack", "store_payloads"]
+
+
+def store_payloads(pack: Pack, cache: BlobCache) -> None:
+    """Move every payload file of the read pack into the cache (atomic rename per blob)."""
+    for cube in pack.manifest.cubes:
+        for ref in cube.payloads:
+            # read_pack has checked this file's size and sha256 against the signed manifest.
+            with cache.lock(ref.sha256):
+                cache.commit_file(pack.payload_path(ref), ref.sha256, verify=False)
+
+
+def _same_content(old: Memory, new: Memory) -> bool:
+    return (old.text, old.tags, dict(old.metadata), dict(old.payloads)) == (
+        new.text, new.tags, dict(new.metadata), dict(new.payloads)
+    )
+
+
+def commit_pack(
+    engine: Engine,
+    pack: Pack,
+    items: Sequence[NewMemory],
+    signed_by: Sequence[str],
+    *,
+    registry: str | None,
+    actor: str | None,
+    source: str,
+    stage: Callable[[str], None] = lambda _: None,
+) -> InstallResult:
+    """Install ``items`` (the memories of ``pack``) into ``engine``; see the module docstring."""
+    m = pack.manifest
+    store = engine.store
+    plain = [i for i, it in enumerate(items) if it.memory_type is MemoryType.PLAINTEXT]
+    if plain:
+        stage(f"indexing {len(plain)} memories for semantic search")
+    vectors = engine.embed_items([items[i] for i in plain]) if plain else None
+    with engine.write_lock:
+        existing = {mem.id: (rowid, mem, vec) for rowid, mem, vec in store.pack_rows(m.name)}
+        prev = next((p for p in store.installed_packs() if p.name == m.name), None)
+        if prev is not None and prev.sha256 == pack.file_sha256:
+            return InstallResult(
+                m.name, m.version, pack.file_sha256, pack.file_size, prev.memories,
+                prev.signed_by, source, changed=False, previous_version=prev.version,
+            )
+        vec_rows: dict[int, int] = {}
+        if vectors is not None and len(plain):
+            first = engine.vectors.append(np.asarray(vectors, dtype=np.float32))
+            vec_rows = {i: first + n for n, i in enumerate(plain)}
+        stage(f"committing {m.ref}")
+        now = engine.clock()
+        at = to_epoch(now)
+        event = f"install:{m.version}"
+        seen: set[str] = set()
+        with store.write():
+            for i, item in enumerate(items):
+                assert item.id is not None
+                seen.add(item.id)
+                new = item.build(item.id, now)
+                if item.id not in existing:
+                    store.insert(new, vec_rows.get(i), event="install", actor=actor, at=at)
+                    continue
+                rowid, old, old_vec = existing[item.id]
+                if _same_content(old, new) and old.state is not State.REMOVED:
+                    store.set_pack_version(rowid, m.version)
+                    continue
+                state = new.state if old.state is State.REMOVED else old.state
+                updated = replace(
+                    new, state=state, version=old.version + 1, created_at=old.created_at,
+                    access_count=old.access_count, last_accessed_at=old.last_accessed_at,
+                )
+                vec = vec_rows.get(i, old_vec)
+                store.update(rowid, updated, vec, event=event, actor=actor, at=at)
+            for memory_id, (rowid, old, vec) in existing.items():
+                if memory_id not in seen and old.state is not State.REMOVED:
+                    gone = replace(
+                        old, state=State.REMOVED, version=old.version + 1, updated_at=now
+                    )
+                    store.update(rowid, gone, vec, event=event, actor=actor, at=at)
+            store.upsert_pack(
+                name=m.name, version=m.version, sha256=pack.file_sha256, size=pack.file_size,
+                manifest_sha256=manifest_sha256(pack.manifest_bytes),
+                manifest=pack.manifest_bytes.decode("utf-8"), signed_by=signed_by,
+                registry=registry, at=at,
+            )
+            engine.bump_generation()
+    previous = prev.version if prev else None
+    engine.audit(
+        "install", actor=actor, target=m.name, version=m.version, sha256=pack.file_sha256,
+        previous_version=previous, memories=len(items), signed_by=sorted(signed_by),
+        source=source, registry=registry,
+    )
+    return InstallResult(
+        m.name, m.version, pack.file_sha256, pack.file_size, len(items),
+        tuple(sorted(signed_by)), source, previous_version=previous,
+    )
+
+
+def remove_pack(engine: Engine, name: str, *, actor: str | None) -> int:
+    """Tombstone every memory of pack ``name`` and forget the pack; how many were live."""
+    store = engine.store
+    with engine.write_lock:
+        if store.pack_manifest_sha256(name) is None:
+            raise InstallError(f"{name} is not installed", code="install.not_installed")
+        now = engine.clock()
+        count = 0
+        with store.write():
+            for rowid, old, vec in store.pack_rows(name):
+                if old.state is State.REMOVED:
+                    continue
+                gone = replace(old, state=State.REMOVED, version=old.version + 1, updated_at=now)
+                store.update(rowid, gone, vec, event="uninstall", actor=actor, at=to_epoch(now))
+                count += 1
+            store.delete_pack(name)  # their activation forms go too (files freed by gc)
+            engine.bump_generation()
+    engine.audit("remove", actor=actor, target=name, memories=count)
+    return count

@@ -1,0 +1,110 @@
+"""A read pack's cubes as engine memories: one per plaintext record, one per other cube.
+
+Reads only the pack's staged, already verified payload files (``read_pack``
+has checked every size and digest against the signed manifest): the
+``memories.jsonl`` records of plaintext cubes, and the safetensors header of
+a KV cache for its token count. Governance becomes memory fields: access
+policy, usage terms, and an expiry from ``expires_at`` and/or ``ttl_seconds``
+(the earlier wins, the TTL counted from the install).
+
+Not here: moving payloads into the cache or writing the engine
+(:mod:`runtime.install.commit`), trust (:mod:`runtime.install.trust`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from protocol import (
+    AccessPolicy,
+    MediaType,
+    MemCube,
+    MemoryType,
+    Pack,
+    iter_memory_records,
+    parse_timestamp,
+    read_safetensors_header,
+)
+
+from ..engine.lifecycle import State
+from ..engine.types import NewMemory
+
+__all__ = ["pack_items"]
+
+
+def pack_items(pack: Pack, now: datetime) -> list[NewMemory]:
+    """Every memory the pack holds, in manifest order (records before their cube's next one)."""
+    m = pack.manifest
+    items: list[NewMemory] = []
+    for cube in m.cubes:
+        if cube.memory_type is MemoryType.PLAINTEXT:
+            for ref in cube.payloads:
+                if ref.media_type != MediaType.MEMORIES_JSONL:
+                    continue
+                dim = cube.embedding.dimension if cube.embedding else None
+                with open(pack.payload_path(ref), "rb") as fh:
+                    records = list(iter_memory_records(fh, expected_dimension=dim))
+                items.extend(_record_item(m.name, m.version, cube, rec, now) for rec in records)
+        else:
+            items.append(_cube_item(m.name, m.version, cube, pack, now))
+    return items
+
+
+def _common(pack_name: str, version: str, cube: MemCube, now: datetime) -> dict[str, Any]:
+    gov = cube.governance
+    expires: datetime | None = None
+    if gov is not None and gov.expires_at:
+        expires = parse_timestamp(gov.expires_at)
+    if gov is not None and gov.ttl_seconds is not None:
+        ttl_end = now + timedelta(seconds=gov.ttl_seconds)
+        expires = min(expires, ttl_end) if expires else ttl_end
+    return {
+        "pack": pack_name,
+        "pack_version": version,
+        "cube_id": cube.id,
+        "priority": cube.behaviour.priority if cube.behaviour else 0.5,
+        "state": State(cube.lifecycle.value),
+        "expires_at": expires,
+        "access": gov.access if gov else AccessPolicy(),
+        "usage_terms": gov.usage_terms if gov else None,
+        "source": cube.provenance.source if cube.provenance else None,
+    }
+
+
+def _record_item(pack_name: str, version: str, cube: MemCube, rec: Any, now: datetime
+                 ) -> NewMemory:
+    created = parse_timestamp(rec.created_at or cube.created_at)
+    return NewMemory(
+        text=rec.text,
+        id=f"{pack_name}/{cube.id}/{rec.id}",
+        tags=tuple(rec.tags),
+        metadata=dict(rec.metadata),
+        created_at=created,
+        embedding=rec.embedding,
+        embedding_model=rec.embedding_model,
+        **_common(pack_name, version, cube, now),
+    )
+
+
+def _cube_item(pack_name: str, version: str, cube: MemCube, pack: Pack, now: datetime
+               ) -> NewMemory:
+    tokens = None
+    kv = cube.payload(MediaType.KV_CACHE)
+    if kv is not None:
+        with open(pack.payload_path(kv), "rb") as fh:
+            header = read_safetensors_header(fh, kv.size)
+        ids = header.tensors.get("input_ids")
+        tokens = int(ids.shape[-1]) if ids is not None and ids.shape else None
+    description = str(cube.extra.get("description", "")) or None
+    text = " — ".join(x for x in (cube.title, description) if x) or cube.id
+    return NewMemory(
+        text=text,
+        id=f"{pack_name}/{cube.id}",
+        memory_type=cube.memory_type,
+        fingerprint=cube.model,
+        payloads={ref.media_type: ref.sha256 for ref in cube.payloads},
+        token_count=tokens,
+        created_at=parse_timestamp(cube.created_at),
+        **_common(pack_name, version, cube, now),
+    )

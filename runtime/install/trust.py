@@ -1,0 +1,107 @@
+"""The installer's trust step: which keys decide an install, and whether they accept it.
+
+Pure: no I/O, no clock. Given a resolve answer, the keys pinned by the user
+or by ``memos.lock``, and later the pack that was downloaded, each function
+returns the :class:`protocol.TrustedKeys` to judge with, or raises with a
+stable code. The rule itself (verified / revoked / invalid / unknown, and the
+``signature.*`` codes) is :mod:`protocol.trust`'s; revocations are judged
+with no time (``at=None``), so a key revoked at all signs nothing.
+
+* :func:`trust_resolution`: ``memos install NS/NAME`` -- the namespace's keys
+  from the resolve answer (a revoked key stays known, as revoked, so a pack
+  signed only by it is ``signature.revoked_key``), then every pinned
+  ``$MEMOS_HOME/trusted-keys`` key, if any, must accept the signatures too.
+* :func:`trust_locked`: ``memos install --locked`` -- the resolve answer must
+  be the locked bytes (``install.lock_mismatch``), and only the keys pinned in
+  ``memos.lock`` count, minus any the registry has revoked since.
+* :func:`check_pack`: the downloaded pack's manifest must be byte-for-byte
+  the one that was trusted (``install.manifest_mismatch``), and its own
+  signatures must verify under the same keys.
+
+Not here: where pinned keys are read from, downloading, or committing
+(:mod:`runtime.install.installer`, :mod:`runtime.install.commit`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from protocol import Pack, PublicKey, TrustedKey, TrustedKeys, Verification
+
+from .._wire import Resolution
+from ..errors import InstallError
+from ..lockfile import LockEntry
+
+__all__ = [
+    "check_pack",
+    "local_keys",
+    "manifest_sha256",
+    "namespace_keys",
+    "trust_locked",
+    "trust_resolution",
+]
+
+
+def manifest_sha256(data: bytes) -> str:
+    """sha256 of canonical manifest bytes (as the registry's ``manifest_sha256``)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def namespace_keys(res: Resolution) -> TrustedKeys:
+    """The namespace's keys in a resolve answer; revoked ones known as revoked."""
+    return TrustedKeys(
+        TrustedKey(k.public_key, revoked=k.revoked, label=k.label) for k in res.keys
+    )
+
+
+def local_keys(keys: Sequence[PublicKey]) -> TrustedKeys:
+    """Keys given for a local file (``--trusted-key`` or pinned): no revocations known."""
+    return TrustedKeys.of(keys)
+
+
+def trust_resolution(res: Resolution, pins: Sequence[PublicKey]) -> TrustedKeys:
+    """The keys to install ``res`` with, after they (and any ``pins``) accept its signatures."""
+    keys = namespace_keys(res)
+    keys.verify_or_raise(res.manifest_bytes, res.signatures)
+    if pins:
+        local_keys(pins).verify_or_raise(res.manifest_bytes, res.signatures)
+    return keys
+
+
+def trust_locked(res: Resolution, entry: LockEntry, pinned: Sequence[PublicKey]) -> TrustedKeys:
+    """The keys to install ``res`` with under ``memos.lock``'s ``entry`` (keys ``pinned``)."""
+    if (
+        res.version != entry.version
+        or res.pack.sha256 != entry.sha256
+        or manifest_sha256(res.manifest_bytes) != entry.manifest_sha256
+    ):
+        raise InstallError(
+            f"{entry.name}@{entry.version} on the registry differs from memos.lock "
+            f"(pack {res.pack.sha256[:12]}…, locked {entry.sha256[:12]}…): refused",
+            code="install.lock_mismatch",
+        )
+    revoked = {k.keyid: k for k in res.keys if k.revoked}
+    pinned_ids = {k.keyid for k in pinned}
+    keys = TrustedKeys(
+        [
+            *(TrustedKey(k, revoked=k.keyid in revoked) for k in pinned),
+            *(
+                TrustedKey(k.public_key, revoked=True, label=k.label)
+                for k in revoked.values()
+                if k.keyid not in pinned_ids
+            ),
+        ]
+    )
+    keys.verify_or_raise(res.manifest_bytes, res.signatures)
+    return keys
+
+
+def check_pack(pack: Pack, keys: TrustedKeys, *, expected_manifest: bytes | None) -> Verification:
+    """Accept the pack that was read (limits and digests already checked) or raise."""
+    if expected_manifest is not None and pack.manifest_bytes != expected_manifest:
+        raise InstallError(
+            "the downloaded pack's manifest is not the one the registry signed: refused",
+            code="install.manifest_mismatch",
+        )
+    return keys.verify_or_raise(pack.manifest_bytes, pack.signatures)
