@@ -122,7 +122,8 @@ def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, An
         ingest_services.ingest_run(version_id=version_id)
     ingest_s = time.perf_counter() - t0
     assert all(j.status == "done" for j in IngestJob.objects.filter(version_id__in=version_ids))
-    # Out of the search benchmark's way: yanked versions are not searched (resolve by exact version still works).
+    # Out of the search benchmark's way: yanked versions are not searched
+    # (resolve by exact version still works).
     from memstore.packs.models import PackVersion
     from memstore.packs.services import version_yank
 
@@ -212,7 +213,8 @@ def load_index(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
         cursor.execute("SET maintenance_work_mem = '1GB'")
         cursor.execute(
             "CREATE INDEX memory_embedding_hnsw ON search_indexedmemory "
-            f"USING hnsw (embedding vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+            "USING hnsw (embedding vector_cosine_ops) "
+            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
         )
         cursor.execute("ANALYZE search_indexedmemory")
     info["index_build_s"] = time.perf_counter() - t0
