@@ -65,7 +65,11 @@ urlpatterns = [
     path("accounts/library/", account.library, name="library"),
     # publishing
     path("dashboard/", dashboard.dashboard, name="dashboard"),
-    path("dashboard/versions/<int:version_id>/ingest", dashboard.ingest_status, name="ingest_status"),
+    path(
+        "dashboard/versions/<int:version_id>/ingest",
+        dashboard.ingest_status,
+        name="ingest_status",
+    ),
     path("dashboard/orders/<uuid:public_id>/refund", dashboard.refund, name="refund"),
     path("dashboard/versions/<int:version_id>/yank", dashboard.yank, name="yank"),
     path("dashboard/namespaces", dashboard.namespace_new, name="namespace_new"),
