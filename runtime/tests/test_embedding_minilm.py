@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.models.embedding import MINILM_NAME, MiniLMEmbedder
 from runtime.engine.engine import Engine, NewMemory
+from runtime.models.embedding import MINILM_NAME, MiniLMEmbedder
 from runtime.tests.helpers import FixedClock
 
 pytestmark = pytest.mark.model
