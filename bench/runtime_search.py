@@ -81,7 +81,11 @@ def load_corpus(size: int, embed_limit: int) -> tuple[list[str], np.ndarray, str
     # registry_corpus.py, while it runs, keeps the same sentences and a preallocated
     # matrix filled from the top: reuse its filled prefix when it is longer than ours.
     shared, shared_texts = OUT / "corpus.partial.npy", OUT / "sentences.json"
-    if shared.exists() and shared_texts.exists() and json.loads(shared_texts.read_text("utf-8"))[:len(texts)] == texts:
+    if (
+        shared.exists()
+        and shared_texts.exists()
+        and json.loads(shared_texts.read_text("utf-8"))[: len(texts)] == texts
+    ):
         other = np.load(shared, mmap_mode="r")
         norms = np.linalg.norm(other, axis=1)
         filled = int(np.argmin(norms > 0)) if not bool(np.all(norms > 0)) else len(other)
@@ -124,8 +128,10 @@ def build_engine(size: int, texts: list[str], vecs: np.ndarray, lookup: LookupEm
     t0 = time.perf_counter()
     batch = 10_000
     for start in range(0, size, batch):
-        items = [NewMemory(text=texts[N_QUERIES + i], id=f"bench/{i}") for i in range(start, min(size, start + batch))]
-        eng.add_many(items, vectors=vecs[N_QUERIES + start : N_QUERIES + start + len(items)], audit=False)
+        items = [NewMemory(text=texts[N_QUERIES + i], id=f"bench/{i}")
+                 for i in range(start, min(size, start + batch))]
+        first = N_QUERIES + start
+        eng.add_many(items, vectors=vecs[first : first + len(items)], audit=False)
     rate = size / (time.perf_counter() - t0)
     eng.store.set_meta("bench_real_vectors", str(n_real))
     return eng, rate
@@ -136,7 +142,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--embed-limit", type=int, default=100_000 + N_QUERIES,
-                        help="embed at most this many sentences with the real model (when no cached corpus)")
+                        help="embed at most this many sentences with the real model "
+                             "(when no cached corpus)")
     args = parser.parse_args()
     texts, vecs, source, n_real = load_corpus(max(args.sizes), args.embed_limit)
     queries = texts[: args.queries]
@@ -155,7 +162,8 @@ def main() -> None:
 
     results: dict[str, object] = {"corpus": source, "real_model_vectors": n_real,
                                   "min_cosine_cached_vs_runtime_embedder": agree,
-                                  "query_embed_p50_ms": statistics.median(one_query) * 1000, "sizes": {}}
+                                  "query_embed_p50_ms": statistics.median(one_query) * 1000,
+                                  "sizes": {}}
     for size in args.sizes:
         eng, insert_rate = build_engine(size, texts, vecs, lookup, n_real)
         corpus = vecs[N_QUERIES : N_QUERIES + size]
