@@ -6,7 +6,8 @@ weights; ~``--mb`` MB) is served by a real HTTP server on 127.0.0.1
 HTTP Range). In the same run, alternating, we time:
 
 * **plain**: ``httpx`` streaming the pack URL into a file (no hashing, no checks);
-* **download**: the installer's resumable download alone (streaming sha256, fsync, rename into the cache);
+* **download**: the installer's resumable download alone (streaming sha256, fsync, rename
+  into the cache);
 * **read_pack**: the protocol library's safe reader alone on the same file (gunzip, untar,
   every payload digest, extraction): the floor any verified install pays;
 * **install**: a full ``Installer.install`` into a fresh MEMOS_HOME: resolve, signature check,
@@ -51,10 +52,17 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="memos-install-bench-"))
     key = SigningKey.from_seed(b"b" * 32)
-    memories = [f"Benchmark memory number {i}: the quick brown fox jumps over lazy dog {i % 97}."
-                for i in range(args.memories)]
-    pack = build_pack(work, name="bench/big", keys=[key], memories=memories,
-                      extra_cubes=[lora_cube(floats=args.mb * 1024 * 1024 // 4)])
+    memories = [
+        f"Benchmark memory number {i}: the quick brown fox jumps over lazy dog {i % 97}."
+        for i in range(args.memories)
+    ]
+    pack = build_pack(
+        work,
+        name="bench/big",
+        keys=[key],
+        memories=memories,
+        extra_cubes=[lora_cube(floats=args.mb * 1024 * 1024 // 4)],
+    )
     reg = FakeRegistry(chunk=256 * 1024)
     reg.add_key("bench", key.public_key)
     pub = reg.publish(pack)
@@ -65,7 +73,11 @@ def main() -> None:
         for run in range(args.runs):
             target = work / f"plain-{run}"
             t0 = time.perf_counter()
-            with httpx.Client() as client, client.stream("GET", url) as response, open(target, "wb") as fh:
+            with (
+                httpx.Client() as client,
+                client.stream("GET", url) as response,
+                open(target, "wb") as fh,
+            ):
                 for chunk in response.iter_bytes(256 * 1024):
                     fh.write(chunk)
             plain.append(time.perf_counter() - t0)

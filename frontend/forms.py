@@ -58,7 +58,11 @@ class CardForm(forms.Form):
         max_length=23,
         label="Card number",
         widget=forms.TextInput(
-            attrs={"autocomplete": "cc-number", "inputmode": "numeric", "placeholder": "4242 4242 4242 4242"}
+            attrs={
+                "autocomplete": "cc-number",
+                "inputmode": "numeric",
+                "placeholder": "4242 4242 4242 4242",
+            }
         ),
     )
     expiry = forms.CharField(
@@ -69,7 +73,9 @@ class CardForm(forms.Form):
     cvc = forms.CharField(
         max_length=4,
         label="CVC",
-        widget=forms.TextInput(attrs={"autocomplete": "cc-csc", "inputmode": "numeric", "placeholder": "123"}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "cc-csc", "inputmode": "numeric", "placeholder": "123"}
+        ),
     )
 
     def clean_card_number(self) -> str:
@@ -127,14 +133,18 @@ class KeyRevokeForm(forms.Form):
 
 class UploadForm(forms.Form):
     file = forms.FileField(label="Pack file (.memcube)")
-    private = forms.BooleanField(required=False, help_text="Only members of the namespace see it (first version only).")
+    private = forms.BooleanField(
+        required=False, help_text="Only members of the namespace see it (first version only)."
+    )
     price = forms.CharField(
         max_length=20,
         required=False,
         help_text="Leave empty or 0 for a free pack.",
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "0.00"}),
     )
-    currency = forms.ChoiceField(choices=[(c, c) for c in sorted(CURRENCY_EXPONENTS)], initial="EUR")
+    currency = forms.ChoiceField(
+        choices=[(c, c) for c in sorted(CURRENCY_EXPONENTS)], initial="EUR"
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -163,5 +173,7 @@ class YankForm(forms.Form):
 
 
 class NamespaceCreateForm(forms.Form):
-    name = forms.RegexField(regex=_USERNAME_RE, max_length=40, help_text="lower-case letters, digits, '-'")
+    name = forms.RegexField(
+        regex=_USERNAME_RE, max_length=40, help_text="lower-case letters, digits, '-'"
+    )
     display_name = forms.CharField(max_length=200, required=False)

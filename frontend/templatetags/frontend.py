@@ -40,5 +40,7 @@ def highlight(text: str, query: str) -> str:
     words = sorted({w for w in re.findall(r"\w{3,}", query or "")}, key=len, reverse=True)[:12]
     if not words:
         return mark_safe(safe)  # noqa: S308 - escaped above
-    pattern = re.compile(r"\b(" + "|".join(re.escape(str(escape(w))) for w in words) + r")", re.IGNORECASE)
+    pattern = re.compile(
+        r"\b(" + "|".join(re.escape(str(escape(w))) for w in words) + r")", re.IGNORECASE
+    )
     return mark_safe(pattern.sub(r"<mark>\1</mark>", safe))  # noqa: S308 - escaped above

@@ -37,8 +37,15 @@ def publish(tmp_path: Path, acme: Any, local_storage: Any):  # type: ignore[no-u
     """publish(name, version=..., price=..., **pack options) -> PackVersion, signed by alice."""
     user, _, key = acme
 
-    def _publish(name: str = "docs", *, version: str = "1.0.0", price: int = 0, currency: str = "EUR",
-                 private: bool = False, **options: Any) -> PackVersion:
+    def _publish(
+        name: str = "docs",
+        *,
+        version: str = "1.0.0",
+        price: int = 0,
+        currency: str = "EUR",
+        private: bool = False,
+        **options: Any,
+    ) -> PackVersion:
         work = tmp_path / f"b{next(_seq)}"
         work.mkdir()
         pack_file = build_pack(work, name=f"acme/{name}", version=version, keys=[key], **options)

@@ -10,7 +10,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_token_is_shown_once_and_works(bob_client, buyer):
-    response = bob_client.post("/accounts/tokens/", {"name": "laptop", "scopes": ["read", "publish:bob"]}, follow=True)
+    response = bob_client.post(
+        "/accounts/tokens/", {"name": "laptop", "scopes": ["read", "publish:bob"]}, follow=True
+    )
     html = response.content.decode()
     token = ApiToken.objects.get(user=buyer)
     assert sorted(token.scopes) == ["publish:bob", "read"]
@@ -38,7 +40,8 @@ def test_token_revoke(bob_client, buyer):
 def test_register_and_revoke_a_signing_key(bob_client):
     key = ProtocolKey.generate()
     response = bob_client.post(
-        "/accounts/keys/", {"namespace": "bob", "public_key": key.public_key.to_text(), "label": "laptop"}
+        "/accounts/keys/",
+        {"namespace": "bob", "public_key": key.public_key.to_text(), "label": "laptop"},
     )
     assert response.status_code == 302
     row = SigningKey.objects.get(namespace__name="bob")
@@ -49,9 +52,15 @@ def test_register_and_revoke_a_signing_key(bob_client):
 
 
 def test_register_refuses_a_bad_key_and_foreign_namespaces(bob_client):
-    bad = bob_client.post("/accounts/keys/", {"namespace": "bob", "public_key": "ed25519:nope", "label": ""})
+    bad = bob_client.post(
+        "/accounts/keys/", {"namespace": "bob", "public_key": "ed25519:nope", "label": ""}
+    )
     assert bad.status_code == 400 and b"registry.bad_key" in bad.content
     foreign = bob_client.post(
-        "/accounts/keys/", {"namespace": "acme", "public_key": ProtocolKey.generate().public_key.to_text()}
+        "/accounts/keys/",
+        {"namespace": "acme", "public_key": ProtocolKey.generate().public_key.to_text()},
     )
-    assert foreign.status_code == 400 and not SigningKey.objects.filter(namespace__name="acme").exists()
+    assert (
+        foreign.status_code == 400
+        and not SigningKey.objects.filter(namespace__name="acme").exists()
+    )

@@ -24,14 +24,21 @@ def test_signup_creates_the_user_and_namespace_and_logs_in(client):
 
 
 def test_signup_refuses_bad_and_taken_names(client, buyer):
-    bad = client.post("/accounts/signup/", {"username": "Bad Name", "email": "x@example.org", "password": PASSWORD})
-    taken = client.post("/accounts/signup/", {"username": "bob", "email": "x@example.org", "password": PASSWORD})
+    bad = client.post(
+        "/accounts/signup/",
+        {"username": "Bad Name", "email": "x@example.org", "password": PASSWORD},
+    )
+    taken = client.post(
+        "/accounts/signup/", {"username": "bob", "email": "x@example.org", "password": PASSWORD}
+    )
     assert bad.status_code == taken.status_code == 400
     assert b"lower-case" in bad.content and b"taken" in taken.content
 
 
 def test_login_and_logout(client, buyer):
-    response = client.post("/accounts/login/", {"username": "bob", "password": PASSWORD, "next": "/accounts/library/"})
+    response = client.post(
+        "/accounts/login/", {"username": "bob", "password": PASSWORD, "next": "/accounts/library/"}
+    )
     assert response.status_code == 302 and response["Location"] == "/accounts/library/"
     assert client.get("/accounts/library/").status_code == 200
     client.post("/accounts/logout/")
@@ -39,13 +46,19 @@ def test_login_and_logout(client, buyer):
 
 
 def test_login_refuses_open_redirects(client, buyer):
-    response = client.post("/accounts/login/", {"username": "bob", "password": PASSWORD, "next": "https://evil.example/"})
+    response = client.post(
+        "/accounts/login/",
+        {"username": "bob", "password": PASSWORD, "next": "https://evil.example/"},
+    )
     assert response["Location"] == "/"
 
 
 def test_login_is_rate_limited_after_five_failures(client, buyer):
     for _ in range(5):
-        assert client.post("/accounts/login/", {"username": "bob", "password": "wrong"}).status_code == 200
+        assert (
+            client.post("/accounts/login/", {"username": "bob", "password": "wrong"}).status_code
+            == 200
+        )
     blocked = client.post("/accounts/login/", {"username": "bob", "password": PASSWORD})
     assert blocked.status_code == 429
     assert b"Too many failed attempts" in blocked.content
@@ -55,12 +68,17 @@ def test_login_is_rate_limited_after_five_failures(client, buyer):
 def test_pages_that_need_an_account_redirect_to_login(client):
     for url in ("/accounts/tokens/", "/accounts/keys/", "/accounts/library/", "/dashboard/"):
         response = client.get(url)
-        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
+        assert response.status_code == 302 and response["Location"].startswith(
+            "/accounts/login/?next="
+        )
 
 
 def test_csrf_is_enforced_on_forms(buyer):
     strict = Client(enforce_csrf_checks=True)
-    assert strict.post("/accounts/login/", {"username": "bob", "password": PASSWORD}).status_code == 403
+    assert (
+        strict.post("/accounts/login/", {"username": "bob", "password": PASSWORD}).status_code
+        == 403
+    )
     strict.force_login(buyer)
     assert strict.post("/accounts/tokens/", {"name": "x", "scopes": ["read"]}).status_code == 403
 
@@ -72,7 +90,10 @@ def test_password_reset_by_email(client, buyer):
     link = re.search(r"http://testserver(/accounts/reset/\S+)", message.body).group(1)
     form_page = client.get(link, follow=True)
     assert form_page.status_code == 200
-    done = client.post(form_page.redirect_chain[-1][0], {"new_password1": "n3w-Passw0rd!", "new_password2": "n3w-Passw0rd!"})
+    done = client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": "n3w-Passw0rd!", "new_password2": "n3w-Passw0rd!"},
+    )
     assert done.status_code == 302
     assert Client().login(username="bob", password="n3w-Passw0rd!")
 
@@ -80,7 +101,10 @@ def test_password_reset_by_email(client, buyer):
 def test_login_limit_also_counts_per_address_across_usernames(client, buyer):
     for i in range(5):
         client.post("/accounts/login/", {"username": f"nobody{i}", "password": "wrong"})
-    assert client.post("/accounts/login/", {"username": "bob", "password": PASSWORD}).status_code == 429
+    assert (
+        client.post("/accounts/login/", {"username": "bob", "password": PASSWORD}).status_code
+        == 429
+    )
 
 
 def _fail_five_times(client, **headers):

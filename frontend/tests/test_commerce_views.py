@@ -28,7 +28,9 @@ def checkout_key(client, url):
 def test_buying_with_the_success_card(bob_client, buyer, publish):
     version = publish("docs", price=1999)
     key = checkout_key(bob_client, "/p/acme/docs/buy")
-    response = bob_client.post("/p/acme/docs/buy", {**key, "card_number": "4242 4242 4242 4242", **CARD})
+    response = bob_client.post(
+        "/p/acme/docs/buy", {**key, "card_number": "4242 4242 4242 4242", **CARD}
+    )
     order = Order.objects.get(buyer=buyer)
     assert response.status_code == 302 and response["Location"] == f"/orders/{order.public_id}"
     assert order.status == "paid" and user_owns_pack(user=buyer, pack=version.pack)
@@ -75,7 +77,9 @@ def test_double_submit_charges_once(bob_client, buyer, publish):
 def test_invalid_card_form_is_refused(bob_client, publish):
     publish("docs", price=1999)
     key = checkout_key(bob_client, "/p/acme/docs/buy")
-    response = bob_client.post("/p/acme/docs/buy", {**key, "card_number": "abc", "expiry": "13/99", "cvc": "1"})
+    response = bob_client.post(
+        "/p/acme/docs/buy", {**key, "card_number": "abc", "expiry": "13/99", "cvc": "1"}
+    )
     assert response.status_code == 400 and not Order.objects.exists()
 
 

@@ -22,9 +22,13 @@ def alice_client(client, acme):
 
 
 def test_upload_publishes_through_the_publish_service(alice_client, acme, tmp_path, local_storage):
-    pack_file = build_pack(tmp_path, name="acme/web", keys=[acme[2]], memories=["uploaded from the web"])
+    pack_file = build_pack(
+        tmp_path, name="acme/web", keys=[acme[2]], memories=["uploaded from the web"]
+    )
     with pack_file.open("rb") as fh:
-        response = alice_client.post("/dashboard/", {"file": fh, "price": "4.50", "currency": "EUR"})
+        response = alice_client.post(
+            "/dashboard/", {"file": fh, "price": "4.50", "currency": "EUR"}
+        )
     assert response.status_code == 302
     version = PackVersion.objects.get(pack__name="web")
     assert (version.price_amount_minor, version.price_currency) == (450, "EUR")
@@ -35,7 +39,9 @@ def test_upload_publishes_through_the_publish_service(alice_client, acme, tmp_pa
     assert status == {"status": "pending", "memories": 0, "error": ""}
 
 
-def test_upload_refuses_an_unsigned_or_foreign_signed_pack_with_its_code(alice_client, tmp_path, local_storage):
+def test_upload_refuses_an_unsigned_or_foreign_signed_pack_with_its_code(
+    alice_client, tmp_path, local_storage
+):
     unsigned = build_pack(tmp_path, name="acme/bad")
     with unsigned.open("rb") as fh:
         response = alice_client.post("/dashboard/", {"file": fh, "currency": "EUR"})
@@ -50,7 +56,9 @@ def test_upload_refuses_an_unsigned_or_foreign_signed_pack_with_its_code(alice_c
 def test_upload_refuses_bad_prices(alice_client, acme, tmp_path, local_storage):
     pack_file = build_pack(tmp_path, name="acme/web", keys=[acme[2]])
     with pack_file.open("rb") as fh:
-        response = alice_client.post("/dashboard/", {"file": fh, "price": "4.505", "currency": "EUR"})
+        response = alice_client.post(
+            "/dashboard/", {"file": fh, "price": "4.505", "currency": "EUR"}
+        )
     assert response.status_code == 400 and not PackVersion.objects.exists()
 
 
@@ -91,7 +99,10 @@ def test_yank_and_unyank_from_the_dashboard(alice_client, publish):
 
 def test_strangers_cannot_yank(bob_client, publish):
     version = publish("docs")
-    assert bob_client.post(f"/dashboard/versions/{version.pk}/yank", {"reason": "x"}).status_code == 404
+    assert (
+        bob_client.post(f"/dashboard/versions/{version.pk}/yank", {"reason": "x"}).status_code
+        == 404
+    )
     version.refresh_from_db()
     assert not version.yanked
 
@@ -99,7 +110,9 @@ def test_strangers_cannot_yank(bob_client, publish):
 def test_create_an_organisation_and_publish_keys_to_it(alice_client):
     from memstore.accounts.models import Membership
 
-    alice_client.post("/dashboard/namespaces", {"name": "lighthouse-co", "display_name": "Lighthouse Co"})
+    alice_client.post(
+        "/dashboard/namespaces", {"name": "lighthouse-co", "display_name": "Lighthouse Co"}
+    )
     membership = Membership.objects.get(namespace__name="lighthouse-co")
     assert membership.user.username == "alice" and membership.role == "owner"
     assert 'value="lighthouse-co"' in alice_client.get("/accounts/keys/").content.decode()

@@ -4,7 +4,8 @@ from frontend.rendering import render_markdown
 def test_markdown_is_rendered_and_sanitised():
     html = render_markdown(
         "# Title\n\n<img src=x onerror=alert(1)> <iframe src=//evil></iframe>\n\n"
-        "[ok](https://example.org) [bad](javascript:alert(1))\n\n```\ncode\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+        "[ok](https://example.org) [bad](javascript:alert(1))\n\n```\ncode\n```\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |"
     )
     assert "<h2>Title</h2>" in html  # shifted: the page keeps one h1
     assert "onerror" not in html and "<img" not in html and "<iframe" not in html
@@ -50,6 +51,17 @@ def test_upload_price_round_trips_to_minor_units(amount, currency):
 def test_card_form_never_raises_on_any_input(number, expiry, cvc):
     from frontend.forms import CardForm
 
-    form = CardForm(data={"idempotency_key": "k", "payment_key": "p", "card_number": number, "expiry": expiry, "cvc": cvc})
+    form = CardForm(
+        data={
+            "idempotency_key": "k",
+            "payment_key": "p",
+            "card_number": number,
+            "expiry": expiry,
+            "cvc": cvc,
+        }
+    )
     if form.is_valid():
-        assert form.cleaned_data["card_number"].isascii() and form.cleaned_data["card_number"].isdigit()
+        assert (
+            form.cleaned_data["card_number"].isascii()
+            and form.cleaned_data["card_number"].isdigit()
+        )

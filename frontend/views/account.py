@@ -96,7 +96,9 @@ def key_revoke(request: HttpRequest, namespace: str, keyid: str) -> HttpResponse
     form = KeyRevokeForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        accounts.signing_key_revoke(actor=actor_of(request), namespace=ns, keyid=keyid, reason=reason)
+        accounts.signing_key_revoke(
+            actor=actor_of(request), namespace=ns, keyid=keyid, reason=reason
+        )
     except RegistryError as exc:
         messages.error(request, error_text(exc))
     else:

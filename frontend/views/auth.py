@@ -43,9 +43,16 @@ def signup(request: HttpRequest) -> HttpResponse:
             form.add_error("username", exc.message)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome, {user.username}! Your namespace is {user.username}.")
+            messages.success(
+                request, f"Welcome, {user.username}! Your namespace is {user.username}."
+            )
             return redirect(_next_url(request))
-    return render(request, "frontend/auth/signup.html", {"form": form, "next": _next_url(request)}, status=400 if form.errors else 200)
+    return render(
+        request,
+        "frontend/auth/signup.html",
+        {"form": form, "next": _next_url(request)},
+        status=400 if form.errors else 200,
+    )
 
 
 class RateLimitedLoginView(auth_views.LoginView):
@@ -60,7 +67,9 @@ class RateLimitedLoginView(auth_views.LoginView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = str(request.POST.get("username", "")).strip().lower()[:150]
         ip = client_ip(request)
-        if ratelimit.blocked("login-ip", ip) or (username and ratelimit.blocked("login-user", username)):
+        if ratelimit.blocked("login-ip", ip) or (
+            username and ratelimit.blocked("login-user", username)
+        ):
             form = self.get_form()
             form.errors.clear()
             form.add_error(None, "Too many failed attempts. Wait a few minutes and try again.")

@@ -65,7 +65,15 @@ class OrderAdmin(ReadOnlyAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ("idempotency_key", "order", "provider", "status", "amount_minor", "currency", "attempts")
+    list_display = (
+        "idempotency_key",
+        "order",
+        "provider",
+        "status",
+        "amount_minor",
+        "currency",
+        "attempts",
+    )
     list_filter = ("status", "provider")
 
 
@@ -76,5 +84,13 @@ class RefundAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("publisher", "kind", "gross_minor", "fee_minor", "net_minor", "currency", "created_at")
+    list_display = (
+        "publisher",
+        "kind",
+        "gross_minor",
+        "fee_minor",
+        "net_minor",
+        "currency",
+        "created_at",
+    )
     list_filter = ("kind", "currency", "publisher")

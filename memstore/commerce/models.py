@@ -45,7 +45,9 @@ class Order(models.Model):
             models.UniqueConstraint(
                 fields=["buyer", "idempotency_key"], name="commerce_uniq_order_idempotency"
             ),
-            models.CheckConstraint(condition=models.Q(total_minor__gte=0), name="order_total_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(total_minor__gte=0), name="order_total_gte_0"
+            ),
             models.CheckConstraint(
                 condition=models.Q(total_minor=0) | ~models.Q(currency=""),
                 name="order_paid_needs_currency",
@@ -125,7 +127,9 @@ class Payment(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="payment_amount_gt_0"),
+            models.CheckConstraint(
+                condition=models.Q(amount_minor__gt=0), name="payment_amount_gt_0"
+            ),
             # At most one successful (or later refunded) payment per order.
             models.UniqueConstraint(
                 fields=["order"],
@@ -153,7 +157,9 @@ class Refund(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="refund_amount_gt_0"),
+            models.CheckConstraint(
+                condition=models.Q(amount_minor__gt=0), name="refund_amount_gt_0"
+            ),
         ]
 
     def __str__(self) -> str:

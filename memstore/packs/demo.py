@@ -51,7 +51,8 @@ DEMO_PACKS = (
         memories=(
             "Use pathlib.Path instead of os.path for file system paths in new code.",
             "A dataclass with frozen=True is hashable and cannot be changed after creation.",
-            "The walrus operator := assigns inside an expression, e.g. while (line := f.readline()).",
+            "The walrus operator := assigns inside an expression, "
+            "e.g. while (line := f.readline()).",
             "functools.lru_cache memoises a function; call cache_clear() to reset it.",
             "Use subprocess.run with a list of arguments, never a shell string built from input.",
             "Never unpickle data from an untrusted source: pickle can execute arbitrary code.",

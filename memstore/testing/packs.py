@@ -1,4 +1,7 @@
-"""Build real, signed ``.memcube`` packs with the protocol library (tests, demo data, benchmarks)."""
+"""Build real, signed ``.memcube`` packs with the protocol library.
+
+For tests, demo data and benchmarks.
+"""
 
 from __future__ import annotations
 

@@ -268,6 +268,6 @@ def use_grouped_sdpa(model: Any) -> bool:
 
 
 def shared_prefix_supported(model: Any) -> bool:
-    """Whether ``model`` runs :data:`ATTENTION_NAME`, so it can take :class:`SharedPrefixLayer` caches."""
+    """Whether ``model`` runs :data:`ATTENTION_NAME` and so takes SharedPrefixLayer caches."""
     config = getattr(model, "config", None)
     return getattr(config, "_attn_implementation", None) == ATTENTION_NAME

@@ -155,7 +155,9 @@ TEMPLATES: dict[str, PromptTemplate] = {
     # again. Further plaintext memories go inside that turn, before the question.
     "chatml": PromptTemplate(
         name="chatml",
-        header="<|im_start|>system\nYou are a helpful assistant. Use these memories when relevant:\n",
+        header=(
+            "<|im_start|>system\nYou are a helpful assistant. Use these memories when relevant:\n"
+        ),
         item="- {text}\n",
         footer="<|im_end|>\n<|im_start|>user\n",
         query="{query}<|im_end|>\n<|im_start|>assistant\n",
@@ -193,7 +195,7 @@ def _template(lm: LoadedModel, template: PromptTemplate | str | None) -> PromptT
 def prompt_ids(
     lm: LoadedModel, texts: Sequence[str], query: str, template: PromptTemplate | str | None = None
 ) -> tuple[list[int], list[int]]:
-    """(prefix ids, query ids) for memories ``texts`` and ``query``; the prompt is their concatenation."""
+    """(prefix ids, query ids) for memories ``texts`` and ``query``; the prompt joins them."""
     tpl = _template(lm, template)
     prefix = lm.encode(tpl.prefix(texts), add_special_tokens=True)
     return prefix, lm.encode(tpl.query_text(query), add_special_tokens=False)

@@ -179,7 +179,8 @@ def attach_adapter(
         lm.model = wrapped.unload()
         _restore_grad_flags(lm.model, lm._state.pop("requires_grad"))
         raise _bad(
-            f"adapter tensors do not fit the model (unexpected {unexpected[:3]}, missing {missing[:3]})"
+            f"adapter tensors do not fit the model "
+            f"(unexpected {unexpected[:3]}, missing {missing[:3]})"
         )
     wrapped.eval()
     lm.model = wrapped

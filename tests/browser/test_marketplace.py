@@ -24,7 +24,10 @@ from .conftest import sign_up
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-NEEDLE = "The lighthouse keeper keeps the spare lamp lenses in the copper cabinet under the spiral stairs."
+NEEDLE = (
+    "The lighthouse keeper keeps the spare lamp lenses "
+    "in the copper cabinet under the spiral stairs."
+)
 OTHERS = [
     "Fog signals sound every thirty seconds when visibility drops below two nautical miles.",
     "The logbook records wind speed, sea state and passing ships at every change of watch.",
@@ -48,8 +51,9 @@ def pay(page: Any, number: str) -> None:
     page.click("#pay")
 
 
-def test_publish_search_buy_library_token_install(page: Any, site: str, shot: Any, tmp_path: Path,
-                                                   celery_worker_session: Any) -> None:
+def test_publish_search_buy_library_token_install(
+    page: Any, site: str, shot: Any, tmp_path: Path, celery_worker_session: Any
+) -> None:
     # The publisher signs up, registers the key `memos keygen` would make, and uploads a pack.
     sign_up(page, site, "carol")
     shot(page, "home-signed-in")
@@ -61,8 +65,13 @@ def test_publish_search_buy_library_token_install(page: Any, site: str, shot: An
     page.wait_for_selector("text=registered for carol")
     shot(page, "account-keys")
     pack_file = build_pack(
-        tmp_path, name="carol/lighthouse", keys=[key], title="Lighthouse Keeper's Notes",
-        description=DESCRIPTION, keywords=["lighthouse", "maritime"], memories=[*OTHERS, NEEDLE],
+        tmp_path,
+        name="carol/lighthouse",
+        keys=[key],
+        title="Lighthouse Keeper's Notes",
+        description=DESCRIPTION,
+        keywords=["lighthouse", "maritime"],
+        memories=[*OTHERS, NEEDLE],
         license="CC-BY-4.0",
     )
     page.goto(f"{site}/dashboard/")
@@ -131,14 +140,26 @@ def test_publish_search_buy_library_token_install(page: Any, site: str, shot: An
     assert response.json()["version"] == "1.0.0"
 
     home = tmp_path / "memos-home"
-    env = {**os.environ, "MEMOS_HOME": str(home), "MEMOS_REGISTRY": site,
-           "MEMOS_EMBEDDER": "hash", "MEMOS_MAINTAIN_HOURS": "0"}
+    env = {
+        **os.environ,
+        "MEMOS_HOME": str(home),
+        "MEMOS_REGISTRY": site,
+        "MEMOS_EMBEDDER": "hash",
+        "MEMOS_MAINTAIN_HOURS": "0",
+    }
     env.pop("MEMOS_TOKEN", None)
     memos = [str(Path(sys.executable).with_name("memos"))]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*memos, *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=300, check=False)
+        return subprocess.run(
+            [*memos, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     login = run("login", "--token", token)
     assert login.returncode == 0, login.stdout + login.stderr
@@ -146,7 +167,9 @@ def test_publish_search_buy_library_token_install(page: Any, site: str, shot: An
     assert result.returncode == 0, result.stdout + result.stderr
     assert "carol/lighthouse" in result.stdout
     listed = run("list", "--json")
-    assert listed.returncode == 0 and "carol/lighthouse" in listed.stdout, listed.stdout + listed.stderr
+    assert listed.returncode == 0 and "carol/lighthouse" in listed.stdout, (
+        listed.stdout + listed.stderr
+    )
 
 
 @pytest.fixture
@@ -154,14 +177,21 @@ def paid_pack(tmp_path: Path, local_storage: Any) -> Pack:
     user, _, key = publisher("acme", "alice")
     version = pack_publish(
         actor=Actor(user=user, scopes=None),
-        pack_file=build_pack(tmp_path, name="acme/atlas", keys=[key], title="Atlas of Tides",
-                             memories=["High tide follows the moon by about fifty minutes a day."]),
+        pack_file=build_pack(
+            tmp_path,
+            name="acme/atlas",
+            keys=[key],
+            title="Atlas of Tides",
+            memories=["High tide follows the moon by about fifty minutes a day."],
+        ),
         price=Price(1250, "EUR"),
     )
     return version.pack
 
 
-def test_declined_card_is_refused_and_grants_nothing(page: Any, site: str, shot: Any, paid_pack: Pack) -> None:
+def test_declined_card_is_refused_and_grants_nothing(
+    page: Any, site: str, shot: Any, paid_pack: Pack
+) -> None:
     sign_up(page, site, "erin")
     page.goto(f"{site}/p/acme/atlas/buy")
     pay(page, "4000 0000 0000 0002")
@@ -179,7 +209,10 @@ def test_double_click_on_pay_charges_once(page: Any, site: str, paid_pack: Pack)
     sign_up(page, site, "frank")
     page.goto(f"{site}/p/acme/atlas/buy")
     seen: list[str] = []
-    page.on("request", lambda r: seen.append(r.method) if r.url.endswith("/buy") and r.method == "POST" else None)
+    page.on(
+        "request",
+        lambda r: seen.append(r.method) if r.url.endswith("/buy") and r.method == "POST" else None,
+    )
     page.fill("#id_card_number", "4242424242424242")
     for selector, value in CARD.items():
         page.fill(selector, value)
@@ -187,7 +220,8 @@ def test_double_click_on_pay_charges_once(page: Any, site: str, paid_pack: Pack)
     # same form (same keys) is also sent by script, racing the double click.
     page.evaluate(
         """() => { const f = document.querySelector('form[data-once]');
-                   fetch(location.href, {method: 'POST', body: new FormData(f), credentials: 'same-origin'}); }"""
+                   fetch(location.href, {method: 'POST', body: new FormData(f),
+                                         credentials: 'same-origin'}); }"""
     )
     page.dblclick("#pay")
     page.wait_for_url(re.compile(r".*/(orders/[0-9a-f-]+|accounts/library/)$"))
@@ -200,10 +234,14 @@ def test_double_click_on_pay_charges_once(page: Any, site: str, paid_pack: Pack)
     assert Entitlement.objects.filter(user__username="frank", revoked_at__isnull=True).count() == 1
 
 
-def test_core_flow_works_without_javascript(browser: Any, site: str, tmp_path: Path, local_storage: Any) -> None:
+def test_core_flow_works_without_javascript(
+    browser: Any, site: str, tmp_path: Path, local_storage: Any
+) -> None:
     user, _, key = publisher("acme", "alice")
-    pack_publish(actor=Actor(user=user, scopes=None),
-                 pack_file=build_pack(tmp_path, name="acme/free-tips", keys=[key], title="Free Tips"))
+    pack_publish(
+        actor=Actor(user=user, scopes=None),
+        pack_file=build_pack(tmp_path, name="acme/free-tips", keys=[key], title="Free Tips"),
+    )
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     try:
@@ -212,13 +250,19 @@ def test_core_flow_works_without_javascript(browser: Any, site: str, tmp_path: P
         page.click("button:has-text('Add to library')")
         page.wait_for_selector("text=was added to your library")
         assert page.is_visible("a:has-text('acme/free-tips')")
-        assert not page.is_visible(".copy-btn")  # the copy button needs JS; the command stays selectable
+        assert not page.is_visible(
+            ".copy-btn"
+        )  # the copy button needs JS; the command stays selectable
     finally:
         context.close()
 
 
-def test_pages_fit_a_phone_keyboard_and_the_asset_budget(browser: Any, site: str, shot: Any, paid_pack: Pack) -> None:
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+def test_pages_fit_a_phone_keyboard_and_the_asset_budget(
+    browser: Any, site: str, shot: Any, paid_pack: Pack
+) -> None:
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     sizes: dict[str, int] = {}
 
@@ -231,19 +275,30 @@ def test_pages_fit_a_phone_keyboard_and_the_asset_budget(browser: Any, site: str
 
     page.on("response", record)
     try:
-        pages = [("home", "/"), ("pack", "/p/acme/atlas"), ("login", "/accounts/login/"),
-                 ("search", "/search?q=tides"), ("signup", "/accounts/signup/")]
+        pages = [
+            ("home", "/"),
+            ("pack", "/p/acme/atlas"),
+            ("login", "/accounts/login/"),
+            ("search", "/search?q=tides"),
+            ("signup", "/accounts/signup/"),
+        ]
         for name, path in pages:
             sizes.clear()
             page.goto(f"{site}{path}")
             page.wait_for_load_state("networkidle")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, f"{path} overflows a phone's width ({width}px)"
-            assert sum(sizes.values()) < 200 * 1024, f"{path} loads {sum(sizes.values())} bytes of assets"
+            assert sum(sizes.values()) < 200 * 1024, (
+                f"{path} loads {sum(sizes.values())} bytes of assets"
+            )
             shot(page, f"phone-{name}")
         sign_up(page, site, "hana")
-        for name, path in [("checkout", "/p/acme/atlas/buy"), ("dashboard", "/dashboard/"),
-                           ("tokens", "/accounts/tokens/"), ("keys", "/accounts/keys/")]:
+        for name, path in [
+            ("checkout", "/p/acme/atlas/buy"),
+            ("dashboard", "/dashboard/"),
+            ("tokens", "/accounts/tokens/"),
+            ("keys", "/accounts/keys/"),
+        ]:
             page.goto(f"{site}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, f"{path} overflows a phone's width ({width}px)"

@@ -1,4 +1,7 @@
-"""After the browser tests, the thread has no event loop left running (later tests may use asyncio)."""
+"""After the browser tests, the thread has no event loop left running.
+
+Later tests may use asyncio.
+"""
 
 import asyncio
 import os

@@ -11,9 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 MEMOS = [sys.executable, "-c", "from runtime.cli.main import run; run()"]
 
 
-def memos(args: list[str], env: dict[str, str], cwd: Path, *, check: bool = True,
-          timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*MEMOS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def memos(
+    args: list[str], env: dict[str, str], cwd: Path, *, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*MEMOS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"memos {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"memos {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc

@@ -13,27 +13,55 @@ from runtime.tests.fake_registry import FakeRegistry
 from runtime.tests.helpers import build_pack, lora_cube
 
 
-def test_new_user_flow(tmp_path: Path, registry: FakeRegistry, key: SigningKey, env: dict[str, str]) -> None:
-    registry.publish(build_pack(tmp_path, name="acme/rust-tips", version="1.0.0", keys=[key],
-                                memories=["Run cargo clippy before every commit",
-                                          "Prefer iterators to index loops",
-                                          "Use Arc<Mutex<T>> to share state between threads"],
-                                extra_cubes=[lora_cube()]))
-    registry.publish(build_pack(tmp_path, name="acme/rust-tips", version="1.1.0", keys=[key],
-                                memories=["Run cargo clippy before every commit",
-                                          "Prefer iterators to index loops",
-                                          "Use Arc<Mutex<T>> to share state between threads",
-                                          "Derive Debug on public types"]))
+def test_new_user_flow(
+    tmp_path: Path, registry: FakeRegistry, key: SigningKey, env: dict[str, str]
+) -> None:
+    registry.publish(
+        build_pack(
+            tmp_path,
+            name="acme/rust-tips",
+            version="1.0.0",
+            keys=[key],
+            memories=[
+                "Run cargo clippy before every commit",
+                "Prefer iterators to index loops",
+                "Use Arc<Mutex<T>> to share state between threads",
+            ],
+            extra_cubes=[lora_cube()],
+        )
+    )
+    registry.publish(
+        build_pack(
+            tmp_path,
+            name="acme/rust-tips",
+            version="1.1.0",
+            keys=[key],
+            memories=[
+                "Run cargo clippy before every commit",
+                "Prefer iterators to index loops",
+                "Use Arc<Mutex<T>> to share state between threads",
+                "Derive Debug on public types",
+            ],
+        )
+    )
     work = tmp_path / "project"
     work.mkdir()
 
     out = memos(["install", "acme/rust-tips@~1.0", "--json"], env, work)
     (installed,) = json.loads(out.stdout)
-    assert (installed["name"], installed["version"], installed["memories"]) == ("acme/rust-tips", "1.0.0", 4)
+    assert (installed["name"], installed["version"], installed["memories"]) == (
+        "acme/rust-tips",
+        "1.0.0",
+        4,
+    )
     lock = json.loads((work / "memos.lock").read_text())
     assert lock["packs"]["acme/rust-tips"]["version"] == "1.0.0"
 
-    hits = json.loads(memos(["search", "share state between threads", "--json", "--as", "agent-7"], env, work).stdout)
+    hits = json.loads(
+        memos(
+            ["search", "share state between threads", "--json", "--as", "agent-7"], env, work
+        ).stdout
+    )
     mid = hits[0]["id"]
     assert mid == "acme/rust-tips/notes/m3"
     assert hits[0]["state"] == "generated"
@@ -47,15 +75,28 @@ def test_new_user_flow(tmp_path: Path, registry: FakeRegistry, key: SigningKey, 
     assert "lifecycle.illegal_transition" in bad.stderr
     history = json.loads(memos(["history", mid, "--json"], env, work).stdout)
     assert [(v["version"], v["event"], v["snapshot"]["state"]) for v in history] == [
-        (1, "install", "generated"), (2, "activate", "activated"), (3, "archive", "archived")]
+        (1, "install", "generated"),
+        (2, "activate", "activated"),
+        (3, "archive", "archived"),
+    ]
 
     # Time machine: as of version 2's time it was activated; roll back to version 1.
-    assert json.loads(memos(["show", mid, "--as-of", history[1]["at"], "--json"], env, work).stdout)["state"] == "activated"
+    assert (
+        json.loads(memos(["show", mid, "--as-of", history[1]["at"], "--json"], env, work).stdout)[
+            "state"
+        ]
+        == "activated"
+    )
     rolled = json.loads(memos(["rollback", mid, "1", "--json"], env, work).stdout)
     assert (rolled["state"], rolled["version"]) == ("generated", 4)
 
-    # A plan for the agent: plaintext within budget, adapter rejected without a running model, reasons given.
-    plan = json.loads(memos(["plan", "clippy commits", "--budget", "20", "--json", "--as", "agent-7"], env, work).stdout)
+    # A plan for the agent: plaintext within budget, adapter rejected without a running
+    # model, reasons given.
+    plan = json.loads(
+        memos(
+            ["plan", "clippy commits", "--budget", "20", "--json", "--as", "agent-7"], env, work
+        ).stdout
+    )
     assert plan["items"][0]["memory_id"] == "acme/rust-tips/notes/m1"
     assert any(r["code"] == "plan.model_mismatch" for r in plan["rejected"])
     assert all(i["reason"] for i in plan["items"]) and all(r["reason"] for r in plan["rejected"])
@@ -78,4 +119,7 @@ def test_new_user_flow(tmp_path: Path, registry: FakeRegistry, key: SigningKey, 
     (lock_copy / "memos.lock").write_text((work / "memos.lock").read_text())
     result = json.loads(memos(["install", "--locked", "--json"], other, lock_copy).stdout)
     assert result[0]["version"] == "1.1.0"
-    assert result[0]["sha256"] == json.loads((work / "memos.lock").read_text())["packs"]["acme/rust-tips"]["sha256"]
+    assert (
+        result[0]["sha256"]
+        == json.loads((work / "memos.lock").read_text())["packs"]["acme/rust-tips"]["sha256"]
+    )

@@ -1,4 +1,6 @@
-"""``memos install`` against the real MemStore registry (Django live server, PostgreSQL, local storage).
+"""``memos install`` against the real MemStore registry.
+
+A Django live server, PostgreSQL and local storage.
 
 The registry's own fixtures start the services (``memstore.testing.plugin``).
 A new user installs a published pack by name, searches it, moves a memory
@@ -42,7 +44,11 @@ def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Any:
 
 
 def test_install_search_lifecycle_rollback_audit_from_the_registry(
-    tmp_path: Path, live_server: Any, local_storage: Any, cli_env: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    live_server: Any,
+    local_storage: Any,
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from memstore.accounts.actor import Actor
     from memstore.accounts.services import signing_key_revoke
@@ -53,13 +59,22 @@ def test_install_search_lifecycle_rollback_audit_from_the_registry(
 
     user, ns, key = publisher("acme", "alice")
     actor = Actor(user=user, scopes=None)
-    pack_publish(actor=actor, pack_file=build_pack(
-        tmp_path / "v1", name="acme/live-tips", keys=[key],
-        memories=["Rotate the API keys every quarter", "Backups run nightly at 02:00"]))
+    pack_publish(
+        actor=actor,
+        pack_file=build_pack(
+            tmp_path / "v1",
+            name="acme/live-tips",
+            keys=[key],
+            memories=["Rotate the API keys every quarter", "Backups run nightly at 02:00"],
+        ),
+    )
 
     (installed,) = _run(capsys, ["install", "acme/live-tips", "--json"])
     assert (installed["name"], installed["version"], installed["signed_by"]) == (
-        "acme/live-tips", "1.0.0", [key.keyid])
+        "acme/live-tips",
+        "1.0.0",
+        [key.keyid],
+    )
     hits = _run(capsys, ["search", "when do backups run", "--json", "--as", "agent-9"])
     mid = hits[0]["id"]
     assert hits[0]["text"] == "Backups run nightly at 02:00"
@@ -76,8 +91,16 @@ def test_install_search_lifecycle_rollback_audit_from_the_registry(
 
     second = SigningKey.generate()
     signing_key_register(actor=actor, namespace=ns, public_key=second.public_key.to_text())
-    pack_publish(actor=actor, pack_file=build_pack(
-        tmp_path / "v2", name="acme/live-tips", version="1.1.0", keys=[second], memories=["changed"]))
+    pack_publish(
+        actor=actor,
+        pack_file=build_pack(
+            tmp_path / "v2",
+            name="acme/live-tips",
+            version="1.1.0",
+            keys=[second],
+            memories=["changed"],
+        ),
+    )
     signing_key_revoke(actor=actor, namespace=ns, keyid=second.keyid, reason="laptop stolen")
     capsys.readouterr()
     assert main(["upgrade", "acme/live-tips"]) == 1

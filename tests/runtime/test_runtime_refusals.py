@@ -1,4 +1,7 @@
-"""A tampered blob, or a signature by an unknown or revoked key, is refused and nothing is installed."""
+"""A tampered blob, or a signature by an unknown or revoked key, is refused.
+
+Nothing is installed.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +25,20 @@ def _assert_nothing_installed(env: dict[str, str], cwd: Path) -> None:
 
 @pytest.mark.parametrize(
     ("case", "code"),
-    [("tampered", "integrity.digest_mismatch"), ("unknown", "signature.untrusted"),
-     ("revoked", "signature.revoked_key")],
+    [
+        ("tampered", "integrity.digest_mismatch"),
+        ("unknown", "signature.untrusted"),
+        ("revoked", "signature.revoked_key"),
+    ],
 )
-def test_refused_and_nothing_installed(case: str, code: str, tmp_path: Path, registry: FakeRegistry,
-                                       key: SigningKey, env: dict[str, str]) -> None:
+def test_refused_and_nothing_installed(
+    case: str,
+    code: str,
+    tmp_path: Path,
+    registry: FakeRegistry,
+    key: SigningKey,
+    env: dict[str, str],
+) -> None:
     signer = key
     if case in ("unknown", "revoked"):
         signer = SigningKey.from_seed(b"x" * 32)
@@ -42,11 +54,16 @@ def test_refused_and_nothing_installed(case: str, code: str, tmp_path: Path, reg
     _assert_nothing_installed(env, tmp_path)
 
 
-def test_refused_upgrade_keeps_previous_version(tmp_path: Path, registry: FakeRegistry, key: SigningKey,
-                                                env: dict[str, str]) -> None:
-    registry.publish(build_pack(tmp_path, name="acme/tips", version="1.0.0", keys=[key], memories=["v1 memory"]))
+def test_refused_upgrade_keeps_previous_version(
+    tmp_path: Path, registry: FakeRegistry, key: SigningKey, env: dict[str, str]
+) -> None:
+    registry.publish(
+        build_pack(tmp_path, name="acme/tips", version="1.0.0", keys=[key], memories=["v1 memory"])
+    )
     memos(["install", "acme/tips"], env, tmp_path)
-    registry.publish(build_pack(tmp_path, name="acme/tips", version="1.1.0", keys=[key], memories=["v2 memory"]))
+    registry.publish(
+        build_pack(tmp_path, name="acme/tips", version="1.1.0", keys=[key], memories=["v2 memory"])
+    )
     registry.tamper = True
     assert memos(["upgrade"], env, tmp_path, check=False).returncode == 1
     assert json.loads(memos(["list", "--json"], env, tmp_path).stdout)[0]["version"] == "1.0.0"

@@ -1,4 +1,4 @@
-"""Killing ``memos install`` in the middle of a download and running it again resumes and ends verified."""
+"""Killing ``memos install`` mid-download and running it again resumes and ends verified."""
 
 from __future__ import annotations
 
@@ -15,15 +15,26 @@ from runtime.tests.fake_registry import FakeRegistry
 from runtime.tests.helpers import build_pack, lora_cube
 
 
-def test_killed_install_resumes_with_range_and_verifies(tmp_path: Path, registry: FakeRegistry,
-                                                        key: SigningKey, env: dict[str, str]) -> None:
-    pack = build_pack(tmp_path, name="acme/big", keys=[key], memories=["a big pack"],
-                      extra_cubes=[lora_cube(floats=400_000)])
+def test_killed_install_resumes_with_range_and_verifies(
+    tmp_path: Path, registry: FakeRegistry, key: SigningKey, env: dict[str, str]
+) -> None:
+    pack = build_pack(
+        tmp_path,
+        name="acme/big",
+        keys=[key],
+        memories=["a big pack"],
+        extra_cubes=[lora_cube(floats=400_000)],
+    )
     pub = registry.publish(pack)
     registry.throttle_bytes_per_s = 300_000  # ~5 s for the whole pack: the kill lands mid-download
     partial = Path(env["MEMOS_HOME"]) / "cache" / "partial" / f"{pub.sha256}.part"
-    proc = subprocess.Popen([*MEMOS, "install", "acme/big", "--quiet"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*MEMOS, "install", "acme/big", "--quiet"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if partial.exists() and partial.stat().st_size > 200_000:
@@ -48,4 +59,7 @@ def test_killed_install_resumes_with_range_and_verifies(tmp_path: Path, registry
     assert not partial.exists()
     blob = Path(env["MEMOS_HOME"]) / "cache" / "blobs" / "sha256" / pub.sha256[:2] / pub.sha256
     assert blob.read_bytes() == pack.read_bytes()
-    assert json.loads(memos(["search", "big pack", "--json"], env, tmp_path).stdout)[0]["pack"] == "acme/big"
+    assert (
+        json.loads(memos(["search", "big pack", "--json"], env, tmp_path).stdout)[0]["pack"]
+        == "acme/big"
+    )

@@ -27,7 +27,13 @@ from .base import (
     RefundResult,
 )
 
-__all__ = ["CARD_DECLINED", "CARD_INSUFFICIENT_FUNDS", "CARD_SUCCESS", "CARD_TRANSIENT", "TestProvider"]
+__all__ = [
+    "CARD_DECLINED",
+    "CARD_INSUFFICIENT_FUNDS",
+    "CARD_SUCCESS",
+    "CARD_TRANSIENT",
+    "TestProvider",
+]
 
 CARD_SUCCESS = "4242424242424242"
 CARD_DECLINED = "4000000000000002"

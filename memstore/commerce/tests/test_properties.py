@@ -9,9 +9,13 @@ from memstore.commerce.providers import ChargeOutcome, ChargeRequest, TestProvid
 currencies = st.sampled_from(sorted(CURRENCY_EXPONENTS))
 
 
-@given(st.text(max_size=40), st.integers(min_value=1, max_value=5), st.text(min_size=1, max_size=20))
+@given(
+    st.text(max_size=40), st.integers(min_value=1, max_value=5), st.text(min_size=1, max_size=20)
+)
 def test_the_test_provider_never_raises_and_is_deterministic(card, attempt, key):
-    request = ChargeRequest(amount_minor=100, currency="EUR", payment_method=card, idempotency_key=key, attempt=attempt)
+    request = ChargeRequest(
+        amount_minor=100, currency="EUR", payment_method=card, idempotency_key=key, attempt=attempt
+    )
     first, again = TestProvider().charge(request), TestProvider().charge(request)
     assert first == again
     assert first.outcome in set(ChargeOutcome)
@@ -29,7 +33,11 @@ def test_format_money_shows_every_minor_unit(amount, currency):
         assert text.startswith("-") == (amount < 0)
 
 
-@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=0, max_value=10_000), currencies)
+@given(
+    st.integers(min_value=0, max_value=10**12),
+    st.integers(min_value=0, max_value=10_000),
+    currencies,
+)
 def test_fee_is_between_zero_and_the_amount(amount, bps, currency):
     fee = Money(amount, currency).fraction_bps(bps)
     assert 0 <= fee.amount_minor <= amount

@@ -333,9 +333,13 @@ def test_a_second_pending_order_for_an_owned_pack_is_cancelled_not_charged(buyer
     provider = CountingProvider()
     tab_a = services.order_create(buyer=buyer, packs=[paid_pack], idempotency_key="tab-a")
     tab_b = services.order_create(buyer=buyer, packs=[paid_pack], idempotency_key="tab-b")
-    services.payment_capture(order=tab_a, payment_method=CARD_SUCCESS, idempotency_key="pay-a", provider=provider)
+    services.payment_capture(
+        order=tab_a, payment_method=CARD_SUCCESS, idempotency_key="pay-a", provider=provider
+    )
     with pytest.raises(AlreadyOwnedError):
-        services.payment_capture(order=tab_b, payment_method=CARD_SUCCESS, idempotency_key="pay-b", provider=provider)
+        services.payment_capture(
+            order=tab_b, payment_method=CARD_SUCCESS, idempotency_key="pay-b", provider=provider
+        )
     tab_b.refresh_from_db()
     assert tab_b.status == "cancelled" and len(provider.charges) == 1
 
@@ -344,7 +348,9 @@ def test_a_second_pending_order_for_an_owned_pack_is_cancelled_not_charged(buyer
 def test_two_tabs_paying_two_orders_for_one_pack_concurrently_charge_once():
     buyer = make_user("twotabs")
     pack = make_pack(name="tabs", price=700)
-    orders = [services.order_create(buyer=buyer, packs=[pack], idempotency_key=f"o{i}") for i in range(2)]
+    orders = [
+        services.order_create(buyer=buyer, packs=[pack], idempotency_key=f"o{i}") for i in range(2)
+    ]
     provider = CountingProvider()
     barrier = threading.Barrier(2)
     outcomes = []
@@ -352,7 +358,11 @@ def test_two_tabs_paying_two_orders_for_one_pack_concurrently_charge_once():
     def pay(order, key):
         try:
             barrier.wait(timeout=10)
-            outcomes.append(services.payment_capture(order=order, payment_method=CARD_SUCCESS, idempotency_key=key, provider=provider).status)
+            outcomes.append(
+                services.payment_capture(
+                    order=order, payment_method=CARD_SUCCESS, idempotency_key=key, provider=provider
+                ).status
+            )
         except AlreadyOwnedError:
             outcomes.append("already_owned")
         finally:

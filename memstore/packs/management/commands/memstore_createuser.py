@@ -17,7 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--password", help="prompted when omitted")
         parser.add_argument("--email", default="")
-        parser.add_argument("--token", action="store_true", help="also create and print an API token")
+        parser.add_argument(
+            "--token", action="store_true", help="also create and print an API token"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = options["password"] or getpass.getpass("Password: ")
