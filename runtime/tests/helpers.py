@@ -1,4 +1,4 @@
-"""Test helpers: build real signed packs, a fixed clock. Used by runtime/tests, tests/runtime and bench/."""
+"""Test helpers: real signed packs and a fixed clock (runtime/tests, tests/runtime, bench/)."""
 
 from __future__ import annotations
 
@@ -97,27 +97,50 @@ def build_pack(
 
 
 def lora_cube(
-    cube_id: str = "adapter", *, floats: int = 1024, fingerprint: dict[str, Any] | None = None, seed: int = 0
+    cube_id: str = "adapter",
+    *,
+    floats: int = 1024,
+    fingerprint: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """A parameter (LoRA) cube with random (incompressible) weights: makes packs big."""
     import numpy as np
     from safetensors.numpy import save
 
     rng = np.random.default_rng(seed)
-    weights = save({"base_model.model.layers.0.q_proj.lora_A.weight": rng.standard_normal(floats).astype(np.float32)})
-    config = json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}).encode()
+    weights = save(
+        {
+            "base_model.model.layers.0.q_proj.lora_A.weight": rng.standard_normal(floats).astype(
+                np.float32
+            )
+        }
+    )
+    config = json.dumps(
+        {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}
+    ).encode()
     fp = fingerprint or {
-        "architecture": "LlamaForCausalLM", "model_id": "tiny/model", "config_sha256": "a" * 64,
-        "tokenizer_sha256": "b" * 64, "dtype": "float32", "num_layers": 2, "num_kv_heads": 1, "head_dim": 4,
+        "architecture": "LlamaForCausalLM",
+        "model_id": "tiny/model",
+        "config_sha256": "a" * 64,
+        "tokenizer_sha256": "b" * 64,
+        "dtype": "float32",
+        "num_layers": 2,
+        "num_kv_heads": 1,
+        "head_dim": 4,
     }
     cube = {
         "id": cube_id,
         "memory_type": "parameter",
         "title": "Rust style adapter",
         "payloads": [
-            {"path": f"payloads/{cube_id}/adapter_config.json", "media_type": "application/vnd.mip.lora-config+json"},
-            {"path": f"payloads/{cube_id}/adapter_model.safetensors",
-             "media_type": "application/vnd.mip.lora-weights+safetensors"},
+            {
+                "path": f"payloads/{cube_id}/adapter_config.json",
+                "media_type": "application/vnd.mip.lora-config+json",
+            },
+            {
+                "path": f"payloads/{cube_id}/adapter_model.safetensors",
+                "media_type": "application/vnd.mip.lora-weights+safetensors",
+            },
         ],
         "created_at": "2026-01-01T00:00:00Z",
         "lifecycle": "generated",

@@ -9,12 +9,28 @@ from protocol import SigningKey
 from runtime.cli.main import main
 from runtime.tests.helpers import build_pack
 
-COMMANDS = ["install", "list", "remove", "upgrade", "gc", "add", "search", "plan", "show", "history",
-            "rollback", "lifecycle", "maintain", "audit"]
+COMMANDS = [
+    "install",
+    "list",
+    "remove",
+    "upgrade",
+    "gc",
+    "add",
+    "search",
+    "plan",
+    "show",
+    "history",
+    "rollback",
+    "lifecycle",
+    "maintain",
+    "audit",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_help_shows_an_example(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_command_help_shows_an_example(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([command, "--help"]) == 0
     assert "Example:" in capsys.readouterr().out
 
@@ -26,7 +42,10 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
 
 
 def test_add_search_plan_history_rollback_audit(capsys: pytest.CaptureFixture[str]) -> None:
-    added = _json(capsys, ["add", "Deploys happen on Tuesdays", "--tag", "ops", "--meta", "team=core", "--json"])
+    added = _json(
+        capsys,
+        ["add", "Deploys happen on Tuesdays", "--tag", "ops", "--meta", "team=core", "--json"],
+    )
     assert isinstance(added, dict)
     mid = added["id"]
     hits = _json(capsys, ["search", "deploy tuesday", "--json", "--as", "agent-7"])
@@ -68,8 +87,9 @@ def test_private_memory_is_denied_to_others(capsys: pytest.CaptureFixture[str]) 
     assert main(["show", mid, "--as", "bob"]) == 0
 
 
-def test_install_local_file_and_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_install_local_file_and_list_remove(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     key = SigningKey.from_seed(b"c" * 32)
     pack = build_pack(tmp_path, name="acme/cli", keys=[key], memories=["cli memory"])
@@ -82,7 +102,10 @@ def test_install_local_file_and_list_remove(tmp_path: Path, capsys: pytest.Captu
     assert result[0]["name"] == "acme/cli"  # type: ignore[index]
     assert (tmp_path / "memos.lock").exists()
     assert _json(capsys, ["list", "--json"])[0]["memories"] == 1  # type: ignore[index]
-    assert _json(capsys, ["search", "cli memory", "--pack", "acme/cli", "--json"])[0]["pack"] == "acme/cli"  # type: ignore[index]
+    assert (
+        _json(capsys, ["search", "cli memory", "--pack", "acme/cli", "--json"])[0]["pack"]
+        == "acme/cli"
+    )  # type: ignore[index]
     assert _json(capsys, ["remove", "acme/cli", "--json"]) == {"removed": "acme/cli", "memories": 1}
     assert json.loads((tmp_path / "memos.lock").read_text())["packs"] == {}
 

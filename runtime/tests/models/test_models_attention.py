@@ -1,4 +1,4 @@
-"""The grouped-query and shared-prefix attention of runtime.models.attention, against the reference."""
+"""Grouped-query and shared-prefix attention (runtime.models.attention) against the reference."""
 
 from __future__ import annotations
 
