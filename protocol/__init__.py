@@ -1,4 +1,4 @@
-"""The Memory Interchange Protocol (MIP) 1.x: manifests, packs, signatures.
+"""The Memory Interchange Protocol (MIP) 1.x and 2.x: manifests, packs, blobs, signatures.
 
 A pure library: no Django, no network, no pickle. Everything a registry or a
 runtime needs to write, read, check and sign ``.memcube`` packs is exported
@@ -10,6 +10,7 @@ runtime build those on this library).
 """
 
 from .archive import MANIFEST_MEMBER, Pack, ReadLimits, read_pack, write_pack
+from .blobs import BlobEntry, manifest_blobs, select_blobs
 from .builder import build_manifest, pack_directory, sign_pack
 from .canonical import canonical_bytes, canonical_sha256
 from .errors import (
@@ -65,18 +66,21 @@ from .trust import (
     verify_or_raise,
     verify_signatures,
 )
-from .version import MIP_VERSION, register_migration
+from .version import MIP2_VERSION, MIP_VERSION, SUPPORTED_MAJORS, register_migration
 
 __all__ = [
     "ERROR_CODES",
     "KV_INPUT_IDS",
     "MANIFEST_MEMBER",
+    "MIP2_VERSION",
     "MIP_VERSION",
+    "SUPPORTED_MAJORS",
     "VOLATILE_CONFIG_KEYS",
     "AccessPolicy",
     "ArchiveError",
     "Author",
     "Behaviour",
+    "BlobEntry",
     "EmbeddingSpec",
     "Governance",
     "IntegrityError",
@@ -120,6 +124,7 @@ __all__ = [
     "iter_memory_records",
     "key_id",
     "kv_tensor_name",
+    "manifest_blobs",
     "pack_directory",
     "parse_json",
     "parse_ref",
@@ -127,6 +132,7 @@ __all__ = [
     "read_pack",
     "read_safetensors_header",
     "register_migration",
+    "select_blobs",
     "sign_manifest",
     "sign_pack",
     "tokenizer_digest",

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from ._lossless import extra_fields, merge_fields
+from .canonical import canonical_sha256
 
 __all__ = [
     "AccessPolicy",
@@ -182,6 +183,15 @@ class ModelFingerprint:
     def is_compatible(self, other: ModelFingerprint) -> bool:
         # model_id is a label (a hub id or a local path); identity is in the digests and shapes.
         return not self.mismatches(other)
+
+    def digest(self) -> str:
+        """The fingerprint digest (SPEC section 5.3): sha256 of the canonical MIP 1.0 fields.
+
+        ``weights_sha256`` (1.1) and unknown fields are left out, so every
+        reader computes the same digest; KV-cache headers and MIP 2 blob
+        selection name models by it.
+        """
+        return canonical_sha256({k: getattr(self, k) for k in self.DIGESTED})
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,11 @@ def _read_members(
                     code="archive.manifest_not_first",
                 )
             manifest, manifest_bytes = _read_manifest(tar, member, limits)
+            if manifest.major != 1:
+                raise ArchiveError(
+                    f"a MIP {manifest.mip_version} manifest in a gzip'd (MIP 1) container",
+                    code="archive.version_mismatch",
+                )
             if extraction is not None:
                 with extraction.open(name) as out:
                     out.write(manifest_bytes)

@@ -59,7 +59,10 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "manifest.schema": "the manifest violates the MIP manifest schema or a cross-field rule",
         "manifest.bad_mip_version": "mip_version is missing or is not MAJOR.MINOR",
         "manifest.unsupported_version": (
-            "the manifest's MIP major version is not supported (e.g. 2.x)"
+            "the manifest's MIP major version is not supported (e.g. 3.x)"
+        ),
+        "manifest.blob_conflict": (
+            "one blob digest is named with two sizes, media types or check contexts"
         ),
         "manifest.migration_failed": "a registered migration hook failed or returned a non-object",
         "manifest.not_canonical": "manifest.json in a pack is not in RFC 8785 canonical form",
@@ -88,6 +91,9 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "archive.signature_name_mismatch": "signatures/<keyid>.json holds another key's signature",
         "archive.payload_set_mismatch": (
             "a writer was given payload files that differ from the manifest"
+        ),
+        "archive.version_mismatch": (
+            "the container's format is not the manifest's major (2.x in gzip, 1.x in plain tar)"
         ),
         "archive.target_not_empty": "the extraction target exists and is not an empty directory",
         "archive.limit": "a reading limit was exceeded",

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ._blob_rules import check_blob_conflicts
 from ._cube import (
     AccessPolicy,
     Author,
@@ -45,7 +46,7 @@ from ._lossless import extra_fields, merge_fields
 from ._manifest_rules import validated_manifest
 from .canonical import canonical_bytes
 from .errors import ManifestError
-from .version import MIP_VERSION
+from .version import MIP_VERSION, major_of
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -117,7 +118,7 @@ class Manifest:
     def from_dict(cls, data: Any) -> Manifest:
         """Validate a JSON value and build the manifest, keeping unknown fields."""
         data = validated_manifest(data)
-        return cls(
+        manifest = cls(
             name=data["name"],
             version=data["version"],
             title=data["title"],
@@ -132,6 +133,10 @@ class Manifest:
                 data, cls._KNOWN, {"description": "", "authors": [], "keywords": []}
             ),
         )
+        if manifest.major >= 2:
+            # MIP 2 stores each digest once: every payload naming it must agree on it.
+            check_blob_conflicts(manifest.cubes)
+        return manifest
 
     # ---- output
 
@@ -158,6 +163,11 @@ class Manifest:
         return canonical_bytes(self.to_dict())
 
     # ---- conveniences
+
+    @property
+    def major(self) -> int:
+        """The MIP major version: 1 (a gzip'd tar of payloads) or 2 (blobs)."""
+        return major_of(self.mip_version)
 
     @property
     def namespace(self) -> str:

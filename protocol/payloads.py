@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .canonical import canonical_sha256
 from .errors import ManifestError, PayloadError
 from .manifest import MediaType, MemCube, ModelFingerprint, PayloadRef, parse_json, parse_timestamp
 from .schema import LORA_CONFIG_SCHEMA_ID, MEMORY_RECORD_SCHEMA_ID, schema_violations
@@ -66,8 +65,7 @@ def fingerprint_digest(fingerprint: ModelFingerprint) -> str:
     reader computes the same digest; the weights are bound through the cube's
     signed fingerprint instead.
     """
-    known = {k: v for k, v in fingerprint.to_dict().items() if k in ModelFingerprint.DIGESTED}
-    return canonical_sha256(known)
+    return fingerprint.digest()
 
 
 # --------------------------------------------------------------------------- JSONL

@@ -851,9 +851,9 @@ def _content_vectors() -> list[Vector]:
     )
     raw_manifest(
         "invalid-manifest-2.0",
-        "A MIP 2.0 manifest is refused",
+        "A MIP 2.0 manifest in a gzip'd (MIP 1) container is refused",
         canonical_bytes({**manifest, "mip_version": "2.0"}),
-        "manifest.unsupported_version",
+        "archive.version_mismatch",
     )
     raw_manifest(
         "invalid-manifest-bad-mip-version",
