@@ -13,6 +13,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .accounts import apis as accounts
 from .packs import apis as packs
+from .packs import blob_apis as blobs
 from .search import apis as search
 from .storage import apis as storage
 
@@ -25,8 +26,27 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("resolve/<str:namespace>/<str:name>", packs.ResolveView.as_view(), name="resolve"),
+    # The fixed blobs/... paths come before blobs/<sha256>, which would match them.
+    path("blobs/missing", blobs.BlobsMissingView.as_view(), name="blobs-missing"),
+    path("blobs/uploads", blobs.BlobUploadCreateView.as_view(), name="blob-upload-create"),
+    path(
+        "blobs/uploads/<uuid:upload_id>",
+        blobs.BlobUploadDetailView.as_view(),
+        name="blob-upload-detail",
+    ),
+    path(
+        "blobs/uploads/<uuid:upload_id>/complete",
+        blobs.BlobUploadCompleteView.as_view(),
+        name="blob-upload-complete",
+    ),
+    path("blobs/sha256/<str:sha256>", blobs.BlobView.as_view(), name="blob"),
     path("blobs/<str:sha256>", storage.BlobDownloadView.as_view(), name="blob-download"),
     path("packs/upload", packs.PublishView.as_view(), name="publish"),
+    path(
+        "packs/publish-manifest",
+        blobs.PublishManifestView.as_view(),
+        name="publish-manifest",
+    ),
     path("uploads/", packs.UploadCreateView.as_view(), name="upload-create"),
     path("uploads/<uuid:session_id>", packs.UploadDetailView.as_view(), name="upload-detail"),
     path(

@@ -1,4 +1,4 @@
-"""Packs, versions, upload sessions and resolutions as the plain dicts the API's
+"""Packs, versions, upload sessions, blob uploads and resolutions as the plain dicts the API's
 output serializers describe (:mod:`memstore.packs.serializers`).
 
 Not here: reads (``selectors``), writes (``services``) or HTTP (``apis``).
@@ -18,10 +18,13 @@ from ..accounts.presenters import key_dict
 from ..accounts.selectors import namespace_keys
 from ..api.common import absolute
 from ..storage.backends import BlobStorage
-from .models import Pack, PackVersion, UploadSession
+from ..storage.models import BlobUpload
+from .models import Pack, PackVersion, UploadSession, VersionPayload
 from .selectors import Resolution, versions_of
 
 __all__ = [
+    "blob_upload_dict",
+    "blobs_list",
     "ingest_dict",
     "pack_dict",
     "price_dict",
@@ -114,12 +117,47 @@ def publish_dict(version: PackVersion) -> dict[str, Any]:
     }
 
 
+def _pack_file(
+    version: PackVersion, filename: str, request: Request, storage: BlobStorage, ttl: int
+) -> dict[str, Any] | None:
+    """The ``.memcube`` file, or None for a version published as a manifest over blobs."""
+    if not version.file_sha256:
+        return None
+    return {
+        "sha256": version.file_sha256,
+        "size": version.file_size,
+        "url": absolute(
+            request, storage.download_url(version.file_sha256, ttl=ttl, filename=filename)
+        ),
+        "url_expires_at": timezone.now() + timedelta(seconds=ttl),
+    }
+
+
+def blobs_list(
+    payloads: list[VersionPayload], request: Request, storage: BlobStorage, ttl: int
+) -> list[dict[str, Any]]:
+    """Each distinct blob of the payloads once, by digest, with a URL that serves Range."""
+    first: dict[str, VersionPayload] = {}
+    for p in payloads:
+        first.setdefault(p.sha256, p)
+    return [
+        {
+            "sha256": sha,
+            "size": p.size,
+            "media_type": p.media_type,
+            "url": absolute(request, storage.download_url(sha, ttl=ttl)),
+        }
+        for sha, p in sorted(first.items())
+    ]
+
+
 def resolve_dict(resolution: Resolution, request: Request, storage: BlobStorage) -> dict[str, Any]:
     version = resolution.version
     pack = resolution.pack
     ttl: int = settings.MEMSTORE_URL_TTL
     manifest_bytes = bytes(version.manifest_bytes)
     filename = f"{pack.namespace.name}-{pack.name}-{version.version}.memcube"
+    payloads = list(version.payloads.all())
     return {
         "name": pack.full_name,
         "version": version.version,
@@ -139,14 +177,7 @@ def resolve_dict(resolution: Resolution, request: Request, storage: BlobStorage)
             for s in version.signatures.all()
         ],
         "keys": [key_dict(k) for k in namespace_keys(namespace=pack.namespace)],
-        "pack": {
-            "sha256": version.file_sha256,
-            "size": version.file_size,
-            "url": absolute(
-                request, storage.download_url(version.file_sha256, ttl=ttl, filename=filename)
-            ),
-            "url_expires_at": timezone.now() + timedelta(seconds=ttl),
-        },
+        "pack": _pack_file(version, filename, request, storage, ttl),
         "payloads": [
             {
                 "path": p.path,
@@ -155,9 +186,23 @@ def resolve_dict(resolution: Resolution, request: Request, storage: BlobStorage)
                 "sha256": p.sha256,
                 "url": absolute(request, storage.download_url(p.sha256, ttl=ttl)),
             }
-            for p in version.payloads.all()
+            for p in payloads
         ],
+        "blobs": blobs_list(payloads, request, storage, ttl),
         "ingest": {k: v for k, v in ingest_dict(version).items() if k in ("status", "memories")},
+    }
+
+
+def blob_upload_dict(upload: BlobUpload) -> dict[str, Any]:
+    return {
+        "id": upload.id,
+        "sha256": upload.sha256,
+        "size": upload.size,
+        "offset": upload.offset,
+        "status": upload.status,
+        "expires_at": upload.expires_at,
+        "max_chunk_bytes": settings.MEMSTORE_UPLOAD_CHUNK_BYTES,
+        "url": f"/api/v1/blobs/uploads/{upload.id}",
     }
 
 

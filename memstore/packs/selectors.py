@@ -1,5 +1,9 @@
 """Reads about packs: visibility, version resolution, download authorization.
 
+One download rule (:func:`versions_downloadable`) decides both who may resolve a
+version and who may read a blob by digest: a blob is readable by whoever may
+download some version that references it, and 'not found' to anyone else.
+
 The one definition of an active entitlement lives here (``active_entitlements``);
 commerce (ownership, the library) and search (full text of paid packs) use it.
 Not here: writes (``services``).
@@ -7,6 +11,7 @@ Not here: writes (``services``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +24,7 @@ from ..accounts.actor import Actor
 from ..accounts.models import Membership, Namespace, Role
 from ..accounts.selectors import has_role, is_member
 from ..errors import ForbiddenError, GoneError, NotAuthenticatedError, NotFoundError
-from .models import Entitlement, Pack, PackVersion
+from .models import Entitlement, Pack, PackVersion, VersionPayload
 
 
 def _not_found(namespace: str, name: str) -> NotFoundError:
@@ -118,27 +123,69 @@ def has_entitlement(*, actor: Actor, pack: Pack) -> bool:
     return active_entitlements(user=actor.user, pack=pack).exists()
 
 
+def versions_downloadable(*, actor: Actor) -> QuerySet[PackVersion]:
+    """The one download rule, as a filter: the versions whose bytes ``actor`` may fetch.
+
+    Not deleted; of a public pack or of a namespace the actor is a member of; free, or
+    the actor is a member or holds an active entitlement to the pack. Resolve
+    (:func:`check_download`) and blob reads by digest (:func:`blob_readable`) both ask it.
+    """
+    live = PackVersion.objects.filter(deleted_at__isnull=True)
+    if actor.user is None or not actor.can_read_with_credentials():
+        return live.filter(pack__private=False, price_amount_minor=0)
+    mine = Membership.objects.filter(user=actor.user).values("namespace_id")
+    entitled = active_entitlements(user=actor.user).values("pack_id")
+    member = Q(pack__namespace_id__in=mine)
+    return live.filter(Q(pack__private=False) | member).filter(
+        Q(price_amount_minor=0) | member | Q(pack_id__in=entitled)
+    )
+
+
 def check_download(*, actor: Actor, version: PackVersion) -> None:
-    """Raise unless the actor may download this version's bytes."""
+    """Raise unless the actor may download this version's bytes (:func:`versions_downloadable`).
+
+    The rule decides; the branches below only choose the answer that explains a refusal.
+    """
+    if versions_downloadable(actor=actor).filter(pk=version.pk).exists():
+        return
     pack = version.pack
     if pack.private and not is_member(actor=actor, namespace=pack.namespace):
         raise _not_found(pack.namespace.name, pack.name)
-    if not version.is_paid:
-        return
-    if is_member(actor=actor, namespace=pack.namespace):
-        return
-    if actor.user is None:
+    if version.is_paid and actor.user is None:
         raise NotAuthenticatedError(
             f"{pack.full_name} is a paid pack: sign in with an account that bought it",
             pack=pack.full_name,
         )
-    if not actor.can_read_with_credentials() or not has_entitlement(actor=actor, pack=pack):
+    if version.is_paid:
         raise ForbiddenError(
             f"{pack.full_name} is a paid pack and you have no entitlement to it",
             code="registry.entitlement_required",
             pack=pack.full_name,
             price={"amount_minor": version.price_amount_minor, "currency": version.price_currency},
         )
+    raise _not_found(pack.namespace.name, pack.name)  # e.g. deleted
+
+
+def blobs_readable(*, actor: Actor, digests: Iterable[str]) -> set[str]:
+    """The digests among ``digests`` that some version ``actor`` may download references."""
+    wanted = set(digests)
+    if not wanted:
+        return set()
+    versions = versions_downloadable(actor=actor)
+    found = set(
+        VersionPayload.objects.filter(version__in=versions, sha256__in=wanted).values_list(
+            "sha256", flat=True
+        )
+    )
+    found |= set(
+        versions.filter(file_sha256__in=wanted - found).values_list("file_sha256", flat=True)
+    )
+    return found
+
+
+def blob_readable(*, actor: Actor, sha256: str) -> bool:
+    """Whether ``actor`` may read the blob ``sha256`` (else it is 'not found' to them)."""
+    return sha256 in blobs_readable(actor=actor, digests=[sha256])
 
 
 def can_maintain(*, actor: Actor, namespace: Namespace) -> bool:

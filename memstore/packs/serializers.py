@@ -12,6 +12,7 @@ from rest_framework import serializers
 from ..accounts.serializers import KeyOut
 
 __all__ = [
+    "BlobOut",
     "DeprecateIn",
     "IngestOut",
     "PackFileOut",
@@ -185,6 +186,13 @@ class PackFileOut(serializers.Serializer):  # type: ignore[type-arg]
     url_expires_at = serializers.DateTimeField()
 
 
+class BlobOut(serializers.Serializer):  # type: ignore[type-arg]
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    media_type = serializers.CharField()
+    url = serializers.CharField()
+
+
 class ResolveOut(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField()
     version = serializers.CharField()
@@ -201,6 +209,7 @@ class ResolveOut(serializers.Serializer):  # type: ignore[type-arg]
     manifest_sha256 = serializers.CharField()
     signatures = SignatureOut(many=True)
     keys = KeyOut(many=True)
-    pack = PackFileOut()
+    pack = PackFileOut(allow_null=True)
     payloads = PayloadOut(many=True)
+    blobs = BlobOut(many=True)
     ingest = IngestOut()

@@ -1,7 +1,9 @@
-"""Celery tasks of the registry's packs: thin wrappers over :mod:`.services`.
+"""Celery tasks of the registry's packs: thin wrappers over the services.
 
 The periodic blob garbage collection (``CELERY_BEAT_SCHEDULE``'s
-``collect-unreferenced-blobs``) removes blobs left by publishes that crashed.
+``collect-unreferenced-blobs``) removes blobs that no version and no upload in
+force references: left by publishes that crashed, or uploaded and never published
+(:func:`memstore.packs.blob_refs.blobs_collect_garbage`).
 Not here: ingestion tasks (``memstore.ingest.tasks``).
 """
 
@@ -9,11 +11,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from . import blob_refs
 
 __all__ = ["collect_garbage"]
 
 
 @shared_task(name="memstore.packs.collect_garbage")  # type: ignore[untyped-decorator]
 def collect_garbage() -> list[str]:
-    return services.blobs_collect_garbage()
+    return blob_refs.blobs_collect_garbage()

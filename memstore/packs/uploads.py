@@ -5,13 +5,12 @@ chunks at explicit offsets (a chunk at the wrong offset is refused with the
 current offset, so a client can always resume), then asks to complete, which
 checks size and digest and runs the same ``pack_publish`` as a one-request
 upload. Chunks go to a file under ``MEMSTORE_UPLOAD_DIR`` (a volume shared by
-the web processes in production).
+the web processes in production), written by :mod:`memstore.storage.parts` like the
+per-blob uploads of :mod:`memstore.packs.blob_uploads`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import uuid
 from datetime import timedelta
@@ -33,17 +32,16 @@ from ..errors import (
     TooLargeError,
 )
 from ..storage.backends import BlobStorage
+from ..storage.parts import part_append, part_path, part_sha256
 from .models import PackVersion, UploadSession
-from .services import FREE, Price, pack_publish
+from .publishing import FREE, Price, pack_publish
 
 SESSION_TTL = timedelta(hours=24)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _part_path(session_id: uuid.UUID) -> Path:
-    root = Path(settings.MEMSTORE_UPLOAD_DIR)
-    root.mkdir(parents=True, exist_ok=True)
-    return root / f"{session_id}.part"
+    return part_path(f"{session_id}.part")
 
 
 def upload_session_create(*, actor: Actor, size: int, sha256: str) -> UploadSession:
@@ -104,13 +102,7 @@ def upload_session_append(
             raise InvalidRequestError(
                 "the chunk goes past the announced size", code="registry.upload_too_long"
             )
-        path = _part_path(session.id)
-        with open(path, "r+b" if path.exists() else "wb") as fh:
-            fh.truncate(session.offset)  # drop bytes of a chunk whose commit was lost
-            fh.seek(session.offset)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        part_append(_part_path(session.id), session.offset, data)
         session.offset += len(data)
         session.save(update_fields=["offset"])
     return session
@@ -133,16 +125,13 @@ def upload_session_complete(
             offset=session.offset,
         )
     path = _part_path(session.id)
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != session.sha256:
+    actual = part_sha256(path, path.stat().st_size)
+    if actual != session.sha256:
         raise PackIntegrityError(
             "the uploaded bytes do not have the announced sha256",
             code="integrity.digest_mismatch",
             expected=session.sha256,
-            actual=digest.hexdigest(),
+            actual=actual,
         )
     version = pack_publish(
         actor=actor, pack_file=path, private=private, price=price, storage=storage

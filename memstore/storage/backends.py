@@ -3,7 +3,8 @@
 Blobs are immutable and addressed by the hex sha256 of their bytes, under the
 key ``sha256/<first two hex>/<hex>``, so a blob shared by several versions is
 stored once. Downloads go through short-lived URLs: presigned S3 URLs, or
-HMAC-signed URLs served by the registry itself for local storage.
+HMAC-signed URLs served by the registry itself for local storage. Both serve HTTP
+Range: S3 itself, the registry through :mod:`memstore.storage.responses`.
 
 Not here: which blobs may be deleted (that depends on the database, see
 ``memstore.packs.services``), or who may download (``memstore.packs.selectors``).
@@ -57,6 +58,10 @@ class BlobStorage(Protocol):
     def download_url(self, sha256: str, *, ttl: int, filename: str | None = None) -> str:
         """A URL that serves the bytes for ``ttl`` seconds (may be relative to this server)."""
 
+    def redirect_url(self, sha256: str, *, ttl: int, filename: str | None = None) -> str | None:
+        """A URL elsewhere that serves the bytes, with HTTP Range, for ``ttl`` seconds; None
+        when this server must stream them itself (the registry then serves the range)."""
+
 
 def _signature(secret: str, sha256: str, expires: int, filename: str) -> str:
     message = f"{sha256}:{expires}:{filename}".encode()
@@ -86,7 +91,9 @@ def check_download_signature(
 class LocalBlobStorage:
     """Blobs as files under ``root``; downloads served by the registry with signed URLs."""
 
-    def __init__(self, root: Path, *, secret: str, url_prefix: str = "/api/v1/blobs/") -> None:
+    def __init__(
+        self, root: Path, *, secret: str, url_prefix: str = "/api/v1/blobs/sha256/"
+    ) -> None:
         self.root = Path(root)
         self._secret = secret
         self._url_prefix = url_prefix
@@ -126,6 +133,9 @@ class LocalBlobStorage:
     def download_url(self, sha256: str, *, ttl: int, filename: str | None = None) -> str:
         query = sign_download(self._secret, sha256, ttl=ttl, filename=filename or "")
         return f"{self._url_prefix}{sha256}?{urlencode(query)}"
+
+    def redirect_url(self, sha256: str, *, ttl: int, filename: str | None = None) -> str | None:
+        return None  # the registry streams local files itself
 
     def list_keys(self) -> list[str]:
         """Every stored key (tests and garbage collection)."""
@@ -262,6 +272,10 @@ class S3BlobStorage:
             "get_object", Params=params, ExpiresIn=ttl
         )
         return url
+
+    def redirect_url(self, sha256: str, *, ttl: int, filename: str | None = None) -> str | None:
+        """S3 serves Range (206, 416) itself: the registry redirects rather than proxies."""
+        return self.download_url(sha256, ttl=ttl, filename=filename)
 
     def list_keys(self) -> list[str]:
         """Every key under the prefix (tests and garbage collection)."""
