@@ -25,6 +25,7 @@ from protocol import Manifest, MIPError, PublicKey, Signature, canonical_bytes
 from .errors import RegistryError
 
 __all__ = [
+    "BlobLocation",
     "NamespaceKey",
     "PackLocation",
     "PublishResult",
@@ -73,6 +74,20 @@ class PackLocation:
 
 
 @dataclass(frozen=True)
+class BlobLocation:
+    """Where one blob of a resolved version can be fetched (Range supported).
+
+    Only ``sha256`` and ``url`` are used to fetch: what the blob must be
+    (size, media type) comes from the signed manifest, not from here.
+    """
+
+    sha256: str
+    size: int
+    media_type: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Resolution:
     """A resolved ``name@version``: what to download and how to trust it."""
 
@@ -88,6 +103,12 @@ class Resolution:
     yanked_reason: str = ""
     deprecated: bool = False
     deprecation_message: str = ""
+    #: per-blob URLs: the answer's ``blobs`` (MIP 2 registries), else its ``payloads``
+    blobs: tuple[BlobLocation, ...] = ()
+
+    def blob_url(self, sha256: str) -> str | None:
+        """The URL to fetch blob ``sha256`` from, or None when the answer names none."""
+        return next((b.url for b in self.blobs if b.sha256 == sha256), None)
 
     def trusted_keys(self) -> list[PublicKey]:
         """The namespace's keys that are not revoked (revoked ones are never trusted)."""
@@ -235,6 +256,7 @@ def parse_resolution(data: Any) -> Resolution:
         raise _bad("pack.size is negative")
     url = _get(pack, "url", str)
     published = data.get("published_at")
+    raw_blobs = data.get("blobs") if isinstance(data.get("blobs"), list) else data.get("payloads")
     return Resolution(
         name=name,
         version=version,
@@ -248,7 +270,30 @@ def parse_resolution(data: Any) -> Resolution:
         yanked_reason=_text(data, "yanked_reason"),
         deprecated=data.get("deprecated") is True,
         deprecation_message=_text(data, "deprecation_message"),
+        blobs=_blob_locations(raw_blobs),
     )
+
+
+def _blob_locations(raw: Any) -> tuple[BlobLocation, ...]:
+    """A resolve answer's ``blobs`` (or ``payloads``): one location per distinct digest."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _bad("blobs is not a list")
+    found: dict[str, BlobLocation] = {}
+    for item in raw:
+        if not isinstance(item, dict):
+            raise _bad("a blob entry is not an object")
+        sha256 = _get(item, "sha256", str)
+        if not _HEX64.match(sha256):
+            raise _bad("a blob's sha256 is not a sha256 hex digest")
+        size = _get(item, "size", int)
+        if size < 0:
+            raise _bad("a blob's size is negative")
+        found.setdefault(
+            sha256, BlobLocation(sha256, size, _text(item, "media_type"), _get(item, "url", str))
+        )
+    return tuple(found.values())
 
 
 def parse_token(data: Any) -> TokenInfo:

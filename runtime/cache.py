@@ -3,6 +3,7 @@
 Layout::
 
     cache/blobs/sha256/ab/abcdef...   complete, verified blobs (read-only by convention)
+    cache/stamps/abcdef...            "size mtime_ns inode" of the blob when it was committed
     cache/partial/abcdef....part      an interrupted download: its size is its offset
     cache/tmp/                        temporary files, renamed into place
     locks/blob-abcdef....lock         one lock per digest (filelock)
@@ -12,6 +13,19 @@ share payloads share files. Every write goes to a temporary file in the same
 file system and is renamed into place, so a reader never sees half a blob,
 and a crash leaves at most a stray temporary or partial file. Two processes
 working on the same digest serialise on its lock.
+
+How a blob already in the cache is trusted (a cached blob can be altered
+after it was committed; nothing is trusted on its name alone):
+
+* :meth:`BlobCache.is_intact` (installs deciding whether to fetch a blob
+  again): the file's size, mtime and inode must equal the stamp written at
+  commit; otherwise it is re-hashed, and a blob whose bytes do not match its
+  name is deleted so the install fetches it again (self-healing). A blob
+  rewritten in place with its size and mtime restored passes this cheap check;
+  ``memos verify --installed`` (:meth:`BlobCache.verify`) always re-hashes.
+* :meth:`BlobCache.checked_path` (the engine opening a KV cache or adapter):
+  re-hashed on first open in each process, then the stamp is compared on each
+  later open; a mismatch is ``cache.blob_corrupt``.
 
 Not here: HTTP (see :mod:`runtime.download`), pack parsing (protocol).
 """
@@ -23,8 +37,10 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -33,7 +49,7 @@ from protocol import IntegrityError
 
 from .errors import CacheError
 
-__all__ = ["BlobCache", "sha256_file"]
+__all__ = ["BlobCache", "BlobProblem", "sha256_file"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1024 * 1024
@@ -44,6 +60,25 @@ def sha256_file(path: Path) -> tuple[str, int]:
     with open(path, "rb") as fh:
         digest = hashlib.file_digest(fh, "sha256")
         return digest.hexdigest(), fh.tell()
+
+
+@dataclass(frozen=True)
+class BlobProblem:
+    """A cached blob that is not what its name says (``verify``)."""
+
+    sha256: str
+    code: str  # cache.blob_corrupt | cache.blob_size
+    message: str
+
+
+#: (digest, stamp) of blobs this process has re-hashed and found good
+_CHECKED: set[tuple[str, str]] = set()
+_CHECKED_LOCK = threading.Lock()
+
+
+def _stamp_of(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
 
 
 def _check_digest(sha256: str) -> str:
@@ -60,7 +95,8 @@ class BlobCache:
         self.locks = Path(home) / "locks"
         self.lock_timeout = lock_timeout
         root = self.root
-        for folder in (root / "blobs" / "sha256", root / "partial", root / "tmp", self.locks):
+        folders = (root / "blobs" / "sha256", root / "partial", root / "tmp", root / "stamps")
+        for folder in (*folders, self.locks):
             folder.mkdir(parents=True, exist_ok=True)
 
     # ---- paths
@@ -71,6 +107,9 @@ class BlobCache:
 
     def partial_path(self, sha256: str) -> Path:
         return self.root / "partial" / f"{_check_digest(sha256)}.part"
+
+    def stamp_path(self, sha256: str) -> Path:
+        return self.root / "stamps" / _check_digest(sha256)
 
     def has(self, sha256: str) -> bool:
         return self.blob_path(sha256).is_file()
@@ -124,7 +163,92 @@ class BlobCache:
         with open(src, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(src, dest)
+        self._write_stamp(sha256, dest)
         return dest
+
+    # ---- trusting what is cached (see the module docstring)
+
+    def _write_stamp(self, sha256: str, blob: Path) -> None:
+        fd, tmp = tempfile.mkstemp(prefix="stamp-", dir=self.root / "tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_stamp_of(blob))
+        os.replace(tmp, self.stamp_path(sha256))
+
+    def _stamp_matches(self, sha256: str, blob: Path) -> bool:
+        try:
+            return self.stamp_path(sha256).read_text() == _stamp_of(blob)
+        except OSError:
+            return False
+
+    def rehash(self, sha256: str, *, size: int | None = None) -> BlobProblem | None:
+        """Re-hash the cached blob ``sha256``; what is wrong with it, or None."""
+        actual, actual_size = sha256_file(self.get(sha256))
+        if size is not None and actual_size != size:
+            return BlobProblem(
+                sha256, "cache.blob_size", f"blob {sha256[:16]}… is {actual_size} bytes, not {size}"
+            )
+        if actual != sha256:
+            return BlobProblem(
+                sha256, "cache.blob_corrupt",
+                f"blob {sha256[:16]}… has sha256 {actual[:16]}… ({actual_size} bytes)",
+            )  # fmt: skip
+        return None
+
+    def is_intact(self, sha256: str, size: int | None = None) -> bool:
+        """Whether blob ``sha256`` is cached and intact; a bad one is deleted (fetch it again)."""
+        path = self.blob_path(sha256)
+        try:
+            if size is not None and path.stat().st_size != size:
+                self.discard(sha256)
+                return False
+        except FileNotFoundError:
+            return False
+        if self._stamp_matches(sha256, path):
+            return True
+        with self.lock(sha256):
+            if not path.is_file():
+                return False
+            if self.rehash(sha256, size=size) is not None:
+                self._unlink(sha256)
+                return False
+            self._write_stamp(sha256, path)
+            return True
+
+    def checked_path(self, sha256: str) -> Path:
+        """Blob ``sha256`` for the engine to read: re-hashed once per process, else refused."""
+        path = self.get(sha256)
+        key = (sha256, _stamp_of(path))
+        with _CHECKED_LOCK:
+            if key in _CHECKED:
+                return path
+        problem = self.rehash(sha256)
+        if problem is not None:
+            raise CacheError(
+                f"{problem.message}: refused (memos verify --installed; install the pack again)",
+                code="cache.blob_corrupt", sha256=sha256,
+            )  # fmt: skip
+        with _CHECKED_LOCK:
+            _CHECKED.add(key)
+        return path
+
+    def verify(self, digests: Iterable[str]) -> list[BlobProblem]:
+        """Re-hash every cached blob in ``digests`` (missing ones are skipped); the bad ones."""
+        problems = []
+        for sha256 in sorted(set(digests)):
+            if self.has(sha256):
+                problem = self.rehash(sha256)
+                if problem is not None:
+                    problems.append(problem)
+        return problems
+
+    def discard(self, sha256: str) -> None:
+        """Delete a blob found bad (under its lock), so the next install fetches it again."""
+        with self.lock(sha256):
+            self._unlink(sha256)
+
+    def _unlink(self, sha256: str) -> None:
+        self.blob_path(sha256).unlink(missing_ok=True)
+        self.stamp_path(sha256).unlink(missing_ok=True)
 
     def add_file(self, src: Path, *, copy: bool = True) -> tuple[str, Path]:
         """Add a file's bytes (copied, or moved with ``copy=False``); return (sha256, blob path)."""
@@ -161,7 +285,7 @@ class BlobCache:
         with self.lock(sha256):
             path = self.blob_path(sha256)
             if path.is_file():
-                path.unlink()
+                self._unlink(sha256)
                 return True
         return False
 

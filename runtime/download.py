@@ -1,24 +1,31 @@
-"""Resumable, verified downloads into the blob cache.
+"""Resumable, verified downloads into the blob cache: one pass, one fsync, one rename.
 
 A download of blob ``sha256`` writes to ``cache/partial/<sha256>.part``. The
 partial file's size is the resume offset: a killed process leaves it behind,
 and the next attempt (in any process) hashes the bytes already there and asks
-the server for the rest with ``Range: bytes=<offset>-``. A server that ignores
-the range (200) restarts the file from zero. The sha256 is computed while
-streaming; on completion size and digest are checked and the file is renamed
-into the cache. A mismatch deletes the partial file and raises
+for the rest (HTTP ``Range: bytes=<offset>-``). A server that ignores the
+range (200) restarts the file from zero. The sha256 is computed while the
+bytes arrive; bytes past the declared size are never written; on completion
+size and digest are checked, the file is fsynced once and renamed into the
+cache. A mismatch deletes the partial file and raises
 ``integrity.digest_mismatch`` / ``integrity.size_mismatch``.
+
+:func:`fetch_into_cache` takes any byte source (an :data:`Opener`: the
+registry, a pack source, an OCI registry); :func:`download_blob` is it over
+one URL of a :class:`~runtime.client.RegistryClient`.
 
 The per-digest lock serialises two processes wanting the same blob: the
 second waits, then finds the blob complete.
+
+Not here: which blobs to fetch or trust (:mod:`runtime.install`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,12 +36,18 @@ from .cache import BlobCache
 from .client import RegistryClient
 from .errors import RegistryError
 
-__all__ = ["ProgressFn", "download_blob"]
+__all__ = ["Opener", "ProgressFn", "download_blob", "fetch_into_cache", "url_opener"]
 
 #: Called with (bytes done, bytes total) as the download advances.
 ProgressFn = Callable[[int, int], None]
 
-_CHUNK = 64 * 1024
+#: Given a resume offset, opens the blob's bytes: yields (start, chunks), where
+#: ``start`` is the offset the chunks begin at (the one asked for, or 0 when the
+#: source restarts from the beginning). Retryable failures raise RegistryError
+#: with a ``network.*`` code.
+Opener = Callable[[int], AbstractContextManager[tuple[int, Iterator[bytes]]]]
+
+_CHUNK = 256 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -51,6 +64,38 @@ def _hash_prefix(path: Path, limit: int) -> tuple[hashlib._Hash, int]:
     return h, done
 
 
+def url_opener(client: RegistryClient, url: str) -> Opener:
+    """An :data:`Opener` over ``url`` with HTTP Range (206 resumes, 200 restarts)."""
+
+    @contextmanager
+    def open_at(offset: int) -> Iterator[tuple[int, Iterator[bytes]]]:
+        with client.stream(url, offset=offset) as response:
+            if response.status_code == 416:  # the server has nothing past offset
+                yield offset, iter(())
+                return
+            start = 0
+            if response.status_code == 206 and offset:
+                match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+                if not match or int(match.group(1)) != offset:
+                    raise RegistryError(
+                        "the server answered a different byte range than asked for",
+                        code="network.bad_range",
+                    )
+                start = offset
+            yield start, _network_chunks(response)
+
+    return open_at
+
+
+def _network_chunks(response: httpx.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_bytes(_CHUNK)
+    except httpx.TransportError as exc:
+        raise RegistryError(
+            f"download interrupted: {exc}", code="network.download_interrupted"
+        ) from exc
+
+
 def download_blob(
     client: RegistryClient,
     url: str,
@@ -62,19 +107,39 @@ def download_blob(
     retries: int = 3,
 ) -> Path:
     """Fetch blob ``sha256`` (``size`` bytes) from ``url`` into the cache; return its path."""
-    if cache.has(sha256):
+    return fetch_into_cache(
+        url_opener(client, url), sha256=sha256, size=size, cache=cache, progress=progress,
+        retries=retries,
+    )  # fmt: skip
+
+
+def fetch_into_cache(
+    open_at: Opener,
+    *,
+    sha256: str,
+    size: int,
+    cache: BlobCache,
+    progress: ProgressFn | None = None,
+    retries: int = 3,
+) -> Path:
+    """Stream blob ``sha256`` from ``open_at`` into the cache (resuming); return its path.
+
+    A blob already cached and intact is not fetched again; a cached blob
+    that does not match its name is replaced.
+    """
+    if cache.is_intact(sha256, size):
         if progress:
             progress(size, size)
         return cache.blob_path(sha256)
     with cache.lock(sha256):
-        if cache.has(sha256):
+        if cache.has(sha256):  # another process committed it while this one waited
             if progress:
                 progress(size, size)
             return cache.blob_path(sha256)
         attempt = 0
         while True:
             try:
-                return _attempt(client, url, sha256, size, cache, progress)
+                return _attempt(open_at, sha256, size, cache, progress)
             except RegistryError as exc:
                 attempt += 1
                 if attempt > retries or not exc.code.startswith("network."):
@@ -82,12 +147,7 @@ def download_blob(
 
 
 def _attempt(
-    client: RegistryClient,
-    url: str,
-    sha256: str,
-    size: int,
-    cache: BlobCache,
-    progress: ProgressFn | None,
+    open_at: Opener, sha256: str, size: int, cache: BlobCache, progress: ProgressFn | None
 ) -> Path:
     partial = cache.partial_path(sha256)
     offset = partial.stat().st_size if partial.exists() else 0
@@ -95,49 +155,34 @@ def _attempt(
         partial.unlink()
         offset = 0
     hasher, offset = _hash_prefix(partial, offset) if offset else (hashlib.sha256(), 0)
+    oversize = False
     if offset < size:
-        with client.stream(url, offset=offset) as response:
-            if response.status_code == 416:  # nothing left to send: the file is complete
-                pass
-            else:
-                if response.status_code == 200 or offset == 0:
-                    offset = 0
-                    hasher = hashlib.sha256()
-                    mode = "wb"
-                else:
-                    match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
-                    if not match or int(match.group(1)) != offset:
-                        raise RegistryError(
-                            "the server answered a different byte range than asked for",
-                            code="network.bad_range",
-                        )
-                    mode = "ab"
-                with open(partial, mode) as fh:
-                    if progress:
-                        progress(offset, size)
-                    try:
-                        for chunk in response.iter_bytes(_CHUNK):
-                            if offset + len(chunk) > size:
-                                fh.write(chunk[: size - offset])
-                                offset = size + 1  # mark oversize; checked below
-                                break
-                            fh.write(chunk)
-                            hasher.update(chunk)
-                            offset += len(chunk)
-                            if progress:
-                                progress(offset, size)
-                    except httpx.TransportError as exc:
-                        fh.flush()
-                        raise RegistryError(
-                            f"download interrupted at {offset} bytes: {exc}",
-                            code="network.download_interrupted",
-                        ) from exc
-                    fh.flush()
-                    os.fsync(fh.fileno())
-    if offset != size:
+        with open_at(offset) as (start, chunks):
+            if start != offset:  # the source restarts from zero
+                offset, hasher = 0, hashlib.sha256()
+            with open(partial, "r+b" if offset else "wb") as fh:
+                fh.seek(offset)
+                fh.truncate()
+                if progress:
+                    progress(offset, size)
+                try:
+                    for chunk in chunks:
+                        if offset + len(chunk) > size:  # never write past the declared size
+                            chunk = chunk[: size - offset]
+                            oversize = True
+                        fh.write(chunk)
+                        hasher.update(chunk)
+                        offset += len(chunk)
+                        if progress:
+                            progress(offset, size)
+                        if oversize:
+                            break
+                finally:
+                    fh.flush()  # what arrived stays for the next attempt (fsynced only once)
+    if oversize or offset != size:
         partial.unlink(missing_ok=True)
         raise IntegrityError(
-            f"downloaded {offset} bytes, expected {size}",
+            f"the source sent {'more than' if oversize else offset} bytes, expected {size}",
             code="integrity.size_mismatch",
             expected=size,
             actual=offset,

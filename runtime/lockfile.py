@@ -7,7 +7,14 @@ JSON, sorted, one entry per pack name::
                              "sha256": "<pack file digest>", "size": 48213,
                              "manifest_sha256": "<sha256 of the canonical manifest>",
                              "signed_by": ["<keyid>"],
-                             "keys": ["ed25519:<base64>"]}}}
+                             "keys": ["ed25519:<base64>"],
+                             "blobs": ["<sha256 of each installed blob>"],
+                             "signatures": [{"alg": ..., "keyid": ..., "sig": ...}]}}}
+
+``blobs`` (the blobs installed for the running model, by digest) and
+``signatures`` (kept for packs installed from a file, so ``--locked`` can
+reproduce them from the cache) are optional: lockfiles written before MIP 2
+lack them and still read.
 
 ``memos install --locked`` installs exactly these versions, refuses a pack
 whose digest differs, and trusts only the keys pinned here (trust on first
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,12 +35,15 @@ from typing import Any
 
 from filelock import FileLock
 
+from protocol import MIPError, Signature
+
 from .errors import InstallError
 
 __all__ = ["LOCKFILE_NAME", "LockEntry", "read_lockfile", "update_lockfile"]
 
 LOCKFILE_NAME = "memos.lock"
 LOCKFILE_VERSION = 1
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -45,9 +56,17 @@ class LockEntry:
     signed_by: tuple[str, ...]
     keys: tuple[str, ...]
     registry: str | None = None
+    blobs: tuple[str, ...] = ()
+    signatures: tuple[Signature, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.blobs:
+            extra["blobs"] = list(self.blobs)
+        if self.signatures:
+            extra["signatures"] = [s.to_dict() for s in self.signatures]
         return {
+            **extra,
             "version": self.version,
             "registry": self.registry,
             "sha256": self.sha256,
@@ -69,11 +88,26 @@ class LockEntry:
                 signed_by=tuple(str(k) for k in data.get("signed_by", [])),
                 keys=tuple(str(k) for k in data.get("keys", [])),
                 registry=data.get("registry") if isinstance(data.get("registry"), str) else None,
+                blobs=tuple(_digest(d) for d in _list(data, "blobs")),
+                signatures=tuple(Signature.from_dict(s) for s in _list(data, "signatures")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, MIPError) as exc:
             raise InstallError(
                 f"memos.lock entry {name!r} is malformed: {exc}", code="install.bad_lockfile"
             ) from exc
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise TypeError(f"{key!r} is not a list")
+    return value
+
+
+def _digest(value: Any) -> str:
+    if not isinstance(value, str) or not _HEX64.match(value):
+        raise ValueError(f"{value!r} is not a sha256 hex digest")
+    return value
 
 
 def read_lockfile(path: Path) -> dict[str, LockEntry]:

@@ -99,9 +99,11 @@ class PackQueries(Database):
         )
 
     def referenced_digests(self) -> set[str]:
-        """Every blob digest an installed pack, a live memory or a KV cache refers to."""
+        """Every blob digest an installed pack (its file, manifest, payloads), a live memory
+        or a KV cache refers to."""
         db = self.db
         keep = {str(r[0]) for r in db.execute("SELECT sha256 FROM packs")}
+        keep |= {str(r[0]) for r in db.execute("SELECT manifest_sha256 FROM packs")}
         keep |= {str(r[0]) for r in db.execute("SELECT sha256 FROM kv_caches")}
         for (payloads,) in db.execute(
             "SELECT payloads FROM memories WHERE state != ? AND payloads != '{}'",

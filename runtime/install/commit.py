@@ -1,7 +1,9 @@
-"""The installer's commit step: a trusted pack into the cache and the engine, atomically.
+"""The installer's commit step: a trusted pack's memories into the engine, atomically.
 
-:func:`commit_pack` moves the pack's verified payload files into the
-content-addressed cache (shared by versions), embeds its plaintext memories
+The pack's blobs are already in the content-addressed cache (fetched and
+verified there, shared by versions; :mod:`.fetch`): nothing is copied or
+extracted here, and the engine reads KV caches and adapters from the cache
+files themselves. :func:`commit_pack` embeds the plaintext memories
 (before taking the engine's write lock, so other writers need not wait for
 the model), then replaces the pack's memories in one SQLite transaction:
 new memories are inserted, changed ones get a new version (keeping their
@@ -21,13 +23,12 @@ Not here: trust (:mod:`runtime.install.trust`), reading the pack
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from protocol import MemoryType, Pack
+from protocol import Manifest, MemoryType
 
-from ..cache import BlobCache
 from ..engine.engine import Engine
 from ..engine.lifecycle import State
 from ..engine.types import Memory, NewMemory, to_epoch
@@ -35,16 +36,21 @@ from ..errors import InstallError
 from .results import InstallResult
 from .trust import manifest_sha256
 
-__all__ = ["commit_pack", "remove_pack", "store_payloads"]
+__all__ = ["PackState", "commit_pack", "remove_pack"]
 
 
-def store_payloads(pack: Pack, cache: BlobCache) -> None:
-    """Move every payload file of the read pack into the cache (atomic rename per blob)."""
-    for cube in pack.manifest.cubes:
-        for ref in cube.payloads:
-            # read_pack has checked this file's size and sha256 against the signed manifest.
-            with cache.lock(ref.sha256):
-                cache.commit_file(pack.payload_path(ref), ref.sha256, verify=False)
+@dataclass(frozen=True)
+class PackState:
+    """The trusted pack being committed: its manifest and the identity it is installed as.
+
+    ``sha256``/``size`` name the version (the ``.memcube`` file's digest when
+    there is one, as the registry and ``memos.lock`` know it).
+    """
+
+    manifest: Manifest
+    manifest_bytes: bytes
+    sha256: str
+    size: int
 
 
 def _same_content(old: Memory, new: Memory) -> bool:
@@ -55,7 +61,7 @@ def _same_content(old: Memory, new: Memory) -> bool:
 
 def commit_pack(
     engine: Engine,
-    pack: Pack,
+    pack: PackState,
     items: Sequence[NewMemory],
     signed_by: Sequence[str],
     *,
@@ -74,9 +80,9 @@ def commit_pack(
     with engine.write_lock:
         existing = {mem.id: (rowid, mem, vec) for rowid, mem, vec in store.pack_rows(m.name)}
         prev = next((p for p in store.installed_packs() if p.name == m.name), None)
-        if prev is not None and prev.sha256 == pack.file_sha256:
+        if prev is not None and prev.sha256 == pack.sha256:
             return InstallResult(
-                m.name, m.version, pack.file_sha256, pack.file_size, prev.memories,
+                m.name, m.version, pack.sha256, pack.size, prev.memories,
                 prev.signed_by, source, changed=False, previous_version=prev.version,
             )
         vec_rows: dict[int, int] = {}
@@ -114,7 +120,7 @@ def commit_pack(
                     )
                     store.update(rowid, gone, vec, event=event, actor=actor, at=at)
             store.upsert_pack(
-                name=m.name, version=m.version, sha256=pack.file_sha256, size=pack.file_size,
+                name=m.name, version=m.version, sha256=pack.sha256, size=pack.size,
                 manifest_sha256=manifest_sha256(pack.manifest_bytes),
                 manifest=pack.manifest_bytes.decode("utf-8"), signed_by=signed_by,
                 registry=registry, at=at,
@@ -122,12 +128,12 @@ def commit_pack(
             engine.bump_generation()
     previous = prev.version if prev else None
     engine.audit(
-        "install", actor=actor, target=m.name, version=m.version, sha256=pack.file_sha256,
+        "install", actor=actor, target=m.name, version=m.version, sha256=pack.sha256,
         previous_version=previous, memories=len(items), signed_by=sorted(signed_by),
         source=source, registry=registry,
     )
     return InstallResult(
-        m.name, m.version, pack.file_sha256, pack.file_size, len(items),
+        m.name, m.version, pack.sha256, pack.size, len(items),
         tuple(sorted(signed_by)), source, previous_version=previous,
     )
 

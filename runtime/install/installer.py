@@ -13,33 +13,37 @@ resumable downloads (:mod:`runtime.download`), SQL (:mod:`runtime.engine.store`)
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
 
-from protocol import Manifest, PublicKey, TrustedKeys, parse_ref, read_pack
+from protocol import Manifest, Pack, PublicKey, TrustedKeys, parse_ref
 
 from .._wire import Resolution
-from ..cache import BlobCache
+from ..cache import BlobCache, BlobProblem
 from ..client import RegistryClient
 from ..download import ProgressFn, download_blob
 from ..engine.engine import Engine
 from ..errors import InstallError
 from ..lockfile import LockEntry, read_lockfile, update_lockfile
-from .commit import commit_pack, remove_pack, store_payloads
+from .blobs import BlobEntry, manifest_blobs, select_blobs
+from .commit import PackState, commit_pack, remove_pack
+from .fetch import FetchReport, check_blobs, fetch_blobs
 from .items import pack_items
 from .results import InstalledPack, InstallResult
+from .sources import CacheSource, FileSource, PackSource, RegistrySource
 from .trust import (
-    check_pack,
+    check_source,
     local_keys,
     manifest_sha256,
     trust_locked,
     trust_resolution,
 )
+from .view import installed_view
 
 __all__ = ["Installer"]
 
@@ -80,8 +84,14 @@ class Installer:
         transport: httpx.BaseTransport | None = None,
         client_factory: ClientFactory | None = None,
         on_stage: Callable[[str], None] | None = None,
+        model_fingerprint: str | None = None,
     ) -> None:
+        """``model_fingerprint`` (a fingerprint digest, ``protocol.fingerprint_digest``) is
+        the configured model's: only its KV caches and adapters are fetched (all with
+        ``everything=True``). With no model configured every blob is fetched, as
+        MIP 1 installs did (the engine cannot yet tell which it will use)."""
         self.on_stage = on_stage
+        self.model_fingerprint = model_fingerprint
         self.home = Path(home)
         self.engine = engine
         self.cache = cache or BlobCache(self.home)
@@ -121,6 +131,15 @@ class Installer:
     def installed_pack(self, name: str) -> InstalledPack | None:
         return next((p for p in self.installed() if p.name == name), None)
 
+    def installed_view(self, name: str, target: Path) -> Pack:
+        """Installed pack ``name`` as a Pack whose payload paths link to the cached blobs."""
+        installed = self.installed_pack(name)
+        text = self.engine.store.pack_manifest(name)
+        if installed is None or text is None:
+            raise InstallError(f"{name} is not installed", code="install.not_installed")
+        identity = (installed.sha256, installed.size)
+        return installed_view(text.encode("utf-8"), identity, self.cache, target)
+
     # ------------------------------------------------------------------ install by name
 
     def install(
@@ -132,14 +151,16 @@ class Installer:
         progress: ProgressFn | None = None,
         lockfile: Path | None = None,
         actor: str | None = None,
+        everything: bool = False,
     ) -> InstallResult:
         ref = parse_ref(ref_text)
         with self.client(registry, token) as client:
             res = client.resolve(ref)
             keys = trust_resolution(res, self.pinned_keys())
             result = self._install_resolved(
-                client, res, keys, registry=registry, progress=progress, actor=actor
-            )
+                client, res, keys, registry=registry, progress=progress, actor=actor,
+                everything=everything,
+            )  # fmt: skip
         if lockfile is not None:
             entry = self._lock_entry(res, keys, result, registry)
             update_lockfile(lockfile, add={res.name: entry})
@@ -153,6 +174,7 @@ class Installer:
         token: str | None = None,
         progress: Callable[[str], ProgressFn | None] | None = None,
         actor: str | None = None,
+        everything: bool = False,
     ) -> list[InstallResult]:
         """Install exactly what ``memos.lock`` says, refusing any difference."""
         results = []
@@ -161,6 +183,7 @@ class Installer:
                 self._install_entry(
                     entry, registry=entry.registry or registry, token=token,
                     progress=progress(name) if progress else None, actor=actor,
+                    everything=everything,
                 )
             )
         return results
@@ -173,23 +196,11 @@ class Installer:
         token: str | None,
         progress: ProgressFn | None,
         actor: str | None,
+        everything: bool,
     ) -> InstallResult:
         pinned = [PublicKey.from_text(k) for k in entry.keys]
-        current = self.installed_pack(entry.name)
-        if current is not None and current.sha256 == entry.sha256:
-            location = (entry.sha256, entry.size)
-            return _unchanged(entry.name, entry.version, location, current, "lockfile")
-        if entry.registry is None:  # installed from a file: only the cached bytes can reproduce it
-            if not self.cache.has(entry.sha256):
-                raise InstallError(
-                    f"{entry.name}@{entry.version} was installed from a file that is not in "
-                    "the cache",
-                    code="install.lock_source_missing",
-                )
-            result = self._install_blob(
-                self.cache.blob_path(entry.sha256), local_keys(pinned), expected_manifest=None,
-                registry=None, actor=actor, source="lockfile",
-            )
+        if entry.registry is None:  # installed from a file: only the cache can reproduce it
+            result = self._install_cached(entry, local_keys(pinned), actor, everything)
             if result.sha256 != entry.sha256 or result.version != entry.version:
                 raise InstallError(
                     f"{entry.name} in the cache differs from memos.lock",
@@ -201,8 +212,29 @@ class Installer:
             keys = trust_locked(res, entry, pinned)
             return self._install_resolved(
                 client, res, keys, registry=registry, progress=progress, actor=actor,
-                source="lockfile",
+                source="lockfile", everything=everything,
+            )  # fmt: skip
+
+    def _install_cached(
+        self, entry: LockEntry, keys: TrustedKeys, actor: str | None, everything: bool
+    ) -> InstallResult:
+        """A pack first installed from a file, again from the cache (its manifest and blobs)."""
+        identity = (entry.sha256, entry.size)
+        if entry.signatures:
+            source = CacheSource(self.cache, entry.manifest_sha256, entry.signatures)
+            return self.install_from_source(
+                source, keys, identity=identity, actor=actor, everything=everything
             )
+        if not self.cache.has(entry.sha256):  # a lockfile from before MIP 2: the pack file
+            raise InstallError(
+                f"{entry.name}@{entry.version} was installed from a file that is not in the cache",
+                code="install.lock_source_missing",
+            )
+        with FileSource.read(self.cache.blob_path(entry.sha256), self.cache) as file:
+            return self.install_from_source(
+                file, keys, identity=identity, actor=actor, label="lockfile",
+                everything=everything,
+            )  # fmt: skip
 
     def _install_resolved(
         self,
@@ -214,6 +246,7 @@ class Installer:
         progress: ProgressFn | None,
         actor: str | None,
         source: str = "registry",
+        everything: bool = False,
     ) -> InstallResult:
         warnings = []
         if res.yanked:
@@ -221,21 +254,28 @@ class Installer:
             warnings.append(f"{res.name}@{res.version} is yanked: {reason}")
         if res.deprecated:
             warnings.append(f"{res.name} is deprecated: {res.deprecation_message}")
+        identity = (res.pack.sha256, res.pack.size)
+        install = partial(
+            self.install_from_source, keys=keys, identity=identity, registry=registry,
+            actor=actor, label=source, everything=everything, warnings=tuple(warnings),
+        )  # fmt: skip
+        blobs = RegistrySource(client, res)
+        if blobs.has_blob_urls(self.select(res.manifest, everything=everything)):
+            return install(blobs, progress=progress)
+        # A registry without per-blob URLs: the whole pack file, as MIP 1 clients fetch it.
         current = self.installed_pack(res.name)
-        if current is not None and current.sha256 == res.pack.sha256:
+        if current is not None and current.sha256 == res.pack.sha256 and self._intact(
+            res.manifest, everything
+        ):
             if progress:
                 progress(res.pack.size, res.pack.size)
-            location = (res.pack.sha256, res.pack.size)
-            return _unchanged(res.name, res.version, location, current, source, warnings)
+            return _unchanged(res.name, res.version, identity, current, source, warnings)
         blob = download_blob(
             client, res.pack.url, sha256=res.pack.sha256, size=res.pack.size, cache=self.cache,
             progress=progress,
-        )
-        result = self._install_blob(
-            blob, keys, expected_manifest=res.manifest_bytes, registry=registry, actor=actor,
-            source=source,
-        )
-        return replace(result, warnings=tuple(warnings))
+        )  # fmt: skip
+        with FileSource.read(blob, self.cache) as file:
+            return install(file, expected_manifest=res.manifest_bytes)
 
     # ------------------------------------------------------------------ install a file
 
@@ -246,58 +286,102 @@ class Installer:
         trusted_keys: Sequence[PublicKey] = (),
         lockfile: Path | None = None,
         actor: str | None = None,
+        everything: bool = False,
     ) -> InstallResult:
         trusted = list(trusted_keys) or self.pinned_keys()
         if not trusted:
             raise InstallError(
                 "no trusted key to verify a local pack with", code="install.no_trusted_keys"
             )
-        sha, blob = self.cache.add_file(Path(path), copy=True)
-        try:
-            result = self._install_blob(
-                blob, local_keys(trusted), expected_manifest=None, registry=None, actor=actor,
-                source="file",
-            )
-        except Exception:
-            if sha not in self.engine.store.referenced_digests():
-                self.cache.remove(sha)
-            raise
+        with FileSource.read(Path(path), self.cache) as file:
+            result = self.install_from_source(
+                file, local_keys(trusted), identity=(file.file_sha256, file.file_size),
+                actor=actor, everything=everything,
+            )  # fmt: skip
+            signatures = tuple(s for s in file.signatures if s.keyid in result.signed_by)
         if lockfile is not None:
             pack_keys = [k.to_text() for k in trusted if k.keyid in result.signed_by]
             entry = LockEntry(
                 result.name, result.version, result.sha256, result.size,
                 self.engine.store.pack_manifest_sha256(result.name) or "", result.signed_by,
-                tuple(pack_keys), None,
-            )
+                tuple(pack_keys), None, blobs=result.blobs, signatures=signatures,
+            )  # fmt: skip
             update_lockfile(lockfile, add={result.name: entry})
         return result
 
-    # ------------------------------------------------------------------ common path
+    # ------------------------------------------------------------------ any source
 
-    def _install_blob(
+    def select(self, manifest: Manifest, *, everything: bool = False) -> tuple[BlobEntry, ...]:
+        """The blobs of ``manifest`` this engine uses: plaintext, and its model's (or all)."""
+        everything = everything or self.model_fingerprint is None
+        return select_blobs(manifest, fingerprint=self.model_fingerprint, everything=everything)
+
+    def _intact(self, manifest: Manifest, everything: bool) -> bool:
+        chosen = self.select(manifest, everything=everything)
+        return all(self.cache.is_intact(e.sha256, e.size) for e in chosen)
+
+    def install_from_source(
         self,
-        blob: Path,
+        source: PackSource,
         keys: TrustedKeys,
         *,
-        expected_manifest: bytes | None,
-        registry: str | None,
-        actor: str | None,
-        source: str,
+        identity: tuple[str, int] | None = None,
+        expected_manifest: bytes | None = None,
+        registry: str | None = None,
+        actor: str | None = None,
+        label: str | None = None,
+        progress: ProgressFn | None = None,
+        everything: bool = False,
+        warnings: tuple[str, ...] = (),
     ) -> InstallResult:
-        staging = self.cache.temp_dir("stage-")
-        shutil.rmtree(staging)  # read_pack creates it (and removes it on failure)
+        """Install the pack ``source`` serves, trusted by ``keys``, in one pass.
+
+        Trust is decided on the signed manifest before any blob is fetched;
+        then only the blobs :meth:`select` picks are fetched (several at once,
+        skipping those cached and intact) into the cache, their content is
+        checked, and the memories are committed. ``identity`` is the
+        (sha256, size) the version is installed as (its pack file's, when it
+        has one; default: the manifest's digest and the blobs' total size).
+        """
+        verification = check_source(
+            source.manifest_bytes, source.signatures, keys, expected_manifest=expected_manifest
+        )
+        manifest = Manifest.from_bytes(source.manifest_bytes)
+        chosen = self.select(manifest, everything=everything)
+        sha256, size = identity or (
+            manifest_sha256(source.manifest_bytes), sum(e.size for e in chosen)
+        )
+        state = PackState(manifest, source.manifest_bytes, sha256, size)
+        label = label or source.label
+        self._stage(f"fetching {len(chosen)} blob(s) of {manifest.ref}")
+        report = FetchReport((), ())
         try:
-            self._stage("verifying the pack (limits, digests, signatures)")
-            pack = read_pack(blob, target=staging)
-            verification = check_pack(pack, keys, expected_manifest=expected_manifest)
-            items = pack_items(pack, self.engine.clock())
-            store_payloads(pack, self.cache)
-            return commit_pack(
-                self.engine, pack, items, verification.valid, registry=registry, actor=actor,
-                source=source, stage=self._stage,
-            )
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            report = fetch_blobs(source, chosen, self.cache, progress=progress)
+            self._stage("verifying the pack (digests, payload contents)")
+            check_blobs(manifest, chosen, self.cache)
+            if registry is None:  # --locked reproduces a file's pack from the cache
+                self.cache.add_bytes(source.manifest_bytes)
+            blobs = tuple(e.sha256 for e in chosen)
+            current = self.installed_pack(manifest.name)
+            if current is not None and current.sha256 == sha256:
+                done = _unchanged(manifest.name, manifest.version, (sha256, size), current,
+                                  label, warnings)  # fmt: skip
+                return replace(done, blobs=blobs, fetched=report.fetched)
+            items = pack_items(manifest, self._cached, self.engine.clock())
+            result = commit_pack(
+                self.engine, state, items, verification.valid, registry=registry, actor=actor,
+                source=label, stage=self._stage,
+            )  # fmt: skip
+        except BaseException:
+            keep = self.engine.store.referenced_digests()
+            for digest in report.fetched:
+                if digest not in keep:
+                    self.cache.remove(digest)
+            raise
+        return replace(result, warnings=warnings, blobs=blobs, fetched=report.fetched)
+
+    def _cached(self, sha256: str) -> Path | None:
+        return self.cache.blob_path(sha256) if self.cache.has(sha256) else None
 
     @staticmethod
     def _lock_entry(
@@ -313,7 +397,24 @@ class Installer:
             signed_by=result.signed_by,
             keys=tuple(signer_keys[k].to_text() for k in result.signed_by if k in signer_keys),
             registry=registry,
+            blobs=result.blobs,
         )
+
+    # ------------------------------------------------------------------ verify
+
+    def verify_installed(self, names: Sequence[str] = ()) -> list[tuple[str, BlobProblem]]:
+        """Re-hash the cached blobs of installed packs (default: all); (pack, problem) each."""
+        installed = {p.name for p in self.installed()}
+        for name in names:
+            if name not in installed:
+                raise InstallError(f"{name} is not installed", code="install.not_installed")
+        problems = []
+        for name in sorted(names or installed):
+            text = self.engine.store.pack_manifest(name) or ""
+            digests = [e.sha256 for e in manifest_blobs(Manifest.from_bytes(text.encode()))]
+            digests.append(self.engine.store.pack_manifest_sha256(name) or "")
+            problems += [(name, p) for p in self.cache.verify(d for d in digests if d)]
+        return problems
 
     # ------------------------------------------------------------------ remove / upgrade / gc
 
@@ -339,6 +440,7 @@ class Installer:
         progress: Callable[[str], ProgressFn | None] | None = None,
         lockfile: Path | None = None,
         actor: str | None = None,
+        everything: bool = False,
     ) -> list[InstallResult]:
         """Install the highest version of each named (default: every installed registry) pack."""
         targets = list(names) or [p.name for p in self.installed() if p.registry]
@@ -351,7 +453,7 @@ class Installer:
                 self.install(
                     str(ref), registry=reg, token=token,
                     progress=progress(ref.name) if progress else None, lockfile=lockfile,
-                    actor=actor,
+                    actor=actor, everything=everything,
                 )
             )
         return results

@@ -1,11 +1,13 @@
-"""A read pack's cubes as engine memories: one per plaintext record, one per other cube.
+"""A trusted manifest's cubes as engine memories: one per plaintext record, one per other cube.
 
-Reads only the pack's staged, already verified payload files (``read_pack``
-has checked every size and digest against the signed manifest): the
-``memories.jsonl`` records of plaintext cubes, and the safetensors header of
-a KV cache for its token count. Governance becomes memory fields: access
-policy, usage terms, and an expiry from ``expires_at`` and/or ``ttl_seconds``
-(the earlier wins, the TTL counted from the install).
+Reads only cached blobs whose size and digest were checked against the
+signed manifest as they were fetched: the ``memories.jsonl`` records of
+plaintext cubes (parsed with the same checks ``read_pack`` makes: a bad
+record is ``payload.*``), and the safetensors header of a KV cache for its
+token count (when that blob was fetched for the running model). Governance
+becomes memory fields: access policy, usage terms, and an expiry from
+``expires_at`` and/or ``ttl_seconds`` (the earlier wins, the TTL counted from
+the install).
 
 Not here: moving payloads into the cache or writing the engine
 (:mod:`runtime.install.commit`), trust (:mod:`runtime.install.trust`).
@@ -13,15 +15,17 @@ Not here: moving payloads into the cache or writing the engine
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from protocol import (
     AccessPolicy,
+    Manifest,
     MediaType,
     MemCube,
     MemoryType,
-    Pack,
     iter_memory_records,
     parse_timestamp,
     read_safetensors_header,
@@ -29,13 +33,17 @@ from protocol import (
 
 from ..engine.lifecycle import State
 from ..engine.types import NewMemory
+from ..errors import InstallError
 
 __all__ = ["pack_items"]
 
 
-def pack_items(pack: Pack, now: datetime) -> list[NewMemory]:
-    """Every memory the pack holds, in manifest order (records before their cube's next one)."""
-    m = pack.manifest
+#: sha256 -> the cached blob, or None when it was not fetched (another model's)
+BlobPath = Callable[[str], Path | None]
+
+
+def pack_items(m: Manifest, blob: BlobPath, now: datetime) -> list[NewMemory]:
+    """Every memory the manifest holds, in manifest order (records before their cube's next)."""
     items: list[NewMemory] = []
     for cube in m.cubes:
         if cube.memory_type is MemoryType.PLAINTEXT:
@@ -43,11 +51,17 @@ def pack_items(pack: Pack, now: datetime) -> list[NewMemory]:
                 if ref.media_type != MediaType.MEMORIES_JSONL:
                     continue
                 dim = cube.embedding.dimension if cube.embedding else None
-                with open(pack.payload_path(ref), "rb") as fh:
+                path = blob(ref.sha256)
+                if path is None:
+                    raise InstallError(
+                        f"{ref.path} ({ref.sha256[:16]}…) is not in the cache",
+                        code="install.blob_unavailable",
+                    )
+                with open(path, "rb") as fh:
                     records = list(iter_memory_records(fh, expected_dimension=dim))
                 items.extend(_record_item(m.name, m.version, cube, rec, now) for rec in records)
         else:
-            items.append(_cube_item(m.name, m.version, cube, pack, now))
+            items.append(_cube_item(m.name, m.version, cube, blob, now))
     return items
 
 
@@ -87,12 +101,13 @@ def _record_item(pack_name: str, version: str, cube: MemCube, rec: Any, now: dat
     )
 
 
-def _cube_item(pack_name: str, version: str, cube: MemCube, pack: Pack, now: datetime
+def _cube_item(pack_name: str, version: str, cube: MemCube, blob: BlobPath, now: datetime
                ) -> NewMemory:
     tokens = None
     kv = cube.payload(MediaType.KV_CACHE)
-    if kv is not None:
-        with open(pack.payload_path(kv), "rb") as fh:
+    kv_path = blob(kv.sha256) if kv is not None else None
+    if kv is not None and kv_path is not None:
+        with open(kv_path, "rb") as fh:
             header = read_safetensors_header(fh, kv.size)
         ids = header.tensors.get("input_ids")
         tokens = int(ids.shape[-1]) if ids is not None and ids.shape else None

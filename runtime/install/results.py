@@ -24,6 +24,9 @@ class InstallResult:
     changed: bool = True
     previous_version: str | None = None
     warnings: tuple[str, ...] = ()
+    #: blob digests installed (those chosen for the running model), and which had to be fetched
+    blobs: tuple[str, ...] = ()
+    fetched: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +40,8 @@ class InstallResult:
             "changed": self.changed,
             "previous_version": self.previous_version,
             "warnings": list(self.warnings),
+            "blobs": list(self.blobs),
+            "fetched": list(self.fetched),
         }
 
 

@@ -14,9 +14,10 @@ with no time (``at=None``), so a key revoked at all signs nothing.
 * :func:`trust_locked`: ``memos install --locked`` -- the resolve answer must
   be the locked bytes (``install.lock_mismatch``), and only the keys pinned in
   ``memos.lock`` count, minus any the registry has revoked since.
-* :func:`check_pack`: the downloaded pack's manifest must be byte-for-byte
-  the one that was trusted (``install.manifest_mismatch``), and its own
-  signatures must verify under the same keys.
+* :func:`check_source`: a pack source's manifest (a downloaded or local
+  pack file, a registry's or OCI registry's manifest) must be byte-for-byte
+  the one that was trusted, if any (``install.manifest_mismatch``), and its
+  own signatures must verify under the keys -- before any blob is fetched.
 
 Not here: where pinned keys are read from, downloading, or committing
 (:mod:`runtime.install.installer`, :mod:`runtime.install.commit`).
@@ -27,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from protocol import Pack, PublicKey, TrustedKey, TrustedKeys, Verification
+from protocol import Pack, PublicKey, Signature, TrustedKey, TrustedKeys, Verification
 
 from .._wire import Resolution
 from ..errors import InstallError
@@ -35,6 +36,7 @@ from ..lockfile import LockEntry
 
 __all__ = [
     "check_pack",
+    "check_source",
     "local_keys",
     "manifest_sha256",
     "namespace_keys",
@@ -97,11 +99,24 @@ def trust_locked(res: Resolution, entry: LockEntry, pinned: Sequence[PublicKey])
     return keys
 
 
-def check_pack(pack: Pack, keys: TrustedKeys, *, expected_manifest: bytes | None) -> Verification:
-    """Accept the pack that was read (limits and digests already checked) or raise."""
-    if expected_manifest is not None and pack.manifest_bytes != expected_manifest:
+def check_source(
+    manifest_bytes: bytes,
+    signatures: Sequence[Signature],
+    keys: TrustedKeys,
+    *,
+    expected_manifest: bytes | None,
+) -> Verification:
+    """Accept a source's signed manifest (before any of its blobs is fetched) or raise."""
+    if expected_manifest is not None and manifest_bytes != expected_manifest:
         raise InstallError(
             "the downloaded pack's manifest is not the one the registry signed: refused",
             code="install.manifest_mismatch",
         )
-    return keys.verify_or_raise(pack.manifest_bytes, pack.signatures)
+    return keys.verify_or_raise(manifest_bytes, signatures)
+
+
+def check_pack(pack: Pack, keys: TrustedKeys, *, expected_manifest: bytes | None) -> Verification:
+    """:func:`check_source` for a pack that was read (limits and digests already checked)."""
+    return check_source(
+        pack.manifest_bytes, pack.signatures, keys, expected_manifest=expected_manifest
+    )

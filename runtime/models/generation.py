@@ -82,22 +82,23 @@ class MemorySource:
     def from_installed(cls, name: str, home: Path, work: Path) -> MemorySource:
         """An installed pack (``namespace/name``) of the local engine at ``home``.
 
-        The pack file is read again from the content-addressed cache, so its
-        digests and payload contents are checked before anything is used.
+        Read from the content-addressed cache files themselves (no copy); each
+        blob is re-hashed before it is used (``cache.blob_corrupt`` if bad).
         """
-        from runtime.cache import BlobCache
         from runtime.engine.engine import Engine
         from runtime.install import Installer
 
+        from .packs import open_model_memory
+
         engine = Engine(Path(home), maintain_every=None)
         try:
-            installed = Installer(Path(home), engine).installed_pack(name)
+            installer = Installer(Path(home), engine)
+            if installer.installed_pack(name) is None:
+                raise ModelError(f"pack {name} is not installed", code="model.pack_not_installed")
+            view = installer.installed_view(name, work)
         finally:
             engine.close()
-        if installed is None:
-            raise ModelError(f"pack {name} is not installed", code="model.pack_not_installed")
-        blob = BlobCache(Path(home)).blob_path(installed.sha256)
-        return cls.from_model_memory(read_model_pack(blob, work))
+        return cls.from_model_memory(open_model_memory(view))
 
 
 @dataclass(frozen=True)
