@@ -101,6 +101,39 @@ HINTS: dict[str, str] = {
     "registry.bad_response": (
         "The registry's answer was malformed; check --registry points to a MemStore registry."
     ),
+    "oci.bad_reference": (
+        "OCI references look like oci://HOST[:PORT]/NS/NAME:TAG or oci://HOST/NS/NAME@sha256:HEX."
+    ),
+    "oci.network": "Check that the OCI registry is up and the host and port are right.",
+    "oci.unauthorized": "The OCI registry wants credentials; memos speaks to it without any yet.",
+    "oci.forbidden": "The OCI registry's account lacks push or pull rights on that repository.",
+    "oci.not_found": "No manifest under that tag or digest; check the tag (REPO:TAG).",
+    "oci.blob_missing": "The registry lost a blob of this pack; push the pack again.",
+    "oci.http": "The OCI registry refused the request; the message names its error codes.",
+    "oci.upload_failed": "The OCI registry broke the upload protocol; push again (it resumes).",
+    "oci.too_large": "The OCI artifact exceeds a safety limit; it is not a pack memos pushed.",
+    "oci.bad_manifest": "The OCI manifest is malformed; push the pack again with memos push.",
+    "oci.not_a_pack": "That OCI artifact is not a MIP pack (memos push writes those).",
+    "oci.manifest_digest_mismatch": (
+        "The registry served other bytes than the digest names; do not use it."
+    ),
+    "oci.blob_digest_mismatch": (
+        "A blob in the OCI registry was altered; nothing was installed. Push a good copy again."
+    ),
+    "oci.blob_size_mismatch": (
+        "A blob in the OCI registry has the wrong size; nothing was installed. Push it again."
+    ),
+    "oci.layers_mismatch": (
+        "The OCI layers are not the signed manifest's blobs; the artifact was altered."
+    ),
+    "oci.name_mismatch": (
+        "The tag points to another pack than the repository's (REPO must be NS/NAME or end in "
+        "/NS/NAME); check the reference."
+    ),
+    "oci.version_mismatch": (
+        "The tag names another version than the signed pack's; check the reference."
+    ),
+    "oci.unsigned_pack": "Sign the pack first: memos sign FILE --key KEYFILE",
     "engine.not_found": "List memories with memos search or memos history ID.",
     "engine.not_yet": "That memory did not exist yet at that time; see memos history ID.",
     "engine.no_such_version": "See the versions with: memos history ID",

@@ -30,9 +30,11 @@ from protocol import PublicKey
 from ..download import ProgressFn
 from ..install import InstallResult
 from ..lockfile import LOCKFILE_NAME
+from ..oci import is_oci_reference
 from ..sdk import is_pack_file
 from .common import JsonOpt, RegistryOpt, open_memos
 from .errors import CLIError
+from .oci_cmds import install_oci
 from .output import emit_json, err, out
 
 __all__ = ["register"]
@@ -109,6 +111,10 @@ def install(
                 keys = [PublicKey.load(p.read_bytes()) for p in trusted_key or []]
                 lf = None if no_lock else lockfile
                 for ref in refs:
+                    if is_oci_reference(ref):  # oci://HOST/REPO:TAG (runtime.oci)
+                        results.append(install_oci(mem, ref, trusted_keys=keys, lockfile=lf,
+                                                   progress=progress(ref)))  # fmt: skip
+                        continue
                     bar = None if is_pack_file(ref) else progress(ref)
                     results.append(mem.install(ref, trusted_keys=keys, lockfile=lf, progress=bar))
     finally:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from ..config import load_settings
-from . import install_cmds, memory_cmds, model_cmds, pack_cmds, registry_cmds
+from . import install_cmds, memory_cmds, model_cmds, oci_cmds, pack_cmds, registry_cmds
 from .errors import render
 from .output import err
 
@@ -34,6 +34,7 @@ install_cmds.register(app)
 memory_cmds.register(app)
 registry_cmds.register(app)
 model_cmds.register(app)
+oci_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
