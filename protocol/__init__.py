@@ -9,10 +9,19 @@ Not here: registries, caches, key storage, networking (the registry and the
 runtime build those on this library).
 """
 
-from .archive import MANIFEST_MEMBER, Pack, ReadLimits, read_pack, write_pack
+from .archive import (
+    MANIFEST_MEMBER,
+    BlobSink,
+    BlobWriter,
+    Pack,
+    ReadLimits,
+    read_pack,
+    write_pack,
+)
 from .blobs import BlobEntry, manifest_blobs, select_blobs
 from .builder import build_manifest, pack_directory, sign_pack
 from .canonical import canonical_bytes, canonical_sha256
+from .chunking import split_records
 from .errors import (
     ERROR_CODES,
     ArchiveError,
@@ -45,6 +54,7 @@ from .manifest import (
     parse_json,
     parse_timestamp,
 )
+from .migrate import migrate_pack
 from .payloads import (
     KV_INPUT_IDS,
     MemoryRecord,
@@ -81,6 +91,8 @@ __all__ = [
     "Author",
     "Behaviour",
     "BlobEntry",
+    "BlobSink",
+    "BlobWriter",
     "EmbeddingSpec",
     "Governance",
     "IntegrityError",
@@ -125,6 +137,7 @@ __all__ = [
     "key_id",
     "kv_tensor_name",
     "manifest_blobs",
+    "migrate_pack",
     "pack_directory",
     "parse_json",
     "parse_ref",
@@ -135,6 +148,7 @@ __all__ = [
     "select_blobs",
     "sign_manifest",
     "sign_pack",
+    "split_records",
     "tokenizer_digest",
     "validate_payload",
     "verify_or_raise",

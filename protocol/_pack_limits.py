@@ -15,12 +15,11 @@ and the manifest's own limits (:mod:`protocol._pack_reader`).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import tarfile
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from .errors import ArchiveError, LimitExceededError
 
@@ -103,10 +102,17 @@ class Budget:
             )
 
 
-class Inflated(io.RawIOBase):
-    """The decompressed tar stream: every byte budgeted; a short tail kept for the end check."""
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
-    def __init__(self, gz: gzip.GzipFile, budget: Budget) -> None:
+
+class Inflated(io.RawIOBase):
+    """The tar stream (gunzipped for MIP 1, as is for MIP 2): every byte budgeted.
+
+    A short tail is kept for the end check.
+    """
+
+    def __init__(self, gz: Readable, budget: Budget) -> None:
         self._gz = gz
         self._budget = budget
         self.position = 0

@@ -1,4 +1,4 @@
-"""Reading a pack: one streaming pass that trusts nothing, extracting only on success.
+"""Reading a MIP 1 pack: one streaming pass that trusts nothing, extracting only on success.
 
 The first member must be ``manifest.json``, in RFC 8785 canonical form and
 valid; every other member must pass the member rules
@@ -9,6 +9,11 @@ streaming; the limits of :class:`protocol.archive.ReadLimits` are enforced
 throughout (:mod:`protocol._pack_limits`). With a target, files are written
 through :class:`protocol._pack_extract.Extraction`, committed at the very end
 and removed on any failure.
+
+:func:`protocol.archive.read_pack` tells MIP 1 from MIP 2 by the first bytes
+and owns the extraction; the member helpers here (the manifest, signatures,
+hashed member streams) serve the MIP 2 reader (:mod:`protocol._pack2_reader`)
+too.
 
 Not here: signature *trust* decisions (callers pass :attr:`Pack.signatures` to
 :func:`protocol.trust.verify_signatures`), writing (:mod:`protocol._pack_writer`).
@@ -23,7 +28,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
 from ._pack_extract import Extraction
 from ._pack_limits import CHUNK, Budget, CountingReader, Inflated, ReadLimits, safe_tarinfo
@@ -41,7 +46,15 @@ from .manifest import Manifest, MemCube, PayloadRef, parse_json
 from .payloads import validate_payload
 from .signing import Signature
 
-__all__ = ["Pack", "read_pack"]
+__all__ = [
+    "MemberStream",
+    "Pack",
+    "Sink",
+    "member_file",
+    "read_manifest",
+    "read_pack1",
+    "read_signature",
+]
 
 
 @dataclass(frozen=True)
@@ -61,10 +74,16 @@ class Pack:
         return self.root / ref.path
 
 
-class _MemberStream(io.RawIOBase):
+class Sink(Protocol):
+    """Where a member's bytes are copied as they are read."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+class MemberStream(io.RawIOBase):
     """A member's bytes as read: hashed and optionally copied to a sink."""
 
-    def __init__(self, source: IO[bytes], sink: BinaryIO | None) -> None:
+    def __init__(self, source: IO[bytes], sink: Sink | None) -> None:
         self._source = source
         self._sink = sink
         self.sha256 = hashlib.sha256()
@@ -90,39 +109,10 @@ class _MemberStream(io.RawIOBase):
             self._consume(chunk)
 
 
-def read_pack(
-    source: Path | BinaryIO,
-    *,
-    target: Path | None = None,
-    limits: ReadLimits | None = None,
-    check_content: bool = True,
-) -> Pack:
-    """Read and check a pack in one streaming pass; extract into ``target`` if given.
-
-    Raises a :class:`protocol.errors.MIPError` subclass with a stable code on
-    any problem, after removing everything it wrote. Signatures are parsed but
-    not trusted here: pass ``Pack.signatures`` to
-    :func:`protocol.trust.verify_signatures`.
-    """
-    limits = limits or ReadLimits()
-    if isinstance(source, (str, Path)):
-        with open(source, "rb") as fh:
-            return read_pack(fh, target=target, limits=limits, check_content=check_content)
-    extraction = Extraction(Path(target)) if target is not None else None
-    try:
-        pack = _read(source, limits, extraction, check_content)
-    except BaseException:
-        if extraction is not None:
-            extraction.abort()
-        raise
-    if extraction is not None:
-        extraction.commit()
-    return pack
-
-
-def _read(
+def read_pack1(
     raw: BinaryIO, limits: ReadLimits, extraction: Extraction | None, check_content: bool
 ) -> Pack:
+    """Read a MIP 1 pack (gzip'd tar) from ``raw``; the caller owns the extraction."""
     counter = CountingReader(raw, limits)
     budget = Budget(counter, limits)
     try:
@@ -190,7 +180,7 @@ def _read_members(
                     f"the first member must be {MANIFEST_MEMBER}, found {name!r}",
                     code="archive.manifest_not_first",
                 )
-            manifest, manifest_bytes = _read_manifest(tar, member, limits)
+            manifest, manifest_bytes = read_manifest(tar, member, limits)
             if manifest.major != 1:
                 raise ArchiveError(
                     f"a MIP {manifest.mip_version} manifest in a gzip'd (MIP 1) container",
@@ -218,7 +208,7 @@ def _read_members(
         if match:
             if len(signatures) >= limits.max_signatures:
                 raise LimitExceededError("too many signatures", code="archive.limit.signatures")
-            sig = _read_signature(tar, member, extraction)
+            sig = read_signature(tar, member, extraction)
             if sig.keyid != match.group(1):
                 raise ArchiveError(
                     f"{name} holds a signature by another key ({sig.keyid})",
@@ -242,7 +232,7 @@ def _read_members(
     return manifest, manifest_bytes, tuple(signatures[k] for k in sorted(signatures))
 
 
-def _member_file(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+def member_file(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     handle = tar.extractfile(member)
     if handle is None:  # pragma: no cover - regular files always have one
         raise ArchiveError(f"member {member.name!r} has no data", code="archive.corrupt")
@@ -254,10 +244,10 @@ def _read_small(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int, code:
         raise LimitExceededError(
             f"{member.name} is {member.size} bytes; the limit is {limit}", code=code
         )
-    return _member_file(tar, member).read(limit + 1)
+    return member_file(tar, member).read(limit + 1)
 
 
-def _read_manifest(
+def read_manifest(
     tar: tarfile.TarFile, member: tarfile.TarInfo, limits: ReadLimits
 ) -> tuple[Manifest, bytes]:
     data = _read_small(tar, member, limits.max_manifest_bytes, "archive.limit.manifest_size")
@@ -272,7 +262,7 @@ def _read_manifest(
     return manifest, data
 
 
-def _read_signature(
+def read_signature(
     tar: tarfile.TarFile, member: tarfile.TarInfo, extraction: Extraction | None
 ) -> Signature:
     data = _read_small(tar, member, 4096, "archive.limit.signature_size")
@@ -299,7 +289,7 @@ def _read_payload(
         )
     sink = extraction.open(ref.path) if extraction is not None else None
     try:
-        stream = _MemberStream(_member_file(tar, member), sink)
+        stream = MemberStream(member_file(tar, member), sink)
         content_error: PayloadError | None = None
         if check_content:
             try:

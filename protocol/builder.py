@@ -6,6 +6,8 @@ them in from the files) and the payload files under ``payloads/<cube-id>/``.
 The builder refuses symlinks and files outside ``payloads/``, computes every
 digest, writes the pack deterministically, then reads it back with the safe
 reader, so it can never emit a pack that a conforming reader would refuse.
+A 2.x pack (the template says so, or ``mip_version="2.0"``) has its large
+memories files split at record boundaries first (:mod:`protocol.chunking`).
 
 Not here: where keys come from (the CLI reads key files), publishing.
 """
@@ -17,16 +19,24 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .archive import Pack, ReadLimits, read_pack, write_pack
+from .chunking import chunk_payloads
 from .errors import ArchiveError, MIPError
 from .manifest import Manifest, MediaType, MemoryType, parse_json
 from .signing import Signature, SigningKey, sign_manifest
+from .version import major_of
 
-__all__ = ["SOURCE_MANIFEST", "build_manifest", "pack_directory", "sign_pack"]
+__all__ = [
+    "SOURCE_MANIFEST",
+    "build_manifest",
+    "pack_directory",
+    "sign_pack",
+    "with_version",
+]
 
 SOURCE_MANIFEST = "manifest.json"
 
@@ -103,22 +113,48 @@ def build_manifest(source: Path) -> tuple[Manifest, dict[str, Path]]:
     return manifest, files
 
 
+def with_version(
+    manifest: Manifest, files: Mapping[str, Path | bytes], mip_version: str | None, work: Path
+) -> tuple[Manifest, dict[str, Path | bytes]]:
+    """``manifest`` as ``mip_version`` (default: its own); a 2.x one has its text chunked.
+
+    Chunk files go into ``work`` (the caller removes it); see :mod:`protocol.chunking`.
+    """
+    version = mip_version or manifest.mip_version
+    if major_of(version) == 2:
+        return chunk_payloads(manifest, files, work, mip_version=version)
+    if version == manifest.mip_version:
+        return manifest, dict(files)
+    return Manifest.from_dict({**manifest.to_dict(), "mip_version": version}), dict(files)
+
+
 def pack_directory(
     source: Path,
     out: Path,
     *,
     keys: Sequence[SigningKey] = (),
     limits: ReadLimits | None = None,
+    mip_version: str | None = None,
 ) -> Pack:
-    """Build, sign and write a pack from ``source``; return it as read back."""
-    manifest, files = build_manifest(source)
-    manifest_bytes = manifest.canonical_bytes()
-    signatures = [sign_manifest(manifest_bytes, key) for key in keys]
-    write_pack(Path(out), manifest, files, signatures)
+    """Build, sign and write a pack from ``source``; return it as read back.
+
+    ``mip_version`` overrides the template's (``"2.0"`` builds a MIP 2 pack:
+    memories files over 1 MiB are split into chunks, the container holds blobs).
+    """
+    out = Path(out)
+    manifest, found = build_manifest(source)
+    work = out.parent / f".{out.name}.build-{os.getpid()}"
     try:
-        return read_pack(Path(out), limits=limits)
+        manifest, files = with_version(manifest, found, mip_version, work)
+        manifest_bytes = manifest.canonical_bytes()
+        signatures = [sign_manifest(manifest_bytes, key) for key in keys]
+        write_pack(out, manifest, files, signatures)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    try:
+        return read_pack(out, limits=limits)
     except MIPError:
-        Path(out).unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
         raise
 
 

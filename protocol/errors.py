@@ -92,6 +92,12 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "archive.payload_set_mismatch": (
             "a writer was given payload files that differ from the manifest"
         ),
+        "archive.duplicate_blob": "a MIP 2 pack stores one blob twice (raw and .zst)",
+        "archive.member_order": (
+            "MIP 2 members are not manifest, blobs by digest, then signatures by key id"
+        ),
+        "archive.compressed_tensor": "a MIP 2 tensor blob is zstd-compressed; tensors are raw",
+        "archive.bad_compression": "a MIP 2 .zst member is not exactly one valid zstd frame",
         "archive.version_mismatch": (
             "the container's format is not the manifest's major (2.x in gzip, 1.x in plain tar)"
         ),

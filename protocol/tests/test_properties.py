@@ -10,6 +10,7 @@ whose other contents are compared before and after.
 
 import contextlib
 import copy
+import gzip
 import io
 import json
 import tarfile
@@ -42,7 +43,7 @@ SEEDS = [
 
 
 def _tar(data: bytes) -> bytes:
-    with g.gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
         return gz.read()
 
 
