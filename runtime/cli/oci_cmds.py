@@ -88,11 +88,12 @@ def install_oci(
     trusted_keys: list[PublicKey],
     lockfile: Path | None,
     progress: PushProgress | None = None,
+    everything: bool = False,
 ) -> InstallResult:
     """``memos install oci://...``: called by ``install`` for each ``oci://`` argument."""
     return install_from_oci(
         mem.installer, text, trusted_keys=trusted_keys, lockfile=lockfile, progress=progress,
-        actor=mem.principal,
+        actor=mem.principal, everything=everything,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ trust does not depend on the registry.
   through :class:`runtime.install.Installer` (only the blobs the engine uses);
 * :class:`OCIPackSource` -- the installer's ``PackSource`` over an OCI repository;
 * :class:`OCIClient` -- the distribution API subset (httpx; transport and auth injectable);
+  :class:`TokenAuth` -- the registry token challenge (anonymous, or username and password);
 * :func:`parse_reference` / :class:`OCIReference`; :class:`OCIError` (``oci.*`` codes).
 
 Not here: MemStore's own registry (:mod:`runtime.client`), the trust rule (:mod:`protocol.trust`).
@@ -18,6 +19,7 @@ Not here: MemStore's own registry (:mod:`runtime.client`), the trust rule (:mod:
 
 from __future__ import annotations
 
+from .auth import TokenAuth
 from .client import OCIClient
 from .errors import OCIError
 from .install import install_from_oci
@@ -47,6 +49,7 @@ __all__ = [
     "OCIPackSource",
     "OCIReference",
     "PushResult",
+    "TokenAuth",
     "build_manifest",
     "install_from_oci",
     "is_oci_reference",

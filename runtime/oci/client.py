@@ -15,9 +15,10 @@ The subset of the OCI distribution API a MIP client needs, for one repository:
   commits nothing before the iterator is exhausted); :meth:`OCIClient.open_blob_at` resumes with
   HTTP Range. Redirects (registries that hand blobs to a CDN or S3) are followed.
 
-Credentials are an ``httpx.Auth`` passed in (the seam for the Bearer-token challenge that hosted
-registries use); loopback test registries need none. Every failure is an
-:class:`~runtime.oci.errors.OCIError` with a stable ``oci.*`` code.
+Credentials are an ``httpx.Auth`` passed in; :meth:`OCIClient.for_reference` defaults to
+:class:`~runtime.oci.auth.TokenAuth` (the Bearer-token challenge hosted registries use, anonymous
+unless given a username and password); loopback test registries send no challenge. Every failure
+is an :class:`~runtime.oci.errors.OCIError` with a stable ``oci.*`` code.
 
 Not here: what a pack's manifest looks like (:mod:`.mapping`), pushing or installing a pack.
 """
@@ -35,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from .auth import TokenAuth
 from .errors import OCIError
 from .mapping import OCI_MANIFEST_MEDIA_TYPE
 from .reference import OCIReference
@@ -140,9 +142,10 @@ class OCIClient:
         transport: httpx.BaseTransport | None = None,
         auth: httpx.Auth | None = None,
     ) -> OCIClient:
-        """A client for ``reference``'s repository (plain HTTP for loopback hosts)."""
+        """A client for ``reference``'s repository (plain HTTP for loopback hosts); without
+        ``auth``, anonymous tokens are fetched when the registry asks (:class:`TokenAuth`)."""
         return cls(reference.base_url(plain_http=plain_http), reference.repository,
-                   transport=transport, auth=auth)  # fmt: skip
+                   transport=transport, auth=auth or TokenAuth())  # fmt: skip
 
     def close(self) -> None:
         self._http.close()
@@ -163,6 +166,9 @@ class OCIClient:
             response = self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             raise _network(exc, what) from exc
+        except httpx.StreamError as exc:  # a streamed body asked for twice (a token renewed)
+            raise OCIError(f"{what}: {exc}; push again (blobs already sent are kept)",
+                           code="oci.upload_failed") from exc  # fmt: skip
         return response
 
     # ------------------------------------------------------------------ blobs
