@@ -30,6 +30,7 @@ from protocol import (
     PayloadError,
     Signature,
     canonical_bytes,
+    manifest_blobs,
     parse_json,
     validate_payload,
 )
@@ -72,16 +73,8 @@ def _parse_manifest(manifest_bytes: bytes) -> Manifest:
 
 
 def _declared_blobs(manifest: Manifest) -> dict[str, int]:
-    """Each distinct blob digest with its size; one digest with two sizes is refused."""
-    sizes: dict[str, int] = {}
-    for ref in manifest.payloads():
-        if sizes.setdefault(ref.sha256, ref.size) != ref.size:
-            raise ManifestError(
-                f"blob {ref.sha256} is declared with two sizes",
-                code="manifest.blob_conflict",
-                sha256=ref.sha256,
-            )
-    return sizes
+    """Each distinct blob digest with its size (``manifest.blob_conflict`` for two sizes)."""
+    return {entry.sha256: entry.size for entry in manifest_blobs(manifest)}
 
 
 def _check_blobs(actor: Actor, declared: dict[str, int]) -> None:

@@ -365,3 +365,22 @@ def test_gc_keeps_shared_and_uploaded_blobs_and_removes_unreferenced_ones(
     for sha in referenced:
         assert storage.exists(sha)
     assert not storage.exists(hashlib.sha256(abandoned).hexdigest())
+
+
+def test_publish_manifest_refuses_one_digest_with_two_sizes(
+    tmp_path: Path, alice: Any, local_storage: Any
+) -> None:
+    user, _, key = alice
+    signed = signed_manifest(
+        tmp_path, name="acme/blobs", version="1.0.0", files=ten_files(), keys=[key]
+    )
+    forged = signed.manifest.to_dict()
+    first = forged["cubes"][0]["payloads"][0]
+    forged["cubes"][1]["payloads"][0].update(sha256=first["sha256"], size=first["size"] + 1)
+    manifest_bytes = Manifest.from_dict(forged).canonical_bytes()
+    body = {
+        "manifest_b64": base64.b64encode(manifest_bytes).decode(),
+        "signatures": [sign_manifest(manifest_bytes, key).to_dict()],
+    }
+    response = token_client(user).post("/api/v1/packs/publish-manifest", body, format="json")
+    assert response.status_code == 400 and error_code(response) == "manifest.blob_conflict"
