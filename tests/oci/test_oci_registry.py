@@ -208,3 +208,28 @@ def test_install_of_a_missing_tag_is_not_found(
         install_from_oci(installer, oci_registry.reference(f"{repo_prefix}/acme/tips", "9.9.9"),
                          trusted_keys=[key.public_key])  # fmt: skip
     assert info.value.code == "oci.not_found"
+
+
+def test_install_fetches_only_the_blobs_the_engine_uses(
+    tmp_path: Path, oci_registry: OCIRegistry, repo_prefix: str, key: SigningKey, engine: Engine
+) -> None:
+    fp_b = {"architecture": "LlamaForCausalLM", "model_id": "tiny/other", "config_sha256": "d" * 64,
+            "tokenizer_sha256": "b" * 64, "dtype": "float32", "num_layers": 2,
+            "num_kv_heads": 1, "head_dim": 4}  # fmt: skip
+    two = build_pack(tmp_path / "two", name="acme/tips", keys=[key], memories=MEMORIES,
+                     extra_cubes=[lora_cube("for-a", seed=1),
+                                  lora_cube("for-b", seed=2, fingerprint=fp_b)])  # fmt: skip
+    manifest = read_pack(two).manifest
+    cubes = {c.id: c for c in manifest.cubes}
+    model_a = cubes["for-a"].model
+    assert model_a is not None
+    target = oci_registry.reference(f"{repo_prefix}/acme/tips", "1.0.0")
+    _push(two, target)
+    installer = Installer(tmp_path / "home", engine, model_fingerprint=model_a.digest())
+    recorder = Recorder()
+    install_from_oci(installer, target, trusted_keys=[key.public_key], transport=recorder)
+    fetched = set(recorder.blob_gets())
+    by_cube = {b.sha256: set(b.cubes) for b in manifest_blobs(manifest)}
+    wanted = {f"sha256:{d}" for d, c in by_cube.items() if c & {"notes", "for-a"}}
+    only_b = {f"sha256:{d}" for d, c in by_cube.items() if c == {"for-b"}}
+    assert wanted <= fetched and only_b and not only_b & fetched
