@@ -13,11 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import SigningKey, canonical_bytes, manifest_blobs, read_pack
+from protocol import BlobEntry, SigningKey, canonical_bytes, manifest_blobs, read_pack
 from runtime.cli.errors import hint_for
+from runtime.errors import RegistryError
 from runtime.oci import (
     OCIClient,
     OCIError,
+    OCIPackSource,
     OCIReference,
     build_manifest,
     parse_manifest,
@@ -287,3 +289,54 @@ def test_every_oci_code_has_a_hint() -> None:
     assert len(codes) >= 15
     for code in codes:
         assert hint_for(code) is not None and hint_for(code) != hint_for("oci.zzz"), code
+
+
+# ---------------------------------------------------------------- the pack source
+
+
+def _source(pack_path: Path, handler: object) -> tuple[OCIPackSource, BlobEntry]:
+    pack = read_pack(pack_path)
+    oci = parse_manifest(
+        build_manifest(pack.manifest_bytes, manifest_blobs(pack.manifest), pack.signatures)
+    )
+    source = OCIPackSource(_client(handler), parse_reference("oci://reg/acme/tips:1.0.0"), oci,
+                           "sha256:" + "0" * 64, pack.manifest_bytes, pack.manifest,
+                           pack.signatures)  # fmt: skip
+    return source, manifest_blobs(pack.manifest)[0]
+
+
+def test_source_resumes_with_a_range_and_skips_a_restart(pack_path: Path) -> None:
+    data = bytes(range(256)) * 4
+    ranges: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ranges.append(request.headers.get("range"))
+        if len(ranges) == 1:
+            return httpx.Response(206, content=data[100:],
+                                  headers={"Content-Range": f"bytes 100-{len(data) - 1}/*"})
+        return httpx.Response(200, content=data)  # a registry that ignores Range
+
+    source, entry = _source(pack_path, handler)
+    with source.open_blob(entry, 100) as chunks:
+        assert b"".join(chunks) == data[100:]
+    with source.open_blob(entry, 100) as chunks:
+        assert b"".join(chunks) == data[100:]
+    assert ranges == ["bytes=100-", "bytes=100-"]
+    assert source.label == "oci"
+
+
+def test_source_turns_a_broken_transfer_into_a_retryable_network_error(pack_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("reset", request=request)
+
+    source, entry = _source(pack_path, handler)
+    with pytest.raises(RegistryError) as info, source.open_blob(entry) as chunks:
+        list(chunks)
+    assert info.value.code.startswith("network.")
+
+
+def test_source_keeps_refusals_as_they_are(pack_path: Path) -> None:
+    source, entry = _source(pack_path, lambda request: httpx.Response(404))
+    with pytest.raises(OCIError) as info, source.open_blob(entry) as chunks:
+        list(chunks)
+    assert info.value.code == "oci.blob_missing"
