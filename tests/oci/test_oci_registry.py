@@ -12,7 +12,14 @@ import pytest
 from conftest import OCIRegistry
 from oci_helpers import ROOT, Recorder, memos, upload_as
 
-from protocol import IntegrityError, SignatureError, SigningKey, manifest_blobs, read_pack
+from protocol import (
+    IntegrityError,
+    SignatureError,
+    SigningKey,
+    manifest_blobs,
+    pack_directory,
+    read_pack,
+)
 from runtime.engine.embedding import HashEmbedder
 from runtime.engine.engine import Engine
 from runtime.install import Installer
@@ -24,7 +31,7 @@ from runtime.oci import (
     parse_reference,
     push_pack,
 )
-from runtime.tests.helpers import FixedClock, build_pack, lora_cube
+from runtime.tests.helpers import FixedClock, build_pack, lora_cube, write_source
 
 pytestmark = pytest.mark.integration
 
@@ -233,3 +240,34 @@ def test_install_fetches_only_the_blobs_the_engine_uses(
     wanted = {f"sha256:{d}" for d, c in by_cube.items() if c & {"notes", "for-a"}}
     only_b = {f"sha256:{d}" for d, c in by_cube.items() if c == {"for-b"}}
     assert wanted <= fetched and only_b and not only_b & fetched
+
+
+def test_a_mip2_pack_installs_from_oci_as_from_its_file(
+    tmp_path: Path, oci_registry: OCIRegistry, repo_prefix: str, key: SigningKey
+) -> None:
+    long = [f"Memory number {i}: " + "lorem ipsum dolor sit amet " * 20 for i in range(3000)]
+    source = write_source(tmp_path / "src2", name="acme/tips", memories=long,
+                          extra_cubes=[lora_cube()])  # fmt: skip
+    mip2 = tmp_path / "tips-2.memcube"
+    pack_directory(source, mip2, keys=[key], mip_version="2.0")
+    manifest = read_pack(mip2).manifest
+    assert manifest.major == 2 and len(manifest_blobs(manifest)) > 3  # text split in chunks
+    target = oci_registry.reference(f"{repo_prefix}/acme/tips", "1.0.0")
+    _, pushed = _push(mip2, target)
+    assert len(pushed.uploaded) == len(manifest_blobs(manifest)) + 2  # + config + signature
+
+    states = []
+    for name, install in (
+        ("file", lambda inst: inst.install_file(mip2, trusted_keys=[key.public_key])),
+        ("oci", lambda inst: install_from_oci(inst, target, trusted_keys=[key.public_key])),
+    ):
+        eng = Engine(tmp_path / name, embedder=HashEmbedder(), clock=FixedClock(),
+                     maintain_every=None)  # fmt: skip
+        try:
+            result = install(Installer(tmp_path / name, eng))
+            rows = sorted((m.id, m.text, dict(m.payloads)) for _, m, _ in
+                          eng.store.pack_rows("acme/tips"))  # fmt: skip
+            states.append((result.version, result.memories, rows))
+        finally:
+            eng.close()
+    assert states[0] == states[1] and states[0][1] >= len(long)
