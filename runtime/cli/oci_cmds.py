@@ -26,6 +26,7 @@ from ..oci import OCIClient, install_from_oci, parse_reference, push_pack
 from ..oci.push import PushProgress
 from ..sdk import MemOS
 from .common import JsonOpt
+from .errors import CLIError
 from .output import emit_json, err, out
 
 __all__ = ["install_oci", "register"]
@@ -65,6 +66,8 @@ def push(
     Example:  memos push tips.memcube oci://registry.example.com/acme/tips:1.2.0
     """
     reference = parse_reference(target)
+    if not pack.is_file():
+        raise CLIError(f"no such pack file: {pack}", code="cli.file_not_found")
     with (
         OCIClient.for_reference(reference, plain_http=plain_http or None) as client,
         _bar(f"push {target}", not quiet and not as_json) as progress,
