@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import OCIRegistry
 from oci_helpers import ROOT, Recorder, memos, upload_as
@@ -271,3 +272,37 @@ def test_a_mip2_pack_installs_from_oci_as_from_its_file(
         finally:
             eng.close()
     assert states[0] == states[1] and states[0][1] >= len(long)
+
+
+class _FailingUploads(Recorder):
+    """Breaks the connection at the ``fail_at``-th upload start (a push killed mid-way)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/blobs/uploads/"):
+            self.fail_at -= 1
+            if self.fail_at == 0:
+                raise httpx.ReadError("connection reset", request=request)
+        return super().handle_request(request)
+
+
+def test_an_interrupted_push_leaves_no_tag_and_the_rerun_sends_only_the_rest(
+    oci_registry: OCIRegistry, repo_prefix: str, pack: Path, key: SigningKey,
+    installer: Installer,
+) -> None:
+    target = oci_registry.reference(f"{repo_prefix}/acme/tips", "1.0.0")
+    ref = parse_reference(target)
+    broken = _FailingUploads(fail_at=3)
+    with pytest.raises(OCIError) as info, OCIClient(ref.base_url(), ref.repository,
+                                                    transport=broken) as client:  # fmt: skip
+        push_pack(pack, ref, client)
+    assert info.value.code == "oci.network"
+    with pytest.raises(OCIError) as missing:
+        install_from_oci(installer, target, trusted_keys=[key.public_key])
+    assert missing.value.code == "oci.not_found"  # no tag points at missing content
+    _, rerun = _push(pack, target)
+    assert len(rerun.skipped) == 2 and len(rerun.uploaded) == 3  # 5 blobs in all
+    assert install_from_oci(installer, target, trusted_keys=[key.public_key]).changed
