@@ -13,6 +13,10 @@ Environment variables (all optional):
                       (a fast deterministic fake for tests and tiny machines)
 * ``MEMOS_MAINTAIN_HOURS`` run lifecycle maintenance when the engine opens and the
                       last run is older than this many hours (default 24; 0 disables)
+* ``MEMOS_MODEL_FINGERPRINT`` the fingerprint digest (``memos kv info`` / MIP section
+                      5.3) of the model this runtime runs: installs fetch only that
+                      model's KV caches and adapters (``--all`` fetches every one);
+                      unset, every blob is fetched
 
 Tokens saved by ``memos login`` live in ``$MEMOS_HOME/config.json`` (mode 0600),
 one per registry URL. This module does no I/O at import time.
@@ -45,6 +49,7 @@ class Settings:
     principal: str | None = None
     embedder: str = "minilm"
     maintain_hours: float = 24.0
+    model_fingerprint: str | None = None
 
     @property
     def config_path(self) -> Path:
@@ -104,6 +109,7 @@ def load_settings() -> Settings:
         principal=os.environ.get("MEMOS_PRINCIPAL") or _login_name(),
         embedder=(os.environ.get("MEMOS_EMBEDDER") or "minilm").lower(),
         maintain_hours=_float_env("MEMOS_MAINTAIN_HOURS", 24.0),
+        model_fingerprint=(os.environ.get("MEMOS_MODEL_FINGERPRINT") or "").lower() or None,
     )
 
 

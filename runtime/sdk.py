@@ -28,8 +28,9 @@ from typing import Any
 
 import httpx
 
-from protocol import Manifest, ModelFingerprint, PublicKey
+from protocol import Manifest, ModelFingerprint, PublicKey, fingerprint_digest
 
+from .cache import BlobProblem
 from .config import load_settings
 from .download import ProgressFn
 from .engine.engine import Engine
@@ -72,8 +73,13 @@ class MemOS:
         on_stage: Callable[[str], None] | None = None,
         maintain_every: timedelta | None = None,
         maintenance_policy: MaintenancePolicy | None = None,
+        model_fingerprint: str | None = None,
     ) -> None:
-        """``on_stage`` is told each step of an install ("verifying the pack", ...)."""
+        """``on_stage`` is told each step of an install ("verifying the pack", ...).
+
+        ``model_fingerprint`` (a fingerprint digest) names the model whose KV
+        caches and adapters installs fetch; default: the ``backend``'s model,
+        else ``MEMOS_MODEL_FINGERPRINT``; none: every blob is fetched."""
         settings = load_settings()
         self.home = Path(home) if home is not None else settings.home
         self.principal = principal if principal is not None else settings.principal
@@ -92,7 +98,12 @@ class MemOS:
         )
         self.backend = backend
         self.scheduler = MemScheduler(self.engine, backend)
-        self.installer = Installer(self.home, self.engine, transport=transport, on_stage=on_stage)
+        if model_fingerprint is None and backend is not None:
+            model_fingerprint = fingerprint_digest(backend.fingerprint())
+        self.installer = Installer(
+            self.home, self.engine, transport=transport, on_stage=on_stage,
+            model_fingerprint=model_fingerprint or settings.model_fingerprint,
+        )  # fmt: skip
 
     def close(self) -> None:
         self.engine.close()
@@ -189,27 +200,38 @@ class MemOS:
         trusted_keys: Sequence[PublicKey] = (),
         lockfile: Path | None = None,
         progress: ProgressFn | None = None,
+        everything: bool = False,
     ) -> InstallResult:
         """Install ``NS/NAME[@SPEC]`` from the registry, or a local ``.memcube`` file
-        (verified with ``trusted_keys``, else the keys pinned in ``MEMOS_HOME``)."""
+        (verified with ``trusted_keys``, else the keys pinned in ``MEMOS_HOME``).
+        ``everything`` fetches every model's KV caches and adapters (``--all``)."""
         if is_pack_file(ref_or_path):
             return self.installer.install_file(
                 Path(ref_or_path), trusted_keys=trusted_keys, lockfile=lockfile,
-                actor=self.principal,
+                actor=self.principal, everything=everything,
             )  # fmt: skip
         return self.installer.install(
             str(ref_or_path), registry=self.registry, token=self.token, progress=progress,
-            lockfile=lockfile, actor=self.principal,
+            lockfile=lockfile, actor=self.principal, everything=everything,
         )  # fmt: skip
 
     def install_locked(
-        self, lockfile: Path, *, progress: ProgressFactory | None = None
+        self,
+        lockfile: Path,
+        *,
+        progress: ProgressFactory | None = None,
+        everything: bool = False,
     ) -> list[InstallResult]:
         """Install exactly what ``lockfile`` (``memos.lock``) says, refusing any difference."""
         return self.installer.install_locked(
             lockfile, registry=self.registry, token=self.token, progress=progress,
-            actor=self.principal,
+            actor=self.principal, everything=everything,
         )  # fmt: skip
+
+    def verify_installed(self, packs: Sequence[str] = ()) -> list[tuple[str, BlobProblem]]:
+        """Re-hash the cached blobs of installed ``packs`` (default: all): (pack, problem)
+        for each one that does not match its digest. Installing again repairs them."""
+        return self.installer.verify_installed(packs)
 
     def upgrade(
         self,
@@ -217,12 +239,14 @@ class MemOS:
         *,
         progress: ProgressFactory | None = None,
         lockfile: Path | None = None,
+        everything: bool = False,
     ) -> list[InstallResult]:
         """Install the highest version of each named pack (default: every registry pack),
-        within a range when a name has one (``acme/tips@^1``)."""
+        within a range when a name has one (``acme/tips@^1``). Only blobs not yet in the
+        cache are fetched."""
         return self.installer.upgrade(
             names, registry=self.registry, token=self.token, progress=progress,
-            lockfile=lockfile, actor=self.principal,
+            lockfile=lockfile, actor=self.principal, everything=everything,
         )  # fmt: skip
 
     def remove(self, name: str, *, lockfile: Path | None = None) -> int:

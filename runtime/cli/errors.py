@@ -153,6 +153,17 @@ HINTS: dict[str, str] = {
     "lifecycle.guard_failed": (
         "The transition's condition does not hold; --force skips guards on purpose."
     ),
+    "cache.blob_corrupt": (
+        "A cached blob was altered after install; nothing used it. memos verify --installed "
+        "lists them; install the pack again to replace them."
+    ),
+    "cache.blob_size": (
+        "A cached blob has the wrong size; install the pack again to replace it."
+    ),
+    "install.blob_unavailable": (
+        "The source does not serve a blob the signed manifest names; try again later or install "
+        "from a good .memcube file."
+    ),
     "cache.": "The local cache is damaged; memos gc, then install again.",
     "audit.tampered": (
         "The audit log was modified outside memos; keep a copy of engine.db for investigation."

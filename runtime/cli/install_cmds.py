@@ -37,12 +37,19 @@ from .errors import CLIError
 from .oci_cmds import install_oci
 from .output import emit_json, err, out
 
-__all__ = ["register"]
+__all__ = ["register", "verify_installed"]
 
 ProgressFactory = Callable[[str], ProgressFn | None]
 LockfileOpt = Annotated[Path, typer.Option("--lockfile", help="Lockfile to read/update.")]
 PackArgs = Annotated[
     list[str] | None, typer.Argument(help="NS/NAME[@VERSION|@RANGE] or ./FILE.memcube")
+]
+AllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="Fetch every model's KV caches and adapters, not only MEMOS_MODEL_FINGERPRINT's.",
+    ),
 ]
 TrustedKeyOpt = Annotated[
     list[Path] | None,
@@ -87,11 +94,17 @@ def install(
     trusted_key: TrustedKeyOpt = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    fetch_all: AllOpt = False,
 ) -> None:
-    """Install packs from the registry or local files: verified, resumable, atomic.
+    """Install packs from the registry or local files: verified, resumable per blob, atomic.
+
+    Only the blobs this runtime uses are fetched (plaintext, and the KV caches
+    and adapters of MEMOS_MODEL_FINGERPRINT's model when it is set); blobs
+    already in the cache are not fetched again.
 
     Example:  memos install acme/rust-tips@^1.2      (or ./tips.memcube --trusted-key acme.pub)
     Example:  memos install --locked                 (reproduce memos.lock exactly)
+    Example:  memos install acme/kv-pack --all       (every model's KV caches too)
     """
     show = not quiet and not as_json
     mem = open_memos(registry=registry, on_stage=_stage if show else None)
@@ -103,7 +116,7 @@ def install(
                     raise CLIError(
                         "--locked installs the lockfile; give no packs", code="cli.bad_argument"
                     )
-                results = mem.install_locked(lockfile, progress=progress)
+                results = mem.install_locked(lockfile, progress=progress, everything=fetch_all)
             else:
                 if not refs:
                     raise CLIError("name a pack or a .memcube file", code="cli.bad_argument",
@@ -113,10 +126,12 @@ def install(
                 for ref in refs:
                     if is_oci_reference(ref):  # oci://HOST/REPO:TAG (runtime.oci)
                         results.append(install_oci(mem, ref, trusted_keys=keys, lockfile=lf,
-                                                   progress=progress(ref)))  # fmt: skip
+                                                   progress=progress(ref),
+                                                   everything=fetch_all))  # fmt: skip
                         continue
                     bar = None if is_pack_file(ref) else progress(ref)
-                    results.append(mem.install(ref, trusted_keys=keys, lockfile=lf, progress=bar))
+                    results.append(mem.install(ref, trusted_keys=keys, lockfile=lf, progress=bar,
+                                               everything=fetch_all))  # fmt: skip
     finally:
         mem.close()
     if as_json:
@@ -185,8 +200,11 @@ def upgrade(
     lockfile: Annotated[Path, typer.Option("--lockfile")] = Path(LOCKFILE_NAME),
     no_lock: Annotated[bool, typer.Option("--no-lock")] = False,
     as_json: JsonOpt = False,
+    fetch_all: AllOpt = False,
 ) -> None:
     """Upgrade installed packs to the highest version (optionally within a range).
+
+    Only blobs the new version changed are downloaded.
 
     Example:  memos upgrade acme/rust-tips@^1
     """
@@ -194,7 +212,7 @@ def upgrade(
     try:
         with _progress(not as_json) as progress:
             results = mem.upgrade(names or [], progress=progress,
-                                  lockfile=None if no_lock else lockfile)
+                                  lockfile=None if no_lock else lockfile, everything=fetch_all)
     finally:
         mem.close()
     if as_json:
@@ -203,6 +221,33 @@ def upgrade(
     for r in results:
         state = f"{r.previous_version} -> {r.version}" if r.changed else f"{r.version} (up to date)"
         out.print(f"{escape(r.name)}: {state}")
+
+
+def verify_installed(packs: list[str], as_json: bool) -> None:
+    """``memos verify --installed [PACK...]``: re-hash cached blobs, name every bad one."""
+    mem = open_memos()
+    try:
+        problems = mem.verify_installed(packs)
+        checked = packs or [p.name for p in mem.installed()]
+    finally:
+        mem.close()
+    if as_json:
+        emit_json({
+            "ok": not problems, "packs": checked,
+            "problems": [{"pack": n, "sha256": p.sha256, "code": p.code, "message": p.message}
+                         for n, p in problems],
+        })  # fmt: skip
+    else:
+        for name, p in problems:
+            out.print(f"[red]BAD[/] {escape(name)}: {p.sha256} [{p.code}] {escape(p.message)}")
+        if not problems:
+            out.print(f"[green]OK[/] every cached blob of {len(checked)} pack(s) matches")
+    if problems:
+        raise CLIError(
+            f"{len(problems)} cached blob(s) do not match their digest", code="cache.blob_corrupt",
+            hint="Install the pack again (memos install NAME or ./FILE.memcube): bad blobs "
+            "are replaced.",
+        )  # fmt: skip
 
 
 def gc(as_json: JsonOpt = False) -> None:

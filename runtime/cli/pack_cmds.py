@@ -221,17 +221,31 @@ def sign(
 
 
 def verify(
-    file: Annotated[Path, typer.Argument(help="The .memcube to verify.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="The .memcube to verify (with --installed: an installed NS/NAME)."),
+    ] = None,
     trusted_key: Annotated[
         list[Path] | None, typer.Option("--trusted-key", help="Publisher public key (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    installed: Annotated[
+        bool, typer.Option("--installed", help="Re-hash the installed packs' cached blobs.")
+    ] = False,
 ) -> None:
     """Check a pack's integrity, content and signatures against trusted keys.
 
     Example:  memos verify my-pack.memcube --trusted-key keys/memos-signing.pub
+    Example:  memos verify --installed [acme/tips]   (re-hash cached blobs; exit 1 if any is bad)
     Without --trusted-key, keys pinned in $MEMOS_HOME/trusted-keys/*.pub are used.
     """
+    if installed:
+        from .install_cmds import verify_installed
+
+        verify_installed([str(file)] if file is not None else [], as_json)
+        return
+    if file is None:
+        raise CLIError("name a .memcube file (or pass --installed)", code="cli.bad_argument")
     result = read_pack(file)
     keys = _trusted_keys(trusted_key or [])
     if not keys:

@@ -42,6 +42,7 @@ from typing import Any
 from protocol import MemoryType, ModelFingerprint
 
 from ..cache import BlobCache
+from ..errors import CacheError
 from .engine import Engine
 from .interfaces import ActivationBackend, LatencyProfile
 from .lifecycle import RETRIEVABLE
@@ -214,6 +215,10 @@ class MemScheduler:
                 if problem:
                     rejected.append(Rejection(m.id, "plan.model_mismatch", problem))
                     continue
+                refused = self._blob_problem(m)
+                if refused:
+                    rejected.append(Rejection(m.id, *refused))
+                    continue
             if m.memory_type is MemoryType.PARAMETER:
                 if adapters >= 1:
                     rejected.append(Rejection(m.id, "plan.one_adapter",
@@ -336,6 +341,20 @@ class MemScheduler:
         if bad:
             return (f"{kind} is for {m.fingerprint.model_id}, the running model is {fp.model_id} "
                     f"(different {', '.join(bad)})")
+        return None
+
+    def _blob_problem(self, m: Memory) -> tuple[str, str] | None:
+        """(code, reason) when a cube's cached payloads cannot be used: not fetched, or
+        altered in the cache since install (re-hashed once per process; refused)."""
+        cache = BlobCache(self.engine.home)
+        for media, sha in sorted(m.payloads.items()):
+            if not cache.has(sha):
+                return ("plan.blob_missing",
+                        f"{media} {sha[:12]}… was not fetched (memos install PACK --all)")
+            try:
+                cache.checked_path(sha)
+            except CacheError as exc:
+                return exc.code, exc.message
         return None
 
     def _files(self, m: Memory) -> dict[str, str]:

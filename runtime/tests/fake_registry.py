@@ -3,8 +3,12 @@
 It speaks the resolve contract of ``memstore/API.md`` (the same JSON shape)
 over a real socket on 127.0.0.1, serves pack files with HTTP Range support,
 and can throttle downloads (so a test can kill a client mid-download) or
-serve tampered bytes. Used where the Django registry's live-server fixture is
-not available to runtime tests (runtime must work without Django).
+serve tampered bytes. With ``blob_urls`` it also serves every payload blob by
+digest (``GET /api/v1/blobs/sha256/<hex>``, Range, ``ETag``) and lists them in
+resolve's ``blobs``, as a MIP 2 registry does; ``blob_bytes`` counts the bytes
+it sent per digest, ``tamper_blobs`` names digests served with altered bytes.
+Used where the Django registry's live-server fixture is not available to
+runtime tests (runtime must work without Django).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import contextlib
 import hashlib
 import json
 import re
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from protocol import PublicKey, Version, VersionRange, read_pack
+from protocol import PublicKey, Version, VersionRange, manifest_blobs, read_pack
+
+_COUNT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -34,6 +42,7 @@ class Published:
     size: int
     manifest_bytes: bytes
     signatures: list[dict[str, str]]
+    blobs: list[dict[str, Any]] = field(default_factory=list)  # sha256, size, media_type
     yanked: bool = False
 
 
@@ -46,6 +55,10 @@ class FakeRegistry:
     tamper: bool = False
     honour_range: bool = True
     require_token: str | None = None
+    blob_urls: bool = False
+    tamper_blobs: set[str] = field(default_factory=set)
+    blob_store: dict[str, bytes] = field(default_factory=dict)
+    blob_bytes: dict[str, int] = field(default_factory=dict)  # digest -> bytes sent
     # (method, path, range) of every request
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -65,7 +78,14 @@ class FakeRegistry:
         )
 
     def publish(self, path: Path) -> Published:
-        pack = read_pack(path)
+        staging = Path(tempfile.mkdtemp(prefix="fake-registry-")) / "pack"
+        try:
+            pack = read_pack(path, target=staging)
+            for cube in pack.manifest.cubes:
+                for ref in cube.payloads:
+                    self.blob_store[ref.sha256] = pack.payload_path(ref).read_bytes()
+        finally:
+            shutil.rmtree(staging.parent, ignore_errors=True)
         data = path.read_bytes()
         pub = Published(
             name=pack.manifest.name,
@@ -75,6 +95,10 @@ class FakeRegistry:
             size=len(data),
             manifest_bytes=pack.manifest_bytes,
             signatures=[s.to_dict() for s in pack.signatures],
+            blobs=[
+                {"sha256": b.sha256, "size": b.size, "media_type": b.media_type}
+                for b in manifest_blobs(pack.manifest)
+            ],
         )
         self.packs.setdefault(pub.name, []).append(pub)
         return pub
@@ -142,6 +166,9 @@ class FakeRegistry:
         if m:
             spec = parse_qs(url.query).get("spec", ["*"])[0]
             return self._resolve(f"{m.group(1)}/{m.group(2)}", spec)
+        m = re.match(r"^/api/v1/blobs/sha256/([0-9a-f]{64})$", url.path)
+        if m and self.blob_urls:
+            return self._content_blob(m.group(1), lower.get("range"))
         m = re.match(r"^/api/v1/blobs/([0-9a-f]{64})$", url.path)
         if m:
             return self._blob(m.group(1), lower.get("range"))
@@ -202,9 +229,29 @@ class FakeRegistry:
                     "url_expires_at": "2099-01-01T00:00:00Z",
                 },
                 "payloads": [],
+                **({"blobs": self._blob_list(pub)} if self.blob_urls else {}),
                 "ingest": {"status": "done", "memories": 0},
             },
         )
+
+    @staticmethod
+    def _blob_list(pub: Published) -> list[dict[str, Any]]:
+        return [{**b, "url": f"/api/v1/blobs/sha256/{b['sha256']}"} for b in pub.blobs]
+
+    def _content_blob(self, sha: str, rng: str | None) -> tuple[int, dict[str, str], bytes]:
+        data = self.blob_store.get(sha)
+        if data is None:
+            return self._error(404, "registry.not_found", "no such blob")
+        if sha in self.tamper_blobs:
+            data = bytes(b ^ 0xFF for b in data[:8]) + data[8:]
+        status, headers, body = self._ranged(data, rng, etag=f'"{sha}"')
+        with self._count_lock:
+            self.blob_bytes[sha] = self.blob_bytes.get(sha, 0) + len(body)
+        return status, headers, body
+
+    @property
+    def _count_lock(self) -> threading.Lock:
+        return _COUNT_LOCK
 
     def _blob(self, sha: str, rng: str | None) -> tuple[int, dict[str, str], bytes]:
         pub = next((p for ps in self.packs.values() for p in ps if p.sha256 == sha), None)
@@ -213,7 +260,14 @@ class FakeRegistry:
         data = pub.path.read_bytes()
         if self.tamper:
             data = data[:-100] + bytes(b ^ 0xFF for b in data[-100:])
+        return self._ranged(data, rng)
+
+    def _ranged(
+        self, data: bytes, rng: str | None, *, etag: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        if etag:
+            headers["ETag"] = etag
         m = re.match(r"^bytes=(\d+)-$", rng or "")
         if m and self.honour_range:
             start = int(m.group(1))

@@ -152,3 +152,95 @@ def lora_cube(
         f"payloads/{cube_id}/adapter_model.safetensors": weights,
     }
     return cube, files
+
+
+def tiny_fingerprint(config_sha256: str = "a" * 64) -> dict[str, Any]:
+    """A tiny model's fingerprint (manifest JSON); ``config_sha256`` tells models apart."""
+    return {
+        "architecture": "LlamaForCausalLM",
+        "model_id": f"tiny/model-{config_sha256[:4]}",
+        "config_sha256": config_sha256,
+        "tokenizer_sha256": "b" * 64,
+        "dtype": "float32",
+        "num_layers": 2,
+        "num_kv_heads": 1,
+        "head_dim": 16,
+    }
+
+
+def fingerprint_digest_of(fp: dict[str, Any]) -> str:
+    """The fingerprint digest (MIP section 5.3) of a fingerprint given as manifest JSON."""
+    from protocol import ModelFingerprint, fingerprint_digest
+
+    return fingerprint_digest(ModelFingerprint.from_dict(fp))
+
+
+def kv_cube(
+    cube_id: str = "kv",
+    *,
+    config_sha256: str = "a" * 64,
+    tokens: int = 256,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """An activation (KV cache) cube for the tiny model ``config_sha256`` names."""
+    import numpy as np
+
+    from protocol import KV_INPUT_IDS, kv_tensor_name
+
+    fp = tiny_fingerprint(config_sha256)
+    rng = np.random.default_rng(seed)
+    tensors = {KV_INPUT_IDS: np.arange(tokens, dtype=np.int64)}
+    for layer in range(fp["num_layers"]):
+        for part in ("key", "value"):
+            shape = (1, fp["num_kv_heads"], tokens, fp["head_dim"])
+            tensors[kv_tensor_name(layer, part)] = rng.standard_normal(shape).astype(np.float32)
+    meta = {"mip.kind": "kv-cache", "mip.fingerprint": fingerprint_digest_of(fp)}
+    path = f"payloads/{cube_id}/kv.safetensors"
+    data = _safetensors_bytes(tensors, meta)
+    cube = {
+        "id": cube_id,
+        "memory_type": "activation",
+        "title": f"KV cache for {fp['model_id']}",
+        "payloads": [{"path": path, "media_type": "application/vnd.mip.kv-cache+safetensors"}],
+        "created_at": "2026-01-01T00:00:00Z",
+        "lifecycle": "generated",
+        "version": 1,
+        "model": fp,
+    }
+    return cube, {path: data}
+
+
+def _safetensors_bytes(tensors: dict[str, Any], metadata: dict[str, str]) -> bytes:
+    """Safetensors bytes with a header in sorted key order (``safetensors.save`` orders
+    ``__metadata__`` keys at random, so the same cache would get another digest)."""
+    dtypes = {"int64": "I64", "float32": "F32"}
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    body = b""
+    for name in sorted(tensors):
+        raw = tensors[name].tobytes()
+        header[name] = {
+            "dtype": dtypes[str(tensors[name].dtype)],
+            "shape": list(tensors[name].shape),
+            "data_offsets": [len(body), len(body) + len(raw)],
+        }
+        body += raw
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + body
+
+
+def plain_cube(cube_id: str, memories: Sequence[str]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A second plaintext cube (its own memories file, so its own blob)."""
+    path = f"payloads/{cube_id}/memories.jsonl"
+    lines = [json.dumps({"id": f"{cube_id}{i + 1}", "text": t}) for i, t in enumerate(memories)]
+    cube = {
+        "id": cube_id,
+        "memory_type": "plaintext",
+        "title": cube_id,
+        "payloads": [{"path": path}],
+        "created_at": "2026-01-01T00:00:00Z",
+        "lifecycle": "generated",
+        "version": 1,
+        "governance": {"access": {"visibility": "public"}},
+    }
+    return cube, {path: ("\n".join(lines) + "\n").encode()}

@@ -106,3 +106,44 @@ def test_install_search_lifecycle_rollback_audit_from_the_registry(
     assert main(["upgrade", "acme/live-tips"]) == 1
     assert "signature.revoked_key" in capsys.readouterr().err
     assert _run(capsys, ["list", "--json"])[0]["version"] == "1.0.0"
+
+
+def test_partial_fetch_and_delta_upgrade_blob_by_blob_from_the_registry(
+    tmp_path: Path,
+    live_server: Any,
+    local_storage: Any,
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry's per-blob URLs (Range, by digest): only the running model's KV cache is
+    fetched, never the .memcube file; an upgrade fetches only the changed memories blob."""
+    from memstore.accounts.actor import Actor
+    from memstore.packs.services import pack_publish
+    from memstore.testing.factories import publisher
+    from protocol import read_pack
+    from runtime.tests.helpers import build_pack, fingerprint_digest_of, kv_cube, tiny_fingerprint
+
+    user, _ns, key = publisher("acme", "alice")
+    actor = Actor(user=user, scopes=None)
+    models = ("a" * 64, "c" * 64, "d" * 64)
+
+    def publish(version: str, text: str) -> dict[str, str]:
+        path = build_pack(
+            tmp_path / version, name="acme/kv", version=version, keys=[key],
+            memories=["stable memory", text],
+            extra_cubes=[kv_cube(f"kv{i}", config_sha256=m, seed=i) for i, m in enumerate(models)],
+        )  # fmt: skip
+        pack_publish(actor=actor, pack_file=path)
+        return {c.id: c.payloads[0].sha256 for c in read_pack(path).manifest.cubes}
+
+    v1 = publish("1.0.0", "old wording")
+    running = fingerprint_digest_of(tiny_fingerprint(models[2]))
+    monkeypatch.setenv("MEMOS_MODEL_FINGERPRINT", running)
+    (installed,) = _run(capsys, ["install", "acme/kv", "--json"])
+    assert set(installed["fetched"]) == {v1["notes"], v1["kv2"]}
+    v2 = publish("1.1.0", "new wording")
+    (upgraded,) = _run(capsys, ["upgrade", "acme/kv", "--json"])
+    assert upgraded["version"] == "1.1.0"
+    assert upgraded["fetched"] == [v2["notes"]]
+    assert _run(capsys, ["verify", "--installed", "--json"])["ok"] is True
