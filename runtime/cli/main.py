@@ -13,7 +13,15 @@ import typer
 from rich.markup import escape
 
 from ..config import load_settings
-from . import install_cmds, memory_cmds, model_cmds, oci_cmds, pack_cmds, registry_cmds
+from . import (
+    install_cmds,
+    memory_cmds,
+    migrate_cmds,
+    model_cmds,
+    oci_cmds,
+    pack_cmds,
+    registry_cmds,
+)
 from .errors import render
 from .output import err
 
@@ -35,6 +43,7 @@ memory_cmds.register(app)
 registry_cmds.register(app)
 model_cmds.register(app)
 oci_cmds.register(app)
+migrate_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
