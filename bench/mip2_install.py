@@ -1,0 +1,256 @@
+"""MIP 2 installs against plain transfers of the same bytes, in one run (issue 11).
+
+A MIP 2 pack of ``--mb`` MB (one plaintext cube of ``--memories`` memories and
+nine parameter cubes of random, incompressible LoRA weights, so ten content
+blobs plus one LoRA config they share) is served over 127.0.0.1 by
+``runtime.tests.fake_registry`` (the resolve contract of memstore/API.md with
+per-blob URLs and HTTP Range). Interleaved, ``--runs`` times, we time:
+
+* **curl**: ``curl -o FILE`` of the whole ``.memcube`` (no checks at all);
+* **curl + sha256sum**: the same, then coreutils ``sha256sum FILE``: the cheapest
+  way a shell user gets verified bytes;
+* **install**: ``Installer.install`` (what ``memos install`` runs) into a fresh
+  ``MEMOS_HOME``: resolve, signature check on the manifest, every blob fetched
+  (several at once) and hashed while it streams into the cache, payload
+  contents checked, memories indexed (hash embedder: model time is measured in
+  runtime_search.py), one SQLite commit. Its stages are timed from the
+  installer's own stage callback: resolve + trust, fetch + hash, check + commit;
+* **upgrade**: from 1.0.0 installed to 1.1.0, in which one of the ten blobs
+  changed: time, and bytes the registry sent, against the fresh install.
+
+Then, once (bytes do not vary): a pack carrying KV caches for three model
+fingerprints, installed by an engine whose model is one of them: bytes fetched
+against the blobs that model needs.
+
+Run:  .venv/bin/python bench/mip2_install.py --mb 1024 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from protocol import (  # noqa: E402
+    SigningKey,
+    manifest_blobs,
+    pack_directory,
+    read_pack,
+    select_blobs,
+)
+from runtime.engine.embedding import HashEmbedder  # noqa: E402
+from runtime.engine.engine import Engine  # noqa: E402
+from runtime.install import Installer  # noqa: E402
+from runtime.tests.fake_registry import FakeRegistry  # noqa: E402
+from runtime.tests.helpers import (  # noqa: E402
+    fingerprint_digest_of,
+    kv_cube,
+    lora_cube,
+    tiny_fingerprint,
+    write_source,
+)
+
+NAME = "bench/big"
+
+
+def _pack(work: Path, *, version: str, mb: int, memories: list[str], changed: int | None) -> Path:
+    """The ten-blob pack; ``changed`` is the adapter whose weights differ from 1.0.0's."""
+    floats = mb * 1024 * 1024 // 4 // 9
+    cubes = [
+        lora_cube(f"adapter-{i}", floats=floats, seed=i + (1000 if i == changed else 0))
+        for i in range(9)
+    ]
+    source = write_source(
+        work / f"src-{version}", name=NAME, version=version, memories=memories, extra_cubes=cubes
+    )
+    out = work / f"big-{version}.memcube"
+    pack_directory(source, out, keys=[KEY], mip_version="2.0")
+    shutil.rmtree(source)
+    return out
+
+
+KEY = SigningKey.from_seed(b"b" * 32)
+
+
+class Stages:
+    """Wall-clock marks from the installer's stage callback."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float]] = []
+
+    def __call__(self, message: str) -> None:
+        self.marks.append((message, time.perf_counter()))
+
+    def first(self, prefix: str) -> float | None:
+        return next((t for m, t in self.marks if m.startswith(prefix)), None)
+
+
+def _installer(home: Path, stages: Callable[[str], None] | None = None, **kw: Any) -> Installer:
+    engine = Engine(home, embedder=HashEmbedder(), maintain_every=None)
+    return Installer(home, engine, on_stage=stages, **kw)
+
+
+def _sent(reg: FakeRegistry) -> int:
+    return sum(reg.blob_bytes.values())
+
+
+def _curl(url: str, target: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=int, default=1024)
+    parser.add_argument("--memories", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--kv-mb", type=int, default=100, help="size of each of the 3 KV caches")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="memos-mip2-bench-"))
+    memories = [
+        f"Benchmark memory number {i}: the quick brown fox jumps over lazy dog {i % 97}."
+        for i in range(args.memories)
+    ]
+    print(f"building packs of ~{args.mb} MB in {work} ...", file=sys.stderr)
+    v1 = _pack(work, version="1.0.0", mb=args.mb, memories=memories, changed=None)
+    v2 = _pack(work, version="1.1.0", mb=args.mb, memories=memories, changed=4)
+    reg = FakeRegistry(chunk=1024 * 1024, blob_urls=True)
+    reg.add_key("bench", KEY.public_key)
+    pub1 = reg.publish(v1)
+    reg.publish(v2)
+    manifest1 = read_pack(v1).manifest
+    blobs1 = manifest_blobs(manifest1)
+    reg.start()
+    pack_url = f"{reg.url}/api/v1/blobs/{pub1.sha256}?exp=0&sig=x"
+    res: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "curl",
+            "curl_sha",
+            "install",
+            "resolve",
+            "fetch",
+            "commit",
+            "upgrade",
+            "upgrade_bytes",
+            "install_bytes",
+        )
+    }
+    try:
+        for run in range(args.runs):
+            print(f"run {run + 1}/{args.runs}", file=sys.stderr)
+            target = work / "curl.memcube"
+            res["curl"].append(_curl(pack_url, target))
+            target.unlink()
+            t = _curl(pack_url, target)
+            t0 = time.perf_counter()
+            out = subprocess.run(["sha256sum", str(target)], check=True, capture_output=True)
+            res["curl_sha"].append(t + time.perf_counter() - t0)
+            assert out.stdout.split()[0].decode() == pub1.sha256
+            target.unlink()
+
+            home = work / f"home-{run}"
+            stages = Stages()
+            before = _sent(reg)
+            t0 = time.perf_counter()
+            inst = _installer(home, stages)
+            result = inst.install(f"{NAME}@1.0.0", registry=reg.url, everything=True)
+            t1 = time.perf_counter()
+            res["install"].append(t1 - t0)
+            res["install_bytes"].append(_sent(reg) - before)
+            fetch_at = stages.first("fetching") or t0
+            check_at = stages.first("verifying") or t1
+            res["resolve"].append(fetch_at - t0)
+            res["fetch"].append(check_at - fetch_at)
+            res["commit"].append(t1 - check_at)
+            assert result.memories == args.memories + 9, result
+
+            before = _sent(reg)
+            t0 = time.perf_counter()
+            up = inst.upgrade([NAME], registry=reg.url, everything=True)
+            res["upgrade"].append(time.perf_counter() - t0)
+            res["upgrade_bytes"].append(_sent(reg) - before)
+            assert up[0].version == "1.1.0", up
+            assert len(up[0].fetched) == 1, up
+            inst.engine.close()
+            shutil.rmtree(home)
+
+        kv = _kv_partial(work, reg, memories, args.kv_mb)
+    finally:
+        reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in res.items()}
+    mb = pub1.size / 1e6
+    out = {
+        "pack_mb": round(mb, 1),
+        "blobs": len(blobs1),
+        "memories": args.memories,
+        "runs": args.runs,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "curl_s": round(med["curl"], 3),
+        "curl_sha256sum_s": round(med["curl_sha"], 3),
+        "install_s": round(med["install"], 3),
+        "install_mb_s": round(mb / med["install"], 1),
+        "breakdown_s": {
+            "resolve_trust": round(med["resolve"], 3),
+            "fetch_hash": round(med["fetch"], 3),
+            "check_commit": round(med["commit"], 3),
+        },
+        "install_vs_curl_sha256sum": round(med["install"] / med["curl_sha"], 3),
+        "install_vs_curl": round(med["install"] / med["curl"], 3),
+        "upgrade_s": round(med["upgrade"], 3),
+        "upgrade_time_ratio": round(med["upgrade"] / med["install"], 3),
+        "upgrade_bytes_ratio": round(med["upgrade_bytes"] / med["install_bytes"], 3),
+        **kv,
+    }
+    print(json.dumps(out, indent=2))
+
+
+def _kv_partial(work: Path, reg: FakeRegistry, memories: list[str], kv_mb: int) -> dict[str, Any]:
+    """Bytes fetched by an engine running one of three models, against what it needs."""
+    tokens = kv_mb * 1024 * 1024 // 256
+    configs = ["a" * 64, "c" * 64, "d" * 64]
+    cubes = [
+        kv_cube(f"kv-{i}", config_sha256=c, tokens=tokens, seed=i) for i, c in enumerate(configs)
+    ]
+    source = write_source(
+        work / "src-kv", name="bench/kv", memories=memories[:200], extra_cubes=cubes
+    )
+    path = work / "kv.memcube"
+    pack_directory(source, path, keys=[KEY], mip_version="2.0")
+    shutil.rmtree(source)
+    reg.publish(path)
+    model = fingerprint_digest_of(tiny_fingerprint(configs[1]))
+    manifest = read_pack(path).manifest
+    needed = sum(b.size for b in select_blobs(manifest, fingerprint=model))
+    before = _sent(reg)
+    home = work / "home-kv"
+    inst = _installer(home, model_fingerprint=model)
+    inst.install("bench/kv", registry=reg.url)
+    inst.engine.close()
+    fetched = _sent(reg) - before
+    every = sum(b.size for b in manifest_blobs(manifest))
+    return {
+        "kv_pack_mb": round(every / 1e6, 1),
+        "kv_needed_mb": round(needed / 1e6, 1),
+        "kv_fetched_mb": round(fetched / 1e6, 1),
+        "kv_fetched_vs_needed": round(fetched / needed, 3),
+    }
+
+
+if __name__ == "__main__":
+    main()
