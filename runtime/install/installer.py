@@ -30,7 +30,7 @@ from ..download import ProgressFn, download_blob
 from ..engine.engine import Engine
 from ..errors import InstallError
 from ..lockfile import LockEntry, read_lockfile, update_lockfile
-from .blobs import BlobEntry, manifest_blobs, select_blobs
+from .blobs import BlobEntry, select_blobs
 from .commit import PackState, commit_pack, remove_pack
 from .fetch import FetchReport, check_blobs, fetch_blobs
 from .items import pack_items
@@ -43,7 +43,7 @@ from .trust import (
     trust_locked,
     trust_resolution,
 )
-from .view import installed_view
+from .view import installed_view, registry_lock_entry, verify_cached
 
 __all__ = ["Installer"]
 
@@ -162,7 +162,7 @@ class Installer:
                 everything=everything,
             )  # fmt: skip
         if lockfile is not None:
-            entry = self._lock_entry(res, keys, result, registry)
+            entry = registry_lock_entry(res, keys, result, registry)
             update_lockfile(lockfile, add={res.name: entry})
         return result
 
@@ -274,8 +274,8 @@ class Installer:
             client, res.pack.url, sha256=res.pack.sha256, size=res.pack.size, cache=self.cache,
             progress=progress,
         )  # fmt: skip
-        with FileSource.read(blob, self.cache) as file:
-            return install(file, expected_manifest=res.manifest_bytes)
+        with FileSource.read(blob, self.cache, wanted=self._wants(everything)) as file:
+            return install(file, expected_manifest=res.manifest_bytes, prefetched=file.added)
 
     # ------------------------------------------------------------------ install a file
 
@@ -293,11 +293,18 @@ class Installer:
             raise InstallError(
                 "no trusted key to verify a local pack with", code="install.no_trusted_keys"
             )
-        with FileSource.read(Path(path), self.cache) as file:
-            result = self.install_from_source(
-                file, local_keys(trusted), identity=(file.file_sha256, file.file_size),
-                actor=actor, everything=everything,
-            )  # fmt: skip
+        with FileSource.read(Path(path), self.cache, wanted=self._wants(everything)) as file:
+            try:
+                result = self.install_from_source(
+                    file, local_keys(trusted), identity=(file.file_sha256, file.file_size),
+                    actor=actor, everything=everything, prefetched=file.added,
+                )  # fmt: skip
+            except BaseException:
+                keep = self.engine.store.referenced_digests()
+                for digest in file.added:
+                    if digest not in keep:
+                        self.cache.remove(digest)
+                raise
             signatures = tuple(s for s in file.signatures if s.keyid in result.signed_by)
         if lockfile is not None:
             pack_keys = [k.to_text() for k in trusted if k.keyid in result.signed_by]
@@ -316,6 +323,11 @@ class Installer:
         everything = everything or self.model_fingerprint is None
         return select_blobs(manifest, fingerprint=self.model_fingerprint, everything=everything)
 
+    def _wants(self, everything: bool) -> Callable[[BlobEntry], bool]:
+        """:meth:`select`'s rule for one blob (a MIP 2 file's blob sink asks it)."""
+        fp, every = self.model_fingerprint, everything or self.model_fingerprint is None
+        return lambda entry: every or entry.usable_by(fp)
+
     def _intact(self, manifest: Manifest, everything: bool) -> bool:
         chosen = self.select(manifest, everything=everything)
         return all(self.cache.is_intact(e.sha256, e.size) for e in chosen)
@@ -333,6 +345,7 @@ class Installer:
         progress: ProgressFn | None = None,
         everything: bool = False,
         warnings: tuple[str, ...] = (),
+        prefetched: Sequence[str] = (),
     ) -> InstallResult:
         """Install the pack ``source`` serves, trusted by ``keys``, in one pass.
 
@@ -342,6 +355,7 @@ class Installer:
         checked, and the memories are committed. ``identity`` is the
         (sha256, size) the version is installed as (its pack file's, when it
         has one; default: the manifest's digest and the blobs' total size).
+        ``prefetched``: digests the source itself already wrote into the cache.
         """
         verification = check_source(
             source.manifest_bytes, source.signatures, keys, expected_manifest=expected_manifest
@@ -355,6 +369,10 @@ class Installer:
         label = label or source.label
         self._stage(f"fetching {len(chosen)} blob(s) of {manifest.ref}")
         report = FetchReport((), ())
+
+        def fetched(report: FetchReport) -> tuple[str, ...]:
+            return tuple(sorted({*report.fetched, *prefetched}))
+
         try:
             report = fetch_blobs(source, chosen, self.cache, progress=progress)
             self._stage("verifying the pack (digests, payload contents)")
@@ -366,7 +384,7 @@ class Installer:
             if current is not None and current.sha256 == sha256:
                 done = _unchanged(manifest.name, manifest.version, (sha256, size), current,
                                   label, warnings)  # fmt: skip
-                return replace(done, blobs=blobs, fetched=report.fetched)
+                return replace(done, blobs=blobs, fetched=fetched(report))
             items = pack_items(manifest, self._cached, self.engine.clock())
             result = commit_pack(
                 self.engine, state, items, verification.valid, registry=registry, actor=actor,
@@ -378,43 +396,16 @@ class Installer:
                 if digest not in keep:
                     self.cache.remove(digest)
             raise
-        return replace(result, warnings=warnings, blobs=blobs, fetched=report.fetched)
+        return replace(result, warnings=warnings, blobs=blobs, fetched=fetched(report))
 
     def _cached(self, sha256: str) -> Path | None:
         return self.cache.blob_path(sha256) if self.cache.has(sha256) else None
-
-    @staticmethod
-    def _lock_entry(
-        res: Resolution, keys: TrustedKeys, result: InstallResult, registry: str
-    ) -> LockEntry:
-        signer_keys = {k.keyid: k for k in keys.in_force()}
-        return LockEntry(
-            name=res.name,
-            version=res.version,
-            sha256=res.pack.sha256,
-            size=res.pack.size,
-            manifest_sha256=manifest_sha256(res.manifest_bytes),
-            signed_by=result.signed_by,
-            keys=tuple(signer_keys[k].to_text() for k in result.signed_by if k in signer_keys),
-            registry=registry,
-            blobs=result.blobs,
-        )
 
     # ------------------------------------------------------------------ verify
 
     def verify_installed(self, names: Sequence[str] = ()) -> list[tuple[str, BlobProblem]]:
         """Re-hash the cached blobs of installed packs (default: all); (pack, problem) each."""
-        installed = {p.name for p in self.installed()}
-        for name in names:
-            if name not in installed:
-                raise InstallError(f"{name} is not installed", code="install.not_installed")
-        problems = []
-        for name in sorted(names or installed):
-            text = self.engine.store.pack_manifest(name) or ""
-            digests = [e.sha256 for e in manifest_blobs(Manifest.from_bytes(text.encode()))]
-            digests.append(self.engine.store.pack_manifest_sha256(name) or "")
-            problems += [(name, p) for p in self.cache.verify(d for d in digests if d)]
-        return problems
+        return verify_cached(self.engine.store, self.cache, names)
 
     # ------------------------------------------------------------------ remove / upgrade / gc
 

@@ -7,9 +7,14 @@ of each blob the installer asks for:
 * :class:`RegistrySource` -- a MemStore registry's resolve answer: per-blob
   URLs (``blobs``, or ``payloads`` from registries that predate MIP 2),
   fetched with HTTP Range so an interrupted blob resumes;
-* :class:`FileSource` -- a ``.memcube`` file (MIP 1 or 2), read and checked
-  once by ``protocol.read_pack`` into a private staging folder whose verified
-  files are *moved* into the cache (:class:`StagedSource`), never copied;
+* :class:`FileSource` -- a ``.memcube`` file, read and checked once by
+  ``protocol.read_pack``: a MIP 2 file streams each wanted blob straight into
+  the cache (a blob sink: hashed as read, one fsync, one rename; blobs already
+  cached, or for another model, are not written); a MIP 1 file (gzip) is
+  extracted into a private staging folder whose verified files are *moved*
+  into the cache (:class:`StagedSource`), never copied. A file's signatures
+  follow its blobs, so blobs a refused file brought in are removed again
+  (:attr:`FileSource.added`);
 * :class:`CacheSource` -- a pack whose manifest and blobs are already cached
   (``memos install --locked`` of a pack first installed from a file);
 * an OCI registry (:mod:`runtime.oci`, against this protocol).
@@ -28,13 +33,17 @@ cache (:mod:`runtime.download`, :mod:`runtime.cache`).
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from protocol import Pack, Signature, read_pack
+from filelock import FileLock
+
+from protocol import BlobWriter, Pack, Signature, read_pack
 
 from .._wire import Resolution
 from ..cache import BlobCache
@@ -137,8 +146,51 @@ class RegistrySource:
             yield chunks if start == offset else skip_bytes(chunks, offset)
 
 
+class _CacheWriter:
+    """One blob from a MIP 2 file into the cache: a temp file, fsynced and renamed on commit."""
+
+    def __init__(self, cache: BlobCache, sha256: str, added: list[str]) -> None:
+        self.cache, self.sha256, self.added = cache, sha256, added
+        self.lock: FileLock = cache.lock(sha256)
+        self.lock.acquire()
+        fd, tmp = tempfile.mkstemp(prefix="blob-", dir=cache.root / "tmp")
+        self.tmp = Path(tmp)
+        self.fh = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes, /) -> object:
+        return self.fh.write(data)
+
+    def commit(self) -> None:  # the reader checked size, digest and content
+        try:
+            self.fh.close()
+            self.cache.commit_file(self.tmp, self.sha256, verify=False)
+            self.added.append(self.sha256)
+        finally:
+            self.lock.release()
+
+    def abort(self) -> None:
+        try:
+            self.fh.close()
+            self.tmp.unlink(missing_ok=True)
+        finally:
+            self.lock.release()
+
+
+class _CacheSink:
+    """protocol's blob sink over the cache: only wanted blobs not already cached are written."""
+
+    def __init__(self, cache: BlobCache, wanted: Callable[[BlobEntry], bool]) -> None:
+        self.cache, self.wanted = cache, wanted
+        self.added: list[str] = []
+
+    def open_blob(self, entry: BlobEntry) -> BlobWriter | None:
+        if not self.wanted(entry) or self.cache.is_intact(entry.sha256, entry.size):
+            return None
+        return _CacheWriter(self.cache, entry.sha256, self.added)
+
+
 class FileSource:
-    """A ``.memcube`` file, read and checked once (``read_pack``) into ``staging``.
+    """A ``.memcube`` file, read and checked once (``read_pack``); see the module docstring.
 
     Use as a context manager: the staging folder (files not moved into the
     cache) is removed on exit.
@@ -146,20 +198,38 @@ class FileSource:
 
     label = "file"
 
-    def __init__(self, pack: Pack, staging: Path) -> None:
+    def __init__(self, pack: Pack, staging: Path, added: Sequence[str] = ()) -> None:
         self.pack = pack
         self.staging = staging
-        self._paths = {
-            ref.sha256: pack.payload_path(ref) for cube in pack.manifest.cubes
-            for ref in cube.payloads
-        }  # fmt: skip
+        #: digests this read wrote into the cache itself (MIP 2 files)
+        self.added = tuple(added)
+        self._paths = (
+            {
+                ref.sha256: pack.payload_path(ref) for cube in pack.manifest.cubes
+                for ref in cube.payloads
+            } if pack.root is not None else {}
+        )  # fmt: skip
 
     @classmethod
-    def read(cls, path: Path, cache: BlobCache) -> FileSource:
-        """Read ``path`` (every limit, digest and content check) into a staging folder."""
+    def read(
+        cls, path: Path, cache: BlobCache, *, wanted: Callable[[BlobEntry], bool] | None = None
+    ) -> FileSource:
+        """Read ``path`` (every limit, digest and content check); MIP 2 blobs ``wanted``
+        (default: all) go straight into ``cache``, MIP 1 payloads into a staging folder."""
         staging = cache.temp_dir("stage-")
         shutil.rmtree(staging)  # read_pack creates it (and removes it on failure)
-        return cls(read_pack(Path(path), target=staging), staging)
+        with open(path, "rb") as fh:
+            mip1 = fh.read(2) == b"\x1f\x8b"  # gzip: MIP 1 (protocol tells them the same way)
+        if mip1:
+            return cls(read_pack(Path(path), target=staging), staging)
+        sink = _CacheSink(cache, wanted or (lambda _: True))
+        try:
+            pack = read_pack(Path(path), blobs=sink)
+        except BaseException:
+            for digest in sink.added:  # verified, but of a refused pack: not kept
+                cache.remove(digest)
+            raise
+        return cls(pack, staging, sink.added)
 
     def __enter__(self) -> FileSource:
         return self

@@ -86,13 +86,17 @@ def build_pack(
     name: str,
     version: str = "1.0.0",
     keys: Sequence[SigningKey] = (),
+    mip_version: str | None = None,
     **kwargs: Any,
 ) -> Path:
-    """Write a signed ``.memcube`` under ``workdir`` and return its path."""
+    """Write a signed ``.memcube`` under ``workdir`` and return its path (``mip_version="2.0"``:
+    a MIP 2 container)."""
     slug = f"{name.replace('/', '__')}-{version}"
+    if mip_version:
+        slug += f"-mip{mip_version}"
     source = write_source(workdir / f"src-{slug}", name=name, version=version, **kwargs)
     out = workdir / f"{slug}.memcube"
-    pack_directory(source, out, keys=list(keys))
+    pack_directory(source, out, keys=list(keys), mip_version=mip_version)
     return out
 
 

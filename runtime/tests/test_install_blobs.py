@@ -243,3 +243,56 @@ def test_cache_checked_path_rehashes_once_per_process(tmp_path: Path) -> None:
         cache.checked_path(sha)
     assert not cache.is_intact(sha, 10)  # a bad blob is deleted so it is fetched again
     assert not cache.has(sha)
+
+
+def test_a_mip2_file_streams_only_the_wanted_blobs_into_the_cache(
+    home: Path, engine: Engine, key: SigningKey, tmp_path: Path, registry: FakeRegistry
+) -> None:
+    path = _kv_pack(tmp_path, key, mip_version="2.0")
+    assert path.read_bytes()[:2] != b"\x1f\x8b"  # a plain tar: MIP 2
+    digests = _digests(path)
+    installer = _installer(home, engine, registry, MODELS[2])
+    result = installer.install_file(path, trusted_keys=[key.public_key])
+    wanted = {digests["notes"], digests["kv2"]}
+    assert set(result.blobs) == set(result.fetched) == wanted
+    assert set(installer.cache.digests()) == wanted | {engine.store.pack_manifest_sha256("acme/kv")}
+    assert list((installer.cache.root / "tmp").iterdir()) == []
+    assert installer.verify_installed() == []
+
+
+def test_a_mip2_file_and_the_registry_give_the_same_installed_state(
+    tmp_path: Path, key: SigningKey, blob_registry: FakeRegistry
+) -> None:
+    from runtime.engine.embedding import HashEmbedder
+
+    path = _kv_pack(tmp_path, key, mip_version="2.0")
+    blob_registry.publish(path)
+    states = []
+    for where in ("file", "registry"):
+        home = tmp_path / f"home-{where}"
+        eng = Engine(home, embedder=HashEmbedder(), maintain_every=None)
+        try:
+            inst = _installer(home, eng, blob_registry, MODELS[0])
+            if where == "file":
+                inst.install_file(path, trusted_keys=[key.public_key])
+            else:
+                inst.install("acme/kv", registry=REG)
+            rows = [(m.id, m.text, m.memory_type, dict(m.payloads))
+                    for _, m, _ in eng.store.pack_rows("acme/kv")]  # fmt: skip
+            blobs = set(inst.cache.digests()) - {eng.store.pack_manifest_sha256("acme/kv")}
+            states.append((rows, blobs, inst.installed()[0].version))
+        finally:
+            eng.close()
+    assert states[0] == states[1]
+
+
+def test_a_refused_mip2_file_leaves_nothing_in_the_cache(
+    installer: Installer, key: SigningKey, other_key: SigningKey, tmp_path: Path
+) -> None:
+    path = build_pack(tmp_path, name="acme/tips", keys=[key], memories=["x"],
+                      extra_cubes=[lora_cube()], mip_version="2.0")  # fmt: skip
+    with pytest.raises(Exception) as info:
+        installer.install_file(path, trusted_keys=[other_key.public_key])
+    assert getattr(info.value, "code", "").startswith("signature.")
+    assert installer.cache.digests() == []
+    assert installer.installed() == []
