@@ -30,6 +30,7 @@ Not here: queries over memories, packs, caches or the audit log
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,6 +135,23 @@ def _split(script: str) -> list[str]:
     return out
 
 
+def _enter_wal(db: sqlite3.Connection, *, deadline: float) -> None:
+    """Switch to WAL, waiting for other processes that open the same file right now.
+
+    SQLite answers "database is locked" to a journal-mode change at once, without
+    calling the busy handler, while another connection is creating or switching
+    the same database; so two ``memos`` processes starting together would fail.
+    """
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Database:
     """One connection to ``engine.db`` (schema created on open), its transactions and ``meta``."""
 
@@ -141,7 +159,7 @@ class Database:
         self.path = Path(path)
         self.db = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(self.db, deadline=time.monotonic() + busy_timeout_s)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         with self.write():
