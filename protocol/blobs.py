@@ -1,6 +1,6 @@
 """A manifest's blobs: what a client can fetch, and which of them a given model needs.
 
-In MIP 2 (SPEC section 12) a payload's content is a *blob* named by its
+In MIP 2 (SPEC section 14.1) a payload's content is a *blob* named by its
 sha256; payloads with the same content are one blob. These helpers read the
 blob list off any manifest, MIP 1.x or 2.x (a 1.x payload's content is a blob
 too, it just travels inside the gzip'd tar), so a client decides what to fetch

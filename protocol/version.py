@@ -3,7 +3,7 @@
 This library reads MIP 1.x and 2.x: it accepts every manifest whose
 ``mip_version`` has major 1 or 2, whatever its minor: minors only add optional
 fields, which readers keep untouched (they stay covered by the signature).
-The manifest of 2.x has the shape of 1.1 (SPEC section 12); what differs is
+The manifest of 2.x has the shape of 1.1 (SPEC section 14); what differs is
 the container and the blob rule. A manifest of another major is refused with
 ``manifest.unsupported_version`` unless a migration from that major has been
 registered with :func:`register_migration`. Migrations are pure functions on
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 MIP_VERSION = "1.1"  # 1.1: optional model fingerprint weights_sha256 (SPEC section 5)
-MIP2_VERSION = "2.0"  # 2.0: a signed manifest over content-addressed blobs (SPEC section 12)
+MIP2_VERSION = "2.0"  # 2.0: a signed manifest over content-addressed blobs (SPEC 14)
 SUPPORTED_MAJOR = 1  # the major this library writes by default
 SUPPORTED_MAJORS = (1, 2)
 

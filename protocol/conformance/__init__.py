@@ -1,4 +1,4 @@
-"""MIP 1.0 conformance vectors and their runner.
+"""MIP conformance vectors (1.x and 2.0) and their runner.
 
 ``vectors/`` holds packs and manifests, valid and invalid, each listed in
 ``vectors/index.json`` with its expected outcome (``ok`` with the manifest

@@ -1,4 +1,4 @@
-"""Run the MIP 1.0 conformance vectors against a reader and report pass/fail.
+"""Run the MIP conformance vectors (1.x and 2.0) against a reader and report pass/fail.
 
     python -m protocol.conformance                       # this library's reader
     python -m protocol.conformance --reader-command "CMD" # any other implementation
@@ -166,7 +166,7 @@ def run_vectors(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m protocol.conformance",
-        description="Run the MIP 1.0 conformance vectors against a reader.",
+        description="Run the MIP conformance vectors (1.x and 2.0) against a reader.",
         epilog='Example: python -m protocol.conformance --reader-command "myreader --mip-json"',
     )
     parser.add_argument("--reader-command", help="shell command of another reader (see runner.py)")
