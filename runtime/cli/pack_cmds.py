@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from protocol import (
+    MIP2_VERSION,
     MIP_VERSION,
     Manifest,
     ManifestError,
@@ -189,13 +190,24 @@ def pack(
     key: Annotated[
         list[Path] | None, typer.Option("--key", help="Private key to sign with (repeatable).")
     ] = None,
+    mip: Annotated[
+        str | None,
+        typer.Option(
+            "--mip",
+            help="Write MIP 2 (content-addressed blobs, large text chunked) with 2; "
+            "default: the manifest's mip_version.",
+        ),
+    ] = None,
 ) -> None:
     """Build a deterministic .memcube from a pack source, optionally signed.
 
-    Example:  memos pack my-pack --out my-pack.memcube --key keys/memos-signing.key
+    Example:  memos pack my-pack --out my-pack.memcube --key keys/memos-signing.key --mip 2
     """
     keys = [_load_signing_key(p) for p in key or []]
-    result = pack_directory(directory, out_file, keys=keys)
+    versions = {"1": None, "2": MIP2_VERSION, MIP2_VERSION: MIP2_VERSION}
+    if mip is not None and mip not in versions:
+        raise typer.BadParameter("--mip takes 1 or 2")
+    result = pack_directory(directory, out_file, keys=keys, mip_version=versions.get(mip or "1"))
     out.print(
         f"Packed [bold]{result.manifest.ref}[/] -> {out_file} "
         f"({result.file_size} bytes, sha256 {result.file_sha256[:16]}…, "
