@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import Manifest, MIPError, PublicKey, Signature, canonical_bytes
+from protocol import Manifest, MIPError, PublicKey, Signature, canonical_bytes, manifest_blobs
 
 from .errors import RegistryError
 
@@ -68,6 +69,9 @@ class NamespaceKey:
 
 @dataclass(frozen=True)
 class PackLocation:
+    """The version's ``.memcube`` file; ``url`` is empty for one published as a manifest over
+    blobs (then ``sha256`` is the manifest's digest and ``size`` the blobs' total)."""
+
     sha256: str
     size: int
     url: str
@@ -247,16 +251,9 @@ def parse_resolution(data: Any) -> Resolution:
     raw_sigs = _get(data, "signatures", list)
     signatures = tuple(Signature.from_dict(s) for s in raw_sigs)
     keys = tuple(parse_key(raw, own_keyid=True) for raw in _get(data, "keys", list))
-    pack = _get(data, "pack", dict)
-    sha256 = _get(pack, "sha256", str)
-    if not _HEX64.match(sha256):
-        raise _bad("pack.sha256 is not a sha256 hex digest")
-    size = _get(pack, "size", int)
-    if size < 0:
-        raise _bad("pack.size is negative")
-    url = _get(pack, "url", str)
     published = data.get("published_at")
     raw_blobs = data.get("blobs") if isinstance(data.get("blobs"), list) else data.get("payloads")
+    location = _pack_location(data, manifest, manifest_bytes, raw_blobs)
     return Resolution(
         name=name,
         version=version,
@@ -264,7 +261,7 @@ def parse_resolution(data: Any) -> Resolution:
         manifest_bytes=manifest_bytes,
         signatures=signatures,
         keys=keys,
-        pack=PackLocation(sha256, size, url),
+        pack=location,
         published_at=published if isinstance(published, str) else None,
         yanked=data.get("yanked") is True,
         yanked_reason=_text(data, "yanked_reason"),
@@ -272,6 +269,26 @@ def parse_resolution(data: Any) -> Resolution:
         deprecation_message=_text(data, "deprecation_message"),
         blobs=_blob_locations(raw_blobs),
     )
+
+
+def _pack_location(
+    data: Mapping[str, Any], manifest: Manifest, manifest_bytes: bytes, raw_blobs: Any
+) -> PackLocation:
+    """Resolve's ``pack``; for a version published as a manifest over blobs (``pack: null``,
+    MIP 2) one with no ``url``, named by the manifest's digest and the blobs' total size."""
+    if data.get("pack") is None and "pack" in data:
+        if not raw_blobs:
+            raise _bad("a version without a pack file lists no blobs")
+        total = sum(entry.size for entry in manifest_blobs(manifest))
+        return PackLocation(hashlib.sha256(manifest_bytes).hexdigest(), total, "")
+    pack = _get(data, "pack", dict)
+    sha256 = _get(pack, "sha256", str)
+    if not _HEX64.match(sha256):
+        raise _bad("pack.sha256 is not a sha256 hex digest")
+    size = _get(pack, "size", int)
+    if size < 0:
+        raise _bad("pack.size is negative")
+    return PackLocation(sha256, size, _get(pack, "url", str))
 
 
 def _blob_locations(raw: Any) -> tuple[BlobLocation, ...]:
@@ -374,3 +391,65 @@ def parse_error(status: int, body: bytes) -> RegistryError:
         if isinstance(err.get("detail"), dict):
             detail = err["detail"]
     return RegistryError(message, code=code, status=status, **{"server_detail": detail})
+
+
+# ---------------------------------------------------------------- publishing blob by blob (MIP 2)
+
+__all__ += ["BlobUpload", "parse_blob_upload", "parse_blobs_missing"]
+
+_UPLOAD_STATUSES = frozenset({"open", "completed", "failed", "cancelled", "expired"})
+
+
+@dataclass(frozen=True)
+class BlobUpload:
+    """One blob's resumable upload (``/api/v1/blobs/uploads``): where it stands."""
+
+    id: str
+    sha256: str
+    size: int
+    offset: int
+    status: str  # open | completed | failed | cancelled | expired
+    max_chunk_bytes: int | None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+
+def parse_blob_upload(data: Any) -> BlobUpload:
+    """A blob upload as ``POST|GET|PATCH /api/v1/blobs/uploads[/<id>]`` answer it."""
+    sha256 = _field(data, "sha256", str)
+    if not _HEX64.match(sha256):
+        raise _invalid("an upload whose sha256 is not a sha256 hex digest")
+    size, offset = _count(data, "size"), _count(data, "offset")
+    status = _field(data, "status", str)
+    if status not in _UPLOAD_STATUSES:
+        raise _invalid(f"an unknown upload status {status!r}")
+    if offset > size:
+        raise _invalid(f"an upload offset {offset} past its size {size}")
+    upload_id = _field(data, "id", str)
+    if not upload_id or "/" in upload_id:
+        raise _invalid(f"an invalid upload id {upload_id!r}")
+    return BlobUpload(
+        id=upload_id,
+        sha256=sha256,
+        size=size,
+        offset=offset,
+        status=status,
+        max_chunk_bytes=_count(data, "max_chunk_bytes") or None,
+    )
+
+
+def parse_blobs_missing(data: Any, asked: Sequence[str]) -> tuple[str, ...]:
+    """``POST /api/v1/blobs/missing``'s answer: the asked digests still to upload.
+
+    Only digests that were asked count (anything else is a bad answer), each once.
+    """
+    raw = _field(data, "missing", list)
+    wanted = set(asked)
+    missing: dict[str, None] = {}
+    for digest in raw:
+        if not isinstance(digest, str) or digest not in wanted:
+            raise _invalid(f"a missing digest that was not asked: {digest!r}")
+        missing[digest] = None
+    return tuple(missing)

@@ -19,7 +19,8 @@ signing packs (:mod:`protocol`), token storage (:mod:`runtime.config`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import base64
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,17 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
-from protocol import PackRef, PublicKey
+from protocol import PackRef, PublicKey, Signature
 
 from ._wire import (
+    BlobUpload,
     NamespaceKey,
     PublishResult,
     Resolution,
     TokenInfo,
     WhoAmI,
+    parse_blob_upload,
+    parse_blobs_missing,
     parse_error,
     parse_key,
     parse_keys,
@@ -50,6 +54,7 @@ from .errors import RegistryError
 
 __all__ = [
     "ONE_REQUEST_LIMIT",
+    "BlobUpload",
     "NamespaceKey",
     "PublishResult",
     "RegistryClient",
@@ -283,3 +288,60 @@ class RegistryClient:
                     progress(offset, size)
         data = self._request("POST", f"{url}/complete", upload=True, json=options)
         return parse_publish_result(data)
+
+    # ---------------------------------------------------------------- publishing blob by blob
+    # (MIP 2: ask which blobs are missing, one resumable upload per blob, then the manifest;
+    # the loop that drives them is runtime.blob_publish)
+
+    def blobs_missing(self, digests: Sequence[str]) -> tuple[str, ...]:
+        """``POST /api/v1/blobs/missing``: the asked digests this publisher still has to upload."""
+        body = {"digests": list(digests)}
+        data = self._request("POST", "api/v1/blobs/missing", upload=True, json=body)
+        return parse_blobs_missing(data, digests)
+
+    def blob_upload_open(self, sha256: str, size: int) -> BlobUpload:
+        """Open (or find again, at its offset) the upload of one blob; ``completed`` if present."""
+        body = {"sha256": sha256, "size": size}
+        data = self._request("POST", "api/v1/blobs/uploads", upload=True, json=body)
+        return parse_blob_upload(data)
+
+    def blob_upload_get(self, upload_id: str) -> BlobUpload:
+        return parse_blob_upload(self._request("GET", _blob_upload_url(upload_id)))
+
+    def blob_upload_append(self, upload_id: str, offset: int, data: bytes) -> BlobUpload:
+        """``PATCH`` one chunk at ``offset``; the chunk that reaches the size completes it."""
+        headers = {"Upload-Offset": str(offset), "Content-Type": "application/octet-stream"}
+        url = _blob_upload_url(upload_id)
+        answer = self._request("PATCH", url, upload=True, content=data, headers=headers)
+        return parse_blob_upload(answer)
+
+    def blob_upload_complete(self, upload_id: str) -> BlobUpload:
+        url = f"{_blob_upload_url(upload_id)}/complete"
+        return parse_blob_upload(self._request("POST", url, upload=True))
+
+    def blob_upload_cancel(self, upload_id: str) -> None:
+        self._request("DELETE", _blob_upload_url(upload_id), upload=True)
+
+    def publish_manifest(
+        self,
+        manifest_bytes: bytes,
+        signatures: Sequence[Signature],
+        *,
+        private: bool = False,
+        price_amount_minor: int = 0,
+        price_currency: str = "",
+    ) -> PublishResult:
+        """``POST /api/v1/packs/publish-manifest``: publish once every blob is on the registry."""
+        body = {
+            "manifest_b64": base64.b64encode(manifest_bytes).decode("ascii"),
+            "signatures": [s.to_dict() for s in signatures],
+            "private": private,
+            "price_amount_minor": price_amount_minor,
+            "price_currency": price_currency,
+        }
+        data = self._request("POST", "api/v1/packs/publish-manifest", upload=True, json=body)
+        return parse_publish_result(data)
+
+
+def _blob_upload_url(upload_id: str) -> str:
+    return f"api/v1/blobs/uploads/{quote(upload_id, safe='')}"

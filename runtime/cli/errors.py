@@ -164,6 +164,25 @@ HINTS: dict[str, str] = {
         "The source does not serve a blob the signed manifest names; try again later or install "
         "from a good .memcube file."
     ),
+    # publishing blob by blob (runtime.blob_publish)
+    "blob.digest_mismatch": (
+        "The registry received other bytes than the pack's; check the file with memos verify "
+        "FILE, then run the same memos publish again."
+    ),
+    "blob.missing": "A blob went away before the publish; run the same memos publish again.",
+    "blob.size_mismatch": (
+        "The registry stores this digest with another size: the pack is inconsistent; rebuild it."
+    ),
+    "blob.too_large": "A blob is over the registry's size limit (see the limit above).",
+    "blob.": "The registry refused a blob of the pack; the message above says why.",
+    "upload.": (
+        "The upload of a blob was interrupted; run the same memos publish again: each blob "
+        "resumes where it stopped."
+    ),
+    "publish.blob_changed": "The pack file changed during the publish; publish it again.",
+    "registry.blobs_unsupported": (
+        "The registry is older than MIP 2; memos publish --whole uploads the whole file."
+    ),
     "cache.": "The local cache is damaged; memos gc, then install again.",
     "audit.tampered": (
         "The audit log was modified outside memos; keep a copy of engine.db for investigation."

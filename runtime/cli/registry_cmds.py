@@ -1,25 +1,31 @@
 """``memos login``, ``memos publish`` and ``memos keys``: thin commands over the registry client.
 
-They parse options, call :class:`runtime.client.RegistryClient`, print.
+They parse options, call :class:`runtime.client.RegistryClient` (and, for ``publish``,
+:func:`runtime.blob_publish.publish_blobs`: only the blobs the registry lacks), print.
 Not here: HTTP or the wire format (:mod:`runtime.client`, :mod:`runtime._wire`).
 """
 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
+from rich.progress import Progress as RichProgress
 
 from protocol import PublicKey
 
-from ..client import NamespaceKey, RegistryClient
+from ..blob_publish import BlobPublishResult, BlobsUnsupported, Progress, publish_blobs
+from ..client import NamespaceKey, PublishResult, RegistryClient
 from ..config import load_settings, save_token
 from .errors import CLIError
-from .output import emit_json, out
+from .output import emit_json, err, out
 
 __all__ = ["register"]
 
@@ -101,6 +107,46 @@ def _minor_units(price: str | None) -> int:
     return int(amount * 100)
 
 
+@contextmanager
+def _bar(label: str, enabled: bool) -> Iterator[Progress | None]:
+    """A rich progress bar over the bytes to send (on stderr), or nothing."""
+    if not enabled:
+        yield None
+        return
+    with RichProgress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=err, transient=False,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(escape(label), total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _send(
+    client: RegistryClient,
+    file: Path,
+    *,
+    whole: bool,
+    progress: Progress | None,
+    **options: Any,
+) -> tuple[PublishResult, BlobPublishResult | None]:
+    """Blob by blob when the registry can (an older one: the whole pack); ``whole`` forces it."""
+    if not whole:
+        try:
+            sent = publish_blobs(client, file, progress=progress, **options)
+            return sent.published, sent
+        except BlobsUnsupported:
+            err.print("[dim]the registry takes whole packs only; uploading the file…[/]")
+    return client.publish(file, progress=progress, **options), None
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
+
+
 def publish(
     file: Annotated[
         Path, typer.Argument(help="The signed .memcube to publish.", exists=True, dir_okay=False)
@@ -115,22 +161,33 @@ def publish(
     currency: Annotated[
         str, typer.Option("--currency", help="ISO 4217 currency of --price.")
     ] = "EUR",
+    whole: Annotated[
+        bool,
+        typer.Option(
+            "--whole", help="Upload the whole .memcube file, not only the blobs the registry lacks."
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Publish a signed pack to the registry (its namespace must have your key registered).
+
+    Only the blobs the registry does not have yet are uploaded, each resumably: run the same
+    command again after an interruption and every blob continues where it stopped.
 
     Example:  memos publish tips.memcube --registry http://127.0.0.1:8000
     """
     url = _registry(registry)
     token = _token(url)
     amount = _minor_units(price)
-    with RegistryClient(url, token=token) as client:
-        result = client.publish(
-            file,
-            private=private,
-            price_amount_minor=amount,
-            price_currency=currency.upper() if amount else "",
-        )
+    with (
+        RegistryClient(url, token=token) as client,
+        _bar(f"publish {file.name}", not quiet and not json_out) as progress,
+    ):
+        result, blobs = _send(
+            client, file, whole=whole, progress=progress, private=private,
+            price_amount_minor=amount, price_currency=currency.upper() if amount else "",
+        )  # fmt: skip
     if json_out:
         emit_json(
             {
@@ -141,12 +198,21 @@ def publish(
                 "signed_by": list(result.signed_by),
                 "ingest": result.ingest_status,
                 "url": result.url,
+                "mode": "whole" if blobs is None else "blobs",
+                **({"blobs": blobs.to_dict()} if blobs is not None else {}),
             }
         )
         return
+    if blobs is None:
+        out.print(
+            f"Published [bold]{result.ref}[/] ({result.size} bytes, sha256 "
+            f"{result.sha256[:12]}…); indexing: {result.ingest_status}"
+        )
+        return
     out.print(
-        f"Published [bold]{result.ref}[/] ({result.size} bytes, sha256 {result.sha256[:12]}…); "
-        f"indexing: {result.ingest_status}"
+        f"Published [bold]{result.ref}[/]: sent {blobs.blobs_sent} of {blobs.blobs_total} blobs "
+        f"({_mb(blobs.bytes_sent)} of {_mb(blobs.bytes_total)}), {blobs.blobs_present} already "
+        f"on the registry; indexing: {result.ingest_status}"
     )
 
 
