@@ -39,13 +39,15 @@ def _memories(cube: int, version: int, changed: int) -> list[str]:
     ]
 
 
-def ten_blob_pack(tmp: Path, version: str = "1.0.0", *, changed: int = 3) -> Path:
+def ten_blob_pack(
+    tmp: Path, version: str = "1.0.0", *, changed: int = 3, mip_version: str | None = None
+) -> Path:
     """A signed pack of 10 plaintext cubes (10 memories files, 10 blobs)."""
     number = int(version.split(".")[1]) + 1
     extra = [plain_cube(f"c{i}", _memories(i, number, changed)) for i in range(1, CUBES)]
     return build_pack(
         tmp / version, name="acme/tips", version=version, keys=[KEY],
-        memories=_memories(0, number, changed), extra_cubes=extra,
+        memories=_memories(0, number, changed), extra_cubes=extra, mip_version=mip_version,
     )  # fmt: skip
 
 
@@ -83,16 +85,18 @@ def test_publish_sends_every_blob_once_then_the_exact_manifest(
     assert all(done <= total for done, total in seen)
 
 
+@pytest.mark.parametrize("mip_version", [None, "2.0"])
 def test_a_new_version_sends_only_the_blob_that_changed(
-    tmp_path: Path, registry: BlobUploadRegistry, client: RegistryClient
+    tmp_path: Path, registry: BlobUploadRegistry, client: RegistryClient, mip_version: str | None
 ) -> None:
-    first = publish_blobs(client, ten_blob_pack(tmp_path, "1.0.0"))
+    first = publish_blobs(client, ten_blob_pack(tmp_path, "1.0.0", mip_version=mip_version))
     before = registry.bytes_received
-    second = publish_blobs(client, ten_blob_pack(tmp_path, "1.1.0"))
+    second = publish_blobs(client, ten_blob_pack(tmp_path, "1.1.0", mip_version=mip_version))
     assert (second.blobs_sent, second.blobs_present) == (1, CUBES - 1)
     assert registry.bytes_received - before == second.bytes_sent
     assert second.bytes_sent <= 0.15 * first.bytes_sent
     assert [m.manifest.version for m in registry.manifests] == ["1.0.0", "1.1.0"]
+    assert registry.manifests[0].manifest.major == (2 if mip_version else 1)
 
 
 def test_the_same_pack_again_sends_no_blob_and_gets_the_registrys_refusal(

@@ -40,8 +40,10 @@ def _memories(cube: int, tag: str) -> list[str]:
     ]
 
 
-def _ten_files(tmp: Path, key: SigningKey, version: str, *, changed: int | None = None) -> Path:
-    """A pack of 10 plaintext cubes, one memories file (one blob) each."""
+def _ten_files(
+    tmp: Path, key: SigningKey, version: str, *, changed: int | None = None, mip: str | None = None
+) -> Path:
+    """A pack of 10 plaintext cubes, one memories file (one blob) each (MIP 1, or ``mip``)."""
 
     def tag(cube: int) -> str:
         return version if cube == changed else "1.0.0"
@@ -49,7 +51,7 @@ def _ten_files(tmp: Path, key: SigningKey, version: str, *, changed: int | None 
     extra = [plain_cube(f"c{i}", _memories(i, tag(i))) for i in range(1, 10)]
     return build_pack(
         tmp / version, name="acme/ten", version=version, keys=[key],
-        memories=_memories(0, tag(0)), extra_cubes=extra,
+        memories=_memories(0, tag(0)), extra_cubes=extra, mip_version=mip,
     )  # fmt: skip
 
 
@@ -87,13 +89,15 @@ def _received(sha256: str | None = None) -> int:
     return sum(rows.values_list("received", flat=True))
 
 
+@pytest.mark.parametrize("mip", [None, "2.0"])
 def test_a_version_that_changed_one_of_ten_files_sends_that_blob_only(
-    tmp_path: Path, alice: tuple[dict[str, str], SigningKey]
+    tmp_path: Path, alice: tuple[dict[str, str], SigningKey], mip: str | None
 ) -> None:
     env, key = alice
-    v1 = _memos(["publish", str(_ten_files(tmp_path, key, "1.0.0")), "--json"], env, tmp_path)
+    v1_file = _ten_files(tmp_path, key, "1.0.0", mip=mip)
+    v1 = _memos(["publish", str(v1_file), "--json"], env, tmp_path)
     first = _received()
-    v2_file = _ten_files(tmp_path, key, "1.1.0", changed=4)
+    v2_file = _ten_files(tmp_path, key, "1.1.0", changed=4, mip=mip)
     v2 = _memos(["publish", str(v2_file), "--json"], env, tmp_path)
     second = _received() - first
     assert (v1["mode"], v1["blobs"]["sent"], v1["blobs"]["present"]) == ("blobs", 10, 0)
