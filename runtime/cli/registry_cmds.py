@@ -133,14 +133,24 @@ def _send(
     progress: Progress | None,
     **options: Any,
 ) -> tuple[PublishResult, BlobPublishResult | None]:
-    """Blob by blob when the registry can (an older one: the whole pack); ``whole`` forces it."""
-    if not whole:
+    """Blob by blob when the registry can (an older one: the whole pack); ``whole`` forces it.
+
+    A MIP 1 pack (a gzip file) is always sent whole: published by manifest it
+    would have no ``.memcube`` on the registry, which clients before MIP 2
+    need to install it.
+    """
+    if not whole and not _is_mip1_file(file):
         try:
             sent = publish_blobs(client, file, progress=progress, **options)
             return sent.published, sent
         except BlobsUnsupported:
             err.print("[dim]the registry takes whole packs only; uploading the file…[/]")
     return client.publish(file, progress=progress, **options), None
+
+
+def _is_mip1_file(file: Path) -> bool:
+    with open(file, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"  # gzip: the MIP 1 container
 
 
 def _mb(size: int) -> str:

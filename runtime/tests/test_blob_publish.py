@@ -251,11 +251,13 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def test_memos_publish_says_what_it_sent_and_what_was_there(
     tmp_path: Path, served: BlobUploadRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _cli(capsys, "publish", str(ten_blob_pack(tmp_path)), "--json")
+    v1 = ten_blob_pack(tmp_path, mip_version="2.0")
+    code, out, err = _cli(capsys, "publish", str(v1), "--json")
     assert code == 0, err
     first = json.loads(out)
     assert first["mode"] == "blobs" and first["blobs"]["sent"] == CUBES
-    code, out, err = _cli(capsys, "publish", str(ten_blob_pack(tmp_path, "1.1.0")), "-q")
+    v2 = ten_blob_pack(tmp_path, "1.1.0", mip_version="2.0")
+    code, out, err = _cli(capsys, "publish", str(v2), "-q")
     assert code == 0, err
     assert "sent 1 of 10 blobs" in out and "9 already on the registry" in out
     assert served.whole_uploads == []
@@ -264,7 +266,7 @@ def test_memos_publish_says_what_it_sent_and_what_was_there(
 def test_memos_publish_falls_back_to_the_whole_pack_or_is_told_to(
     tmp_path: Path, served: BlobUploadRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = ten_blob_pack(tmp_path)
+    path = ten_blob_pack(tmp_path, mip_version="2.0")
     code, out, err = _cli(capsys, "publish", str(path), "--whole", "--json")
     assert code == 0, err
     assert json.loads(out)["mode"] == "whole" and len(served.whole_uploads) == 1
@@ -276,6 +278,16 @@ def test_memos_publish_falls_back_to_the_whole_pack_or_is_told_to(
     assert "whole packs only" in err
 
 
+def test_memos_publish_sends_a_mip1_pack_whole(
+    tmp_path: Path, served: BlobUploadRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Published by manifest, a 1.x pack would have no .memcube for pre-MIP 2 clients."""
+    code, out, err = _cli(capsys, "publish", str(ten_blob_pack(tmp_path)), "--json")
+    assert code == 0, err
+    assert json.loads(out)["mode"] == "whole" and len(served.whole_uploads) == 1
+    assert served.patch_bytes == [] and served.manifests == []
+
+
 def test_memos_publish_names_a_broken_blob_upload_and_publishes_nothing(
     tmp_path: Path,
     served: BlobUploadRegistry,
@@ -284,7 +296,8 @@ def test_memos_publish_names_a_broken_blob_upload_and_publishes_nothing(
 ) -> None:
     monkeypatch.setattr("runtime.blob_publish._pause", _no_sleep)
     served.fail_patches = set(range(1, 10_000))
-    code, _, err = _cli(capsys, "publish", str(ten_blob_pack(tmp_path)), "-q")
+    pack = ten_blob_pack(tmp_path, mip_version="2.0")
+    code, _, err = _cli(capsys, "publish", str(pack), "-q")
     assert code == 1
     assert "network.unreachable" in err and "memos publish" in err
     assert served.manifests == []

@@ -89,10 +89,10 @@ def _received(sha256: str | None = None) -> int:
     return sum(rows.values_list("received", flat=True))
 
 
-@pytest.mark.parametrize("mip", [None, "2.0"])
 def test_a_version_that_changed_one_of_ten_files_sends_that_blob_only(
-    tmp_path: Path, alice: tuple[dict[str, str], SigningKey], mip: str | None
+    tmp_path: Path, alice: tuple[dict[str, str], SigningKey]
 ) -> None:
+    mip = "2.0"  # `memos publish` sends 1.x packs whole (see test_a_mip1_pack_is_sent_whole)
     env, key = alice
     v1_file = _ten_files(tmp_path, key, "1.0.0", mip=mip)
     v1 = _memos(["publish", str(v1_file), "--json"], env, tmp_path)
@@ -118,7 +118,7 @@ def test_a_killed_publish_publishes_nothing_and_the_rerun_resumes_mid_blob(
     env, key = alice
     path = build_pack(
         tmp_path, name="acme/big", keys=[key], memories=["a pack with a big adapter"],
-        extra_cubes=[lora_cube("adapter", floats=1_500_000)],
+        extra_cubes=[lora_cube("adapter", floats=1_500_000)], mip_version="2.0",
     )  # fmt: skip
     big = max(manifest_blobs(read_pack(path).manifest), key=lambda b: b.size)
     proc = subprocess.Popen(
@@ -145,6 +145,17 @@ def test_a_killed_publish_publishes_nothing_and_the_rerun_resumes_mid_blob(
     assert PackVersion.objects.filter(pack__name="big").count() == 1
     installed = _memos(["install", "acme/big", "--json"], env, tmp_path)
     assert installed[0]["version"] == "1.0.0"
+
+
+def test_a_mip1_pack_is_sent_whole(
+    tmp_path: Path, alice: tuple[dict[str, str], SigningKey]
+) -> None:
+    env, key = alice
+    result = _memos(["publish", str(_ten_files(tmp_path, key, "1.0.0")), "--json"], env, tmp_path)
+    assert result["mode"] == "whole"
+    assert _received() == 0
+    version = PackVersion.objects.get(pack__name="ten")
+    assert version.file_sha256 == result["sha256"]
 
 
 def test_whole_still_uploads_the_file(
