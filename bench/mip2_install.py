@@ -18,6 +18,11 @@ per-blob URLs and HTTP Range). Interleaved, ``--runs`` times, we time:
 * **upgrade**: from 1.0.0 installed to 1.1.0, in which one of the ten blobs
   changed: time, and bytes the registry sent, against the fresh install.
 
+* **publish**: ``publish_blobs`` (what ``memos publish`` runs for a MIP 2 pack) of 1.0.0
+  to an empty registry (``runtime.tests.fake_blob_uploads``: the blob-upload API of
+  memstore/API.md, over a socket), then of 1.1.0: bytes uploaded and time, against the
+  first publish.
+
 Then, once (bytes do not vary): a pack carrying KV caches for three model
 fingerprints, installed by an engine whose model is one of them: bytes fetched
 against the blobs that model needs.
@@ -50,9 +55,12 @@ from protocol import (  # noqa: E402
     read_pack,
     select_blobs,
 )
+from runtime.blob_publish import publish_blobs  # noqa: E402
+from runtime.client import RegistryClient  # noqa: E402
 from runtime.engine.embedding import HashEmbedder  # noqa: E402
 from runtime.engine.engine import Engine  # noqa: E402
 from runtime.install import Installer  # noqa: E402
+from runtime.tests.fake_blob_uploads import BlobUploadRegistry  # noqa: E402
 from runtime.tests.fake_registry import FakeRegistry  # noqa: E402
 from runtime.tests.helpers import (  # noqa: E402
     fingerprint_digest_of,
@@ -147,6 +155,10 @@ def main() -> None:
             "upgrade",
             "upgrade_bytes",
             "install_bytes",
+            "publish",
+            "publish_delta",
+            "publish_bytes",
+            "publish_delta_bytes",
         )
     }
     try:
@@ -188,6 +200,9 @@ def main() -> None:
             inst.engine.close()
             shutil.rmtree(home)
 
+            for key, value in _publish_delta(v1, v2).items():
+                res[key].append(value)
+
         kv = _kv_partial(work, reg, memories, args.kv_mb)
     finally:
         reg.stop()
@@ -215,9 +230,34 @@ def main() -> None:
         "upgrade_s": round(med["upgrade"], 3),
         "upgrade_time_ratio": round(med["upgrade"] / med["install"], 3),
         "upgrade_bytes_ratio": round(med["upgrade_bytes"] / med["install_bytes"], 3),
+        "publish_s": round(med["publish"], 3),
+        "publish_delta_s": round(med["publish_delta"], 3),
+        "publish_delta_time_ratio": round(med["publish_delta"] / med["publish"], 3),
+        "publish_delta_bytes_ratio": round(med["publish_delta_bytes"] / med["publish_bytes"], 3),
         **kv,
     }
     print(json.dumps(out, indent=2))
+
+
+def _publish_delta(v1: Path, v2: Path) -> dict[str, float]:
+    """A fresh publish of 1.0.0, then 1.1.0 (one blob of ten changed), to an empty registry."""
+    reg = BlobUploadRegistry(max_chunk_bytes=8 * 1024 * 1024).start()
+    try:
+        with RegistryClient(reg.url, token="t") as client:
+            t0 = time.perf_counter()
+            first = publish_blobs(client, v1)
+            t1 = time.perf_counter()
+            second = publish_blobs(client, v2)
+            t2 = time.perf_counter()
+    finally:
+        reg.stop()
+    assert second.blobs_sent == 1, second
+    return {
+        "publish": t1 - t0,
+        "publish_delta": t2 - t1,
+        "publish_bytes": first.bytes_sent,
+        "publish_delta_bytes": second.bytes_sent,
+    }
 
 
 def _kv_partial(work: Path, reg: FakeRegistry, memories: list[str], kv_mb: int) -> dict[str, Any]:
