@@ -22,7 +22,7 @@ Not here: trust (:mod:`runtime.install.trust`), reading the pack
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -55,8 +55,26 @@ class PackState:
 
 def _same_content(old: Memory, new: Memory) -> bool:
     return (old.text, old.tags, dict(old.metadata), dict(old.payloads)) == (
-        new.text, new.tags, dict(new.metadata), dict(new.payloads)
+        new.text,
+        new.tags,
+        dict(new.metadata),
+        dict(new.payloads),
     )
+
+
+def _reused_vector(
+    item: NewMemory, installed: Mapping[str, tuple[Memory, int | None]]
+) -> int | None:
+    """The vector row of the installed memory with this item's id and text, if any.
+
+    Only for items that carry no embedding of their own (those cost nothing to use).
+    """
+    if item.embedding is not None or item.id is None:
+        return None
+    old, vec = installed.get(item.id, (None, None))
+    if old is None or vec is None or old.text != item.text:
+        return None
+    return vec
 
 
 def commit_pack(
@@ -74,21 +92,46 @@ def commit_pack(
     m = pack.manifest
     store = engine.store
     plain = [i for i, it in enumerate(items) if it.memory_type is MemoryType.PLAINTEXT]
-    if plain:
-        stage(f"indexing {len(plain)} memories for semantic search")
-    vectors = engine.embed_items([items[i] for i in plain]) if plain else None
+    # Embedding is slow (a real model: ~200 memories/s), so it runs before the write
+    # lock and only for memories whose text the installed version does not already
+    # have a vector for: an upgrade that changed one memory file embeds that file.
+    installed = {mem.id: (mem, vec) for _, mem, vec in store.pack_rows(m.name)}
+    fresh = [i for i in plain if _reused_vector(items[i], installed) is None]
+    if fresh:
+        stage(f"indexing {len(fresh)} memories for semantic search")
+    vectors = engine.embed_items([items[i] for i in fresh]) if fresh else None
     with engine.write_lock:
         existing = {mem.id: (rowid, mem, vec) for rowid, mem, vec in store.pack_rows(m.name)}
         prev = next((p for p in store.installed_packs() if p.name == m.name), None)
         if prev is not None and prev.sha256 == pack.sha256:
             return InstallResult(
-                m.name, m.version, pack.sha256, pack.size, prev.memories,
-                prev.signed_by, source, changed=False, previous_version=prev.version,
+                m.name,
+                m.version,
+                pack.sha256,
+                pack.size,
+                prev.memories,
+                prev.signed_by,
+                source,
+                changed=False,
+                previous_version=prev.version,
             )
+        now_installed = {mid: (mem, vec) for mid, (_, mem, vec) in existing.items()}
+        chosen = set(fresh)
+        late = [  # changed by another process since the read above: embed them now
+            i for i in plain if i not in chosen and _reused_vector(items[i], now_installed) is None
+        ]
+        if late:
+            late_vectors = engine.embed_items([items[i] for i in late])
+            vectors = late_vectors if vectors is None else np.vstack([vectors, late_vectors])
         vec_rows: dict[int, int] = {}
-        if vectors is not None and len(plain):
+        if vectors is not None and len(vectors):
             first = engine.vectors.append(np.asarray(vectors, dtype=np.float32))
-            vec_rows = {i: first + n for n, i in enumerate(plain)}
+            vec_rows = {i: first + n for n, i in enumerate([*fresh, *late])}
+        for i in plain:
+            if i not in vec_rows:
+                reused = _reused_vector(items[i], now_installed)
+                assert reused is not None
+                vec_rows[i] = reused
         stage(f"committing {m.ref}")
         now = engine.clock()
         at = to_epoch(now)
@@ -108,8 +151,12 @@ def commit_pack(
                     continue
                 state = new.state if old.state is State.REMOVED else old.state
                 updated = replace(
-                    new, state=state, version=old.version + 1, created_at=old.created_at,
-                    access_count=old.access_count, last_accessed_at=old.last_accessed_at,
+                    new,
+                    state=state,
+                    version=old.version + 1,
+                    created_at=old.created_at,
+                    access_count=old.access_count,
+                    last_accessed_at=old.last_accessed_at,
                 )
                 vec = vec_rows.get(i, old_vec)
                 store.update(rowid, updated, vec, event=event, actor=actor, at=at)
@@ -120,21 +167,39 @@ def commit_pack(
                     )
                     store.update(rowid, gone, vec, event=event, actor=actor, at=at)
             store.upsert_pack(
-                name=m.name, version=m.version, sha256=pack.sha256, size=pack.size,
+                name=m.name,
+                version=m.version,
+                sha256=pack.sha256,
+                size=pack.size,
                 manifest_sha256=manifest_sha256(pack.manifest_bytes),
-                manifest=pack.manifest_bytes.decode("utf-8"), signed_by=signed_by,
-                registry=registry, at=at,
+                manifest=pack.manifest_bytes.decode("utf-8"),
+                signed_by=signed_by,
+                registry=registry,
+                at=at,
             )
             engine.bump_generation()
     previous = prev.version if prev else None
     engine.audit(
-        "install", actor=actor, target=m.name, version=m.version, sha256=pack.sha256,
-        previous_version=previous, memories=len(items), signed_by=sorted(signed_by),
-        source=source, registry=registry,
+        "install",
+        actor=actor,
+        target=m.name,
+        version=m.version,
+        sha256=pack.sha256,
+        previous_version=previous,
+        memories=len(items),
+        signed_by=sorted(signed_by),
+        source=source,
+        registry=registry,
     )
     return InstallResult(
-        m.name, m.version, pack.sha256, pack.size, len(items),
-        tuple(sorted(signed_by)), source, previous_version=previous,
+        m.name,
+        m.version,
+        pack.sha256,
+        pack.size,
+        len(items),
+        tuple(sorted(signed_by)),
+        source,
+        previous_version=previous,
     )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from protocol import IntegrityError, ModelFingerprint, SigningKey, read_pack
 from runtime.cache import BlobCache
+from runtime.engine.embedding import HashEmbedder
 from runtime.engine.engine import Engine
 from runtime.engine.scheduler import MemScheduler
 from runtime.errors import CacheError
@@ -16,6 +19,7 @@ from runtime.install import Installer
 from runtime.lockfile import LockEntry, read_lockfile
 from runtime.tests.fake_registry import FakeRegistry
 from runtime.tests.helpers import (
+    FixedClock,
     build_pack,
     fingerprint_digest_of,
     kv_cube,
@@ -123,6 +127,43 @@ def test_delta_upgrade_downloads_only_the_changed_memory_file(
     assert blob_gets == [f"/api/v1/blobs/sha256/{v2['notes']}"]
     assert result.fetched == (v2["notes"],)
     assert engine.get("acme/tips/notes/m2").text == "new wording"
+
+
+class _CountingEmbedder(HashEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
+def test_an_upgrade_embeds_only_the_memories_whose_text_changed(
+    home: Path, clock: FixedClock, blob_registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
+    embedder = _CountingEmbedder()
+    engine = Engine(home, embedder=embedder, clock=clock, maintain_every=None)
+    try:
+        for version, text in (("1.0.0", "old wording"), ("1.1.0", "new wording")):
+            pack = build_pack(
+                tmp_path, name="acme/tips", version=version, keys=[key],
+                memories=["stable one", text, "stable two"],
+            )  # fmt: skip
+            blob_registry.publish(pack)
+        installer = _installer(home, engine, blob_registry, None)
+        installer.install("acme/tips@1.0.0", registry=REG)
+        assert len(embedder.texts) == 3
+        embedder.texts.clear()
+        rows_before = engine.vectors.count()
+        installer.upgrade(["acme/tips"], registry=REG)
+        assert embedder.texts == ["new wording"]
+        assert engine.vectors.count() == rows_before + 1  # no vector written twice
+        hits = engine.search("stable one", record=False)
+        assert hits and hits[0].memory.text == "stable one"
+        assert engine.get("acme/tips/notes/m2").text == "new wording"
+    finally:
+        engine.close()
 
 
 def test_a_blob_tampered_in_the_cache_is_named_and_healed_by_installing_again(
