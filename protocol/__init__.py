@@ -15,6 +15,7 @@ from .archive import (
     BlobWriter,
     Pack,
     ReadLimits,
+    container_major,
     read_pack,
     write_pack,
 )
@@ -130,6 +131,7 @@ __all__ = [
     "canonical_bytes",
     "canonical_sha256",
     "config_digest",
+    "container_major",
     "describe_code",
     "fingerprint_digest",
     "format_timestamp",

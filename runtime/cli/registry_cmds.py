@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
 from rich.progress import Progress as RichProgress
 
-from protocol import PublicKey
+from protocol import PublicKey, container_major
 
 from ..blob_publish import BlobPublishResult, BlobsUnsupported, Progress, publish_blobs
 from ..client import NamespaceKey, PublishResult, RegistryClient
@@ -150,7 +150,7 @@ def _send(
 
 def _is_mip1_file(file: Path) -> bool:
     with open(file, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"  # gzip: the MIP 1 container
+        return container_major(fh.read(2)) == 1
 
 
 def _mb(size: int) -> str:

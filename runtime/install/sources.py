@@ -43,7 +43,7 @@ from typing import Protocol, runtime_checkable
 
 from filelock import FileLock
 
-from protocol import BlobWriter, Pack, Signature, read_pack
+from protocol import BlobWriter, Pack, Signature, container_major, read_pack
 
 from .._wire import Resolution
 from ..cache import BlobCache
@@ -219,7 +219,7 @@ class FileSource:
         staging = cache.temp_dir("stage-")
         shutil.rmtree(staging)  # read_pack creates it (and removes it on failure)
         with open(path, "rb") as fh:
-            mip1 = fh.read(2) == b"\x1f\x8b"  # gzip: MIP 1 (protocol tells them the same way)
+            mip1 = container_major(fh.read(2)) == 1
         if mip1:
             return cls(read_pack(Path(path), target=staging), staging)
         sink = _CacheSink(cache, wanted or (lambda _: True))
