@@ -29,7 +29,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="memos",
-    help="memos: build, sign, verify, publish and install AI memory packs (MIP 1.0).",
+    help="memos: build, sign, verify, publish and install AI memory packs (MIP 1.1 and 2.0).",
     epilog="Example:  memos init my-pack --name acme/tips && memos pack my-pack --out tips.memcube",
     no_args_is_help=True,
     add_completion=False,

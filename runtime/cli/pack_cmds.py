@@ -285,6 +285,11 @@ def verify(
             out.print(f"  also signed by unknown key {keyid} (not trusted)")
 
 
+def _is_source_manifest(path: Path) -> bool:
+    """``manifest.json`` next to a ``payloads/`` folder: the template of a pack source."""
+    return path.name == "manifest.json" and (path.parent / "payloads").is_dir()
+
+
 def validate(
     target: Annotated[
         Path, typer.Argument(help="A .memcube, a manifest.json, or a pack source folder.")
@@ -296,8 +301,11 @@ def validate(
     Example:  memos validate my-pack/manifest.json
     """
     try:
-        if target.is_dir():
-            manifest, _files = build_manifest(target)
+        if target.is_dir() or _is_source_manifest(target):
+            # the manifest.json of a pack source is a template: sizes and digests come
+            # from its payload files, so it is checked as the source it belongs to
+            folder = target if target.is_dir() else target.parent
+            manifest, _files = build_manifest(folder)
             what = f"pack source {manifest.ref}"
         elif target.suffix == ".json":
             manifest = Manifest.from_bytes(target.read_bytes())

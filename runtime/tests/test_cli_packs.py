@@ -137,6 +137,21 @@ def test_validate_accepts_a_source_folder_and_a_pack(tmp_path: Path) -> None:
     assert run("validate", "p.memcube", "--json") == 0
 
 
+def test_validate_checks_the_manifest_memos_init_wrote_as_its_pack_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's `memos validate my-pack/manifest.json` on a fresh template."""
+    assert run("init", "src", "--name", "acme/x") == 0
+    assert run("validate", "src/manifest.json") == 0
+    path = tmp_path / "src" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["version"] = "one"
+    path.write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert run("validate", "src/manifest.json") == 1
+    assert "/version" in capsys.readouterr().out
+
+
 def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "x").write_text("x")
