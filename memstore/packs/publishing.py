@@ -43,7 +43,6 @@ from protocol import (
     Manifest,
     ReadLimits,
     Signature,
-    SignatureError,
     Version,
     read_pack,
 )
@@ -164,16 +163,7 @@ def _verify_signatures(namespace: Namespace, signed: Signed) -> tuple[str, ...]:
     """The keys that validly sign the manifest now, by the one trust rule (raises otherwise)."""
     now = timezone.now()
     trusted = namespace_trusted_keys(namespace=namespace, registered_by=now)
-    try:
-        return trusted.verify_or_raise(signed.manifest_bytes, signed.signatures, at=now).valid
-    except SignatureError as exc:
-        if exc.code != "signature.revoked_key":
-            raise
-        raise SignatureError(  # the registry's wording: the namespace revoked it
-            "the pack is signed only by a key the namespace has revoked",
-            code=exc.code,
-            **exc.detail,
-        ) from exc
+    return trusted.verify_or_raise(signed.manifest_bytes, signed.signatures, at=now).valid
 
 
 def _check_new_version(pack: Pack | None, version: str) -> None:
