@@ -42,7 +42,14 @@ from ..errors import (
 )
 from ..storage.backends import BlobStorage
 from ..storage.models import Blob, BlobUpload
-from ..storage.parts import part_append, part_path, part_sha256
+from ..storage.parts import (
+    ChunkCodes,
+    check_chunk,
+    check_chunk_size,
+    part_append,
+    part_path,
+    part_sha256,
+)
 from ..storage.services import get_blob_storage
 from .blob_refs import blob_store
 from .selectors import blobs_readable
@@ -168,6 +175,13 @@ def blob_upload_get(*, actor: Actor, upload_id: uuid.UUID) -> BlobUpload:
     return found
 
 
+_CHUNK_CODES = ChunkCodes(
+    too_large="upload.chunk_too_large",
+    offset_mismatch="upload.offset_mismatch",
+    too_long="upload.too_long",
+)
+
+
 def _require_open(upload: BlobUpload) -> None:
     if upload.status != BlobUpload.Status.OPEN:
         raise ConflictError(
@@ -186,27 +200,13 @@ def blob_upload_append(
     storage: BlobStorage | None = None,
 ) -> BlobUpload:
     """Write ``data`` at ``offset`` (the upload's current offset); the last chunk completes it."""
-    max_chunk: int = settings.MEMSTORE_UPLOAD_CHUNK_BYTES
-    if len(data) > max_chunk:
-        raise TooLargeError(
-            f"a chunk may be at most {max_chunk} bytes",
-            code="upload.chunk_too_large",
-            limit=max_chunk,
-        )
+    check_chunk_size(len(data), _CHUNK_CODES)
     with transaction.atomic():
         found = blob_upload_get(actor=actor, upload_id=upload_id)
         upload = BlobUpload.objects.select_for_update().get(pk=found.pk)
         _require_open(upload)
-        if offset != upload.offset:
-            raise ConflictError(
-                f"expected a chunk at offset {upload.offset}, got {offset}",
-                code="upload.offset_mismatch",
-                offset=upload.offset,
-            )
-        if upload.offset + len(data) > upload.size:
-            raise InvalidRequestError(
-                "the chunk goes past the announced size", code="upload.too_long", size=upload.size
-            )
+        check_chunk(offset=offset, current=upload.offset, size=upload.size,
+                    length=len(data), codes=_CHUNK_CODES)  # fmt: skip
         part_append(part_path(_part(upload)), upload.offset, data)
         upload.offset += len(data)
         upload.received += len(data)

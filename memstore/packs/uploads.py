@@ -32,7 +32,14 @@ from ..errors import (
     TooLargeError,
 )
 from ..storage.backends import BlobStorage
-from ..storage.parts import part_append, part_path, part_sha256
+from ..storage.parts import (
+    ChunkCodes,
+    check_chunk,
+    check_chunk_size,
+    part_append,
+    part_path,
+    part_sha256,
+)
 from .models import PackVersion, UploadSession
 from .publishing import FREE, Price, pack_publish
 
@@ -72,6 +79,13 @@ def upload_session_get(*, actor: Actor, session_id: uuid.UUID) -> UploadSession:
     return session
 
 
+_CHUNK_CODES = ChunkCodes(
+    too_large="registry.too_large",
+    offset_mismatch="registry.upload_offset_mismatch",
+    too_long="registry.upload_too_long",
+)
+
+
 def _require_open(session: UploadSession) -> None:
     if session.status != UploadSession.Status.OPEN:
         raise ConflictError(
@@ -85,23 +99,13 @@ def upload_session_append(
     *, actor: Actor, session_id: uuid.UUID, offset: int, data: bytes
 ) -> UploadSession:
     """Append ``data`` at ``offset`` (which must be the session's current offset)."""
-    max_chunk: int = settings.MEMSTORE_UPLOAD_CHUNK_BYTES
-    if len(data) > max_chunk:
-        raise TooLargeError(f"a chunk may be at most {max_chunk} bytes", limit=max_chunk)
+    check_chunk_size(len(data), _CHUNK_CODES)
     with transaction.atomic():
         session = upload_session_get(actor=actor, session_id=session_id)
         session = UploadSession.objects.select_for_update().get(pk=session.pk)
         _require_open(session)
-        if offset != session.offset:
-            raise ConflictError(
-                f"expected a chunk at offset {session.offset}, got {offset}",
-                code="registry.upload_offset_mismatch",
-                offset=session.offset,
-            )
-        if session.offset + len(data) > session.size:
-            raise InvalidRequestError(
-                "the chunk goes past the announced size", code="registry.upload_too_long"
-            )
+        check_chunk(offset=offset, current=session.offset, size=session.size,
+                    length=len(data), codes=_CHUNK_CODES)  # fmt: skip
         part_append(_part_path(session.id), session.offset, data)
         session.offset += len(data)
         session.save(update_fields=["offset"])
