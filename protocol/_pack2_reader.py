@@ -379,20 +379,7 @@ class _Members:
 
 
 def _check_blob(entry: BlobEntry, stream: MemberStream, content_error: PayloadError | None) -> None:
-    # Integrity first: bytes that are not the signed blob are reported as such.
-    if stream.size != entry.size:
-        raise IntegrityError(
-            f"blob sha256:{entry.sha256} has {stream.size} bytes; the manifest says {entry.size}",
-            code="integrity.size_mismatch",
-            digest=entry.sha256,
-        )
-    if stream.sha256.hexdigest() != entry.sha256:
-        raise IntegrityError(
-            f"blob sha256:{entry.sha256} does not match its digest",
-            code="integrity.digest_mismatch",
-            digest=entry.sha256,
-            path=entry.paths[0],
-        )
-    if content_error is not None:
-        content_error.detail.setdefault("path", entry.paths[0])
-        raise content_error
+    stream.check(
+        entry.size, entry.sha256, content_error,
+        what=f"blob sha256:{entry.sha256}", digest=entry.sha256, path=entry.paths[0],
+    )  # fmt: skip

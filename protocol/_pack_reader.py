@@ -108,6 +108,36 @@ class MemberStream(io.RawIOBase):
         for chunk in iter(lambda: self._source.read(CHUNK), b""):
             self._consume(chunk)
 
+    def check(
+        self,
+        size: int,
+        sha256: str,
+        content_error: PayloadError | None,
+        *,
+        what: str,
+        **detail: Any,
+    ) -> None:
+        """Refuse bytes that are not the signed ones, then a content problem found on the way.
+
+        Integrity first: a payload or blob that is not the signed bytes is reported
+        as such, whatever its content looks like (MIP 1 and MIP 2 readers alike).
+        """
+        if self.size != size:
+            raise IntegrityError(
+                f"{what} has {self.size} bytes; the manifest says {size}",
+                code="integrity.size_mismatch",
+                **detail,
+            )
+        if self.sha256.hexdigest() != sha256:
+            raise IntegrityError(
+                f"{what} does not match its sha256 in the manifest",
+                code="integrity.digest_mismatch",
+                **detail,
+            )
+        if content_error is not None:
+            content_error.detail.setdefault("path", detail.get("path"))
+            raise content_error
+
 
 def read_pack1(
     raw: BinaryIO, limits: ReadLimits, extraction: Extraction | None, check_content: bool
@@ -300,20 +330,4 @@ def _read_payload(
     finally:
         if sink is not None:
             sink.close()
-    # Integrity first: a payload that is not the signed bytes is reported as such,
-    # whatever its content looks like.
-    if stream.size != ref.size:
-        raise IntegrityError(
-            f"{ref.path} has {stream.size} bytes; the manifest says {ref.size}",
-            code="integrity.size_mismatch",
-            path=ref.path,
-        )
-    if stream.sha256.hexdigest() != ref.sha256:
-        raise IntegrityError(
-            f"{ref.path} does not match its sha256 in the manifest",
-            code="integrity.digest_mismatch",
-            path=ref.path,
-        )
-    if content_error is not None:
-        content_error.detail.setdefault("path", ref.path)
-        raise content_error
+    stream.check(ref.size, ref.sha256, content_error, what=ref.path, path=ref.path)
