@@ -10,7 +10,10 @@ Not here: any rule (``services``, ``selectors``) or the web UI's account pages.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth import authenticate
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -23,6 +26,7 @@ from ..errors import NotAuthenticatedError
 from . import selectors as account_selectors
 from . import serializers as s
 from . import services as account_services
+from .actor import system_actor as session_actor
 from .authentication import actor_of
 from .models import Role
 from .presenters import key_dict, namespace_dict
@@ -51,7 +55,7 @@ class TokenCreateView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = valid_input(s.TokenCreateIn, request.data)
-        user = request.user if request.user and request.user.is_authenticated else None
+        actor = actor_of(request)
         if data.get("username"):
             user = authenticate(
                 request._request, username=data["username"], password=data.get("password", "")
@@ -60,12 +64,16 @@ class TokenCreateView(APIView):
                 raise NotAuthenticatedError(
                     "wrong username or password", code="registry.bad_credentials"
                 )
-        if user is None:
+            actor = session_actor(user)  # a password login acts as a session
+        if actor.user is None:
             raise NotAuthenticatedError("give a username and password")
+        days = data.get("expires_in_days")
         token, raw = account_services.api_token_create(
-            user=user,
+            user=actor.user,
             name=data["name"],
-            scopes=data["scopes"],
+            scopes=data.get("scopes"),
+            expires_at=None if days is None else timezone.now() + timedelta(days=days),
+            actor=actor,
         )
         return respond(
             s.TokenOut,
@@ -75,6 +83,7 @@ class TokenCreateView(APIView):
                 "name": token.name,
                 "scopes": token.scopes,
                 "created_at": token.created_at,
+                "expires_at": token.expires_at,
             },
             status.HTTP_201_CREATED,
         )

@@ -26,7 +26,7 @@ def actor_of(request: Request) -> Actor:
         return ANONYMOUS
     auth = request.auth
     if isinstance(auth, ApiToken):
-        return Actor(user=user, scopes=frozenset(auth.scopes))
+        return Actor(user=user, scopes=frozenset(auth.scopes), token_expires_at=auth.expires_at)
     return Actor(user=user, scopes=None)
 
 

@@ -27,7 +27,13 @@ class TokenCreateIn(serializers.Serializer):  # type: ignore[type-arg]
     password = serializers.CharField(required=False, style={"input_type": "password"})
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     scopes = serializers.ListField(
-        child=serializers.CharField(), required=False, default=["read", "publish:*"]
+        child=serializers.CharField(max_length=60), required=False, max_length=50
+    )
+    expires_in_days = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=365,
+        help_text="Lifetime in days (default 90, at most 365).",
     )
 
 
@@ -37,6 +43,7 @@ class TokenOut(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField()
     scopes = serializers.ListField(child=serializers.CharField())
     created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
 
 
 class NamespaceRoleOut(serializers.Serializer):  # type: ignore[type-arg]

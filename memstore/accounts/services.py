@@ -1,11 +1,17 @@
-"""Writes about accounts: users, namespaces, memberships, signing keys, API tokens."""
+"""Writes about accounts: users, namespaces, memberships, signing keys, API tokens.
+
+Token rules (issue 13): a token creates tokens only if it holds ``tokens:create``, and
+only with a subset of its own scopes, expiring no later than itself; a session (web or
+password login) may create any token. Members, signing keys and organisations need an
+``admin:NS`` (or ``admin:*``) scope when the actor is a token; ``publish:`` is not enough.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -19,13 +25,22 @@ from ..errors import (
     NotAuthenticatedError,
     NotFoundError,
 )
-from .actor import PUBLISH_ANY, READ, Actor
+from .actor import ADMIN_ANY, PUBLISH_ANY, READ, TOKENS_CREATE, Actor, admin_scope
 from .models import ApiToken, Membership, Namespace, Role, SigningKey, User
 from .selectors import has_role, token_digest
 
 TOKEN_PREFIX = "mst_"  # noqa: S105 - a public prefix, not a secret
 _NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-_SCOPE_RE = re.compile(r"^(read|publish:\*|publish:[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?)$")
+_SCOPE_RE = re.compile(
+    r"^(read|tokens:create|(?:publish|admin):(?:\*|[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?))$"
+)
+
+#: A token lives 90 days unless asked otherwise, at most a year. Why: a leaked token
+#: should die on its own; GitHub's fine-grained tokens default to 30 days and allow up
+#: to a year, and 90 days is one CI rotation a quarter without a "never" choice. PyPI
+#: tokens never expire, which is the leak this avoids.
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
+MAX_TOKEN_LIFETIME = timedelta(days=365)
 
 
 def _check_namespace_name(name: str) -> None:
@@ -68,6 +83,8 @@ def namespace_create(*, actor: Actor, name: str, display_name: str = "") -> Name
     """An organisation namespace owned by the actor."""
     if actor.user is None:
         raise NotAuthenticatedError("sign in first")
+    if not actor.has_scope(ADMIN_ANY):
+        raise ForbiddenError(f"this token lacks the {ADMIN_ANY!r} scope", scope=ADMIN_ANY)
     _check_namespace_name(name)
     try:
         with transaction.atomic():
@@ -83,7 +100,7 @@ def namespace_create(*, actor: Actor, name: str, display_name: str = "") -> Name
 @transaction.atomic
 def membership_set(*, actor: Actor, namespace: Namespace, username: str, role: Role | None) -> None:
     """Add, change or (``role=None``) remove a member. Owners only."""
-    _require_role(actor, namespace, Role.OWNER)
+    _require_role(actor, namespace, Role.OWNER, scope=admin_scope(namespace.name))
     user = User.objects.filter(username=username).first()
     if user is None:
         raise NotFoundError(f"no user {username!r}", code="registry.user_not_found")
@@ -98,7 +115,7 @@ def signing_key_register(
     *, actor: Actor, namespace: Namespace, public_key: str, label: str = ""
 ) -> SigningKey:
     """Register an Ed25519 public key (``ed25519:<base64>`` or PEM) for the namespace."""
-    _require_role(actor, namespace, Role.MAINTAINER, scope=f"publish:{namespace.name}")
+    _require_role(actor, namespace, Role.MAINTAINER, scope=admin_scope(namespace.name))
     try:
         key = PublicKey.load(public_key.encode("utf-8"))
     except MIPError as exc:
@@ -131,7 +148,7 @@ def signing_key_revoke(
     at: datetime | None = None,
 ) -> SigningKey:
     """Revoke a key from ``at`` (now). It stays listed, with its revocation date."""
-    _require_role(actor, namespace, Role.MAINTAINER, scope=f"publish:{namespace.name}")
+    _require_role(actor, namespace, Role.MAINTAINER, scope=admin_scope(namespace.name))
     key = SigningKey.objects.select_for_update().filter(namespace=namespace, keyid=keyid).first()
     if key is None:
         raise NotFoundError(
@@ -152,15 +169,67 @@ def _check_scopes(scopes: Iterable[str]) -> list[str]:
     return out
 
 
+def _token_expiry(actor: Actor | None, expires_at: datetime | None) -> datetime:
+    now = timezone.now()
+    if expires_at is None:
+        expires_at = now + DEFAULT_TOKEN_LIFETIME
+    if expires_at > now + MAX_TOKEN_LIFETIME:
+        raise InvalidRequestError(
+            f"a token lives at most {MAX_TOKEN_LIFETIME.days} days",
+            code="registry.bad_expiry",
+            max_days=MAX_TOKEN_LIFETIME.days,
+        )
+    parent = actor.token_expires_at if actor is not None else None
+    if parent is not None and expires_at > parent:
+        expires_at = parent  # a token never outlives the token that made it
+    return expires_at
+
+
+def _check_subset(actor: Actor, scopes: list[str]) -> None:
+    """A token creating a token: it needs ``tokens:create`` and every scope it hands on."""
+    if not actor.has_scope(TOKENS_CREATE):
+        raise ForbiddenError(
+            f"this token lacks the {TOKENS_CREATE!r} scope; sign in or use a token that has it",
+            scope=TOKENS_CREATE,
+        )
+    wider = [scope for scope in scopes if not actor.has_scope(scope)]
+    if wider:
+        raise ForbiddenError(
+            "a token can only create tokens with a subset of its own scopes; "
+            f"not held: {', '.join(wider)}",
+            code="registry.scope_escalation",
+            scopes=wider,
+        )
+
+
 def api_token_create(
     *,
     user: User,
     name: str = "",
-    scopes: Iterable[str] = (READ, PUBLISH_ANY),
+    scopes: Iterable[str] | None = None,
     expires_at: datetime | None = None,
+    actor: Actor | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token; returns the row and the clear text (shown once, never stored)."""
+    """A new token; returns the row and the clear text (shown once, never stored).
+
+    ``actor`` is who asks: None for an internal caller (management commands), a session
+    actor for the web UI or a password login, a token actor for a token creating a token
+    (then :func:`_check_subset` applies). ``scopes`` defaults to ``read`` + ``publish:*``
+    for a session, to the asking token's own scopes less ``tokens:create`` for a token.
+    ``expires_at`` defaults to :data:`DEFAULT_TOKEN_LIFETIME` from now, at most
+    :data:`MAX_TOKEN_LIFETIME`, and never later than the asking token's own expiry.
+    """
+    if actor is not None and (actor.user is None or actor.user.pk != user.pk):
+        raise ForbiddenError("a token is created for the user who asks")
+    by_token = actor is not None and actor.scopes is not None
+    if scopes is None:
+        if by_token and actor is not None and actor.scopes is not None:
+            scopes = sorted(actor.scopes - {TOKENS_CREATE})
+        else:
+            scopes = (READ, PUBLISH_ANY)
     clean = _check_scopes(scopes)
+    if by_token and actor is not None:
+        _check_subset(actor, clean)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
@@ -168,7 +237,7 @@ def api_token_create(
         prefix=raw[:10],
         digest=token_digest(raw),
         scopes=clean,
-        expires_at=expires_at,
+        expires_at=_token_expiry(actor, expires_at),
     )
     return token, raw
 

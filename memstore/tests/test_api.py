@@ -308,7 +308,7 @@ def test_token_login_whoami_and_revoke(db: None) -> None:
 def test_key_registration_and_revocation_over_http(alice: Any) -> None:
     from protocol import SigningKey
 
-    client = client_for(alice[0])
+    client = client_for(alice[0], scopes=("admin:acme",))  # keys need admin:NS (issue 13)
     new = SigningKey.generate()
     created = client.post(
         "/api/v1/namespaces/acme/keys",

@@ -84,8 +84,9 @@ def test_only_owners_manage_members_and_maintainers_manage_keys() -> None:
     assert row.keyid == key.keyid and row.public_key == key.public_key.to_text()
 
 
-def test_key_rotation_and_revocation_dates(alice: Any, alice_actor: Actor) -> None:
-    _, ns, old = alice
+def test_key_rotation_and_revocation_dates(alice: Any) -> None:
+    user, ns, old = alice
+    alice_actor = Actor(user=user, scopes=frozenset({"admin:acme"}))  # keys need admin:NS
     new = ProtocolKey.generate()
     signing_key_register(actor=alice_actor, namespace=ns, public_key=new.public_key.to_text())
     assert set(trusted_public_keys(namespace=ns)) == {old.keyid, new.keyid}
