@@ -29,13 +29,17 @@ def tokens(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             token, raw = accounts.api_token_create(
-                user=user, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"]
+                user=user,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                actor=actor_of(request),
             )
         except RegistryError as exc:
             form.add_error(None, error_text(exc))
         else:
             # Shown once, on the next page view only (post/redirect/get).
-            request.session[_NEW_TOKEN] = {"id": token.pk, "raw": raw}
+            expires = token.expires_at.strftime("%Y-%m-%d") if token.expires_at else "never"
+            request.session[_NEW_TOKEN] = {"id": token.pk, "raw": raw, "expires": expires}
             return redirect("frontend:tokens")
     new_token = request.session.pop(_NEW_TOKEN, None)
     rows = ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
