@@ -144,15 +144,19 @@ class RegistryClient:
         return urljoin(self.base_url, url)
 
     @contextmanager
-    def stream(self, url: str, *, offset: int = 0) -> Iterator[httpx.Response]:
-        """Open a download, asking for bytes from ``offset`` on (HTTP Range).
+    def stream(
+        self, url: str, *, offset: int = 0, end: int | None = None
+    ) -> Iterator[httpx.Response]:
+        """Open a download, asking for bytes from ``offset`` on (HTTP Range), up to ``end``
+        (exclusive) when given.
 
         The caller checks ``response.status_code`` (206 honours the range,
         200 sends everything). Error statuses raise RegistryError. The
         ``Authorization`` header is sent only to the registry's own host.
         """
         target = self.absolute(url)
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        last = "" if end is None else str(end - 1)
+        headers = {"Range": f"bytes={offset}-{last}"} if offset or end is not None else {}
         same_host = httpx.URL(target).host == httpx.URL(self.base_url).host
         request = self._http.build_request("GET", target, headers=headers)
         if not same_host:
