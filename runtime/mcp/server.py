@@ -4,8 +4,8 @@ Every tool calls the SDK (``runtime.sdk.MemOS``), so access policies and the aud
 log apply exactly as they do for the SDK and the CLI; nothing here decides who may
 read what. The principal is the one given at start (``memos mcp --as``), or, over
 streamable HTTP, the ``Memos-Principal`` header of the session's requests.
-Reads of one memory's history and writes to a memory first read it as the
-principal (:meth:`MemOS.get`), so a memory the principal may not read can neither
+Reads of one memory's history and writes to a memory first check it as the
+principal (the engine's own access check), so a memory the principal may not read can neither
 be shown nor changed through this server.
 
 Tools are ``async`` and call the engine inline: the engine's SQLite connection
@@ -73,6 +73,11 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except (MemosError, MIPError) as exc:
         raise ToolError(f"[{exc.code}] {exc.message}") from exc
+
+
+def _readable(mem: MemOS, memory_id: str) -> None:
+    """Refuse (``access.denied``) a memory the principal may not read; not counted as a use."""
+    _call(mem.engine.get, memory_id, principal=mem.principal, record=False)
 
 
 def build_server(memos: MemOS, *, allow_install: bool = False) -> MCPServer:
@@ -151,7 +156,7 @@ def build_server(memos: MemOS, *, allow_install: bool = False) -> MCPServer:
     ) -> dict[str, Any]:
         """Change a memory (a new version; rollback restores an earlier one)."""
         mem = app.as_principal(ctx)
-        _call(mem.get, memory_id)
+        _readable(mem, memory_id)
         memory = _call(
             mem.update, memory_id, text=text, tags=tags, metadata=metadata, priority=priority
         )
@@ -161,21 +166,21 @@ def build_server(memos: MemOS, *, allow_install: bool = False) -> MCPServer:
     async def forget_memory(memory_id: str, ctx: Context) -> dict[str, Any]:
         """Remove a memory from retrieval (its history is kept; rollback brings it back)."""
         mem = app.as_principal(ctx)
-        _call(mem.get, memory_id)
+        _readable(mem, memory_id)
         return dict(_call(mem.transition, memory_id, Event.REMOVE).to_dict())
 
     @server.tool()
     async def history(memory_id: str, ctx: Context) -> dict[str, Any]:
         """Every version of a memory: who changed what, when."""
         mem = app.as_principal(ctx)
-        _call(mem.get, memory_id)
+        _readable(mem, memory_id)
         return {"versions": [v.to_dict() for v in _call(mem.history, memory_id)]}
 
     @server.tool()
     async def rollback(memory_id: str, version: int, ctx: Context) -> dict[str, Any]:
         """Restore an earlier version of a memory (recorded as a new version)."""
         mem = app.as_principal(ctx)
-        _call(mem.as_of, memory_id, datetime.now(UTC))
+        _readable(mem, memory_id)
         return dict(_call(mem.rollback, memory_id, version).to_dict())
 
     @server.tool()
