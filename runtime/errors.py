@@ -11,6 +11,8 @@ Tree::
     │   ├── NotFoundError           engine.not_found
     │   ├── AccessDeniedError       access.denied
     │   └── LifecycleError          lifecycle.* (illegal transitions, guards)
+    ├── InteropError                interop.*   (memos import/export: other memory systems'
+    │                                            formats, refused with a stable code)
     └── ModelError                  model.*     (runtime.models.errors: loading, KV caches,
                                                  adapters; torch-free to import)
 
@@ -29,6 +31,7 @@ __all__ = [
     "CacheError",
     "EngineError",
     "InstallError",
+    "InteropError",
     "LifecycleError",
     "MemosError",
     "NotFoundError",
@@ -69,6 +72,12 @@ class RegistryError(MemosError):
 
 class InstallError(MemosError):
     code = "install.error"
+
+
+class InteropError(MemosError):
+    """Another memory system's export could not be imported, or a pack exported to it."""
+
+    code = "interop.error"
 
 
 class CacheError(MemosError):
