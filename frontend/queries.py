@@ -30,8 +30,8 @@ from memstore.packs.selectors import (
 )
 from protocol import Manifest, MIPError, Signature, SignerCheck, SignerStatus
 
+from . import pack_extras
 from .models import FeaturedPack
-from .rendering import render_markdown
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,7 @@ class PackPage:
     is_member: bool
     verified: bool
     keywords: tuple[str, ...] = field(default_factory=tuple)
+    extras: pack_extras.PageExtras | None = None
 
 
 def _ingest(version: PackVersion) -> tuple[str, int]:
@@ -320,11 +321,12 @@ def pack_page(*, actor: Actor, pack: Pack, version: str | None = None) -> PackPa
             )
         )
     signers = _signers(chosen)
+    extras = pack_extras.page_extras(chosen, all_versions)
     return PackPage(
         pack=pack,
         version=chosen,
         card=card,
-        card_html=render_markdown(chosen.description) if chosen.description else "",
+        card_html=extras.card.html,
         versions=rows,
         cubes=_cubes(chosen),
         signers=signers,
@@ -336,6 +338,7 @@ def pack_page(*, actor: Actor, pack: Pack, version: str | None = None) -> PackPa
         and has_role(user=actor.user, namespace=pack.namespace, at_least=Role.MEMBER),
         verified=bool(signers) and all(s.status == "verified" for s in signers),
         keywords=tuple(chosen.tags),
+        extras=extras,
     )
 
 

@@ -1,0 +1,147 @@
+"""What the pack page shows beyond the basics: the card, previews, files, diff and changelog.
+
+Reads only, composed from the registry's models and ``memstore.packs.cards`` /
+``memstore.packs.diff``; the templates get small frozen dataclasses.
+Not here: the version table, signatures, entitlement (``frontend.queries``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memstore.packs.cards import DEFAULT_PREVIEW_COUNT, Card, LicenceLink, card_parse, licence_links
+from memstore.packs.diff import MemoryDiff, memory_diff
+from memstore.packs.models import PackVersion
+from memstore.search.models import IndexedMemory
+from protocol import Manifest, MIPError
+
+from .rendering import render_markdown
+
+PREVIEW_CHARS = 600
+
+
+@dataclass(frozen=True)
+class CardView:
+    card: Card
+    html: str
+    licence: tuple[LicenceLink, ...]
+
+
+@dataclass(frozen=True)
+class PreviewMemory:
+    cube_id: str
+    record_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    cube_id: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ChangelogEntry:
+    version: str
+    published_at: object
+    text: str
+
+
+@dataclass(frozen=True)
+class VersionChange:
+    base: str  # the version compared with
+    diff: MemoryDiff
+
+
+def card_view(version: PackVersion) -> CardView:
+    card = card_parse(version.description or "")
+    return CardView(
+        card=card,
+        html=render_markdown(card.body) if card.body.strip() else "",
+        licence=licence_links(card.license or version.license),
+    )
+
+
+def previews(version: PackVersion, card: Card) -> list[PreviewMemory]:
+    """The memories the publisher marked as previews, else the first few of the index."""
+    rows = IndexedMemory.objects.filter(version=version)
+    if card.preview:
+        chosen = list(rows.filter(record_id__in=card.preview).order_by("id"))
+    else:
+        chosen = list(rows.order_by("id")[:DEFAULT_PREVIEW_COUNT])
+    return [
+        PreviewMemory(
+            m.cube_id,
+            m.record_id,
+            m.text[:PREVIEW_CHARS] + ("…" if len(m.text) > PREVIEW_CHARS else ""),
+        )
+        for m in chosen
+    ]
+
+
+def files(version: PackVersion) -> list[FileRow]:
+    return [
+        FileRow(p.path, p.cube_id, p.media_type, p.size, p.sha256) for p in version.payloads.all()
+    ]
+
+
+def blob_only(version: PackVersion) -> bool:
+    """A MIP 2 version published by its manifest alone: no container file, only blobs."""
+    return not version.file_sha256
+
+
+def mip_version(version: PackVersion) -> str:
+    try:
+        return Manifest.from_dict(version.manifest).mip_version
+    except MIPError:
+        return str(version.manifest.get("mip_version", ""))
+
+
+def _memories(version: PackVersion) -> dict[tuple[str, str], str]:
+    rows = IndexedMemory.objects.filter(version=version).values_list("cube_id", "record_id", "text")
+    return {(cube, rid): text for cube, rid, text in rows}
+
+
+def version_change(version: PackVersion, ordered: list[PackVersion]) -> VersionChange | None:
+    """The diff against the next lower version in ``ordered`` (highest first), if any."""
+    ids = [v.pk for v in ordered]
+    if version.pk not in ids or ids.index(version.pk) + 1 >= len(ids):
+        return None
+    base = ordered[ids.index(version.pk) + 1]
+    return VersionChange(base=base.version, diff=memory_diff(_memories(base), _memories(version)))
+
+
+def changelog(ordered: list[PackVersion]) -> list[ChangelogEntry]:
+    """Each version's ``changelog`` from its card front matter, highest version first."""
+    entries = []
+    for v in ordered:
+        text = card_parse(v.description or "").changelog
+        entries.append(ChangelogEntry(v.version, v.published_at, text))
+    return entries
+
+
+@dataclass(frozen=True)
+class PageExtras:
+    card: CardView
+    previews: list[PreviewMemory]
+    files: list[FileRow]
+    change: VersionChange | None
+    changelog: list[ChangelogEntry]
+    blob_only: bool
+    mip_version: str
+
+
+def page_extras(version: PackVersion, ordered: list[PackVersion]) -> PageExtras:
+    view = card_view(version)
+    return PageExtras(
+        card=view,
+        previews=previews(version, view.card),
+        files=files(version),
+        change=version_change(version, ordered),
+        changelog=changelog(ordered),
+        blob_only=blob_only(version),
+        mip_version=mip_version(version),
+    )
