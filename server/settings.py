@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "memstore.commerce",
     "frontend",
     "server",  # manage.py memstore_up
+    "axes",  # the one login limiter (frontend/ratelimit.py)
 ]
 
 MIDDLEWARE = [
@@ -45,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lock into the 429 answer
 ]
 
 ROOT_URLCONF = "server.urls"
@@ -171,3 +173,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "INFO" if not DEBUG else "DEBUG"},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Password logins (web, /admin/, POST /api/v1/auth/tokens) go through django-axes: locked
+# per client address with backoff, so a stranger cannot lock an account out. See
+# frontend/ratelimit.py for why.
+AUTHENTICATION_BACKENDS = [
+    "frontend.ratelimit.LoginLimitBackend",  # axes' AxesStandaloneBackend
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_COOLOFF_TIME = "frontend.ratelimit.cool_off"
+AXES_RESET_ON_SUCCESS = False  # else a login to your own account resets your count
+AXES_CLIENT_IP_CALLABLE = "frontend.ratelimit.client_ip"
+AXES_LOCKOUT_CALLABLE = "frontend.ratelimit.lockout_response"
+AXES_VERBOSE = False

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -14,9 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from memstore.accounts.services import user_create
 from memstore.errors import RegistryError
 
-from .. import ratelimit
 from ..forms import LoginForm, SignupForm
-from ._common import client_ip
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -56,32 +52,10 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 class RateLimitedLoginView(auth_views.LoginView):
-    """Django's login view, refusing more than 5 failed attempts per 5 minutes
-    from one address or for one username (answers 429 while blocked)."""
+    """Django's login view. django-axes limits it (``frontend.ratelimit``): after 5 failed
+    attempts from one address it answers 429 with a lockout page, with backoff."""
 
     template_name = "frontend/auth/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
     next_page = "/"
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        username = str(request.POST.get("username", "")).strip().lower()[:150]
-        ip = client_ip(request)
-        if ratelimit.blocked("login-ip", ip) or (
-            username and ratelimit.blocked("login-user", username)
-        ):
-            form = self.get_form()
-            form.errors.clear()
-            form.add_error(None, "Too many failed attempts. Wait a few minutes and try again.")
-            response = self.render_to_response(self.get_context_data(form=form))
-            response.status_code = 429
-            response["Retry-After"] = str(ratelimit.LOGIN_LIMIT.window_s)
-            return response
-        response = super().post(request, *args, **kwargs)
-        if request.user.is_authenticated:
-            ratelimit.reset("login-user", username)
-        else:
-            ratelimit.hit("login-ip", ip)
-            if username:
-                ratelimit.hit("login-user", username)
-        return response
