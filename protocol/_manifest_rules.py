@@ -20,7 +20,7 @@ from typing import Any
 from ._json import parse_timestamp
 from .errors import ManifestError, Violation
 from .schema import MANIFEST_SCHEMA_ID, schema_violations
-from .version import migrate_to_current
+from .version import MIP_VERSION, migrate_to_current
 
 __all__ = ["manifest_violations", "validated_manifest"]
 
@@ -29,7 +29,28 @@ def validated_manifest(data: Any) -> dict[str, Any]:
     """``data`` as a valid current manifest value (migrated if needed), or a ManifestError."""
     if not isinstance(data, dict):
         raise ManifestError("manifest must be a JSON object", code="manifest.schema")
-    current = migrate_to_current(data)
+    try:
+        current = migrate_to_current(data)
+    except ManifestError as exc:
+        if exc.code != "manifest.bad_mip_version":
+            raise
+        # No usable version: check the rest against the current rules anyway, so a
+        # reader sees every problem at once, each with its pointer.
+        found = data.get("mip_version")
+        problem = (
+            f'mip_version is missing: write "mip_version": "{MIP_VERSION}" (or "2.0")'
+            if found is None
+            else exc.message
+        )
+        others = [
+            v for v in manifest_violations(data) if "mip_version" not in v.pointer + v.message
+        ]
+        more = f" (and {len(others)} more)" if others else ""
+        raise ManifestError(
+            f"manifest is invalid at /mip_version: {problem}{more}",
+            code=exc.code,
+            violations=[Violation("/mip_version", problem), *others],
+        ) from None
     violations = manifest_violations(current)
     if violations:
         first = violations[0]

@@ -38,6 +38,16 @@ def test_malformed_mip_version_is_refused(value):
     assert info.value.code == "manifest.bad_mip_version"
 
 
+def test_missing_mip_version_is_reported_with_every_other_violation():
+    data = g.manifest_dict()
+    del data["mip_version"]
+    data["version"] = "one"
+    with pytest.raises(ManifestError) as info:
+        Manifest.from_dict(data)
+    assert info.value.code == "manifest.bad_mip_version"
+    assert [v.pointer for v in info.value.violations] == ["/mip_version", "/version"]
+
+
 def test_a_registered_migration_turns_a_future_major_into_1x():
     def from_2(data):
         data = dict(data)

@@ -152,6 +152,25 @@ def test_validate_checks_the_manifest_memos_init_wrote_as_its_pack_source(
     assert "/version" in capsys.readouterr().out
 
 
+def test_validate_without_mip_version_still_lists_every_other_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("init", "src", "--name", "acme/x") == 0
+    path = tmp_path / "src" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["mip_version"]
+    manifest["version"] = "one"
+    manifest["cubes"][0]["lifecycle"] = "zzz"
+    path.write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert run("validate", "src/manifest.json", "--json") == 1
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "manifest.bad_mip_version"
+    pointers = [v["pointer"] for v in error["detail"]["violations"]]
+    assert pointers == ["/mip_version", "/cubes/0/lifecycle", "/version"]
+    assert "1.1" in error["detail"]["violations"][0]["message"]
+
+
 def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "x").write_text("x")
