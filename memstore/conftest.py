@@ -26,4 +26,5 @@ def alice(db: None) -> tuple[Any, Any, Any]:
 
 @pytest.fixture
 def alice_actor(alice: tuple[Any, Any, Any]) -> Actor:
-    return Actor(user=alice[0], scopes=frozenset({"read", "publish:acme"}))
+    # admin:acme too: tests revoke and register keys with it (keys need admin:NS, issue 13)
+    return Actor(user=alice[0], scopes=frozenset({"read", "publish:acme", "admin:acme"}))

@@ -64,9 +64,7 @@ class RawBytesParser(BaseParser):
 
     media_type = "application/octet-stream"
 
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Any = None
-    ) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         data: bytes = stream.read() if stream is not None else b""
         return data
 

@@ -28,8 +28,18 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "detail": detail or {}}}
 
 
+def _codes(codes: Any) -> set[str]:
+    if isinstance(codes, dict):
+        return set().union(*(_codes(v) for v in codes.values())) if codes else set()
+    if isinstance(codes, list):
+        return set().union(*(_codes(v) for v in codes)) if codes else set()
+    return {str(codes)}
+
+
 def _drf(exc: exceptions.APIException) -> tuple[str, str, Any]:
     if isinstance(exc, exceptions.ValidationError):
+        if _codes(exc.get_codes()) == {"max_value"}:  # memstore/api/bounds.py
+            return "registry.out_of_range", "a number is too large", {"fields": exc.detail}
         return "registry.invalid_request", "the request is invalid", {"fields": exc.detail}
     if isinstance(exc, exceptions.NotAuthenticated):
         return "registry.not_authenticated", str(exc.detail), {}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from ..api.bounds import MAX_PRICE_MINOR, MAX_SIZE_BYTES
+
 __all__ = [
     "BlobUploadCreateIn",
     "BlobUploadOut",
@@ -31,7 +33,7 @@ class BlobsMissingOut(serializers.Serializer):  # type: ignore[type-arg]
 
 class BlobUploadCreateIn(serializers.Serializer):  # type: ignore[type-arg]
     sha256 = serializers.RegexField(_HEX64)
-    size = serializers.IntegerField(min_value=0)
+    size = serializers.IntegerField(min_value=0, max_value=MAX_SIZE_BYTES)
 
 
 class BlobUploadOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -49,7 +51,9 @@ class PublishManifestIn(serializers.Serializer):  # type: ignore[type-arg]
     manifest_b64 = serializers.CharField()
     signatures = serializers.ListField(child=serializers.DictField(), allow_empty=True)
     private = serializers.BooleanField(required=False, default=False)
-    price_amount_minor = serializers.IntegerField(required=False, default=0, min_value=0)
+    price_amount_minor = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=MAX_PRICE_MINOR
+    )
     price_currency = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=3
     )

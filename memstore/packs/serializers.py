@@ -10,6 +10,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from ..accounts.serializers import KeyOut
+from ..api.bounds import MAX_PAGE, MAX_PRICE_MINOR, MAX_SIZE_BYTES
 
 __all__ = [
     "BlobOut",
@@ -51,7 +52,9 @@ class IngestOut(serializers.Serializer):  # type: ignore[type-arg]
 class PublishIn(serializers.Serializer):  # type: ignore[type-arg]
     file = serializers.FileField()
     private = serializers.BooleanField(required=False, default=False)
-    price_amount_minor = serializers.IntegerField(required=False, default=0, min_value=0)
+    price_amount_minor = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=MAX_PRICE_MINOR
+    )
     price_currency = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=3
     )
@@ -68,7 +71,7 @@ class PublishOut(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class UploadCreateIn(serializers.Serializer):  # type: ignore[type-arg]
-    size = serializers.IntegerField(min_value=1)
+    size = serializers.IntegerField(min_value=1, max_value=MAX_SIZE_BYTES)
     sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
 
 
@@ -84,7 +87,9 @@ class UploadOut(serializers.Serializer):  # type: ignore[type-arg]
 
 class UploadCompleteIn(serializers.Serializer):  # type: ignore[type-arg]
     private = serializers.BooleanField(required=False, default=False)
-    price_amount_minor = serializers.IntegerField(required=False, default=0, min_value=0)
+    price_amount_minor = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=MAX_PRICE_MINOR
+    )
     price_currency = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=3
     )
@@ -151,7 +156,7 @@ class DeprecateIn(serializers.Serializer):  # type: ignore[type-arg]
 
 class PackListQueryIn(serializers.Serializer):  # type: ignore[type-arg]
     namespace = serializers.CharField(required=False)
-    page = serializers.IntegerField(required=False, default=1, min_value=1)
+    page = serializers.IntegerField(required=False, default=1, min_value=1, max_value=MAX_PAGE)
     page_size = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
 
 
