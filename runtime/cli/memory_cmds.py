@@ -47,6 +47,22 @@ def _when(text: str | None, option: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _at(when: datetime) -> str:
+    """A time for an 80-column table: UTC, to the second, 20 characters."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _narrow_table(*columns: str, fixed: tuple[str, ...]) -> Table:
+    """A table that fits 80 columns: ``fixed`` columns never wrap, the others fold."""
+    table = Table(pad_edge=False, box=None, header_style="bold")
+    for name in columns:
+        if name in fixed:
+            table.add_column(name, no_wrap=True)
+        else:
+            table.add_column(name, overflow="fold")
+    return table
+
+
 def _meta(pairs: list[str] | None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for pair in pairs or []:
@@ -80,9 +96,14 @@ def add(
     access = AccessPolicy("private", tuple(private_to)) if private_to else AccessPolicy()
     mem = open_memos(principal)
     try:
-        memory = mem.add(text, tags=tuple(tag or ()), priority=priority,
-                         expires_at=_when(expires, "--expires"), access=access,
-                         metadata=_meta(meta))
+        memory = mem.add(
+            text,
+            tags=tuple(tag or ()),
+            priority=priority,
+            expires_at=_when(expires, "--expires"),
+            access=access,
+            metadata=_meta(meta),
+        )
     finally:
         mem.close()
     if as_json:
@@ -101,9 +122,7 @@ def search(
     kind: Annotated[
         list[str] | None, typer.Option("--type", help="plaintext|activation|parameter")
     ] = None,
-    after: Annotated[
-        str | None, typer.Option("--after", help="Created at or after (ISO).")
-    ] = None,
+    after: Annotated[str | None, typer.Option("--after", help="Created at or after (ISO).")] = None,
     before: Annotated[str | None, typer.Option("--before", help="Created before (ISO).")] = None,
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="metadata key=value (repeatable).")
@@ -111,10 +130,14 @@ def search(
     archived: Annotated[
         bool, typer.Option("--archived", help="Include archived memories.")
     ] = False,
-    min_similarity: Annotated[float | None, typer.Option(
-        "--min-similarity",
-        help="Drop semantic-only matches below this cosine similarity (default: the embedder's "
-             "floor, 0.25 for MiniLM; 0 keeps the top k whatever they are).")] = None,
+    min_similarity: Annotated[
+        float | None,
+        typer.Option(
+            "--min-similarity",
+            help="Drop semantic-only matches below this cosine similarity (default: the embedder's "
+            "floor, 0.25 for MiniLM; 0 keeps the top k whatever they are).",
+        ),
+    ] = None,
     principal: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -122,27 +145,37 @@ def search(
 
     Example:  memos search "borrow checker" --tag rust --json
     """
-    filters = Filters(tags=tuple(tag or ()), pack=pack, memory_types=tuple(kind or ()),
-                      created_after=_when(after, "--after"),
-                      created_before=_when(before, "--before"), metadata=_meta(meta))
+    filters = Filters(
+        tags=tuple(tag or ()),
+        pack=pack,
+        memory_types=tuple(kind or ()),
+        created_after=_when(after, "--after"),
+        created_before=_when(before, "--before"),
+        metadata=_meta(meta),
+    )
     mem = open_memos(principal)
     try:
-        hits = mem.search(query, k=k, filters=filters, include_archived=archived,
-                          min_similarity=min_similarity)
+        hits = mem.search(
+            query, k=k, filters=filters, include_archived=archived, min_similarity=min_similarity
+        )
     finally:
         mem.close()
     if as_json:
         emit_json([h.to_dict() for h in hits])
         return
     if not hits:
-        out.print("No memories found. Broaden the filters, or pass --min-similarity 0 to see "
-                  "the closest memories even when they look unrelated.")
+        out.print(
+            "No memories found. Broaden the filters, or pass --min-similarity 0 to see "
+            "the closest memories even when they look unrelated."
+        )
         return
     table = Table("#", "id", "text", "score", "state")
+    table.columns[1].overflow = "fold"  # the whole id: memos show/history take it
     for i, h in enumerate(hits, 1):
         text = h.memory.text if len(h.memory.text) <= 100 else h.memory.text[:99] + "…"
-        table.add_row(str(i), escape(h.memory.id), escape(text), f"{h.score:.4f}",
-                      h.memory.state.value)
+        table.add_row(
+            str(i), escape(h.memory.id), escape(text), f"{h.score:.4f}", h.memory.state.value
+        )
     out.print(table)
 
 
@@ -153,9 +186,7 @@ def plan(
         float | None, typer.Option("--latency-ms", help="Latency budget in ms.")
     ] = None,
     max_items: Annotated[int, typer.Option("--max-items")] = 20,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Do not count this as a use.")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do not count this as a use.")] = False,
     principal: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -172,14 +203,19 @@ def plan(
     if as_json:
         emit_json(result.to_dict())
         return
-    out.print(f"Plan for {escape(repr(query))}: {result.tokens_used}/{budget} tokens, "
-              f"{len(result.items)} item(s)")
+    out.print(
+        f"Plan for {escape(repr(query))}: {result.tokens_used}/{budget} tokens, "
+        f"{len(result.items)} item(s)"
+    )
     for item in result.items:
-        out.print(f"  [green]+[/] {escape(item.memory.id)} "
-                  f"{escape(f'[{item.form}, {item.tokens} tok]')} {escape(item.reason)}")
+        out.print(
+            f"  [green]+[/] {escape(item.memory.id)} "
+            f"{escape(f'[{item.form}, {item.tokens} tok]')} {escape(item.reason)}"
+        )
     for rej in result.rejected:
-        out.print(f"  [red]-[/] {escape(rej.memory_id)} {escape(f'[{rej.code}]')} "
-                  f"{escape(rej.reason)}")
+        out.print(
+            f"  [red]-[/] {escape(rej.memory_id)} {escape(f'[{rej.code}]')} {escape(rej.reason)}"
+        )
 
 
 def show(
@@ -204,8 +240,19 @@ def show(
         emit_json(memory.to_dict())
         return
     d = memory.to_dict()
-    for key in ("id", "state", "version", "text", "tags", "pack", "priority", "access_count",
-                "last_accessed_at", "expires_at", "updated_at"):
+    for key in (
+        "id",
+        "state",
+        "version",
+        "text",
+        "tags",
+        "pack",
+        "priority",
+        "access_count",
+        "last_accessed_at",
+        "expires_at",
+        "updated_at",
+    ):
         out.print(f"[bold]{key}[/]: {escape(str(d[key]))}")
 
 
@@ -222,12 +269,25 @@ def history(memory_id: MemoryArg, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json([v.to_dict() for v in versions])
         return
-    table = Table("version", "at", "event", "actor", "state", "text")
+    table = _narrow_table(
+        "version",
+        "at (UTC)",
+        "event",
+        "actor",
+        "state",
+        "text",
+        fixed=("version", "at (UTC)", "event", "state"),
+    )
     for v in versions:
         text = str(v.snapshot["text"])
-        table.add_row(str(v.version), v.at.isoformat(timespec="seconds"), v.event,
-                      escape(v.actor or "-"), str(v.snapshot["state"]),
-                      escape(text if len(text) < 60 else text[:59] + "…"))
+        table.add_row(
+            str(v.version),
+            _at(v.at),
+            v.event,
+            escape(v.actor or "-"),
+            str(v.snapshot["state"]),
+            escape(text if len(text) < 60 else text[:59] + "…"),
+        )
     out.print(table)
 
 
@@ -249,8 +309,10 @@ def rollback(
     if as_json:
         emit_json(memory.to_dict())
     else:
-        out.print(f"{escape(memory_id)} restored to version {version} as version "
-                  f"{memory.version} ({memory.state.value})")
+        out.print(
+            f"{escape(memory_id)} restored to version {version} as version "
+            f"{memory.version} ({memory.state.value})"
+        )
 
 
 def lifecycle(
@@ -272,8 +334,11 @@ def lifecycle(
     try:
         ev = Event(event)
     except ValueError as exc:
-        raise CLIError(f"unknown event {event!r}", code="cli.bad_argument",
-                       hint=f"Events: {', '.join(e.value for e in Event)}") from exc
+        raise CLIError(
+            f"unknown event {event!r}",
+            code="cli.bad_argument",
+            hint=f"Events: {', '.join(e.value for e in Event)}",
+        ) from exc
     mem = open_memos(principal)
     try:
         memory = mem.transition(memory_id, ev, force=force, merged_into=into)
@@ -300,20 +365,23 @@ def maintain(
     if as_json:
         emit_json(report.to_dict())
     else:
-        out.print(f"expired {len(report.expired)}, archived {len(report.archived)}, "
-                  f"merged {len(report.merged)}" + (" (dry run)" if dry_run else ""))
+        out.print(
+            f"expired {len(report.expired)}, archived {len(report.archived)}, "
+            f"merged {len(report.merged)}" + (" (dry run)" if dry_run else "")
+        )
 
 
 def audit(
     actor: Annotated[str | None, typer.Option("--actor", help="Only this principal.")] = None,
-    action: Annotated[str | None, typer.Option(
-        "--action", help="install|read|search|plan|transition|rollback|...")] = None,
-    target: Annotated[str | None, typer.Option(
-        "--target", help="Only entries about this memory or pack.")] = None,
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="install|read|search|plan|transition|rollback|..."),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Only entries about this memory or pack.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit")] = 50,
-    verify: Annotated[
-        bool, typer.Option("--verify", help="Check the log's hash chain.")
-    ] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the log's hash chain.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the append-only audit log: installs, who read what, transitions, rollbacks.
@@ -327,17 +395,31 @@ def audit(
     finally:
         mem.close()
     if verify and broken is not None:
-        raise CLIError(f"the audit log's hash chain breaks at entry {broken}",
-                       code="audit.tampered")
+        raise CLIError(
+            f"the audit log's hash chain breaks at entry {broken}", code="audit.tampered"
+        )
     if as_json:
         emit_json([e.to_dict() for e in entries])
         return
-    table = Table("seq", "at", "actor", "action", "target", "detail")
+    table = _narrow_table(
+        "seq",
+        "at (UTC)",
+        "actor",
+        "action",
+        "target",
+        "detail",
+        fixed=("seq", "at (UTC)", "action"),
+    )
     for e in entries:
         detail = _summary(e.detail)
-        table.add_row(str(e.seq), e.at.isoformat(timespec="seconds"), escape(e.actor or "-"),
-                      e.action, escape(e.target or "-"),
-                      escape(detail if len(detail) < 90 else detail[:89] + "…"))
+        table.add_row(
+            str(e.seq),
+            _at(e.at),
+            escape(e.actor or "-"),
+            e.action,
+            escape(e.target or "-"),
+            escape(detail if len(detail) < 90 else detail[:89] + "…"),
+        )
     out.print(table)
     if verify:
         out.print("hash chain intact")
