@@ -34,9 +34,19 @@ from protocol import IntegrityError
 
 from .cache import BlobCache
 from .client import RegistryClient
+from .download_segments import RangeOpener, fetch_segmented, recorded_segments, segments_record
 from .errors import RegistryError
 
-__all__ = ["Opener", "ProgressFn", "download_blob", "fetch_into_cache", "url_opener"]
+__all__ = [
+    "SEGMENT_MIN_BYTES",
+    "Opener",
+    "ProgressFn",
+    "RangeOpener",
+    "download_blob",
+    "fetch_into_cache",
+    "url_opener",
+    "url_range_opener",
+]
 
 #: Called with (bytes done, bytes total) as the download advances.
 ProgressFn = Callable[[int, int], None]
@@ -48,6 +58,10 @@ ProgressFn = Callable[[int, int], None]
 Opener = Callable[[int], AbstractContextManager[tuple[int, Iterator[bytes]]]]
 
 _CHUNK = 256 * 1024
+
+#: Blobs at least this large may be fetched as several ranges at once (smaller ones
+#: gain nothing: a request's round trip costs more than the bytes).
+SEGMENT_MIN_BYTES = 32 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -87,6 +101,25 @@ def url_opener(client: RegistryClient, url: str) -> Opener:
     return open_at
 
 
+def url_range_opener(client: RegistryClient, url: str) -> RangeOpener:
+    """A :data:`RangeOpener` over ``url``: exactly [start, end), or ``network.no_range``."""
+
+    @contextmanager
+    def open_range(start: int, end: int) -> Iterator[Iterator[bytes]]:
+        with client.stream(url, offset=start, end=end) as response:
+            expected = f"bytes {start}-{end - 1}/"
+            if response.status_code != 206 or not response.headers.get(
+                "content-range", ""
+            ).startswith(expected):
+                raise RegistryError(
+                    "the server does not serve byte ranges of this blob",
+                    code="network.no_range",
+                )
+            yield _network_chunks(response)
+
+    return open_range
+
+
 def _network_chunks(response: httpx.Response) -> Iterator[bytes]:
     try:
         yield from response.iter_bytes(_CHUNK)
@@ -121,11 +154,16 @@ def fetch_into_cache(
     cache: BlobCache,
     progress: ProgressFn | None = None,
     retries: int = 3,
+    open_range: RangeOpener | None = None,
+    segments: int = 1,
 ) -> Path:
     """Stream blob ``sha256`` from ``open_at`` into the cache (resuming); return its path.
 
     A blob already cached and intact is not fetched again; a cached blob
-    that does not match its name is replaced.
+    that does not match its name is replaced. With ``open_range`` and
+    ``segments`` > 1, a blob of at least :data:`SEGMENT_MIN_BYTES` is fetched
+    as that many ranges at once (:mod:`runtime.download_segments`); a source
+    that will not serve ranges falls back to one stream.
     """
     if cache.is_intact(sha256, size):
         if progress:
@@ -136,11 +174,31 @@ def fetch_into_cache(
             if progress:
                 progress(size, size)
             return cache.blob_path(sha256)
+        partial = cache.partial_path(sha256)
+        recorded = recorded_segments(partial)
+        if recorded is not None:  # resume a segmented download with its own layout
+            segments = recorded
         attempt = 0
         while True:
             try:
+                if (
+                    open_range is not None
+                    and segments > 1
+                    and (size >= SEGMENT_MIN_BYTES or recorded is not None)
+                ):
+                    fetch_segmented(
+                        open_range, partial, sha256=sha256, size=size, segments=segments,
+                        progress=progress,
+                    )  # fmt: skip
+                    return cache.commit_file(partial, sha256, size=size, verify=False)
+                if segments_record(partial).exists():  # sparse: its size is no offset
+                    partial.unlink(missing_ok=True)
+                    segments_record(partial).unlink(missing_ok=True)
                 return _attempt(open_at, sha256, size, cache, progress)
             except RegistryError as exc:
+                if exc.code == "network.no_range":  # one stream, as every server allows
+                    open_range = None
+                    continue
                 attempt += 1
                 if attempt > retries or not exc.code.startswith("network."):
                     raise

@@ -57,17 +57,43 @@ class PackQueries(Database):
         row = self.db.execute(sql, (name,)).fetchone()
         return None if row is None else str(row[0])
 
-    def pack_rows(self, name: str) -> list[tuple[int, Memory, int | None]]:
-        """(rowid, memory, vec_row) of every memory of pack ``name``, tombstones included."""
+    def pack_rows(
+        self, name: str, *, skip_cubes: Sequence[str] = ()
+    ) -> list[tuple[int, Memory, int | None]]:
+        """(rowid, memory, vec_row) of every memory of pack ``name``, tombstones included,
+        but none of the cubes ``skip_cubes``."""
+        skip = ",".join("?" * len(skip_cubes))
+        where = f" AND (cube_id IS NULL OR cube_id NOT IN ({skip}))" if skip_cubes else ""
         rows = self.db.execute(
-            f"SELECT {COLUMNS} FROM memories WHERE pack = ? ORDER BY rowid",  # noqa: S608
-            (name,),
+            f"SELECT {COLUMNS} FROM memories WHERE pack = ?{where} ORDER BY rowid",  # noqa: S608
+            (name, *skip_cubes),
         ).fetchall()
         return [(int(r["rowid"]), row_to_memory(r), r["vec_row"]) for r in rows]
 
     def set_pack_version(self, rowid: int, version: str) -> None:
         """Say an unchanged memory now belongs to ``version`` of its pack (no new version)."""
         self.db.execute("UPDATE memories SET pack_version = ? WHERE rowid = ?", (version, rowid))
+
+    def cubes_with_tombstones(self, name: str) -> set[str]:
+        """The cubes of pack ``name`` that have at least one removed memory."""
+        rows = self.db.execute(
+            "SELECT DISTINCT cube_id FROM memories WHERE pack = ? AND state = ? "
+            "AND cube_id IS NOT NULL",
+            (name, State.REMOVED.value),
+        )
+        return {str(r[0]) for r in rows}
+
+    def carry_cubes(self, name: str, cube_ids: Sequence[str], version: str) -> int:
+        """Move every memory of ``cube_ids`` (unchanged cubes) to ``version``; how many."""
+        if not cube_ids:
+            return 0
+        marks = ",".join("?" * len(cube_ids))
+        cursor = self.db.execute(
+            f"UPDATE memories SET pack_version = ? WHERE pack = ? "  # noqa: S608
+            f"AND cube_id IN ({marks}) AND state != ?",
+            (version, name, *cube_ids, State.REMOVED.value),
+        )
+        return int(cursor.rowcount)
 
     def upsert_pack(
         self,

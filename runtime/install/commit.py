@@ -8,7 +8,9 @@ files themselves. :func:`commit_pack` embeds the plaintext memories
 the model), then replaces the pack's memories in one SQLite transaction:
 new memories are inserted, changed ones get a new version (keeping their
 lifecycle state, creation time and use counters), unchanged ones only move
-to the new pack version, dropped ones become tombstones (``removed``), and
+to the new pack version (a plaintext cube identical to the installed one moves
+in one statement, its records not even re-read: :func:`with_carried`),
+dropped ones become tombstones (``removed``), and
 the ``packs`` row names the new version. Until that transaction commits, the
 previous state is intact.
 
@@ -31,12 +33,14 @@ from protocol import Manifest, MemoryType
 
 from ..engine.engine import Engine
 from ..engine.lifecycle import State
+from ..engine.store import Store
 from ..engine.types import Memory, NewMemory, to_epoch
 from ..errors import InstallError
+from .items import unchanged_cubes
 from .results import InstallResult
 from .trust import manifest_sha256
 
-__all__ = ["PackState", "commit_pack", "remove_pack"]
+__all__ = ["PackState", "commit_pack", "remove_pack", "with_carried"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,20 @@ class PackState:
     manifest_bytes: bytes
     sha256: str
     size: int
+    #: plaintext cubes unchanged since the installed version (manifest digest
+    #: ``carried_from``): their memories move to the new version as they are
+    carried: tuple[str, ...] = ()
+    carried_from: str | None = None
+
+
+def with_carried(store: Store, state: PackState) -> PackState:
+    """``state`` with the plaintext cubes an upgrade can carry over unread
+    (:func:`runtime.install.items.unchanged_cubes`)."""
+    name = state.manifest.name
+    text = store.pack_manifest(name)
+    installed = Manifest.from_bytes(text.encode("utf-8")) if text else None
+    carried = unchanged_cubes(state.manifest, installed, store.cubes_with_tombstones(name))
+    return replace(state, carried=tuple(carried), carried_from=store.pack_manifest_sha256(name))
 
 
 def _same_content(old: Memory, new: Memory) -> bool:
@@ -95,13 +113,21 @@ def commit_pack(
     # Embedding is slow (a real model: ~200 memories/s), so it runs before the write
     # lock and only for memories whose text the installed version does not already
     # have a vector for: an upgrade that changed one memory file embeds that file.
-    installed = {mem.id: (mem, vec) for _, mem, vec in store.pack_rows(m.name)}
+    carried = pack.carried
+    installed = {mem.id: (mem, vec) for _, mem, vec in store.pack_rows(m.name, skip_cubes=carried)}
     fresh = [i for i in plain if _reused_vector(items[i], installed) is None]
     if fresh:
         stage(f"indexing {len(fresh)} memories for semantic search")
     vectors = engine.embed_items([items[i] for i in fresh]) if fresh else None
     with engine.write_lock:
-        existing = {mem.id: (rowid, mem, vec) for rowid, mem, vec in store.pack_rows(m.name)}
+        if carried and store.pack_manifest_sha256(m.name) != pack.carried_from:
+            raise InstallError(
+                f"another process changed {m.name} while this install ran; nothing was "
+                "changed: run the command again",
+                code="install.concurrent_change",
+            )
+        rows = store.pack_rows(m.name, skip_cubes=carried)
+        existing = {mem.id: (rowid, mem, vec) for rowid, mem, vec in rows}
         prev = next((p for p in store.installed_packs() if p.name == m.name), None)
         if prev is not None and prev.sha256 == pack.sha256:
             return InstallResult(
@@ -138,6 +164,7 @@ def commit_pack(
         event = f"install:{m.version}"
         seen: set[str] = set()
         with store.write():
+            kept = store.carry_cubes(m.name, carried, m.version)
             for i, item in enumerate(items):
                 assert item.id is not None
                 seen.add(item.id)
@@ -186,7 +213,7 @@ def commit_pack(
         version=m.version,
         sha256=pack.sha256,
         previous_version=previous,
-        memories=len(items),
+        memories=len(items) + kept,
         signed_by=sorted(signed_by),
         source=source,
         registry=registry,
@@ -196,7 +223,7 @@ def commit_pack(
         m.version,
         pack.sha256,
         pack.size,
-        len(items),
+        len(items) + kept,
         tuple(sorted(signed_by)),
         source,
         previous_version=previous,

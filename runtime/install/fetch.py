@@ -5,7 +5,10 @@ is deleted and fetched again), moves verified staged files of a
 :class:`~.sources.StagedSource` into the cache (no copy), and streams the
 rest from the source -- several at once on a small thread pool, each into its
 own resumable ``.part`` file (:func:`runtime.download.fetch_into_cache`:
-sha256 as the bytes arrive, one fsync, one rename). Progress is reported for
+sha256 as the bytes arrive, one fsync, one rename). When fewer blobs are
+missing than there are streams (an upgrade that changed one large blob), each
+large blob is fetched as several ranges at once from a source that serves
+ranges (:mod:`runtime.download_segments`). Progress is reported for
 the whole pack (bytes across blobs).
 
 :func:`check_blobs` then checks each fetched non-text payload's content
@@ -27,9 +30,9 @@ from dataclasses import dataclass
 from protocol import Manifest, MediaType, validate_payload
 
 from ..cache import BlobCache
-from ..download import Opener, ProgressFn, fetch_into_cache
+from ..download import Opener, ProgressFn, RangeOpener, fetch_into_cache
 from .blobs import BlobEntry
-from .sources import PackSource, StagedSource
+from .sources import PackSource, RangedSource, StagedSource
 
 __all__ = ["FetchReport", "check_blobs", "fetch_blobs"]
 
@@ -75,7 +78,15 @@ def _opener(source: PackSource, entry: BlobEntry) -> Opener:
     return open_at
 
 
-def _one(source: PackSource, entry: BlobEntry, cache: BlobCache, totals: _Totals) -> bool:
+def _range_opener(source: PackSource, entry: BlobEntry) -> RangeOpener | None:
+    if not isinstance(source, RangedSource):
+        return None
+    return lambda start, end: source.open_range(entry, start, end)
+
+
+def _one(
+    source: PackSource, entry: BlobEntry, cache: BlobCache, totals: _Totals, segments: int
+) -> bool:
     """Bring one blob into the cache; whether it had to be fetched (False: already there)."""
     update = totals.for_blob(entry.sha256)
     if cache.is_intact(entry.sha256, entry.size):
@@ -90,6 +101,7 @@ def _one(source: PackSource, entry: BlobEntry, cache: BlobCache, totals: _Totals
     fetch_into_cache(
         _opener(source, entry),
         sha256=entry.sha256, size=entry.size, cache=cache, progress=update,
+        open_range=_range_opener(source, entry), segments=segments,
     )  # fmt: skip
     return True
 
@@ -113,8 +125,11 @@ def fetch_blobs(
         progress(0, totals.total)
     if not entries:
         return FetchReport((), ())
+    # Streams are shared out: few blobs to fetch (an upgrade) get several ranges each.
+    missing = sum(1 for e in entries if not cache.has(e.sha256))
+    segments = max(1, workers // max(1, missing))
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries)))) as pool:
-        futures = {pool.submit(_one, source, e, cache, totals): e for e in entries}
+        futures = {pool.submit(_one, source, e, cache, totals, segments): e for e in entries}
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()

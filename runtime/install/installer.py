@@ -31,7 +31,7 @@ from ..engine.engine import Engine
 from ..errors import InstallError
 from ..lockfile import LockEntry, read_lockfile, update_lockfile
 from .blobs import BlobEntry, select_blobs
-from .commit import PackState, commit_pack, remove_pack
+from .commit import PackState, commit_pack, remove_pack, with_carried
 from .fetch import FetchReport, check_blobs, fetch_blobs
 from .items import pack_items
 from .results import InstalledPack, InstallResult
@@ -385,7 +385,9 @@ class Installer:
                 done = _unchanged(manifest.name, manifest.version, (sha256, size), current,
                                   label, warnings)  # fmt: skip
                 return replace(done, blobs=blobs, fetched=fetched(report))
-            items = pack_items(manifest, self._cached, self.engine.clock())
+            state = with_carried(self.engine.store, state)
+            now = self.engine.clock()
+            items = pack_items(manifest, self._cached, now, skip_cubes=state.carried)
             result = commit_pack(
                 self.engine, state, items, verification.valid, registry=registry, actor=actor,
                 source=label, stage=self._stage,

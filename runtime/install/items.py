@@ -15,7 +15,7 @@ Not here: moving payloads into the cache or writing the engine
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,17 +35,22 @@ from ..engine.lifecycle import State
 from ..engine.types import NewMemory
 from ..errors import InstallError
 
-__all__ = ["pack_items"]
+__all__ = ["pack_items", "unchanged_cubes"]
 
 
 #: sha256 -> the cached blob, or None when it was not fetched (another model's)
 BlobPath = Callable[[str], Path | None]
 
 
-def pack_items(m: Manifest, blob: BlobPath, now: datetime) -> list[NewMemory]:
-    """Every memory the manifest holds, in manifest order (records before their cube's next)."""
+def pack_items(
+    m: Manifest, blob: BlobPath, now: datetime, *, skip_cubes: Collection[str] = ()
+) -> list[NewMemory]:
+    """Every memory the manifest holds, in manifest order (records before their cube's next),
+    except those of ``skip_cubes`` (unchanged since the installed version: not re-read)."""
     items: list[NewMemory] = []
     for cube in m.cubes:
+        if cube.id in skip_cubes:
+            continue
         if cube.memory_type is MemoryType.PLAINTEXT:
             for ref in cube.payloads:
                 if ref.media_type != MediaType.MEMORIES_JSONL:
@@ -63,6 +68,23 @@ def pack_items(m: Manifest, blob: BlobPath, now: datetime) -> list[NewMemory]:
         else:
             items.append(_cube_item(m.name, m.version, cube, blob, now))
     return items
+
+
+def unchanged_cubes(new: Manifest, installed: Manifest | None, tombstoned: set[str]) -> list[str]:
+    """Plaintext cubes of ``new`` identical to the installed version's (every field, payload
+    digests included): their memories are the installed ones, so an upgrade neither re-reads
+    nor re-validates them. Cubes with a removed memory are re-read (the upgrade restores it,
+    as for any changed memory)."""
+    if installed is None or installed.name != new.name:
+        return []
+    before = {cube.id: cube.to_dict() for cube in installed.cubes}
+    return [
+        cube.id
+        for cube in new.cubes
+        if cube.memory_type is MemoryType.PLAINTEXT
+        and cube.id not in tombstoned
+        and before.get(cube.id) == cube.to_dict()
+    ]
 
 
 def _common(pack_name: str, version: str, cube: MemCube, now: datetime) -> dict[str, Any]:
@@ -86,8 +108,7 @@ def _common(pack_name: str, version: str, cube: MemCube, now: datetime) -> dict[
     }
 
 
-def _record_item(pack_name: str, version: str, cube: MemCube, rec: Any, now: datetime
-                 ) -> NewMemory:
+def _record_item(pack_name: str, version: str, cube: MemCube, rec: Any, now: datetime) -> NewMemory:
     created = parse_timestamp(rec.created_at or cube.created_at)
     return NewMemory(
         text=rec.text,
@@ -101,8 +122,9 @@ def _record_item(pack_name: str, version: str, cube: MemCube, rec: Any, now: dat
     )
 
 
-def _cube_item(pack_name: str, version: str, cube: MemCube, blob: BlobPath, now: datetime
-               ) -> NewMemory:
+def _cube_item(
+    pack_name: str, version: str, cube: MemCube, blob: BlobPath, now: datetime
+) -> NewMemory:
     tokens = None
     kv = cube.payload(MediaType.KV_CACHE)
     kv_path = blob(kv.sha256) if kv is not None else None

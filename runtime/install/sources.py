@@ -48,7 +48,7 @@ from protocol import BlobWriter, Pack, Signature, container_major, read_pack
 from .._wire import Resolution
 from ..cache import BlobCache
 from ..client import RegistryClient
-from ..download import url_opener
+from ..download import url_opener, url_range_opener
 from ..errors import InstallError
 from .blobs import BlobEntry
 
@@ -56,6 +56,7 @@ __all__ = [
     "CacheSource",
     "FileSource",
     "PackSource",
+    "RangedSource",
     "RegistrySource",
     "StagedSource",
     "skip_bytes",
@@ -85,6 +86,17 @@ class PackSource(Protocol):
         self, entry: BlobEntry, offset: int = 0
     ) -> AbstractContextManager[Iterator[bytes]]:
         """The blob's content bytes from ``offset`` on."""
+        ...
+
+
+@runtime_checkable
+class RangedSource(Protocol):
+    """A source that can serve any byte range of a blob (several at once, for big blobs)."""
+
+    def open_range(
+        self, entry: BlobEntry, start: int, end: int
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """Exactly bytes [start, end) of the blob, or RegistryError ``network.no_range``."""
         ...
 
 
@@ -134,16 +146,24 @@ class RegistrySource:
         """Whether the resolve answer names a URL for every one of ``entries``."""
         return all(self.resolution.blob_url(e.sha256) is not None for e in entries)
 
-    @contextmanager
-    def open_blob(self, entry: BlobEntry, offset: int = 0) -> Iterator[Iterator[bytes]]:
+    def _url(self, entry: BlobEntry) -> str:
         url = self.resolution.blob_url(entry.sha256)
         if url is None:
             raise InstallError(
                 f"the registry names no URL for blob {entry.sha256[:16]}…",
                 code="install.blob_unavailable", sha256=entry.sha256,
             )  # fmt: skip
-        with url_opener(self.client, url)(offset) as (start, chunks):
+        return url
+
+    @contextmanager
+    def open_blob(self, entry: BlobEntry, offset: int = 0) -> Iterator[Iterator[bytes]]:
+        with url_opener(self.client, self._url(entry))(offset) as (start, chunks):
             yield chunks if start == offset else skip_bytes(chunks, offset)
+
+    def open_range(
+        self, entry: BlobEntry, start: int, end: int
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        return url_range_opener(self.client, self._url(entry))(start, end)
 
 
 class _CacheWriter:

@@ -52,9 +52,7 @@ def manifest_sha256(data: bytes) -> str:
 
 def namespace_keys(res: Resolution) -> TrustedKeys:
     """The namespace's keys in a resolve answer; revoked ones known as revoked."""
-    return TrustedKeys(
-        TrustedKey(k.public_key, revoked=k.revoked, label=k.label) for k in res.keys
-    )
+    return TrustedKeys(TrustedKey(k.public_key, revoked=k.revoked, label=k.label) for k in res.keys)
 
 
 def local_keys(keys: Sequence[PublicKey]) -> TrustedKeys:

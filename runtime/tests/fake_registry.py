@@ -32,6 +32,9 @@ from protocol import PublicKey, Version, VersionRange, manifest_blobs, read_pack
 
 _COUNT_LOCK = threading.Lock()
 
+#: A response body: blobs are served as views of the stored bytes (no copy per range).
+Body = bytes | memoryview
+
 
 @dataclass
 class Published:
@@ -146,18 +149,18 @@ class FakeRegistry:
             path = request.url.raw_path.decode()
             self.requests.append(("GET", path, request.headers.get("Range")))
             status, headers, body = self.respond(path, dict(request.headers))
-            return httpx.Response(status, headers=headers, content=body)
+            return httpx.Response(status, headers=headers, content=bytes(body))
 
         return httpx.MockTransport(handler)
 
     @staticmethod
-    def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
+    def _json(status: int, body: Any) -> tuple[int, dict[str, str], Body]:
         return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
-    def _error(self, status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    def _error(self, status: int, code: str, message: str) -> tuple[int, dict[str, str], Body]:
         return self._json(status, {"error": {"code": code, "message": message, "detail": {}}})
 
-    def respond(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def respond(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Body]:
         url = urlparse(path)
         lower = {k.lower(): v for k, v in headers.items()}
         if self.require_token and lower.get("authorization") != f"Bearer {self.require_token}":
@@ -183,8 +186,9 @@ class FakeRegistry:
         h.end_headers()
         pos = 0
         began = time.monotonic()
+        view = memoryview(body)  # slices without copying (a 1 GB pack is served in pieces)
         while pos < len(body):
-            piece = body[pos : pos + self.chunk]
+            piece = view[pos : pos + self.chunk]
             h.wfile.write(piece)
             pos += len(piece)
             is_blob = status in (200, 206) and "json" not in headers.get("Content-Type", "")
@@ -193,7 +197,7 @@ class FakeRegistry:
                 if ahead > 0:
                     time.sleep(ahead)
 
-    def _resolve(self, name: str, spec: str) -> tuple[int, dict[str, str], bytes]:
+    def _resolve(self, name: str, spec: str) -> tuple[int, dict[str, str], Body]:
         versions = self.packs.get(name)
         if not versions:
             return self._error(404, "registry.not_found", f"no pack {name}")
@@ -238,7 +242,7 @@ class FakeRegistry:
     def _blob_list(pub: Published) -> list[dict[str, Any]]:
         return [{**b, "url": f"/api/v1/blobs/sha256/{b['sha256']}"} for b in pub.blobs]
 
-    def _content_blob(self, sha: str, rng: str | None) -> tuple[int, dict[str, str], bytes]:
+    def _content_blob(self, sha: str, rng: str | None) -> tuple[int, dict[str, str], Body]:
         data = self.blob_store.get(sha)
         if data is None:
             return self._error(404, "registry.not_found", "no such blob")
@@ -253,7 +257,7 @@ class FakeRegistry:
     def _count_lock(self) -> threading.Lock:
         return _COUNT_LOCK
 
-    def _blob(self, sha: str, rng: str | None) -> tuple[int, dict[str, str], bytes]:
+    def _blob(self, sha: str, rng: str | None) -> tuple[int, dict[str, str], Body]:
         pub = next((p for ps in self.packs.values() for p in ps if p.sha256 == sha), None)
         if pub is None:
             return self._error(404, "registry.not_found", "no such blob")
@@ -264,15 +268,16 @@ class FakeRegistry:
 
     def _ranged(
         self, data: bytes, rng: str | None, *, etag: str | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, dict[str, str], Body]:
         headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
         if etag:
             headers["ETag"] = etag
-        m = re.match(r"^bytes=(\d+)-$", rng or "")
+        m = re.match(r"^bytes=(\d+)-(\d*)$", rng or "")
         if m and self.honour_range:
             start = int(m.group(1))
-            if start >= len(data):
+            last = min(int(m.group(2)), len(data) - 1) if m.group(2) else len(data) - 1
+            if start >= len(data) or last < start:
                 return 416, {"Content-Range": f"bytes */{len(data)}"}, b""
-            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-            return 206, headers, data[start:]
+            headers["Content-Range"] = f"bytes {start}-{last}/{len(data)}"
+            return 206, headers, memoryview(data)[start : last + 1]
         return 200, headers, data

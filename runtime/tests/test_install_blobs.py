@@ -337,3 +337,64 @@ def test_a_refused_mip2_file_leaves_nothing_in_the_cache(
     assert getattr(info.value, "code", "").startswith("signature.")
     assert installer.cache.digests() == []
     assert installer.installed() == []
+
+
+class _ReadCountingInstaller(Installer):
+    """Records which cached blobs the installer opens to read memories from."""
+
+    read: list[str]
+
+    def _cached(self, sha256: str) -> Path | None:
+        self.read.append(sha256)
+        return super()._cached(sha256)
+
+
+def test_an_upgrade_carries_an_unchanged_memory_file_without_reading_it(
+    home: Path, engine: Engine, blob_registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
+    def publish(version: str, changed: str) -> dict[str, str]:
+        path = build_pack(
+            tmp_path, name="acme/tips", version=version, keys=[key], memories=[changed],
+            extra_cubes=[plain_cube("more", ["kept fact", "second kept fact"])],
+        )  # fmt: skip
+        blob_registry.publish(path)
+        return _digests(path)
+
+    v1 = publish("1.0.0", "old wording")
+    fp = None
+    installer = _ReadCountingInstaller(home, engine, transport=blob_registry.as_transport(),
+                                       model_fingerprint=fp)  # fmt: skip
+    installer.read = []
+    installer.install("acme/tips@1.0.0", registry=REG)
+    v2 = publish("1.1.0", "new wording")
+    assert v1["more"] == v2["more"]
+
+    installer.read.clear()
+    (result,) = installer.upgrade(["acme/tips"], registry=REG)
+    assert v2["more"] not in installer.read and v2["notes"] in installer.read
+    assert result.memories == 3
+    kept = engine.get("acme/tips/more/more1", record=False)
+    assert (kept.text, kept.version, kept.pack_version) == ("kept fact", 1, "1.1.0")
+    assert len(engine.history("acme/tips/more/more1")) == 1  # moved, not versioned
+    assert engine.get("acme/tips/notes/m1", record=False).text == "new wording"
+    hits = engine.search("second kept fact", record=False)
+    assert hits and hits[0].memory.id == "acme/tips/more/more2"  # its vector still serves
+
+
+def test_an_upgrade_rereads_an_unchanged_file_whose_memory_was_removed(
+    home: Path, engine: Engine, blob_registry: FakeRegistry, key: SigningKey, tmp_path: Path
+) -> None:
+    for version in ("1.0.0", "1.1.0"):
+        path = build_pack(
+            tmp_path, name="acme/tips", version=version, keys=[key], memories=[version],
+            extra_cubes=[plain_cube("more", ["kept fact"])],
+        )  # fmt: skip
+        blob_registry.publish(path)
+    installer = _installer(home, engine, blob_registry, None)
+    installer.install("acme/tips@1.0.0", registry=REG)
+    engine.transition("acme/tips/more/more1", "remove")
+    (result,) = installer.upgrade(["acme/tips"], registry=REG)
+    assert result.memories == 2  # an upgrade restores a removed memory, as before
+    restored = engine.get("acme/tips/more/more1", record=False)
+    assert (restored.state.value, restored.pack_version) != ("removed", "1.0.0")
+    assert restored.pack_version == "1.1.0" and restored.state.value != "removed"

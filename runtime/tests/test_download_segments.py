@@ -1,0 +1,162 @@
+"""A large blob fetched as several ranges at once: exact bytes, fallback, refusal, resume.
+
+Against the fake registry on a real socket (bounded ``Range: bytes=a-b``,
+per-digest byte counts), through :func:`runtime.download.fetch_into_cache` as
+the installer calls it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from protocol import IntegrityError
+from runtime.cache import BlobCache
+from runtime.client import RegistryClient
+from runtime.download import (
+    SEGMENT_MIN_BYTES,
+    fetch_into_cache,
+    url_opener,
+    url_range_opener,
+)
+from runtime.download_segments import RangeOpener, segments_record, split
+from runtime.errors import RegistryError
+from runtime.tests.fake_registry import FakeRegistry
+
+SIZE = SEGMENT_MIN_BYTES + 12_345  # just big enough to be segmented
+DATA = os.urandom(SIZE)
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.fixture
+def reg() -> Iterator[FakeRegistry]:
+    registry = FakeRegistry(chunk=256 * 1024, blob_urls=True)
+    registry.blob_store[SHA] = DATA
+    registry.start()
+    yield registry
+    registry.stop()
+
+
+def _fetch(
+    reg: FakeRegistry, cache: BlobCache, *, open_range: RangeOpener | None = None, **kw: object
+) -> Path:
+    client = RegistryClient(reg.url)
+    url = f"/api/v1/blobs/sha256/{SHA}"
+    return fetch_into_cache(
+        url_opener(client, url), sha256=SHA, size=SIZE, cache=cache,
+        open_range=open_range or url_range_opener(client, url), segments=4, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _ranges(reg: FakeRegistry) -> list[tuple[int, int]]:
+    found = []
+    for _, _, rng in reg.requests:
+        m = re.match(r"^bytes=(\d+)-(\d+)$", rng or "")
+        if m:
+            found.append((int(m.group(1)), int(m.group(2)) + 1))
+    return sorted(found)
+
+
+def test_split_covers_the_blob_without_gaps() -> None:
+    assert split(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert split(2, 8) == [(0, 1), (1, 2)]
+    assert split(5, 1) == [(0, 5)]
+
+
+def test_large_blob_arrives_as_bounded_ranges_and_is_exact(
+    tmp_path: Path, reg: FakeRegistry
+) -> None:
+    cache = BlobCache(tmp_path)
+    seen: list[tuple[int, int]] = []
+    path = _fetch(reg, cache, progress=lambda done, total: seen.append((done, total)))
+    assert path.read_bytes() == DATA
+    assert _ranges(reg) == split(SIZE, 4)
+    assert reg.blob_bytes[SHA] == SIZE  # every byte sent once
+    assert seen[-1] == (SIZE, SIZE)
+    partial = cache.partial_path(SHA)
+    assert not partial.exists() and not segments_record(partial).exists()
+
+
+def test_a_server_that_ignores_ranges_gets_one_stream(tmp_path: Path, reg: FakeRegistry) -> None:
+    reg.honour_range = False  # answers 200 with everything to a bounded range
+    cache = BlobCache(tmp_path)
+    assert _fetch(reg, cache).read_bytes() == DATA
+    assert cache.is_intact(SHA, SIZE)
+
+
+def test_wrong_bytes_are_refused_and_nothing_is_kept(tmp_path: Path, reg: FakeRegistry) -> None:
+    reg.tamper_blobs.add(SHA)
+    cache = BlobCache(tmp_path)
+    with pytest.raises(IntegrityError) as info:
+        _fetch(reg, cache)
+    assert info.value.code == "integrity.digest_mismatch"
+    partial = cache.partial_path(SHA)
+    assert not cache.has(SHA)
+    assert not partial.exists() and not segments_record(partial).exists()
+
+
+def _failing_after(inner: RangeOpener, limit: int) -> RangeOpener:
+    """Each range stops with a network error after ``limit`` bytes (a dropped connection)."""
+
+    @contextmanager
+    def open_range(start: int, end: int) -> Iterator[Iterator[bytes]]:
+        with inner(start, end) as chunks:
+
+            def cut() -> Iterator[bytes]:
+                sent = 0
+                for chunk in chunks:
+                    if sent + len(chunk) > limit:
+                        raise RegistryError("dropped", code="network.download_interrupted")
+                    sent += len(chunk)
+                    yield chunk
+
+            yield cut()
+
+    return open_range
+
+
+def test_an_interrupted_segmented_fetch_resumes_from_its_record(
+    tmp_path: Path, reg: FakeRegistry
+) -> None:
+    cache = BlobCache(tmp_path)
+    client = RegistryClient(reg.url)
+    url = f"/api/v1/blobs/sha256/{SHA}"
+    flaky = _failing_after(url_range_opener(client, url), 6 * 1024 * 1024)
+    with pytest.raises(RegistryError) as info:
+        _fetch(reg, cache, open_range=flaky, retries=0)
+    assert info.value.code == "network.download_interrupted"
+    record = json.loads(segments_record(cache.partial_path(SHA)).read_text())
+    kept = sum(record["done"])
+    assert 0 < kept < SIZE
+
+    reg.requests.clear()
+    reg.blob_bytes.clear()
+    assert _fetch(reg, cache).read_bytes() == DATA
+    assert reg.blob_bytes[SHA] == SIZE - kept  # only what the record did not cover
+    starts = {start for start, _ in _ranges(reg)}
+    layout = split(SIZE, 4)
+    assert starts == {s + d for (s, e), d in zip(layout, record["done"], strict=True) if s + d < e}
+
+
+def test_a_lying_record_cannot_get_a_bad_blob_into_the_cache(
+    tmp_path: Path, reg: FakeRegistry
+) -> None:
+    cache = BlobCache(tmp_path)
+    partial = cache.partial_path(SHA)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"\0" * SIZE)  # claims every segment is done, with zeros
+    layout = split(SIZE, 4)
+    body = {"size": SIZE, "segments": layout, "done": [e - s for s, e in layout]}
+    segments_record(partial).write_text(json.dumps(body))
+    with pytest.raises(IntegrityError) as info:
+        _fetch(reg, cache)
+    assert info.value.code == "integrity.digest_mismatch"
+    assert not cache.has(SHA) and not partial.exists()
+    assert _fetch(reg, cache).read_bytes() == DATA  # the next try starts clean
