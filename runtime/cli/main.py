@@ -15,6 +15,7 @@ from rich.markup import escape
 from ..config import load_settings
 from . import (
     install_cmds,
+    interop_cmds,
     mcp_cmds,
     memory_cmds,
     migrate_cmds,
@@ -46,6 +47,7 @@ model_cmds.register(app)
 oci_cmds.register(app)
 migrate_cmds.register(app)
 mcp_cmds.register(app)
+interop_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,132 @@
+"""Portable memories -> a signed MIP pack (``protocol.pack_directory``), atomically.
+
+Each memory becomes one record of one plaintext cube: its original id when that
+is a valid MIP record id, else ``h-`` and a digest of it (the original is kept in
+the provenance either way), its timestamps, tags and metadata with provenance.
+With an embedder, texts are embedded in length-sorted batches (similar lengths
+pad alike) and the vectors travel in the records.
+
+Not here: reading the source formats (one module each), signing keys (the CLI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from protocol import SigningKey, format_timestamp, pack_directory
+
+from ..engine.interfaces import Embedder
+from ..errors import InteropError
+from .model import PROVENANCE_KEY, PortableMemory
+
+__all__ = ["BATCH", "embed_sorted", "record_id", "write_pack"]
+
+_RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+BATCH = 256
+
+
+def record_id(original: str) -> str:
+    if _RECORD_ID.match(original):
+        return original
+    return "h-" + hashlib.sha256(original.encode()).hexdigest()[:32]
+
+
+def embed_sorted(texts: Sequence[str], embedder: Embedder, batch: int = BATCH) -> list[list[float]]:
+    """Vectors in the input order, computed in batches of similar length."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors: list[list[float]] = [[] for _ in texts]
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        rows = embedder.embed([texts[i] for i in chunk])
+        for i, row in zip(chunk, rows, strict=True):
+            vectors[i] = [float(x) for x in row]
+    return vectors
+
+
+def _records(memories: Sequence[PortableMemory], vectors: list[list[float]] | None,
+             model: str | None) -> list[dict[str, Any]]:  # fmt: skip
+    seen: set[str] = set()
+    records = []
+    for n, mem in enumerate(memories):
+        rid = record_id(mem.original_id)
+        if rid in seen:
+            raise InteropError(
+                f"two memories share the id {mem.original_id!r}", code="interop.duplicate_id",
+                original_id=mem.original_id,
+            )  # fmt: skip
+        seen.add(rid)
+        record: dict[str, Any] = {"id": rid, "text": mem.text}
+        if mem.tags:
+            record["tags"] = list(mem.tags)
+        if mem.created_at:
+            record["created_at"] = format_timestamp(mem.created_at)
+        if mem.updated_at:
+            record["updated_at"] = format_timestamp(mem.updated_at)
+        record["metadata"] = {**dict(mem.metadata), PROVENANCE_KEY: mem.provenance()}
+        if vectors is not None:
+            vec = vectors[n]
+            record["embedding"] = {"model": model, "dimension": len(vec), "vector": vec}
+        records.append(record)
+    return records
+
+
+def write_pack(
+    memories: Sequence[PortableMemory],
+    out: Path,
+    *,
+    name: str,
+    key: SigningKey,
+    system: str,
+    version: str = "1.0.0",
+    license: str = "LicenseRef-imported",
+    embedder: Embedder | None = None,
+) -> Path:
+    """Write the signed ``.memcube``; nothing is left behind on failure."""
+    if not memories:
+        raise InteropError("the source holds no memories", code="interop.empty")
+    vectors = embed_sorted([m.text for m in memories], embedder) if embedder else None
+    model = embedder.model_name if embedder else None
+    out = Path(out)
+    work = out.parent / f".{out.name}.import-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        payload = work / "payloads" / "memories" / "memories.jsonl"
+        payload.parent.mkdir(parents=True)
+        with open(payload, "w", encoding="utf-8") as fh:
+            for record in _records(memories, vectors, model):
+                fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        now = format_timestamp(datetime.now(UTC).replace(microsecond=0))
+        cube: dict[str, Any] = {
+            "id": "memories",
+            "memory_type": "plaintext",
+            "title": f"Imported from {system}",
+            "payloads": [{"path": "payloads/memories/memories.jsonl"}],
+            "created_at": now,
+            "provenance": {"source": f"imported from {system}"},
+            "lifecycle": "generated",
+            "version": 1,
+            "governance": {"access": {"visibility": "public"}},
+            "behaviour": {"access_count": 0, "priority": 0.5},
+        }
+        if vectors:
+            cube["embedding"] = {"model": model, "dimension": len(vectors[0])}
+        manifest = {
+            "mip_version": "1.0", "name": name, "version": version,
+            "title": f"{name} (imported from {system})", "license": license,
+            "created_at": now, "cubes": [cube],
+        }  # fmt: skip
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
+        partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+        pack_directory(work, partial, keys=[key])
+        os.replace(partial, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
