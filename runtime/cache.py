@@ -312,9 +312,14 @@ class BlobCache:
                 continue
             try:
                 part.unlink(missing_ok=True)
+                # a segmented download's progress record goes with it
+                part.with_name(part.name + ".segments").unlink(missing_ok=True)
                 removed.append(sha)
             finally:
                 lock.release()
+        for record in (self.root / "partial").glob("*.part.segments"):
+            if not record.with_name(record.name.removesuffix(".segments")).exists():
+                record.unlink(missing_ok=True)  # its partial file is gone: nothing to resume
         return removed
 
     def size_bytes(self) -> int:

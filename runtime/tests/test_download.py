@@ -170,3 +170,18 @@ def test_gc_removes_only_stale_unlocked_partials(tmp_path: Path) -> None:
         assert cache.remove_stale_partials(3600) == [old]
     assert cache.partial_path(fresh).exists()
     assert cache.partial_path(busy).exists()
+
+
+def test_gc_removes_a_stale_segmented_download_with_its_record(tmp_path: Path) -> None:
+    import os
+
+    from runtime.download_segments import segments_record
+
+    cache = BlobCache(tmp_path)
+    stale, orphan = "d" * 64, "e" * 64
+    cache.partial_path(stale).write_bytes(b"x")
+    segments_record(cache.partial_path(stale)).write_text("{}")
+    segments_record(cache.partial_path(orphan)).write_text("{}")  # its .part is gone
+    os.utime(cache.partial_path(stale), (0, 0))
+    assert cache.remove_stale_partials(3600) == [stale]
+    assert list((tmp_path / "cache" / "partial").iterdir()) == []
