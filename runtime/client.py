@@ -50,6 +50,7 @@ from ._wire import (
     parse_whoami,
 )
 from .cache import sha256_file
+from .credentials import origin_of, token_origin
 from .errors import RegistryError
 
 __all__ = [
@@ -88,7 +89,9 @@ class RegistryClient:
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         headers = {"User-Agent": USER_AGENT}
-        if token:
+        # A token goes only to the exact origin it was issued for (runtime.credentials).
+        self._token_origin = token_origin(token, self.base_url) if token else None
+        if token and self._token_origin == origin_of(self.base_url):
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -152,14 +155,14 @@ class RegistryClient:
 
         The caller checks ``response.status_code`` (206 honours the range,
         200 sends everything). Error statuses raise RegistryError. The
-        ``Authorization`` header is sent only to the registry's own host.
+        ``Authorization`` header is sent only to the token's own origin
+        (scheme, host and port).
         """
         target = self.absolute(url)
         last = "" if end is None else str(end - 1)
         headers = {"Range": f"bytes={offset}-{last}"} if offset or end is not None else {}
-        same_host = httpx.URL(target).host == httpx.URL(self.base_url).host
         request = self._http.build_request("GET", target, headers=headers)
-        if not same_host:
+        if origin_of(target) != self._token_origin:
             request.headers.pop("Authorization", None)
         try:
             response = self._http.send(request, stream=True)

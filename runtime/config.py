@@ -34,6 +34,8 @@ from typing import Any
 
 import platformdirs
 
+from .credentials import BoundToken
+
 __all__ = ["DEFAULT_REGISTRY", "Settings", "forget_token", "load_settings", "save_token"]
 
 DEFAULT_REGISTRY = "http://127.0.0.1:8000"
@@ -56,13 +58,14 @@ class Settings:
         return self.home / CONFIG_FILE
 
     def token_for(self, registry: str) -> str | None:
-        """The token to send to ``registry``: MEMOS_TOKEN, else the one saved for it."""
+        """The token to send to ``registry``: MEMOS_TOKEN, else the one saved for it,
+        bound to ``registry``'s origin (:class:`runtime.credentials.BoundToken`)."""
         env = os.environ.get("MEMOS_TOKEN")
         if env:
-            return env
+            return BoundToken(env, registry)
         tokens = _read_config(self.config_path).get("tokens", {})
         token = tokens.get(_normalise(registry))
-        return token if isinstance(token, str) else None
+        return BoundToken(token, registry) if isinstance(token, str) else None
 
 
 def _normalise(registry: str) -> str:
