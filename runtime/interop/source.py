@@ -35,15 +35,18 @@ def _restore(
     prov = meta.pop(PROVENANCE_KEY, None)
     prov = prov if isinstance(prov, dict) else {}
     original = prov.get("original_id") if isinstance(prov.get("original_id"), str) else None
-    if updated is None and isinstance(prov.get("updated_at"), str):
-        updated = parse_timestamp(prov["updated_at"])
-    if isinstance(prov.get("created_at"), str):
-        created = parse_timestamp(prov["created_at"])
+    if prov:  # imported: the source's own times, not the pack's or the install's
+        created = _when(prov.get("created_at"))
+        updated = _when(prov.get("updated_at"))
     return PortableMemory(
         original_id=original or record_id, text=text,
         system=str(prov.get("system") or "memstore"), created_at=created, updated_at=updated,
         tags=tags, metadata=meta,
     )  # fmt: skip
+
+
+def _when(value: Any) -> datetime | None:
+    return parse_timestamp(value) if isinstance(value, str) else None
 
 
 def from_pack_file(path: Path) -> list[PortableMemory]:
