@@ -83,9 +83,16 @@ HINTS: dict[str, str] = {
         "This is a paid pack: buy it on the marketplace, then install again."
     ),
     "registry.forbidden": (
-        "Publishing and signing keys need the maintainer or owner role in the namespace and a "
-        "token with the publish:NS or publish:* scope (memos login creates one)."
+        "Publishing needs the maintainer or owner role and a token with publish:NS or "
+        "publish:*; signing keys and members need a token with admin:NS or admin:*."
     ),
+    "registry.scope_escalation": (
+        "A token can only create tokens with scopes it holds; log in with your password instead."
+    ),
+    "registry.too_many_attempts": (
+        "Too many wrong passwords from this address; wait (the lock grows with each failure)."
+    ),
+    "registry.out_of_range": "A number is past the registry's maximum; see memstore/API.md.",
     "registry.namespace_not_found": (
         "Check the namespace name; memos login lists the namespaces you belong to."
     ),
@@ -134,6 +141,18 @@ HINTS: dict[str, str] = {
         "The tag names another version than the signed pack's; check the reference."
     ),
     "oci.unsigned_pack": "Sign the pack first: memos sign FILE --key KEYFILE",
+    "interop.unknown_format": "See the formats with: memos import --help (or memos export --help)",
+    "interop.pickle_refused": (
+        "memos never loads pickles. For a MemOS cube, --skip-pickled imports the text and leaves "
+        "the activation memory behind."
+    ),
+    "interop.unsafe_path": "The archive tries to reach outside itself; it may be malicious.",
+    "interop.limit_exceeded": "The source exceeds a safety limit (size, members or ratio).",
+    "interop.amp_unsigned": "AMP packs are signed: ask the publisher for a signed one (or --key).",
+    "interop.amp_bad_signature": "The AMP pack was altered after signing; do not import it.",
+    "interop.amp_untrusted": "The AMP pack's signer is not the --trusted-key you passed.",
+    "interop.empty": "The source holds no memories (or none you may read).",
+    "interop.": "Fix the source at the place named above, then run memos import again.",
     "engine.not_found": "List memories with memos search or memos history ID.",
     "engine.not_yet": "That memory did not exist yet at that time; see memos history ID.",
     "engine.no_such_version": "See the versions with: memos history ID",
