@@ -141,6 +141,18 @@ HINTS: dict[str, str] = {
         "The tag names another version than the signed pack's; check the reference."
     ),
     "oci.unsigned_pack": "Sign the pack first: memos sign FILE --key KEYFILE",
+    "interop.unknown_format": "See the formats with: memos import --help (or memos export --help)",
+    "interop.pickle_refused": (
+        "memos never loads pickles. For a MemOS cube, --skip-pickled imports the text and leaves "
+        "the activation memory behind."
+    ),
+    "interop.unsafe_path": "The archive tries to reach outside itself; it may be malicious.",
+    "interop.limit_exceeded": "The source exceeds a safety limit (size, members or ratio).",
+    "interop.amp_unsigned": "AMP packs are signed: ask the publisher for a signed one (or --key).",
+    "interop.amp_bad_signature": "The AMP pack was altered after signing; do not import it.",
+    "interop.amp_untrusted": "The AMP pack's signer is not the --trusted-key you passed.",
+    "interop.empty": "The source holds no memories (or none you may read).",
+    "interop.": "Fix the source at the place named above, then run memos import again.",
     "engine.not_found": "List memories with memos search or memos history ID.",
     "engine.not_yet": "That memory did not exist yet at that time; see memos history ID.",
     "engine.no_such_version": "See the versions with: memos history ID",
