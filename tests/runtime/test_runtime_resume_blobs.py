@@ -108,3 +108,49 @@ def test_verify_installed_names_a_tampered_blob_and_reinstall_heals_it(
 
     memos(["install", "acme/tips", "-q"], env, tmp_path)
     assert memos(["verify", "--installed"], env, tmp_path).returncode == 0
+
+
+def test_killed_upgrade_of_one_large_blob_resumes_each_range(
+    tmp_path: Path, registry: FakeRegistry, key: SigningKey, env: dict[str, str]
+) -> None:
+    """One changed 36 MB blob is fetched as four ranges at once; SIGKILL; the rerun asks
+    only for what the progress record does not cover, and ends verified."""
+    registry.blob_urls = True
+    for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
+        registry.publish(build_pack(
+            tmp_path, name="acme/big", version=version, keys=[key], memories=["a big pack"],
+            extra_cubes=[lora_cube("adapter", floats=9_000_000, seed=seed)],
+        ))  # fmt: skip
+    memos(["install", "acme/big@1.0.0", "--quiet"], env, tmp_path)
+    manifest = read_pack(registry.packs["acme/big"][1].path).manifest
+    weights = manifest.cube("adapter").payloads[1]
+    partial = Path(env["MEMOS_HOME"]) / "cache" / "partial" / f"{weights.sha256}.part"
+    record = partial.with_name(partial.name + ".segments")
+
+    registry.throttle_bytes_per_s = 2_000_000  # per connection: the kill lands mid-range
+    proc = subprocess.Popen(
+        [*MEMOS, "upgrade", "acme/big"], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not record.exists():
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    kept = json.loads(record.read_text())
+    done = sum(kept["done"])
+    assert len(kept["segments"]) == 4 and 0 < done < weights.size
+
+    registry.throttle_bytes_per_s = None
+    registry.requests.clear()
+    registry.blob_bytes.clear()
+    memos(["upgrade", "acme/big"], env, tmp_path)
+    assert registry.blob_bytes == {weights.sha256: weights.size - done}
+    asked = [r or "" for _, p, r in registry.requests if weights.sha256 in p]
+    starts = [s + d for (s, e), d in zip(kept["segments"], kept["done"], strict=True) if s + d < e]
+    assert sorted(int(r.removeprefix("bytes=").split("-")[0]) for r in asked) == sorted(starts)
+    assert not partial.exists() and not record.exists()
+    (listed,) = json.loads(memos(["list", "--json"], env, tmp_path).stdout)
+    assert listed["version"] == "1.1.0"
+    assert json.loads(memos(["verify", "--installed", "--json"], env, tmp_path).stdout)["ok"]
