@@ -8,8 +8,9 @@
     ...     mem.history(hits[0].memory.id)
 
 One object over the local engine (store, search, scheduler, lifecycle,
-governance) and the installer. ``principal`` is who reads: every read is
-checked against each memory's access policy for it and audited. The registry
+governance) and the installer. ``principal`` is who acts: every read and
+every change (update, transition, rollback, history) is checked against each
+memory's access policy for it and audited, denied attempts included. The registry
 is reached through one :class:`runtime.client.RegistryClient` per operation;
 ``transport=`` (an ``httpx`` transport, e.g. ``httpx.MockTransport``) is
 passed on to it, so tests and embedders can use an in-memory registry.
@@ -163,7 +164,7 @@ class MemOS:
         return self.engine.transition(memory_id, event, actor=self.principal, **kwargs)
 
     def history(self, memory_id: str) -> list[VersionEntry]:
-        return self.engine.history(memory_id)
+        return self.engine.history(memory_id, principal=self.principal)
 
     def rollback(self, memory_id: str, version: int) -> Memory:
         return self.engine.rollback(memory_id, version, actor=self.principal)

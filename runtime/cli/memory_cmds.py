@@ -23,6 +23,7 @@ from ..engine.lifecycle import Event
 from ..engine.scheduler import Budget
 from ..engine.types import Filters
 from .common import AsOpt, JsonOpt, open_memos
+from .edit_cmds import edit
 from .errors import CLIError
 from .output import emit_json, out
 
@@ -256,12 +257,12 @@ def show(
         out.print(f"[bold]{key}[/]: {escape(str(d[key]))}")
 
 
-def history(memory_id: MemoryArg, as_json: JsonOpt = False) -> None:
-    """Every version of a memory (who changed what, when).
+def history(memory_id: MemoryArg, principal: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Every version of a memory (who changed what, when), if you may read it.
 
-    Example:  memos history acme/tips/notes/m1
+    Example:  memos history acme/tips/notes/m1 --as agent-7
     """
-    mem = open_memos()
+    mem = open_memos(principal)
     try:
         versions = mem.history(memory_id)
     finally:
@@ -297,9 +298,9 @@ def rollback(
     principal: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore an earlier version of a memory (recorded as a new version).
+    """Restore an earlier version of a memory (recorded as one new version; needs write access).
 
-    Example:  memos rollback acme/tips/notes/m1 2
+    Example:  memos rollback acme/tips/notes/m1 2 --as agent-7
     """
     mem = open_memos(principal)
     try:
@@ -351,13 +352,15 @@ def lifecycle(
 
 
 def maintain(
-    dry_run: Annotated[bool, typer.Option("--dry-run")] = False, as_json: JsonOpt = False
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    principal: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run lifecycle policies now: expire by TTL, archive unused, merge duplicates.
 
-    Example:  memos maintain --dry-run
+    Example:  memos maintain --dry-run --as ops
     """
-    mem = open_memos()
+    mem = open_memos(principal)
     try:
         report = mem.maintain(dry_run=dry_run)
     finally:
@@ -442,7 +445,7 @@ def register(app: typer.Typer) -> None:
     """Add the memory-engine commands to the memos app (help panel "Memory engine")."""
     commands: tuple[tuple[Callable[..., None], str], ...] = (
         (add, "add"), (search, "search"), (plan, "plan"), (show, "show"), (history, "history"),
-        (rollback, "rollback"), (lifecycle, "lifecycle"), (maintain, "maintain"),
+        (rollback, "rollback"), (edit, "edit"), (lifecycle, "lifecycle"), (maintain, "maintain"),
         (audit, "audit"),
     )  # fmt: skip
     for command, name in commands:

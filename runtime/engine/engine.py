@@ -3,7 +3,9 @@
 ``Engine(home, embedder=...)`` opens (or creates) ``$MEMOS_HOME/engine/``.
 Every change to a memory goes through here so that it gets a version and an
 audit entry, and every read is checked against the memory's access policy
-for the calling principal and audited with who read what.
+for the calling principal and audited with who read what; every change is
+checked for write permission (:mod:`runtime.engine.governance`). Reads move
+use counters and activate generated memories in place: never a new version.
 
 The embedder is injected (:class:`runtime.engine.interfaces.Embedder`); the
 engine never chooses a model itself. Which one a home uses (MiniLM by
@@ -39,7 +41,8 @@ from filelock import FileLock
 
 from protocol import AccessPolicy, MemoryType
 
-from ..errors import AccessDeniedError, EngineError, NotFoundError
+from ..errors import EngineError, NotFoundError
+from .governance import require_access
 from .history import memory_as_of, rollback_target
 from .index import VectorIndex
 from .interfaces import Clock, Embedder
@@ -136,8 +139,11 @@ class Engine:
         limit: int = 100,
     ) -> list[AuditEntry]:
         return self.store.audit_entries(
-            actor=actor, action=action, target=target,
-            since=to_epoch(since) if since else None, limit=limit,
+            actor=actor,
+            action=action,
+            target=target,
+            since=to_epoch(since) if since else None,
+            limit=limit,
         )
 
     # ------------------------------------------------------------------ writes
@@ -226,6 +232,7 @@ class Engine:
         memory_id: str,
         *,
         actor: str | None = None,
+        system: bool = False,
         text: str | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
@@ -233,9 +240,15 @@ class Engine:
         expires_at: datetime | None = None,
         access: AccessPolicy | None = None,
     ) -> Memory:
-        """Change a memory's content; creates a new version."""
+        """Change a memory's content; creates a new version.
+
+        ``actor`` needs write permission (:meth:`check_write`) unless ``system``
+        (maintenance policies acting on every memory).
+        """
         with self.write_lock:
             old, rowid, vec_row = self.require(memory_id)
+            if not system:
+                self.check_write(old, actor, action="update")
             new = old
             if text is not None and text != old.text:
                 new = replace(new, text=text)
@@ -259,15 +272,21 @@ class Engine:
         event: Event | str,
         *,
         actor: str | None = None,
+        system: bool = False,
         force: bool = False,
         merged_into: str | None = None,
         new_expires_at: datetime | None = None,
         reason: str = "",
     ) -> Memory:
-        """Move a memory through its lifecycle; illegal moves raise LifecycleError."""
+        """Move a memory through its lifecycle; illegal moves raise LifecycleError.
+
+        ``actor`` needs write permission unless ``system`` (maintenance).
+        """
         event = Event(event)
         with self.write_lock:
             old, rowid, vec_row = self.require(memory_id)
+            if not system:
+                self.check_write(old, actor, action=f"transition:{event.value}")
             ctx = GuardContext(self.clock(), old.expires_at, new_expires_at, merged_into)
             state = next_state(old.state, event, ctx, force=force)
             new = replace(old, state=state)
@@ -283,9 +302,13 @@ class Engine:
         return saved
 
     def rollback(self, memory_id: str, version: int, *, actor: str | None = None) -> Memory:
-        """Restore version ``version``'s content and state as a new version."""
+        """Restore version ``version``'s content and state as exactly one new version.
+
+        Needs write permission on the memory as it is now.
+        """
         with self.write_lock:
             old, rowid, vec_row = self.require(memory_id)
+            self.check_write(old, actor, action=f"rollback:{version}")
             target = rollback_target(self.store, old, version)
             if target.text != old.text and target.memory_type is MemoryType.PLAINTEXT:
                 vec_row = self.vectors.append(self.embedder.embed([target.text]))
@@ -293,20 +316,23 @@ class Engine:
             saved = self._save(rowid, old, target, vec_row, event=event, actor=actor)
         moved = {"from": old.state.value, "to": saved.state.value}
         self.audit(
-            "rollback", actor=actor, target=memory_id, to_version=version,
-            new_version=saved.version, **moved,
+            "rollback",
+            actor=actor,
+            target=memory_id,
+            to_version=version,
+            new_version=saved.version,
+            **moved,
         )
         return saved
 
     # ------------------------------------------------------------------ reads
 
-    def _check_access(self, memory: Memory, principal: str | None) -> None:
-        if not memory.access.allows(principal):
-            self.audit("access_denied", actor=principal, target=memory.id)
-            raise AccessDeniedError(
-                f"{principal or 'anonymous'} may not read {memory.id} ({memory.access.visibility})",
-                memory_id=memory.id,
-            )
+    def _check_access(self, memory: Memory, principal: str | None, *, action: str = "read") -> None:
+        require_access(self.audit, memory, principal, attempted=action, write=False)
+
+    def check_write(self, memory: Memory, principal: str | None, *, action: str) -> None:
+        """Refuse (and audit) a change the memory's access policy does not allow."""
+        require_access(self.audit, memory, principal, attempted=action, write=True)
 
     def get(self, memory_id: str, *, principal: str | None = None, record: bool = True) -> Memory:
         memory, rowid, _ = self.require(memory_id)
@@ -328,18 +354,23 @@ class Engine:
         rows = self.store.select(filters or Filters(), states, limit=limit)
         return [m for _, m in rows if m.access.allows(principal)]
 
-    def history(self, memory_id: str) -> list[VersionEntry]:
+    def history(self, memory_id: str, *, principal: str | None = None) -> list[VersionEntry]:
+        """Every version of a memory, for a principal its current policy allows (audited)."""
+        memory, _, _ = self.require(memory_id)
+        self._check_access(memory, principal, action="history")
         versions = self.store.versions(memory_id)
-        if not versions:
-            raise NotFoundError(f"no memory {memory_id!r}", memory_id=memory_id)
+        self.audit("history", actor=principal, target=memory_id, versions=len(versions))
         return versions
 
     def as_of(self, memory_id: str, when: datetime, *, principal: str | None = None) -> Memory:
         """The memory as it was at ``when`` (Time Machine)."""
         memory = memory_as_of(self.store, memory_id, when)
-        self._check_access(memory, principal)
+        self._check_access(memory, principal, action="as_of")
         self.audit(
-            "read", actor=principal, target=memory_id, as_of=when.isoformat(),
+            "read",
+            actor=principal,
+            target=memory_id,
+            as_of=when.isoformat(),
             version=memory.version,
         )
         return memory
@@ -369,10 +400,16 @@ class Engine:
             states = filters.states
         indexed = semantic and self.index.indexed
         return hybrid(
-            query, store=self.store, live=self._live,
+            query,
+            store=self.store,
+            live=self._live,
             vectors=(lambda: self.vectors) if indexed else None,
-            embedder=self.embedder, filters=filters, states=states, candidates=candidates,
-            keyword=keyword, floor=floor,
+            embedder=self.embedder,
+            filters=filters,
+            states=states,
+            candidates=candidates,
+            keyword=keyword,
+            floor=floor,
         )
 
     def search(
@@ -393,7 +430,10 @@ class Engine:
         states = (*RETRIEVABLE, State.ARCHIVED) if include_archived else tuple(RETRIEVABLE)
         now = self.clock()
         found = self.retrieve(
-            query, filters=filters, states=states, candidates=max(50, 5 * k),
+            query,
+            filters=filters,
+            states=states,
+            candidates=max(50, 5 * k),
             min_similarity=min_similarity,
         )
         chosen, denied = visible(found, principal=principal, now=now, k=k)
@@ -409,23 +449,49 @@ class Engine:
         return hits
 
     def record_use(
-        self, used: Sequence[tuple[int, Memory]], *, principal: str | None, action: str,
+        self,
+        used: Sequence[tuple[int, Memory]],
+        *,
+        principal: str | None,
+        action: str,
         **detail: Any,
     ) -> None:
-        """Count a use of each memory, activate generated ones, and audit who read what."""
+        """Count a use of each memory, activate generated ones, and audit who read what.
+
+        A read is not a content change: counters and the lifecycle state move
+        in place, no version is added (the activation is in the audit log).
+        """
         now = self.clock()
         self.store.touch([rowid for rowid, _ in used], to_epoch(now))
-        for _, memory in used:
+        for rowid, memory in used:
             live = memory.expires_at is None or memory.expires_at > now
             if memory.state is State.GENERATED and live:
-                # Changed concurrently: the next use activates it.
-                with contextlib.suppress(EngineError):
-                    self.transition(
-                        memory.id, Event.ACTIVATE, actor=principal,
-                        reason=f"first use ({action})",
-                    )
+                self._activate_on_use(rowid, memory, principal=principal, action=action)
         memories = [m.id for _, m in used]
         self.audit(action, actor=principal, target=None, memories=memories, **detail)
+
+    def _activate_on_use(
+        self, rowid: int, memory: Memory, *, principal: str | None, action: str
+    ) -> None:
+        with self.write_lock:
+            found = self.store.get(memory.id)
+            if found is None or found[0].state is not State.GENERATED:
+                return  # changed concurrently: nothing to activate
+            ctx = GuardContext(self.clock(), found[0].expires_at, None, None)
+            with contextlib.suppress(EngineError):
+                state = next_state(State.GENERATED, Event.ACTIVATE, ctx)
+                self.store.set_state(rowid, state)
+                self.bump_generation()
+                self.audit(
+                    "transition",
+                    actor=principal,
+                    target=memory.id,
+                    event=Event.ACTIVATE.value,
+                    reason=f"first use ({action})",
+                    **{"from": State.GENERATED.value},
+                    to=state.value,
+                    version=found[0].version,
+                )
 
     # ------------------------------------------------------------------ maintenance
 

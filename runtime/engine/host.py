@@ -41,7 +41,12 @@ class PolicyHost(Protocol):
     def require(self, memory_id: str) -> tuple[Memory, int, int | None]: ...
 
     def update(
-        self, memory_id: str, *, actor: str | None = None, tags: Sequence[str] | None = None
+        self,
+        memory_id: str,
+        *,
+        actor: str | None = None,
+        system: bool = False,
+        tags: Sequence[str] | None = None,
     ) -> Memory: ...
 
     def transition(
@@ -50,6 +55,7 @@ class PolicyHost(Protocol):
         event: Event | str,
         *,
         actor: str | None = None,
+        system: bool = False,
         merged_into: str | None = None,
         reason: str = "",
     ) -> Memory: ...

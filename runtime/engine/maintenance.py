@@ -89,7 +89,9 @@ def maintain(
     for _, m in store.expiring(live_states, now.timestamp()):
         report.expired.append(m.id)
         if not dry_run:
-            engine.transition(m.id, Event.EXPIRE, actor=actor, reason="TTL/expiry passed")
+            engine.transition(
+                m.id, Event.EXPIRE, actor=actor, system=True, reason="TTL/expiry passed"
+            )
     # Archiving
     if policy.archive_after is not None:
         cutoff = (now - policy.archive_after).timestamp()
@@ -97,7 +99,7 @@ def maintain(
         for _, m in store.unused_since(tuple(RETRIEVABLE), cutoff):
             report.archived.append(m.id)
             if not dry_run:
-                engine.transition(m.id, Event.ARCHIVE, actor=actor, reason=reason)
+                engine.transition(m.id, Event.ARCHIVE, actor=actor, system=True, reason=reason)
     # Merging
     if policy.merge_duplicates:
         for loser, survivor in _duplicates(engine, policy):
@@ -174,9 +176,13 @@ def _merge(engine: PolicyHost, loser: Memory, survivor: Memory, actor: str | Non
     current, _, _ = engine.require(survivor.id)
     tags = tuple(dict.fromkeys((*current.tags, *loser.tags)))
     if tags != current.tags:
-        engine.update(survivor.id, tags=tags, actor=actor)
+        engine.update(survivor.id, tags=tags, actor=actor, system=True)
     engine.transition(
-        loser.id, Event.MERGE, actor=actor, merged_into=survivor.id, reason="duplicate"
+        loser.id,
+        Event.MERGE,
+        actor=actor,
+        system=True,
+        merged_into=survivor.id,
+        reason="duplicate",
     )
     engine.store.add_uses(survivor.id, loser.access_count)
-

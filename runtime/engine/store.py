@@ -129,9 +129,7 @@ class Store(PackQueries):
         where = (
             f"m.memory_type != ? AND m.pack IN ({_marks(packs)}) AND m.state IN ({_marks(states)})"
         )
-        return self._select(
-            where, [MemoryType.PLAINTEXT.value, *packs, *(s.value for s in states)]
-        )
+        return self._select(where, [MemoryType.PLAINTEXT.value, *packs, *(s.value for s in states)])
 
     def expiring(self, states: Sequence[State], at: float) -> list[tuple[int, Memory]]:
         """Memories in ``states`` whose ``expires_at`` is at or before ``at``."""
@@ -220,6 +218,11 @@ class Store(PackQueries):
                 "WHERE rowid = ?",
                 [(at, r) for r in rowids],
             )
+
+    def set_state(self, rowid: int, state: State) -> None:
+        """Move a memory's lifecycle state in place (a use activating it; no new version)."""
+        with self.write():
+            self.db.execute("UPDATE memories SET state = ? WHERE rowid = ?", (state.value, rowid))
 
     def add_uses(self, memory_id: str, uses: int) -> None:
         """Add ``uses`` to a memory's access count (a merge hands its uses on; no new version)."""
@@ -351,14 +354,26 @@ class Store(PackQueries):
             prev = self.db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             prev_hash = prev[0] if prev else _ZERO_HASH
             body = dumps(
-                {"at": at, "actor": actor, "action": action, "target": target,
-                 "detail": dict(detail)}
+                {
+                    "at": at,
+                    "actor": actor,
+                    "action": action,
+                    "target": target,
+                    "detail": dict(detail),
+                }
             )
             self.db.execute(
                 "INSERT INTO audit(at, actor, action, target, detail, prev_hash, hash) "
                 "VALUES (?,?,?,?,?,?,?)",
-                (at, actor, action, target, dumps(dict(detail)), prev_hash,
-                 _chain_hash(prev_hash, body)),
+                (
+                    at,
+                    actor,
+                    action,
+                    target,
+                    dumps(dict(detail)),
+                    prev_hash,
+                    _chain_hash(prev_hash, body),
+                ),
             )
 
     def audit_entries(
@@ -392,8 +407,9 @@ class Store(PackQueries):
             at = from_epoch(r["at"])
             assert at is not None
             detail = json.loads(r["detail"])
-            out.append(AuditEntry(r["seq"], at, r["actor"], r["action"], r["target"], detail,
-                                  r["hash"]))
+            out.append(
+                AuditEntry(r["seq"], at, r["actor"], r["action"], r["target"], detail, r["hash"])
+            )
         return out
 
     def verify_audit_chain(self) -> int | None:
@@ -401,8 +417,13 @@ class Store(PackQueries):
         prev_hash = _ZERO_HASH
         for r in self.db.execute("SELECT * FROM audit ORDER BY seq"):
             body = dumps(
-                {"at": r["at"], "actor": r["actor"], "action": r["action"],
-                 "target": r["target"], "detail": json.loads(r["detail"])}
+                {
+                    "at": r["at"],
+                    "actor": r["actor"],
+                    "action": r["action"],
+                    "target": r["target"],
+                    "detail": json.loads(r["detail"]),
+                }
             )
             if r["prev_hash"] != prev_hash or _chain_hash(prev_hash, body) != r["hash"]:
                 return int(r["seq"])

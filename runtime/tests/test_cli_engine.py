@@ -21,6 +21,7 @@ COMMANDS = [
     "show",
     "history",
     "rollback",
+    "edit",
     "lifecycle",
     "maintain",
     "audit",
@@ -59,9 +60,10 @@ def test_add_search_plan_history_rollback_audit(capsys: pytest.CaptureFixture[st
     assert main(["lifecycle", mid, "archive"]) == 0
     versions = _json(capsys, ["history", mid, "--json"])
     assert isinstance(versions, list)
-    assert [v["event"] for v in versions] == ["create", "activate", "archive"]
-    restored = _json(capsys, ["rollback", mid, "2", "--json"])
-    assert restored["state"] == "activated"  # type: ignore[index]
+    assert [v["event"] for v in versions] == ["create", "archive"]  # reads add no version
+    restored = _json(capsys, ["rollback", mid, "1", "--json"])
+    assert restored["state"] == "generated"  # type: ignore[index]
+    assert restored["version"] == 3  # type: ignore[index]
     entries = _json(capsys, ["audit", "--json", "--actor", "agent-7", "--action", "search"])
     assert isinstance(entries, list)
     assert entries[0]["detail"]["memories"] == [mid]
@@ -129,7 +131,7 @@ def test_sdk_round_trip(tmp_path: Path) -> None:
         mem.transition(m.id, "archive")
         assert mem.get(m.id).state is State.ARCHIVED
         mem.rollback(m.id, 1)
-        assert [v.version for v in mem.history(m.id)] == [1, 2, 3, 4]
+        assert [v.version for v in mem.history(m.id)] == [1, 2, 3]  # create, archive, rollback
         assert mem.audit(actor="agent-1")
         assert mem.maintain().to_dict()["dry_run"] is False
         assert mem.transform().to_dict() == {"promoted": [], "demoted": [], "skipped": []}
