@@ -20,6 +20,8 @@ signing packs (:mod:`protocol`), token storage (:mod:`runtime.config`).
 from __future__ import annotations
 
 import base64
+import functools
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +73,13 @@ ONE_REQUEST_LIMIT = 32 * 1024 * 1024  # larger packs go through an upload sessio
 Progress = Callable[[int, int], None]
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process (building one loads the CA bundle: ~20 ms,
+    a third of a warm install's metadata round trip)."""
+    return httpx.create_ssl_context()
+
+
 class RegistryClient:
     """Talks to one registry. Use as a context manager or call :meth:`close`.
 
@@ -97,6 +106,7 @@ class RegistryClient:
             base_url=self.base_url,
             headers=headers,
             transport=transport,
+            verify=_tls_context(),
             timeout=httpx.Timeout(timeout, connect=10.0),
             follow_redirects=True,
         )
