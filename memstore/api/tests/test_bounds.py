@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from memstore.accounts.services import api_token_create
 from memstore.api.bounds import MAX_PAGE, MAX_PRICE_MINOR, MAX_SIZE_BYTES
+from memstore.api.tests.clients import bearer_client
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +22,7 @@ def _error(response: Any, status: int) -> dict[str, Any]:
 
 @pytest.fixture
 def publisher_client(alice: Any) -> APIClient:
-    client = APIClient()
-    _, raw = api_token_create(user=alice[0], scopes=["read", "publish:acme"])
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+    return bearer_client(alice[0], ["read", "publish:acme"])
 
 
 @pytest.mark.parametrize("page", [10**20, 2**63, MAX_PAGE + 1])
