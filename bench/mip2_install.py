@@ -18,7 +18,9 @@ per-blob URLs and HTTP Range). Interleaved, ``--runs`` times, we time:
   runtime_search.py), one SQLite commit. Its stages are timed from the
   installer's own stage callback: resolve + trust, fetch + hash, check + commit;
 * **upgrade**: from 1.0.0 installed to 1.1.0, in which one of the ten blobs
-  changed: time, and bytes the registry sent, against the fresh install.
+  changed: time (with the same three stages), and bytes the registry sent, against
+  the fresh install. The one changed blob is fetched as four ranges at once
+  (``runtime.download_segments``); the unchanged memories file is carried over unread.
 
 * **publish**: ``publish_blobs`` (what ``memos publish`` runs for a MIP 2 pack) of 1.0.0
   to an empty registry (``runtime.tests.fake_blob_uploads``: the blob-upload API of
@@ -160,6 +162,9 @@ def main() -> None:
             "fetch",
             "commit",
             "upgrade",
+            "upgrade_resolve",
+            "upgrade_fetch",
+            "upgrade_commit",
             "upgrade_bytes",
             "install_bytes",
             "publish",
@@ -199,9 +204,16 @@ def main() -> None:
             assert result.memories == args.memories + 9, result
 
             before = _sent(reg)
+            stages.marks.clear()
             t0 = time.perf_counter()
             up = inst.upgrade([NAME], registry=reg.url, everything=True)
-            res["upgrade"].append(time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            res["upgrade"].append(t1 - t0)
+            fetch_at = stages.first("fetching") or t0
+            check_at = stages.first("verifying") or t1
+            res["upgrade_resolve"].append(fetch_at - t0)
+            res["upgrade_fetch"].append(check_at - fetch_at)
+            res["upgrade_commit"].append(t1 - check_at)
             res["upgrade_bytes"].append(_sent(reg) - before)
             assert up[0].version == "1.1.0", up
             assert len(up[0].fetched) == 1, up
@@ -237,6 +249,11 @@ def main() -> None:
         "install_vs_curl_sha256sum": round(med["install"] / med["curl_sha"], 3),
         "install_vs_curl": round(med["install"] / med["curl"], 3),
         "upgrade_s": round(med["upgrade"], 3),
+        "upgrade_breakdown_s": {
+            "resolve_trust": round(med["upgrade_resolve"], 3),
+            "fetch_hash": round(med["upgrade_fetch"], 3),
+            "check_commit": round(med["upgrade_commit"], 3),
+        },
         "upgrade_time_ratio": round(med["upgrade"] / med["install"], 3),
         "upgrade_bytes_ratio": round(med["upgrade_bytes"] / med["install_bytes"], 3),
         "publish_s": round(med["publish"], 3),
