@@ -9,9 +9,11 @@ database transaction that locks the version's blob rows, the version, its
 payload and signature rows are created and the subscribers (ingestion, search)
 are called; ingestion is enqueued only when that transaction commits.
 
-* :func:`pack_publish` reads the file with the protocol library (every limit,
-  every digest, every payload's content), stores every blob (the pack file and
-  each payload) content-addressed, then commits; on any failure it releases the
+* :func:`pack_publish` first checks who may publish without inflating the
+  pack (:mod:`memstore.packs.publish_gate`), then reads the file with the
+  protocol library (every limit, every digest, every payload's content),
+  stores every blob (the pack file and each payload) content-addressed, then
+  commits; on any failure it releases the
   blobs nothing references (:func:`memstore.packs.blob_refs.blobs_release`).
 * :func:`memstore.packs.blob_publish.pack_publish_manifest` publishes a signed
   manifest over blobs uploaded before, through :func:`admit` and
@@ -62,6 +64,7 @@ from ..storage.models import Blob
 from ..storage.services import get_blob_storage
 from .blob_refs import blob_store, blobs_release
 from .models import Pack, PackVersion, VersionPayload, VersionSignature
+from .publish_gate import manifest_namespace, require_publisher_somewhere
 
 __all__ = [
     "FREE",
@@ -297,14 +300,14 @@ def pack_publish(
     size = pack_file.stat().st_size
     if size > max_bytes:
         raise TooLargeError(f"the pack is {size} bytes; the limit is {max_bytes}", limit=max_bytes)
-    if actor.user is None:
-        raise NotAuthenticatedError("publishing needs an account and a token")
+    limits = ReadLimits(max_pack_bytes=max_bytes, max_total_bytes=max(max_bytes * 4, 1))
+    # Who may publish, before a byte is inflated (publish_gate): then the full read.
+    require_publisher_somewhere(actor)
+    claimed = manifest_namespace(pack_file, max_manifest_bytes=limits.max_manifest_bytes)
+    if claimed is not None:
+        require_publisher(actor, namespace_get(name=claimed))
     with tempfile.TemporaryDirectory(prefix="memstore-publish-") as tmp:
-        pack = read_pack(
-            pack_file,
-            target=Path(tmp) / "pack",
-            limits=ReadLimits(max_pack_bytes=max_bytes, max_total_bytes=max(max_bytes * 4, 1)),
-        )
+        pack = read_pack(pack_file, target=Path(tmp) / "pack", limits=limits)
         signed = Signed(
             manifest=pack.manifest,
             manifest_bytes=pack.manifest_bytes,
