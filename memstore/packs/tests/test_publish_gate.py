@@ -13,11 +13,12 @@ import os
 import tarfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from memstore.accounts.actor import Actor
+from memstore.accounts.models import User
 from memstore.errors import ForbiddenError
 from memstore.packs.models import PackVersion
 from memstore.packs.publish_gate import manifest_namespace
@@ -95,7 +96,8 @@ def test_manifest_peek_inflates_no_more_than_its_cap(tmp_path: Path) -> None:
 def test_stranger_bomb_is_refused_before_it_is_read(
     tmp_path: Path, acme_loud_pack: Path, local_storage: Any
 ) -> None:
-    stranger = Actor(user=UserFactory(username="mallory"), scopes=frozenset({"read", "publish:*"}))
+    mallory = cast(User, UserFactory(username="mallory"))  # type: ignore[no-untyped-call]
+    stranger = Actor(user=mallory, scopes=frozenset({"read", "publish:*"}))
     with pytest.raises(ForbiddenError) as err:
         pack_publish(actor=stranger, pack_file=acme_loud_pack)
     assert err.value.code == "registry.forbidden"
