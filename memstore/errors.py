@@ -16,6 +16,7 @@ Tree::
     ├── GoneError                     registry.version_deleted 410
     ├── ConflictError                 registry.conflict   409 (version_exists ...)
     ├── TooLargeError                 registry.too_large  413
+    ├── TooManyRequestsError          registry.too_many_requests 429 (too_many_uploads)
     ├── StorageUnavailableError       registry.storage_unavailable 503
     └── CommerceError                 commerce.*          (memstore.commerce.errors)
 
@@ -38,6 +39,7 @@ __all__ = [
     "RegistryError",
     "StorageUnavailableError",
     "TooLargeError",
+    "TooManyRequestsError",
 ]
 
 
@@ -92,6 +94,11 @@ class ConflictError(RegistryError):
 class TooLargeError(RegistryError):
     code = "registry.too_large"
     status = 413
+
+
+class TooManyRequestsError(RegistryError):
+    code = "registry.too_many_requests"
+    status = 429
 
 
 class StorageUnavailableError(RegistryError):
