@@ -144,6 +144,8 @@ MEMSTORE_STORAGE = {
 MEMSTORE_UPLOAD_DIR = CONFIG.data_dir / "uploads"
 MEMSTORE_MAX_PACK_BYTES = CONFIG.max_pack_bytes
 MEMSTORE_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+# Open (unexpired) upload sessions one user may hold, per kind (pack sessions, blob uploads).
+MEMSTORE_MAX_OPEN_UPLOADS = 32
 MEMSTORE_URL_TTL = CONFIG.url_ttl
 MEMSTORE_EMBEDDING_MODEL = CONFIG.embedding_model
 MEMSTORE_HNSW_EF_SEARCH = 80
@@ -161,6 +163,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "requeue-pending-ingestion": {"task": "memstore.ingest.requeue_pending", "schedule": 300.0},
     "collect-unreferenced-blobs": {"task": "memstore.packs.collect_garbage", "schedule": 3600.0},
+    "purge-expired-uploads": {"task": "memstore.packs.purge_expired_uploads", "schedule": 3600.0},
 }
 
 # Behind the proxy of docker/compose.yaml (or any TLS-terminating load balancer).
