@@ -12,6 +12,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .accounts import apis as accounts
+from .commerce import apis as commerce
 from .packs import apis as packs
 from .packs import blob_apis as blobs
 from .search import apis as search
@@ -60,6 +61,7 @@ urlpatterns = [
     path(VERSION, packs.VersionDetailView.as_view(), name="version-detail"),
     path(f"{VERSION}/yank", packs.VersionYankView.as_view(), name="version-yank"),
     path(f"{VERSION}/unyank", packs.VersionUnyankView.as_view(), name="version-unyank"),
+    path("payments/stripe/webhook", commerce.StripeWebhookView.as_view(), name="stripe-webhook"),
     path("auth/tokens", accounts.TokenCreateView.as_view(), name="token-create"),
     path("auth/tokens/<int:token_id>", accounts.TokenRevokeView.as_view(), name="token-revoke"),
     path("auth/whoami", accounts.WhoAmIView.as_view(), name="whoami"),
@@ -74,9 +76,7 @@ urlpatterns = [
         accounts.NamespaceMemberView.as_view(),
         name="namespace-members",
     ),
-    path(
-        "namespaces/<str:namespace>/keys", accounts.KeyListCreateView.as_view(), name="key-list"
-    ),
+    path("namespaces/<str:namespace>/keys", accounts.KeyListCreateView.as_view(), name="key-list"),
     path(
         "namespaces/<str:namespace>/keys/<str:keyid>/revoke",
         accounts.KeyRevokeView.as_view(),

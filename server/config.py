@@ -32,6 +32,9 @@
 ``MEMSTORE_SEARCH_MIN_SIMILARITY``  cosine similarity below which a semantic-only match
                                is not a search hit (default 0.25, MiniLM's; 0 keeps all)
 ``MEMSTORE_THROTTLE_ANON`` / ``_USER`` / ``_PUBLISH``  DRF rates (``60/min`` ...)
+``MEMSTORE_PAYMENT_PROVIDER``  ``stripe`` (default) or ``test`` (demo sandbox; DEBUG only)
+``MEMSTORE_STRIPE_SECRET_KEY`` / ``_WEBHOOK_SECRET``  Stripe's ``sk_...`` and ``whsec_...``
+``MEMSTORE_STRIPE_API_BASE``   another Stripe API origin (localstripe in tests)
 =============================  ===================================================
 
 Not here: Django's own settings structure (``server/settings.py``).
@@ -91,6 +94,10 @@ class Config:
     cache_url: str | None
     num_proxies: int
     search_min_similarity: float = 0.25
+    payment_provider: str = "stripe"
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
 
 
 def load_config() -> Config:
@@ -124,6 +131,10 @@ def load_config() -> Config:
         or None,
         num_proxies=_int("MEMSTORE_NUM_PROXIES", 0),
         search_min_similarity=_float("MEMSTORE_SEARCH_MIN_SIMILARITY", 0.25),
+        payment_provider=os.environ.get("MEMSTORE_PAYMENT_PROVIDER", "stripe").strip().lower(),
+        stripe_secret_key=os.environ.get("MEMSTORE_STRIPE_SECRET_KEY", ""),
+        stripe_webhook_secret=os.environ.get("MEMSTORE_STRIPE_WEBHOOK_SECRET", ""),
+        stripe_api_base=os.environ.get("MEMSTORE_STRIPE_API_BASE", ""),
     )
 
 

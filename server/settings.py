@@ -143,6 +143,11 @@ MEMSTORE_STORAGE = {
 }
 MEMSTORE_UPLOAD_DIR = CONFIG.data_dir / "uploads"
 MEMSTORE_MAX_PACK_BYTES = CONFIG.max_pack_bytes
+# Payments (memstore/commerce/conf.py): Stripe unless a demo asks for the sandbox.
+MEMSTORE_PAYMENT_PROVIDER = CONFIG.payment_provider
+MEMSTORE_STRIPE_SECRET_KEY = CONFIG.stripe_secret_key
+MEMSTORE_STRIPE_WEBHOOK_SECRET = CONFIG.stripe_webhook_secret
+MEMSTORE_STRIPE_API_BASE = CONFIG.stripe_api_base
 MEMSTORE_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 # Open (unexpired) upload sessions one user may hold, per kind (pack sessions, blob uploads).
 MEMSTORE_MAX_OPEN_UPLOADS = 32
@@ -163,6 +168,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "requeue-pending-ingestion": {"task": "memstore.ingest.requeue_pending", "schedule": 300.0},
     "collect-unreferenced-blobs": {"task": "memstore.packs.collect_garbage", "schedule": 3600.0},
+    "reconcile-pending-payments": {
+        "task": "memstore.commerce.reconcile_payments",
+        "schedule": 300.0,
+    },
     "purge-expired-uploads": {"task": "memstore.packs.purge_expired_uploads", "schedule": 3600.0},
 }
 
