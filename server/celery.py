@@ -13,4 +13,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
 
 app = Celery("memstore")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["memstore.ingest", "memstore.packs"])
+app.autodiscover_tasks(["memstore.ingest", "memstore.packs", "memstore.commerce"])
