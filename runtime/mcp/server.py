@@ -201,12 +201,12 @@ def build_server(memos: MemOS, *, allow_install: bool = False) -> MCPServer:
         return {"name": result.name, "version": result.version, "memories": result.memories}
 
     @server.resource("memos://packs", mime_type="application/json")
-    def packs_resource() -> list[dict[str, Any]]:
+    async def packs_resource() -> list[dict[str, Any]]:
         """The installed packs."""
         return [p.to_dict() for p in app.memos.installed()]
 
     @server.resource("memos://packs/{namespace}/{name}", mime_type="application/json")
-    def pack_memories(namespace: str, name: str) -> list[dict[str, Any]]:
+    async def pack_memories(namespace: str, name: str) -> list[dict[str, Any]]:
         """The memories of one installed pack that the server's principal may read."""
         memories = app.memos.engine.list_memories(
             Filters(pack=f"{namespace}/{name}"), limit=10_000, principal=app.memos.principal

@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent, TextResourceContents
 
 from protocol import SigningKey
 from runtime import MemOS
@@ -75,6 +75,12 @@ async def _scenario(alice: Client, bob: Client) -> None:
     hits = _data(await alice.call_tool("search", {"query": "borrow checker cloning", "k": 3}))
     assert hits["hits"][0]["pack"] == "acme/rust-tips"
     assert "borrow" in hits["hits"][0]["text"]
+
+    resources = {str(r.uri) for r in (await alice.list_resources()).resources}
+    assert "memos://packs" in resources
+    listed = (await alice.read_resource("memos://packs/acme/rust-tips")).contents[0]
+    assert isinstance(listed, TextResourceContents)
+    assert len(json.loads(listed.text)) == 2
 
     packs = _data(await alice.call_tool("list_packs", {}))
     assert [p["name"] for p in packs["packs"]] == ["acme/rust-tips"]
