@@ -63,6 +63,20 @@ HINTS: dict[str, str] = {
         "The registry serves different bytes than memos.lock pinned. Investigate before updating "
         "the lock (memos install NAME without --locked re-resolves)."
     ),
+    "install.wrong_pack": (
+        "The registry answered with another pack than the one asked for; do not trust it."
+    ),
+    "install.version_out_of_range": (
+        "The registry answered with a version outside the range asked for; do not trust it."
+    ),
+    "install.yanked": (
+        "The publisher withdrew that version; pin it exactly (NS/NAME@VERSION) to use it anyway."
+    ),
+    "install.rollback": (
+        "The registry offers only an older version than the one installed; it may be stale or "
+        "lying. Pin a version exactly (NS/NAME@VERSION) to downgrade on purpose."
+    ),
+    "install.concurrent_change": "Another memos process changed the pack; run the command again.",
     "install.manifest_mismatch": (
         "The registry served a pack that does not match its signed manifest; do not use it."
     ),

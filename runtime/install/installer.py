@@ -37,6 +37,7 @@ from .items import pack_items
 from .results import InstalledPack, InstallResult
 from .sources import CacheSource, FileSource, PackSource, RegistrySource
 from .trust import (
+    check_answer,
     check_source,
     local_keys,
     manifest_sha256,
@@ -154,8 +155,10 @@ class Installer:
         everything: bool = False,
     ) -> InstallResult:
         ref = parse_ref(ref_text)
+        current = self.installed_pack(ref.name)
         with self.client(registry, token) as client:
             res = client.resolve(ref)
+            check_answer(ref, res, current.version if current else None)
             keys = trust_resolution(res, self.pinned_keys())
             result = self._install_resolved(
                 client, res, keys, registry=registry, progress=progress, actor=actor,
@@ -208,7 +211,9 @@ class Installer:
                 )
             return result
         with self.client(registry, token) as client:
-            res = client.resolve(parse_ref(f"{entry.name}@{entry.version}"))
+            ref = parse_ref(f"{entry.name}@{entry.version}")
+            res = client.resolve(ref)
+            check_answer(ref, res, None)
             keys = trust_locked(res, entry, pinned)
             return self._install_resolved(
                 client, res, keys, registry=registry, progress=progress, actor=actor,

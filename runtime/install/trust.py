@@ -14,6 +14,13 @@ with no time (``at=None``), so a key revoked at all signs nothing.
 * :func:`trust_locked`: ``memos install --locked`` -- the resolve answer must
   be the locked bytes (``install.lock_mismatch``), and only the keys pinned in
   ``memos.lock`` count, minus any the registry has revoked since.
+* :func:`check_answer`: the resolve answer is for what was asked -- the
+  signed manifest names the pack asked for (``install.wrong_pack``), its
+  version is inside the range asked for (``install.version_out_of_range``), a
+  yanked version is taken only when pinned exactly (``install.yanked``), and
+  a range never moves an installed pack to an older version
+  (``install.rollback``). The manifest's name and version count, not the
+  answer's unsigned fields, which must agree with them.
 * :func:`check_source`: a pack source's manifest (a downloaded or local
   pack file, a registry's or OCI registry's manifest) must be byte-for-byte
   the one that was trusted, if any (``install.manifest_mismatch``), and its
@@ -28,13 +35,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from protocol import Pack, PublicKey, Signature, TrustedKey, TrustedKeys, Verification
+from protocol import (
+    Pack,
+    PackRef,
+    PublicKey,
+    Signature,
+    TrustedKey,
+    TrustedKeys,
+    Verification,
+    Version,
+)
 
 from .._wire import Resolution
 from ..errors import InstallError
 from ..lockfile import LockEntry
 
 __all__ = [
+    "check_answer",
     "check_pack",
     "check_source",
     "local_keys",
@@ -58,6 +75,40 @@ def namespace_keys(res: Resolution) -> TrustedKeys:
 def local_keys(keys: Sequence[PublicKey]) -> TrustedKeys:
     """Keys given for a local file (``--trusted-key`` or pinned): no revocations known."""
     return TrustedKeys.of(keys)
+
+
+def check_answer(ref: PackRef, res: Resolution, installed: str | None) -> None:
+    """Refuse a resolve answer that is not for ``ref`` (see the module docstring).
+
+    ``installed``: the version of the pack installed now, if any. A registry
+    (or the network in front of it) could otherwise answer a request for
+    ``acme/tips@^2`` with another pack its keys also sign, an old version with
+    a known flaw, or a version its publisher withdrew.
+    """
+    signed = res.manifest
+    if signed.name != ref.name or res.name != ref.name:
+        raise InstallError(
+            f"asked for {ref.name}, the registry answered with {signed.name}: refused",
+            code="install.wrong_pack", asked=ref.name, answered=signed.name,
+        )  # fmt: skip
+    version = Version.parse(signed.version)
+    if res.version != signed.version or not ref.spec.contains(version):
+        raise InstallError(
+            f"asked for {ref.name}@{ref.spec.text}, the registry answered with version "
+            f"{signed.version}: refused",
+            code="install.version_out_of_range", asked=ref.spec.text, answered=signed.version,
+        )  # fmt: skip
+    if res.yanked and not ref.spec.is_exact:
+        raise InstallError(
+            f"{ref.name}@{signed.version} is yanked and {ref.spec.text!r} is a range: refused",
+            code="install.yanked", version=signed.version,
+        )  # fmt: skip
+    if installed is not None and not ref.spec.is_exact and version < Version.parse(installed):
+        raise InstallError(
+            f"{ref.name}@{installed} is installed; the registry offers only {signed.version} "
+            f"for {ref.spec.text!r}: refused (a rollback)",
+            code="install.rollback", installed=installed, answered=signed.version,
+        )  # fmt: skip
 
 
 def trust_resolution(res: Resolution, pins: Sequence[PublicKey]) -> TrustedKeys:

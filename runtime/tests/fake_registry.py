@@ -62,6 +62,8 @@ class FakeRegistry:
     tamper_blobs: set[str] = field(default_factory=set)
     blob_store: dict[str, bytes] = field(default_factory=dict)
     blob_bytes: dict[str, int] = field(default_factory=dict)  # digest -> bytes sent
+    # a lying registry: pack name -> the published version it answers every resolve with
+    answers: dict[str, Published] = field(default_factory=dict)
     # (method, path, range) of every request
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -198,16 +200,9 @@ class FakeRegistry:
                     time.sleep(ahead)
 
     def _resolve(self, name: str, spec: str) -> tuple[int, dict[str, str], Body]:
-        versions = self.packs.get(name)
-        if not versions:
-            return self._error(404, "registry.not_found", f"no pack {name}")
-        rng = VersionRange.parse(spec)
-        candidates = {Version.parse(p.version): p for p in versions if not p.yanked or rng.is_exact}
-        best = rng.best(candidates)
-        if best is None:
-            message = f"no version of {name} matches {spec}"
-            return self._error(404, "registry.no_matching_version", message)
-        pub = candidates[best]
+        pub = self.answers.get(name) or self._best(name, spec)
+        if isinstance(pub, tuple):  # an error answer
+            return pub
         return self._json(
             200,
             {
@@ -237,6 +232,19 @@ class FakeRegistry:
                 "ingest": {"status": "done", "memories": 0},
             },
         )
+
+    def _best(self, name: str, spec: str) -> Published | tuple[int, dict[str, str], Body]:
+        """The version an honest registry answers ``name@spec`` with (or its error)."""
+        versions = self.packs.get(name)
+        if not versions:
+            return self._error(404, "registry.not_found", f"no pack {name}")
+        rng = VersionRange.parse(spec)
+        candidates = {Version.parse(p.version): p for p in versions if not p.yanked or rng.is_exact}
+        best = rng.best(candidates)
+        if best is None:
+            message = f"no version of {name} matches {spec}"
+            return self._error(404, "registry.no_matching_version", message)
+        return candidates[best]
 
     @staticmethod
     def _blob_list(pub: Published) -> list[dict[str, Any]]:
