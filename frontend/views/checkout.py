@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from memstore.commerce import conf as commerce_conf
 from memstore.commerce import selectors as commerce_selectors
 from memstore.commerce import services as commerce
 from memstore.commerce.errors import AlreadyOwnedError, CommerceError
@@ -45,6 +46,7 @@ def _render_checkout(
             "version": version,
             "price": format_money(version.price_amount_minor, version.price_currency),
             "form": form,
+            "sandbox": commerce_conf.payment_provider() == "test",
             "sandbox_cards": SANDBOX_CARDS,
             "payment_error": error,
         },
@@ -94,6 +96,8 @@ def checkout(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     fresh = CardForm(initial={"idempotency_key": key, "payment_key": payment_key})
     if payment.status == PaymentStatus.DECLINED:
         error = f"Your card was declined ({payment.error_code}). Try another card."
+    elif payment.status == PaymentStatus.PENDING:
+        error = "Your payment is being processed; your library will show the pack once it is."
     else:
         error = "The payment processor had a temporary problem. Please try again."
     return _render_checkout(request, pack, version, fresh, status=402, error=error)

@@ -6,3 +6,6 @@ class CommerceConfig(AppConfig):
     label = "commerce"
     verbose_name = "Commerce"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the payment system checks

@@ -1,6 +1,10 @@
 """Commerce settings, read in one place (all optional Django settings with defaults).
 
-``MEMSTORE_PAYMENT_PROVIDER``   ``test`` (default, the sandbox) or ``stripe``
+``MEMSTORE_PAYMENT_PROVIDER``   ``stripe`` (default) or ``test`` (the demo sandbox: only
+                                when set explicitly, and never with DEBUG off)
+``MEMSTORE_STRIPE_SECRET_KEY``  Stripe secret key (``sk_live_...`` / ``sk_test_...``)
+``MEMSTORE_STRIPE_WEBHOOK_SECRET``  the endpoint's signing secret (``whsec_...``)
+``MEMSTORE_STRIPE_API_BASE``    another API origin (tests: localstripe); empty = Stripe's
 ``MEMSTORE_PLATFORM_FEE_BPS``   the marketplace's fee in basis points (default 1000 = 10 %)
 ``MEMSTORE_CHARGE_ATTEMPTS``    tries per charge on transient failures (default 3)
 ``MEMSTORE_CHARGE_BACKOFF_S``   first back-off between tries, doubled each time (default 0.2)
@@ -9,6 +13,22 @@
 from __future__ import annotations
 
 from django.conf import settings
+
+
+def payment_provider() -> str:
+    return str(getattr(settings, "MEMSTORE_PAYMENT_PROVIDER", "") or "stripe")
+
+
+def stripe_secret_key() -> str:
+    return str(getattr(settings, "MEMSTORE_STRIPE_SECRET_KEY", "") or "")
+
+
+def stripe_webhook_secret() -> str:
+    return str(getattr(settings, "MEMSTORE_STRIPE_WEBHOOK_SECRET", "") or "")
+
+
+def stripe_api_base() -> str:
+    return str(getattr(settings, "MEMSTORE_STRIPE_API_BASE", "") or "")
 
 
 def platform_fee_bps() -> int:

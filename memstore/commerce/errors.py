@@ -82,3 +82,17 @@ class RefundNotAllowedError(CommerceError):
 class CurrencyError(CommerceError):
     code = "commerce.currency"
     status = 400
+
+
+class PaymentInProgressError(CommerceError):
+    """Another order of this buyer for the same pack is being charged right now."""
+
+    code = "commerce.payment_in_progress"
+    status = 409
+
+
+class WebhookSignatureError(CommerceError):
+    """A webhook whose ``Stripe-Signature`` does not match its body (or is too old)."""
+
+    code = "commerce.webhook_signature"
+    status = 400

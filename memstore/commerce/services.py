@@ -5,10 +5,11 @@ Every function is atomic and idempotent:
 * ``order_create`` — one order per (buyer, idempotency key): a double submit of
   the checkout form creates one order (unique constraint; the loser of a race
   reads the winner's row).
-* ``payment_capture`` — locks the order row (``SELECT ... FOR UPDATE``) for the
-  whole charge, so two concurrent submits are serialised; a payment is unique
-  per idempotency key and at most one payment per order can be captured. The
-  provider gets the same key on every retry, so it cannot charge twice either.
+* ``payment_capture`` — commits the order's pending payment under the buyer's
+  and the order's locks (one charge in flight per order; a payment is unique
+  per idempotency key), charges *outside* any transaction with that key (the
+  provider gets the same key on every retry, so it cannot charge twice), and
+  fulfils on the answer; ``settlement`` settles what a crash left pending.
 * ``order_refund`` — refunds through the provider that charged, revokes the
   entitlements, writes negative ledger entries; a second call is a no-op.
 * ``free_pack_claim`` — a zero-amount order, paid at once, granting the pack.
@@ -21,75 +22,64 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db.models import Q
 
 from ..accounts.models import Role, User
 from ..accounts.selectors import has_role
 from ..packs.models import Pack, PackVersion
 from . import _registry
-from .conf import charge_attempts, charge_backoff_s, platform_fee_bps
+from .conf import charge_attempts, charge_backoff_s
 from .errors import (
     AlreadyOwnedError,
     CurrencyError,
     NotPurchasableError,
+    PaymentInProgressError,
     RefundNotAllowedError,
 )
 from .models import LedgerEntry, Order, OrderLine, Payment, Refund
-from .money import Money
 from .providers import (
     ChargeOutcome,
     ChargeRequest,
+    ChargeResult,
     PaymentProvider,
     ProviderError,
     RefundRequest,
     get_provider,
 )
+from .settlement import (
+    apply_result,
+    fulfil,
+    order_transition,
+    payment_settle,
+    payment_transition,
+    payments_reconcile,
+    webhook_handle,
+    webhook_receive,
+)
 from .states import (
     ORDER_TRANSITIONS,
-    PAYMENT_TRANSITIONS,
     OrderStatus,
     PaymentStatus,
     check_transition,
 )
 
 __all__ = [
+    "CaptureHooks",
     "free_pack_claim",
     "order_cancel",
     "order_create",
     "order_refund",
     "payment_capture",
+    "payment_settle",
+    "payments_reconcile",
+    "webhook_handle",
+    "webhook_receive",
 ]
 
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------- transitions
-
-
-def _order_transition(order: Order, target: OrderStatus) -> None:
-    check_transition(ORDER_TRANSITIONS, order.status, target, what="order")
-    now = timezone.now()
-    order.status = target.value
-    order.updated_at = now
-    fields = ["status", "updated_at"]
-    if target is OrderStatus.PAID:
-        order.paid_at = now
-        fields.append("paid_at")
-    elif target is OrderStatus.REFUNDED:
-        order.refunded_at = now
-        fields.append("refunded_at")
-    order.save(update_fields=fields)
-
-
-def _payment_transition(payment: Payment, target: PaymentStatus, **fields: object) -> None:
-    check_transition(PAYMENT_TRANSITIONS, payment.status, target, what="payment")
-    payment.status = target.value
-    payment.updated_at = timezone.now()
-    for name, value in fields.items():
-        setattr(payment, name, value)
-    payment.save(update_fields=["status", "updated_at", *fields])
 
 
 # --------------------------------------------------------------------- orders
@@ -160,60 +150,30 @@ def order_create(*, buyer: User, packs: Sequence[Pack], idempotency_key: str) ->
 def order_cancel(*, order: Order) -> Order:
     order = Order.objects.select_for_update().get(pk=order.pk)
     if order.status != OrderStatus.CANCELLED:
-        _order_transition(order, OrderStatus.CANCELLED)
+        order_transition(order, OrderStatus.CANCELLED)
     return order
-
-
-def _fulfil(order: Order) -> None:
-    """Mark paid, grant every line's entitlement, write the sale ledger entries."""
-    _order_transition(order, OrderStatus.PAID)
-    fee_bps = platform_fee_bps()
-    for line in order.lines.select_related("pack"):
-        line.entitlement = _registry.entitlement_grant(
-            user=order.buyer,
-            pack=line.pack,
-            source="purchase" if order.total_minor > 0 else "free",
-            reference=f"order:{order.public_id}:{line.pack_id}",
-        )
-        line.save(update_fields=["entitlement"])
-        if line.unit_price_minor > 0:
-            gross = Money(line.unit_price_minor, line.currency)
-            fee = gross.fraction_bps(fee_bps)
-            LedgerEntry.objects.create(
-                publisher_id=line.publisher_id,
-                order_line=line,
-                kind=LedgerEntry.Kind.SALE,
-                gross_minor=gross.amount_minor,
-                fee_minor=fee.amount_minor,
-                net_minor=(gross - fee).amount_minor,
-                currency=line.currency,
-            )
 
 
 # --------------------------------------------------------------------- payments
 
 
-def payment_capture(
-    *,
-    order: Order,
-    payment_method: str,
-    idempotency_key: str,
-    provider: PaymentProvider | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Payment:
-    """Charge ``order`` once. Returns the payment; look at its ``status``.
+@dataclass(frozen=True)
+class CaptureHooks:
+    """Points where a test can stop ``payment_capture`` as a crash would (our interface)."""
 
-    ``succeeded``: the order is paid and entitled. ``declined``: final for this
-    key; the order stays pending (pay again with another card and a new key).
-    ``failed``: transient errors outlasted the retries; submitting the same key
-    again tries again. A repeated key, or any key once the order is paid,
-    returns the existing payment without charging. If the buyer came to own a
-    pack of the order through another order meanwhile, the order is cancelled
-    and :class:`AlreadyOwnedError` raised, without charging.
+    after_reference: Callable[[Payment], None] = lambda payment: None
+    after_charge: Callable[[Payment], None] = lambda payment: None
+
+
+def _payment_open(
+    *, order: Order, idempotency_key: str, provider: PaymentProvider
+) -> tuple[Payment, bool]:
+    """Commit a pending payment for ``order`` (or find the one that answers this submit).
+
+    Returns ``(payment, charge)``: ``charge`` is False when nothing must be charged.
     """
-    provider = provider or get_provider()
     with transaction.atomic():
-        # Lock order: buyer, then order. Locking the buyer serialises their charges, so two
+        # Lock order: buyer, then order. Locking the buyer serialises their checkouts, so two
         # orders for the same pack (two tabs) can never both be paid.
         User.objects.select_for_update().filter(pk=order.buyer_id).first()
         order = Order.objects.select_for_update().get(pk=order.pk)
@@ -222,12 +182,12 @@ def payment_capture(
             if payment.order_id != order.pk:
                 raise ValueError("this idempotency key belongs to another order")
             if payment.status != PaymentStatus.FAILED:
-                return payment  # the double submit: same answer, no new charge
-        captured = order.payments.filter(
-            status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED]
+                return payment, False  # the double submit: same answer, no new charge
+        settled = order.payments.filter(
+            status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PENDING]
         ).first()
-        if captured is not None:
-            return captured
+        if settled is not None:
+            return settled, False  # paid, or a charge in flight (another submit, a crash)
         check_transition(ORDER_TRANSITIONS, order.status, OrderStatus.PAID, what="order")
         if order.total_minor <= 0:
             raise NotPurchasableError("a free order needs no payment; claim it instead")
@@ -236,6 +196,22 @@ def payment_capture(
             for line in order.lines.select_related("pack")
             if _registry.entitlement_active(user=order.buyer, pack=line.pack) is not None
         ]
+        # Another order's charge in flight, or charged but not yet fulfilled.
+        busy = (
+            Payment.objects.filter(
+                Q(status=PaymentStatus.PENDING)
+                | Q(status=PaymentStatus.SUCCEEDED, order__status=OrderStatus.PENDING),
+                order__buyer_id=order.buyer_id,
+                order__lines__pack__in=[line.pack_id for line in order.lines.all()],
+            )
+            .exclude(order=order)
+            .exists()
+        )
+        if busy:
+            raise PaymentInProgressError(
+                "a payment for this pack is in progress in another checkout; wait for it",
+                detail={"order": str(order.public_id)},
+            )
         if not owned:
             if payment is None:
                 payment = Payment.objects.create(
@@ -245,16 +221,47 @@ def payment_capture(
                     currency=order.currency,
                     idempotency_key=idempotency_key,
                 )
-            _charge_with_retries(order, payment, provider, payment_method, sleep)
-            if payment.status == PaymentStatus.SUCCEEDED:
-                _fulfil(order)
-            return payment
+            else:
+                payment_transition(payment, PaymentStatus.PENDING)
+            return payment, True
         # Bought meanwhile through another order (another tab): never charge twice for it.
-        _order_transition(order, OrderStatus.CANCELLED)
+        order_transition(order, OrderStatus.CANCELLED)
     raise AlreadyOwnedError(
         f"you already own {', '.join(owned)}; this order was cancelled",
         detail={"packs": owned, "order": str(order.public_id)},
     )
+
+
+def payment_capture(
+    *,
+    order: Order,
+    payment_method: str,
+    idempotency_key: str,
+    provider: PaymentProvider | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    hooks: CaptureHooks | None = None,
+) -> Payment:
+    """Charge ``order`` once. Returns the payment; look at its ``status``.
+
+    The pending payment is committed first, the processor called outside any
+    transaction with the payment's idempotency key, and the order fulfilled on
+    its answer (:func:`settlement.payment_settle`); a crash in between is settled
+    by the reconciliation task. ``succeeded``: the order is paid and entitled.
+    ``declined``: final for this key (pay again with another card and key).
+    ``failed``: transient errors outlasted the retries; the same key tries again.
+    ``pending``: another submit's charge is in flight. A repeated key, or any
+    key once the order is paid, returns the existing payment without charging.
+    If the buyer came to own a pack of the order through another order
+    meanwhile, the order is cancelled and :class:`AlreadyOwnedError` raised.
+    """
+    provider = provider or get_provider()
+    hooks = hooks or CaptureHooks()
+    payment, charge = _payment_open(order=order, idempotency_key=idempotency_key, provider=provider)
+    if not charge:
+        return payment
+    _charge_with_retries(order, payment, provider, payment_method, sleep, hooks)
+    hooks.after_charge(payment)
+    return payment_settle(payment=payment)
 
 
 def _charge_with_retries(
@@ -263,14 +270,22 @@ def _charge_with_retries(
     provider: PaymentProvider,
     payment_method: str,
     sleep: Callable[[float], None],
+    hooks: CaptureHooks,
 ) -> None:
     attempts = charge_attempts()
     delay = charge_backoff_s()
+
+    def remember(reference: str) -> None:
+        Payment.objects.filter(pk=payment.pk).update(reference=reference)
+        payment.reference = reference
+        hooks.after_reference(payment)
+
     for i in range(attempts):
         if i:
             sleep(delay)
             delay *= 2
         payment.attempts += 1
+        Payment.objects.filter(pk=payment.pk).update(attempts=payment.attempts)
         request = ChargeRequest(
             amount_minor=payment.amount_minor,
             currency=payment.currency,
@@ -278,31 +293,21 @@ def _charge_with_retries(
             idempotency_key=payment.idempotency_key,
             description=f"MemStore order {order.public_id}",
             attempt=payment.attempts,
-            metadata={"order": str(order.public_id)},
+            metadata={"order": str(order.public_id), "payment": payment.idempotency_key},
+            on_reference=remember,
         )
         try:
             result = provider.charge(request)
         except ProviderError as exc:
             log.warning("payment %s: provider error: %s", payment.idempotency_key, exc)
-            outcome, code, message = ChargeOutcome.TRANSIENT_FAILURE, exc.code, str(exc)
-            brand = last4 = reference = ""
-        else:
-            outcome, code, message = result.outcome, result.error_code, result.error_message
-            brand, last4, reference = result.card_brand, result.card_last4, result.reference
-        common = {
-            "attempts": payment.attempts,
-            "card_brand": brand or payment.card_brand,
-            "card_last4": last4 or payment.card_last4,
-            "error_code": code,
-            "error_message": message[:300],
-        }
-        if outcome is ChargeOutcome.SUCCEEDED:
-            _payment_transition(payment, PaymentStatus.SUCCEEDED, reference=reference, **common)
+            result = ChargeResult(
+                ChargeOutcome.TRANSIENT_FAILURE, error_code=exc.code, error_message=str(exc)
+            )
+        if result.outcome is not ChargeOutcome.TRANSIENT_FAILURE:
+            apply_result(payment, result, attempts=payment.attempts)
             return
-        if outcome is ChargeOutcome.DECLINED:
-            _payment_transition(payment, PaymentStatus.DECLINED, **common)
-            return
-        _payment_transition(payment, PaymentStatus.FAILED, **common)
+        if i == attempts - 1:
+            apply_result(payment, result, attempts=payment.attempts)
 
 
 # --------------------------------------------------------------------- refunds
@@ -356,8 +361,8 @@ def order_refund(
             reference=result.reference,
             created_by=actor,
         )
-        _payment_transition(payment, PaymentStatus.REFUNDED)
-        _order_transition(order, OrderStatus.REFUNDED)
+        payment_transition(payment, PaymentStatus.REFUNDED)
+        order_transition(order, OrderStatus.REFUNDED)
         for line in order.lines.select_related("pack"):
             _registry.entitlement_revoke(user=order.buyer, pack=line.pack)
             sale = line.ledger.filter(kind=LedgerEntry.Kind.SALE).first()
@@ -396,5 +401,5 @@ def free_pack_claim(*, user: User, pack: Pack) -> Order:
         order = order_create(buyer=user, packs=[pack], idempotency_key=key)
         order = Order.objects.select_for_update().get(pk=order.pk)
         if order.status == OrderStatus.PENDING:
-            _fulfil(order)
+            fulfil(order)
         return order

@@ -15,6 +15,7 @@ Payment (one per charge attempt series, keyed by its idempotency key)::
        ├──────> declined                (final: the card said no)
        └──────> failed ──> succeeded    (transient error; a retry may succeed)
                   ├──────> declined
+                  ├──────> pending      (the same key submitted again: a charge in flight)
                   └──────> failed
 """
 
@@ -62,7 +63,12 @@ PAYMENT_TRANSITIONS: Mapping[PaymentStatus, frozenset[PaymentStatus]] = {
         {PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.FAILED}
     ),
     PaymentStatus.FAILED: frozenset(
-        {PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.FAILED}
+        {
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.DECLINED,
+            PaymentStatus.FAILED,
+            PaymentStatus.PENDING,
+        }
     ),
     PaymentStatus.SUCCEEDED: frozenset({PaymentStatus.REFUNDED}),
     PaymentStatus.DECLINED: frozenset(),

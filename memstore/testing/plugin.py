@@ -4,6 +4,9 @@
   run in a temporary folder, or the server in ``DATABASE_URL``; pytest-django's
   test database is created on it.
 * S3: moto's standalone server on a free 127.0.0.1 port (``s3_server``).
+* Stripe: localstripe (a stateful fake Stripe server) as a subprocess on a free
+  port, the SDK pointed at it (``stripe_server``, ``stripe_provider``). Other
+  tests pay with the sandbox provider, chosen explicitly below as ``scripts/run`` does.
 * Celery: a real worker thread consuming from Redis on 127.0.0.1:6379 through
   a queue unique to the test run (``celery_worker``); the same Redis for cache
   tests (``redis_url``).
@@ -22,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The sandbox pays in tests that do not ask for Stripe (set before Django reads settings).
+os.environ.setdefault("MEMSTORE_PAYMENT_PROVIDER", "test")
 
 
 def _missing(what: str) -> None:
@@ -76,6 +82,81 @@ def s3_server() -> Iterator[S3Server]:
         yield S3Server(endpoint_url=f"http://127.0.0.1:{port}", server=server)
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------ Stripe (localstripe)
+
+
+@dataclass(frozen=True)
+class StripeServer:
+    api_base: str
+    secret_key: str = "sk_test_memstore"  # noqa: S105 - localstripe takes any key
+
+    def payment_method(self, card_number: str) -> str:
+        """A ``pm_...`` for ``card_number`` (what Stripe.js makes in a browser)."""
+        import stripe
+
+        client = stripe.StripeClient(self.secret_key, base_addresses={"api": self.api_base})
+        method = client.v1.payment_methods.create(
+            params={
+                "type": "card",
+                "card": {"number": card_number, "exp_month": 12, "exp_year": 2040, "cvc": "123"},
+            }
+        )
+        return str(method.id)
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[StripeServer]:
+    """localstripe on a free 127.0.0.1 port, and ``stripe.api_base`` pointed at it."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    import stripe
+
+    exe = shutil.which("localstripe") or str(Path(sys.executable).with_name("localstripe"))
+    if not Path(exe).exists():
+        _missing("localstripe")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--from-scratch"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            if proc.poll() is not None:
+                pytest.fail(f"localstripe exited with {proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("localstripe did not start listening")
+        previous = stripe.api_base
+        stripe.api_base = f"http://127.0.0.1:{port}"
+        try:
+            yield StripeServer(api_base=stripe.api_base)
+        finally:
+            stripe.api_base = previous
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def stripe_provider(stripe_server: StripeServer, settings: Any) -> Any:
+    """Settings choose Stripe (through localstripe) for this test; returns the provider."""
+    from memstore.commerce.providers import get_provider
+
+    settings.MEMSTORE_PAYMENT_PROVIDER = "stripe"
+    settings.MEMSTORE_STRIPE_SECRET_KEY = stripe_server.secret_key
+    settings.MEMSTORE_STRIPE_WEBHOOK_SECRET = "whsec_memstore_test"  # noqa: S105 - test secret
+    settings.MEMSTORE_STRIPE_API_BASE = stripe_server.api_base
+    return get_provider()
 
 
 @pytest.fixture

@@ -1,13 +1,13 @@
-"""Payment providers: the interface, the sandbox provider and a real-processor skeleton.
+"""Payment providers: the interface, Stripe (official SDK) and the demo sandbox.
 
 :func:`get_provider` returns the provider named by the ``MEMSTORE_PAYMENT_PROVIDER``
-setting (``test`` by default) or by a stored payment's ``provider`` field.
+setting (``stripe`` unless a demo sets ``test`` explicitly) or by a stored
+payment's ``provider`` field. ``checks.py`` refuses the sandbox with DEBUG off.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-
+from .. import conf
 from .base import (
     ChargeOutcome,
     ChargeRequest,
@@ -17,7 +17,7 @@ from .base import (
     RefundRequest,
     RefundResult,
 )
-from .stripe_like import StripeLikeProvider
+from .stripe import StripeProvider, WebhookSignatureError, webhook_event
 from .test import CARD_DECLINED, CARD_SUCCESS, CARD_TRANSIENT, TestProvider
 
 __all__ = [
@@ -31,19 +31,19 @@ __all__ = [
     "ProviderError",
     "RefundRequest",
     "RefundResult",
-    "StripeLikeProvider",
+    "StripeProvider",
     "TestProvider",
+    "WebhookSignatureError",
     "get_provider",
+    "webhook_event",
 ]
 
 
 def get_provider(name: str | None = None) -> PaymentProvider:
-    """The provider called ``name``, or the configured default."""
-    name = name or getattr(settings, "MEMSTORE_PAYMENT_PROVIDER", "test")
+    """The provider called ``name``, or the configured one."""
+    name = name or conf.payment_provider()
     if name == "test":
         return TestProvider()
     if name == "stripe":
-        # A real deployment injects its transport here; without one every call
-        # raises ProviderError rather than pretending to charge.
-        return StripeLikeProvider(api_key=getattr(settings, "MEMSTORE_STRIPE_API_KEY", ""))
+        return StripeProvider(api_key=conf.stripe_secret_key(), api_base=conf.stripe_api_base())
     raise ValueError(f"unknown payment provider {name!r}")

@@ -13,6 +13,7 @@ in this package reads settings).
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -50,6 +51,9 @@ class ChargeRequest:
     description: str = ""
     attempt: int = 1
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Called with the processor's reference as soon as it exists, before any money
+    #: moves, so that the caller can store it (reconciliation retrieves by it).
+    on_reference: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,10 @@ class PaymentProvider(abc.ABC):
     def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key. A decline is a result, not an exception;
         :class:`ProviderError` means the outcome is unknown (treat as transient)."""
+
+    def retrieve(self, reference: str) -> ChargeResult | None:
+        """The charge's current outcome at the processor, or ``None`` if it cannot say."""
+        return None
 
     @abc.abstractmethod
     def refund(self, request: RefundRequest) -> RefundResult:

@@ -1,4 +1,4 @@
-"""The built-in, deterministic sandbox provider (the default; no network, no state).
+"""The built-in, deterministic sandbox provider for demos (no network, no state).
 
 Sandbox cards (any future expiry and any CVC are accepted by the form)::
 
@@ -10,8 +10,9 @@ Sandbox cards (any future expiry and any CVC are accepted by the form)::
 Any other number is declined (``card_not_supported``; ``invalid_number`` if it
 fails the Luhn check). References are derived from the idempotency key, so
 repeating a key returns the same charge: the provider is idempotent without
-keeping state, across processes. Not for production: settings choose it only
-while ``MEMSTORE_PAYMENT_PROVIDER`` is ``test`` (the default).
+keeping state, across processes (and so cannot answer ``retrieve``). Not for
+production: settings choose it only when ``MEMSTORE_PAYMENT_PROVIDER`` is ``test``
+(``scripts/run`` sets it; ``check --deploy`` refuses it with DEBUG off).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class TestProvider(PaymentProvider):
     def charge(self, request: ChargeRequest) -> ChargeResult:
         number = "".join(ch for ch in request.payment_method if ch in "0123456789")
         last4 = number[-4:]
+        if request.on_reference is not None:
+            request.on_reference(_ref("ch_test_", request.idempotency_key))
         if not luhn_ok(number):
             return ChargeResult(
                 ChargeOutcome.DECLINED,

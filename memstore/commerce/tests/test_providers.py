@@ -8,7 +8,7 @@ from memstore.commerce.providers import (
     ChargeRequest,
     ProviderError,
     RefundRequest,
-    StripeLikeProvider,
+    StripeProvider,
     TestProvider,
     get_provider,
 )
@@ -73,65 +73,17 @@ def test_test_provider_refunds_idempotently():
     assert TestProvider().refund(request) == TestProvider().refund(request)
 
 
-class FakeTransport:
-    def __init__(self, status, body):
-        self.status, self.body, self.calls = status, body, []
-
-    def __call__(self, method, path, fields, headers):
-        self.calls.append((method, path, dict(fields), dict(headers)))
-        return self.status, self.body
-
-
-def test_stripe_like_maps_success_and_sends_the_idempotency_key():
-    send = FakeTransport(
-        200,
-        {
-            "id": "pi_1",
-            "status": "succeeded",
-            "payment_method_details": {"card": {"brand": "visa", "last4": "4242"}},
-        },
-    )
-    result = StripeLikeProvider(api_key="sk_test", send=send).charge(
-        ChargeRequest(
-            amount_minor=1999, currency="EUR", payment_method="pm_1", idempotency_key="key-1"
-        )
-    )
-    assert result.outcome is ChargeOutcome.SUCCEEDED and result.reference == "pi_1"
-    method, path, fields, headers = send.calls[0]
-    assert (method, path) == ("POST", "/v1/payment_intents")
-    assert fields["amount"] == "1999" and fields["currency"] == "eur"
-    assert headers["Idempotency-Key"] == "key-1"
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "outcome"),
-    [
-        (
-            402,
-            {"error": {"type": "card_error", "decline_code": "insufficient_funds"}},
-            ChargeOutcome.DECLINED,
-        ),
-        (503, {}, ChargeOutcome.TRANSIENT_FAILURE),
-        (429, {"error": {"code": "rate_limit"}}, ChargeOutcome.TRANSIENT_FAILURE),
-    ],
-)
-def test_stripe_like_maps_errors(status, body, outcome):
-    provider = StripeLikeProvider(api_key="sk", send=FakeTransport(status, body))
-    result = provider.charge(
-        ChargeRequest(amount_minor=1, currency="EUR", payment_method="pm", idempotency_key="k")
-    )
-    assert result.outcome is outcome
-
-
-def test_stripe_like_without_transport_never_pretends_to_charge():
+def test_stripe_without_a_secret_key_never_pretends_to_charge(settings):
+    settings.MEMSTORE_STRIPE_SECRET_KEY = ""
     with pytest.raises(ProviderError):
-        StripeLikeProvider(api_key="sk").charge(
-            ChargeRequest(amount_minor=1, currency="EUR", payment_method="pm", idempotency_key="k")
-        )
+        get_provider("stripe")
 
 
-def test_get_provider(settings):
+def test_get_provider_follows_the_setting(settings):
+    settings.MEMSTORE_PAYMENT_PROVIDER = "test"
     assert isinstance(get_provider(), TestProvider)
-    assert isinstance(get_provider("stripe"), StripeLikeProvider)
+    settings.MEMSTORE_PAYMENT_PROVIDER = "stripe"
+    settings.MEMSTORE_STRIPE_SECRET_KEY = "sk_test_unit"
+    assert isinstance(get_provider(), StripeProvider)
     with pytest.raises(ValueError):
         get_provider("bitcoin")

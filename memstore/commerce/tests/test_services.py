@@ -9,6 +9,7 @@ from memstore.commerce.errors import (
     CurrencyError,
     IllegalTransitionError,
     NotPurchasableError,
+    PaymentInProgressError,
     RefundNotAllowedError,
 )
 from memstore.commerce.models import LedgerEntry, Order, Payment, Refund
@@ -365,6 +366,8 @@ def test_two_tabs_paying_two_orders_for_one_pack_concurrently_charge_once():
             )
         except AlreadyOwnedError:
             outcomes.append("already_owned")
+        except PaymentInProgressError:
+            outcomes.append("in_progress")
         finally:
             connection.close()
 
@@ -373,9 +376,14 @@ def test_two_tabs_paying_two_orders_for_one_pack_concurrently_charge_once():
         t.start()
     for t in threads:
         t.join(timeout=30)
-    assert sorted(outcomes) == ["already_owned", "succeeded"]
+    # The loser either saw the winner's charge in flight (its order stays pending, uncharged)
+    # or the pack already owned (its order is cancelled): never a second charge.
+    assert sorted(outcomes) in (["already_owned", "succeeded"], ["in_progress", "succeeded"])
     assert len(provider.charges) == 1
-    assert sorted(Order.objects.values_list("status", flat=True)) == ["cancelled", "paid"]
+    assert sorted(Order.objects.values_list("status", flat=True)) in (
+        ["cancelled", "paid"],
+        ["paid", "pending"],
+    )
 
 
 def test_namespace_members_cannot_buy_their_own_pack(paid_pack):
