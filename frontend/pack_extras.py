@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memstore.errors import RegistryError
 from memstore.packs.cards import DEFAULT_PREVIEW_COUNT, Card, LicenceLink, card_parse, licence_links
 from memstore.packs.diff import MemoryDiff, memory_diff
 from memstore.packs.models import PackVersion
 from memstore.search.models import IndexedMemory
-from protocol import Manifest, MIPError
+from memstore.storage.services import get_blob_storage
+from protocol import (
+    KV_INPUT_IDS,
+    Manifest,
+    MediaType,
+    MIPError,
+    parse_json,
+    read_safetensors_header,
+)
 
 from .rendering import render_markdown
 
@@ -100,6 +109,38 @@ def mip_version(version: PackVersion) -> str:
         return str(version.manifest.get("mip_version", ""))
 
 
+MAX_LORA_CONFIG = 64 * 1024
+
+
+def cube_facts(version: PackVersion) -> dict[str, str]:
+    """Per activation or parameter cube, what a buyer compares: cached tokens, LoRA rank.
+
+    Read from the stored payloads' headers only (a safetensors header, a small JSON
+    config); a payload that cannot be read says so instead of guessing.
+    """
+    storage = get_blob_storage()
+    facts: dict[str, str] = {}
+    for p in version.payloads.all():
+        try:
+            if p.media_type == MediaType.KV_CACHE.value:
+                with storage.open(p.sha256) as stream:
+                    header = read_safetensors_header(stream, p.size)
+                ids = header.tensors.get(KV_INPUT_IDS)
+                tokens = ids.shape[0] if ids is not None and ids.shape else 0
+                facts[p.cube_id] = f"{tokens} token{'s' if tokens != 1 else ''} cached"
+            elif p.media_type == MediaType.LORA_CONFIG.value and p.size <= MAX_LORA_CONFIG:
+                with storage.open(p.sha256) as stream:
+                    config = parse_json(stream.read(MAX_LORA_CONFIG), what="LoRA config")
+                if isinstance(config, dict):
+                    targets = ", ".join(str(t) for t in config.get("target_modules") or [])
+                    facts[p.cube_id] = f"LoRA rank {config.get('r', '?')}" + (
+                        f" on {targets}" if targets else ""
+                    )
+        except (MIPError, OSError, RegistryError):
+            facts[p.cube_id] = "payload header unreadable"
+    return facts
+
+
 def _memories(version: PackVersion) -> dict[tuple[str, str], str]:
     rows = IndexedMemory.objects.filter(version=version).values_list("cube_id", "record_id", "text")
     return {(cube, rid): text for cube, rid, text in rows}
@@ -132,6 +173,7 @@ class PageExtras:
     changelog: list[ChangelogEntry]
     blob_only: bool
     mip_version: str
+    cube_facts: dict[str, str]
 
 
 def page_extras(version: PackVersion, ordered: list[PackVersion]) -> PageExtras:
@@ -144,4 +186,5 @@ def page_extras(version: PackVersion, ordered: list[PackVersion]) -> PageExtras:
         changelog=changelog(ordered),
         blob_only=blob_only(version),
         mip_version=mip_version(version),
+        cube_facts=cube_facts(version),
     )

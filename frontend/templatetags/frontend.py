@@ -44,3 +44,9 @@ def highlight(text: str, query: str) -> str:
         r"\b(" + "|".join(re.escape(str(escape(w))) for w in words) + r")", re.IGNORECASE
     )
     return mark_safe(pattern.sub(r"<mark>\1</mark>", safe))  # noqa: S308 - escaped above
+
+
+@register.filter
+def lookup(mapping: dict[str, str], key: str) -> str:
+    """``mapping[key]``, or an empty string (templates cannot index by a variable)."""
+    return mapping.get(key, "") if isinstance(mapping, dict) else ""

@@ -3,21 +3,26 @@ and a MIP 2 version published by its manifest alone (no pack file)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from memstore.accounts.actor import Actor
 from memstore.ingest.services import ingest_run
 from memstore.packs.cards import card_parse, licence_links
 from memstore.packs.diff import memory_diff
 from memstore.packs.models import PackVersion
+from memstore.packs.services import pack_publish
 from memstore.packs.tests.blobkit import (
     memories_file,
     publish_missing_only,
     signed_manifest,
     token_client,
 )
+from protocol import pack_directory
+from protocol.conformance import generate as g
 
 pytestmark = pytest.mark.django_db
 
@@ -134,3 +139,29 @@ def test_manifest_only_mip2_version_shows_manifest_digest_and_blobs_not_a_blank_
         assert sha[:16] in side
     assert '<code class="mono digest"></code>' not in html
     assert "blobs only" in html  # the versions table names it instead of a blank digest
+
+
+def test_kv_and_lora_cubes_show_model_cached_tokens_rank_and_size(
+    client: Any, tmp_path: Path, acme: Any, local_storage: Any
+) -> None:
+    user, _, key = acme
+    kv, weights = g.kv_cache(seq_len=7), g.lora_weights()
+    manifest = g.manifest_dict(
+        g.plaintext_cube(),
+        g.activation_cube(kv),
+        g.parameter_cube(g.LORA_CONFIG, weights),
+        name="acme/all-types",
+    )
+    bodies = [g.NOTES, kv, g.LORA_CONFIG, weights]
+    source = tmp_path / "src"
+    for rel, body in g.payload_map(manifest, bodies).items():
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(body)
+    (source / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    pack_directory(source, tmp_path / "all.memcube", keys=[key])
+    pack_publish(actor=Actor(user=user, scopes=None), pack_file=tmp_path / "all.memcube")
+    html = client.get("/p/acme/all-types").content.decode()
+    cubes = html.split('id="cubes-h"', 1)[1].split("</section>", 1)[0]
+    assert "7 tokens cached" in cubes
+    assert "LoRA rank 2 on q_proj, v_proj" in cubes
+    assert "activation" in cubes and "parameter" in cubes and "KV heads" in cubes
