@@ -52,7 +52,9 @@ def read_agent_file(source: Path, with_messages: bool = False
         raise InteropError(f"{source.name}: an agent file is a JSON object",
                            code="interop.bad_record")  # fmt: skip
     agents = _objects(data.get("agents"), "agents") or ([data] if "core_memory" in data else [])
-    blocks = {b.get("id"): b for b in _objects(data.get("blocks"), "blocks")}
+    blocks = {
+        b["id"]: b for b in _objects(data.get("blocks"), "blocks") if isinstance(b.get("id"), str)
+    }
     out: list[PortableMemory] = []
     skipped: list[Skipped] = []
     for a, agent in enumerate(agents):
@@ -63,7 +65,7 @@ def read_agent_file(source: Path, with_messages: bool = False
         ids = agent.get("block_ids") or []
         if not isinstance(ids, list):
             raise InteropError("block_ids must be a list", code="interop.bad_record")
-        own += [blocks[i] for i in ids if i in blocks]
+        own += [blocks[i] for i in ids if isinstance(i, str) and i in blocks]
         for b, block in enumerate(own):
             label = block.get("label", f"block-{b}")
             bid = block.get("id") or f"{agent_id}:{label}"
