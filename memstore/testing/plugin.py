@@ -5,7 +5,7 @@
   test database is created on it.
 * S3: moto's standalone server on a free 127.0.0.1 port (``s3_server``).
 * Stripe: localstripe (a stateful fake Stripe server) as a subprocess on a free
-  port, the SDK pointed at it (``stripe_server``, ``stripe_provider``). Other
+  port, the SDK pointed at it (``stripe_server``). Other
   tests pay with the sandbox provider, chosen explicitly below as ``scripts/run`` does.
 * Celery: a real worker thread consuming from Redis on 127.0.0.1:6379 through
   a queue unique to the test run (``celery_worker``); the same Redis for cache
@@ -145,18 +145,6 @@ def stripe_server() -> Iterator[StripeServer]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-@pytest.fixture
-def stripe_provider(stripe_server: StripeServer, settings: Any) -> Any:
-    """Settings choose Stripe (through localstripe) for this test; returns the provider."""
-    from memstore.commerce.providers import get_provider
-
-    settings.MEMSTORE_PAYMENT_PROVIDER = "stripe"
-    settings.MEMSTORE_STRIPE_SECRET_KEY = stripe_server.secret_key
-    settings.MEMSTORE_STRIPE_WEBHOOK_SECRET = "whsec_memstore_test"  # noqa: S105 - test secret
-    settings.MEMSTORE_STRIPE_API_BASE = stripe_server.api_base
-    return get_provider()
 
 
 @pytest.fixture
