@@ -170,7 +170,11 @@ class RegistryClient:
         """
         target = self.absolute(url)
         last = "" if end is None else str(end - 1)
-        headers = {"Range": f"bytes={offset}-{last}"} if offset or end is not None else {}
+        # The digest is over the bytes as stored: no transfer compression, whatever a
+        # server or proxy would like to apply (a compressed body would not hash right).
+        headers = {"Accept-Encoding": "identity"}
+        if offset or end is not None:
+            headers["Range"] = f"bytes={offset}-{last}"
         request = self._http.build_request("GET", target, headers=headers)
         if origin_of(target) != self._token_origin:
             request.headers.pop("Authorization", None)

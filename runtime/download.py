@@ -57,7 +57,6 @@ ProgressFn = Callable[[int, int], None]
 #: with a ``network.*`` code.
 Opener = Callable[[int], AbstractContextManager[tuple[int, Iterator[bytes]]]]
 
-_CHUNK = 256 * 1024
 
 #: Blobs at least this large may be fetched as several ranges at once (smaller ones
 #: gain nothing: a request's round trip costs more than the bytes).
@@ -121,8 +120,8 @@ def url_range_opener(client: RegistryClient, url: str) -> RangeOpener:
 
 
 def _network_chunks(response: httpx.Response) -> Iterator[bytes]:
-    try:
-        yield from response.iter_bytes(_CHUNK)
+    try:  # as received: re-chunking to a fixed size would copy every byte once more
+        yield from response.iter_bytes()
     except httpx.TransportError as exc:
         raise RegistryError(
             f"download interrupted: {exc}", code="network.download_interrupted"
