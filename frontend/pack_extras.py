@@ -34,6 +34,7 @@ class CardView:
     card: Card
     html: str
     licence: tuple[LicenceLink, ...]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,18 @@ class VersionChange:
 
 def card_view(version: PackVersion) -> CardView:
     card = card_parse(version.description or "")
+    warnings = list(card.problems)
+    if card.license and card.license != version.license:
+        # The signed manifest's licence is the one that binds; say when the card disagrees.
+        warnings.append(
+            f"the card states the licence {card.license}, the manifest {version.license}; "
+            "the manifest's licence applies"
+        )
     return CardView(
         card=card,
         html=render_markdown(card.body) if card.body.strip() else "",
-        licence=licence_links(card.license or version.license),
+        licence=licence_links(version.license),
+        warnings=tuple(warnings),
     )
 
 

@@ -79,8 +79,10 @@ def test_pack_page_renders_the_card_sanitised_with_its_facts_and_marked_preview(
     html = client.get("/p/acme/harbour").content.decode()
     assert "<script>" not in html.split("</header>", 1)[1].split("<footer", 1)[0]
     assert "<strong>tides</strong>" in html
-    assert 'href="https://spdx.org/licenses/Apache-2.0.html"' not in html  # the card's MIT wins
-    assert 'href="https://spdx.org/licenses/MIT.html"' in html
+    # The signed manifest's licence binds (linked to SPDX); the card's other one is flagged.
+    assert 'href="https://spdx.org/licenses/Apache-2.0.html"' in html
+    assert 'href="https://spdx.org/licenses/MIT.html"' not in html
+    assert "the card states the licence MIT, the manifest Apache-2.0" in html
     assert "HuggingFaceTB/SmolLM2-135M" in html and "en, fr" in html
     assert "No personal data; harbour timetables only." in html
     assert "no evaluation yet" in html

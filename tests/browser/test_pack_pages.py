@@ -74,6 +74,7 @@ def harbour(tmp_path: Path, local_storage: Any) -> Pack:
                 version=version,
                 keys=[key],
                 title="Harbour pilot's notes",
+                license="CC-BY-4.0",
                 description=CARD.format(changelog=log),
                 keywords=["tides"],
                 memories=memories,
@@ -92,6 +93,7 @@ def test_pack_page_shows_the_sanitised_card_marked_previews_and_the_version_diff
     assert page.locator("article.readme strong", has_text="harbour office").count() == 1
     licence = page.locator(".licence a", has_text="CC-BY-4.0")
     assert licence.get_attribute("href") == "https://spdx.org/licenses/CC-BY-4.0.html"
+    assert page.locator(".msg.warning").count() == 0  # card and manifest agree on the licence
     facts = page.inner_text(".card-facts")
     assert "HuggingFaceTB/SmolLM2-135M-Instruct" in facts
     assert "No personal data; public tide tables only." in facts
