@@ -8,20 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..currencies import currency_exponent, is_price_currency
 from .errors import CurrencyError
 
 __all__ = ["CURRENCY_EXPONENTS", "Money", "format_money"]
 
-#: Minor-unit exponents of the currencies the marketplace accepts.
+#: The currencies the web forms offer first, with their exponents (any ISO 4217
+#: currency in use is accepted: ``memstore.currencies``).
 CURRENCY_EXPONENTS: dict[str, int] = {
-    "EUR": 2,
-    "USD": 2,
-    "GBP": 2,
-    "CHF": 2,
-    "CAD": 2,
-    "AUD": 2,
-    "SEK": 2,
-    "JPY": 0,
+    code: currency_exponent(code)
+    for code in ("EUR", "USD", "GBP", "CHF", "CAD", "AUD", "SEK", "JPY")
 }
 
 _SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
@@ -35,10 +31,9 @@ class Money:
     def __post_init__(self) -> None:
         if isinstance(self.amount_minor, bool) or not isinstance(self.amount_minor, int):
             raise CurrencyError("amount must be an integer number of minor units")
-        if self.currency not in CURRENCY_EXPONENTS:
+        if not is_price_currency(self.currency):
             raise CurrencyError(
-                f"unsupported currency {self.currency!r}",
-                detail={"supported": sorted(CURRENCY_EXPONENTS)},
+                f"{self.currency!r} is not an ISO 4217 currency in use (EUR, USD, JPY ...)"
             )
 
     @classmethod
@@ -72,7 +67,7 @@ def format_money(amount_minor: int, currency: str) -> str:
     """``1999, "EUR"`` -> ``"€19.99"``; ``0`` -> ``"Free"``; unknown currency -> code."""
     if amount_minor == 0:
         return "Free"
-    exponent = CURRENCY_EXPONENTS.get(currency, 2)
+    exponent = currency_exponent(currency) if is_price_currency(currency) else 2
     sign = "-" if amount_minor < 0 else ""
     units, minor = divmod(abs(amount_minor), 10**exponent)
     number = f"{units:,}" if exponent == 0 else f"{units:,}.{minor:0{exponent}d}"

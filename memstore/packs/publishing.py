@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ from protocol import (
 from ..accounts.actor import Actor
 from ..accounts.models import Namespace, Role, SigningKey
 from ..accounts.selectors import has_role, namespace_get, namespace_trusted_keys
+from ..currencies import is_price_currency
 from ..errors import (
     ConflictError,
     ForbiddenError,
@@ -78,8 +78,6 @@ __all__ = [
     "subscribe",
 ]
 
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-
 
 @dataclass(frozen=True)
 class Price:
@@ -89,9 +87,10 @@ class Price:
     def __post_init__(self) -> None:
         if self.amount_minor < 0:
             raise InvalidRequestError("a price cannot be negative", code="registry.bad_price")
-        if self.amount_minor > 0 and not _CURRENCY_RE.match(self.currency):
+        if self.amount_minor > 0 and not is_price_currency(self.currency):
             raise InvalidRequestError(
-                "a paid pack needs an ISO 4217 currency such as 'EUR'", code="registry.bad_price"
+                f"{self.currency!r} is not an ISO 4217 currency in use; price in one such as 'EUR'",
+                code="registry.bad_currency",
             )
 
     @property
