@@ -22,7 +22,7 @@ def price_currencies() -> frozenset[str]:
     today = datetime.date.today()
     codes: set[str] = set()
     for territory in Locale("en").territories:
-        if territory.isalpha():
+        if isinstance(territory, str) and territory.isalpha():
             codes.update(get_territory_currencies(territory, start_date=today, tender=True))
     return frozenset(c for c in codes if len(c) == 3 and c.isupper())
 
