@@ -108,6 +108,8 @@ class TokenInfo:
     id: int
     name: str
     scopes: tuple[str, ...]
+    #: When the token expires (ISO 8601), None from a registry that does not say.
+    expires_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,7 @@ def parse_token(data: Any) -> TokenInfo:
         id=_f.field(data, "id", int),
         name=str(data.get("name", "")),
         scopes=tuple(str(s) for s in _f.field(data, "scopes", list)),
+        expires_at=data["expires_at"] if isinstance(data.get("expires_at"), str) else None,
     )
 
 

@@ -52,6 +52,9 @@ def _token(url: str) -> str:
     return token
 
 
+CLI_SCOPES = ("read", "publish:*", "admin:*")
+
+
 def login(
     registry: RegistryOpt = None,
     token: Annotated[
@@ -77,6 +80,7 @@ def login(
     """
     url = _registry(registry)
     settings = load_settings()
+    expires_at: str | None = None
     if token is None:
         if username is None:
             raise CLIError(
@@ -84,15 +88,23 @@ def login(
             )
         secret = password if password is not None else getpass.getpass(f"Password for {username}: ")
         with RegistryClient(url) as client:
-            token = client.create_token(username=username, password=secret, name=token_name).token
+            # The person at the keyboard proved the password: the CLI token may also manage
+            # keys and members (admin:*); tokens for CI are made narrower on the web page.
+            created = client.create_token(
+                username=username, password=secret, name=token_name, scopes=CLI_SCOPES
+            )
+        token, expires_at = created.token, created.expires_at
     with RegistryClient(url, token=token) as client:
         me = client.whoami()
     save_token(settings, url, token)
     if json_out:
-        emit_json({"registry": url, "username": me.username, "namespaces": dict(me.namespaces)})
+        emit_json({"registry": url, "username": me.username, "namespaces": dict(me.namespaces),
+                   "token_expires_at": expires_at})  # fmt: skip
         return
     names = ", ".join(f"{ns} ({role})" for ns, role in me.namespaces) or "none"
     out.print(f"Logged in to {url} as [bold]{me.username}[/]; namespaces: {names}")
+    if expires_at:
+        out.print(f"The new token expires at {expires_at}; run memos login again then.")
 
 
 def _minor_units(price: str | None) -> int:
