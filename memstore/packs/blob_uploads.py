@@ -9,7 +9,9 @@
   For a blob present for the publisher it answers a session that is already
   ``completed`` (a retry is a no-op, no byte travels); the publisher's open session
   for the same blob is answered again, with its offset, so a client that lost its
-  state resumes where the bytes stopped.
+  state resumes where the bytes stopped. A user holds at most
+  ``MEMSTORE_MAX_OPEN_UPLOADS`` open blob uploads (429 ``registry.too_many_uploads``,
+  :mod:`memstore.packs.upload_limits`, which also purges expired ones).
 * :func:`blob_upload_append` writes a chunk at the session's offset (another offset
   is refused with the current one, ``upload.offset_mismatch``). The chunk that
   reaches the announced size completes the upload: the registry hashes the bytes,
@@ -53,6 +55,7 @@ from ..storage.parts import (
 from ..storage.services import get_blob_storage
 from .blob_refs import blob_store
 from .selectors import blobs_readable
+from .upload_limits import require_upload_room
 
 __all__ = [
     "MAX_DIGESTS",
@@ -161,6 +164,7 @@ def blob_upload_create(*, actor: Actor, sha256: str, size: int) -> tuple[BlobUpl
     )
     if existing is not None:
         return existing, False
+    require_upload_room(user=actor.user, kind="blob")
     upload = BlobUpload.objects.create(
         user=actor.user, sha256=sha256, size=size, expires_at=now + SESSION_TTL
     )

@@ -6,7 +6,9 @@ current offset, so a client can always resume), then asks to complete, which
 checks size and digest and runs the same ``pack_publish`` as a one-request
 upload. Chunks go to a file under ``MEMSTORE_UPLOAD_DIR`` (a volume shared by
 the web processes in production), written by :mod:`memstore.storage.parts` like the
-per-blob uploads of :mod:`memstore.packs.blob_uploads`.
+per-blob uploads of :mod:`memstore.packs.blob_uploads`. A user holds at most
+``MEMSTORE_MAX_OPEN_UPLOADS`` open sessions; expired ones and their part files are
+purged hourly (:mod:`memstore.packs.upload_limits`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..storage.parts import (
 )
 from .models import PackVersion, UploadSession
 from .publishing import FREE, Price, pack_publish
+from .upload_limits import require_upload_room
 
 SESSION_TTL = timedelta(hours=24)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -63,6 +66,7 @@ def upload_session_create(*, actor: Actor, size: int, sha256: str) -> UploadSess
         raise TooLargeError(f"the pack is {size} bytes; the limit is {limit}", limit=limit)
     if not _HEX64.match(sha256):
         raise InvalidRequestError("sha256 must be 64 lower-case hex digits")
+    require_upload_room(user=actor.user, kind="pack")
     session = UploadSession.objects.create(
         user=actor.user, size=size, sha256=sha256, expires_at=timezone.now() + SESSION_TTL
     )

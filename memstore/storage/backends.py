@@ -17,6 +17,7 @@ import hmac
 import os
 import shutil
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 from urllib.parse import urlencode
@@ -61,6 +62,10 @@ class BlobStorage(Protocol):
     def redirect_url(self, sha256: str, *, ttl: int, filename: str | None = None) -> str | None:
         """A URL elsewhere that serves the bytes, with HTTP Range, for ``ttl`` seconds; None
         when this server must stream them itself (the registry then serves the range)."""
+
+    def abort_stale_uploads(self, *, older_than: timedelta) -> int:
+        """Remove the leftovers of a ``put_file`` that crashed (S3 multipart parts, local
+        temporary files) begun more than ``older_than`` ago; returns how many."""
 
 
 def _signature(secret: str, sha256: str, expires: int, filename: str) -> str:
@@ -136,6 +141,21 @@ class LocalBlobStorage:
 
     def redirect_url(self, sha256: str, *, ttl: int, filename: str | None = None) -> str | None:
         return None  # the registry streams local files itself
+
+    def abort_stale_uploads(self, *, older_than: timedelta) -> int:
+        """Delete ``put_file``'s temporary files (``.<name>.<pid>.<ns>.tmp``) left by a crash."""
+        if not self.root.exists():
+            return 0
+        cutoff = time.time() - older_than.total_seconds()
+        removed = 0
+        for tmp in self.root.rglob(".*.tmp"):
+            try:
+                if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def list_keys(self) -> list[str]:
         """Every stored key (tests and garbage collection)."""
@@ -276,6 +296,30 @@ class S3BlobStorage:
     def redirect_url(self, sha256: str, *, ttl: int, filename: str | None = None) -> str | None:
         """S3 serves Range (206, 416) itself: the registry redirects rather than proxies."""
         return self.download_url(sha256, ttl=ttl, filename=filename)
+
+    def abort_stale_uploads(self, *, older_than: timedelta) -> int:
+        """Abort multipart uploads under the prefix initiated before ``older_than`` ago.
+
+        boto3 aborts a multipart upload that fails, but not one whose process died:
+        its parts stay billed and invisible to ``list_objects``.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        cutoff = datetime.now(UTC) - older_than
+        aborted = 0
+        try:
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] >= cutoff:
+                        continue
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted += 1
+        except (BotoCoreError, ClientError) as exc:
+            raise self._wrap(exc, "abort_multipart_upload") from exc
+        return aborted
 
     def list_keys(self) -> list[str]:
         """Every key under the prefix (tests and garbage collection)."""
