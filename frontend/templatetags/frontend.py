@@ -8,6 +8,7 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from memstore.commerce.conf import payment_provider
 from memstore.commerce.money import format_money
 
 register = template.Library()
@@ -26,6 +27,12 @@ def filesize(value: int) -> str:
 @register.filter
 def shortdigest(value: str, length: int = 12) -> str:
     return (value or "")[:length]
+
+
+@register.simple_tag
+def payments_sandbox() -> bool:
+    """True when the demo sandbox takes payments (the footer and checkout say so)."""
+    return payment_provider() == "test"
 
 
 @register.filter

@@ -107,3 +107,15 @@ def test_orders_of_others_are_not_visible(client, bob_client, buyer, publish):
 
     client.force_login(user_create(username="eve", password="x-Secret-123"))
     assert client.get(f"/orders/{order.public_id}").status_code == 404
+
+
+def test_checkout_labels_sandbox_payments_only_when_the_sandbox_is_chosen(
+    bob_client, publish, settings
+):
+    publish("docs", price=1999)
+    sandbox = bob_client.get("/p/acme/docs/buy").content.decode()
+    assert 'id="sandbox-payments"' in sandbox and "4242 4242 4242 4242" in sandbox
+    settings.MEMSTORE_PAYMENT_PROVIDER = "stripe"
+    real = bob_client.get("/p/acme/docs/buy").content.decode()
+    assert 'id="sandbox-payments"' not in real and "Sandbox cards" not in real
+    assert "sandbox mode" not in real
