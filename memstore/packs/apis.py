@@ -21,6 +21,7 @@ from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from protocol import parse_ref
@@ -41,6 +42,7 @@ from . import presenters, uploads
 from . import selectors as pack_selectors
 from . import serializers as s
 from . import services as pack_services
+from .downloads import version_download_record
 from .models import PackVersion
 from .upload_publish import pack_publish_upload, pack_upload_admit
 
@@ -80,10 +82,13 @@ class ResolveView(APIView):
         query = valid_input(s.ResolveQueryIn, request.query_params)
         spec = query["spec"] or "*"
         parse_ref(f"{namespace}/{name}@{spec}")  # ref.invalid on bad syntax
+        actor = actor_of(request)
         resolution = pack_selectors.version_resolve(
-            actor=actor_of(request), namespace=namespace, name=name, spec=spec
+            actor=actor, namespace=namespace, name=name, spec=spec
         )
-        pack_services.version_record_download(version=resolution.version)
+        # Counted once a day per account or address (MEMSTORE_NUM_PROXIES aware).
+        address = BaseThrottle().get_ident(request)
+        version_download_record(version=resolution.version, user=actor.user, address=address)
         body = presenters.resolve_dict(resolution, request, get_blob_storage())
         return respond(s.ResolveOut, body)
 

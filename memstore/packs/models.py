@@ -153,3 +153,23 @@ class UploadSession(models.Model):
 
     def __str__(self) -> str:
         return f"upload {self.id} ({self.offset}/{self.size})"
+
+
+class VersionDownload(models.Model):
+    """One counted download: a version, a UTC day, and who (a user, or a hashed address).
+
+    The unique constraint is the counting rule (:mod:`memstore.packs.downloads`): the
+    same account or address resolving a version again that day counts nothing.
+    """
+
+    version = models.ForeignKey(PackVersion, on_delete=models.CASCADE, related_name="downloads")
+    day = models.DateField()
+    who = models.CharField(max_length=80)  # "user:<id>" or "addr:<keyed hash>", never the address
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "day", "who"], name="uniq_download_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} on {self.day} by {self.who}"
