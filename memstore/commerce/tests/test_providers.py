@@ -87,3 +87,12 @@ def test_get_provider_follows_the_setting(settings):
     assert isinstance(get_provider(), StripeProvider)
     with pytest.raises(ValueError):
         get_provider("bitcoin")
+
+
+def test_without_configuration_the_provider_is_stripe_never_the_sandbox(settings):
+    from memstore.commerce.conf import payment_provider
+
+    settings.MEMSTORE_PAYMENT_PROVIDER = ""
+    assert payment_provider() == "stripe"
+    del settings.MEMSTORE_PAYMENT_PROVIDER
+    assert payment_provider() == "stripe"
