@@ -74,21 +74,22 @@ def test_new_user_flow(
     assert bad.returncode == 1
     assert "lifecycle.illegal_transition" in bad.stderr
     history = json.loads(memos(["history", mid, "--json"], env, work).stdout)
+    # A use activates in place (audited as a transition): reads never add a version.
     assert [(v["version"], v["event"], v["snapshot"]["state"]) for v in history] == [
         (1, "install", "generated"),
-        (2, "activate", "activated"),
-        (3, "archive", "archived"),
+        (2, "archive", "archived"),
     ]
 
-    # Time machine: as of version 2's time it was activated; roll back to version 1.
+    # Time machine: as of version 1's time it was as installed; roll back to version 1
+    # (exactly one new version).
     assert (
-        json.loads(memos(["show", mid, "--as-of", history[1]["at"], "--json"], env, work).stdout)[
+        json.loads(memos(["show", mid, "--as-of", history[0]["at"], "--json"], env, work).stdout)[
             "state"
         ]
-        == "activated"
+        == "generated"
     )
     rolled = json.loads(memos(["rollback", mid, "1", "--json"], env, work).stdout)
-    assert (rolled["state"], rolled["version"]) == ("generated", 4)
+    assert (rolled["state"], rolled["version"]) == ("generated", 3)
 
     # A plan for the agent: plaintext within budget, adapter rejected without a running
     # model, reasons given.
