@@ -80,8 +80,10 @@ def test_install_search_lifecycle_rollback_audit_from_the_registry(
     assert hits[0]["text"] == "Backups run nightly at 02:00"
     _run(capsys, ["lifecycle", mid, "archive"])
     versions = _run(capsys, ["history", mid, "--json"])
-    assert [v["snapshot"]["state"] for v in versions] == ["generated", "activated", "archived"]
-    assert _run(capsys, ["rollback", mid, "2", "--json"])["state"] == "activated"
+    # The search activated it in place (no version): install, archive.
+    assert [v["snapshot"]["state"] for v in versions] == ["generated", "archived"]
+    rolled = _run(capsys, ["rollback", mid, "1", "--json"])
+    assert (rolled["state"], rolled["version"]) == ("generated", 3)
     reads = _run(capsys, ["audit", "--json", "--actor", "agent-9", "--action", "search"])
     assert mid in reads[0]["detail"]["memories"]
 
