@@ -43,6 +43,7 @@ from ..storage.parts import (
     part_sha256,
 )
 from .models import PackVersion, UploadSession
+from .publish_gate import require_publisher_somewhere
 from .publishing import FREE, Price, pack_publish
 from .upload_limits import require_upload_room
 
@@ -66,6 +67,7 @@ def upload_session_create(*, actor: Actor, size: int, sha256: str) -> UploadSess
         raise TooLargeError(f"the pack is {size} bytes; the limit is {limit}", limit=limit)
     if not _HEX64.match(sha256):
         raise InvalidRequestError("sha256 must be 64 lower-case hex digits")
+    require_publisher_somewhere(actor)  # a stranger's bytes are refused before they arrive
     require_upload_room(user=actor.user, kind="pack")
     session = UploadSession.objects.create(
         user=actor.user, size=size, sha256=sha256, expires_at=timezone.now() + SESSION_TTL

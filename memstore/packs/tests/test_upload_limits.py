@@ -25,6 +25,7 @@ from memstore.packs.tasks import purge_expired_uploads
 from memstore.packs.upload_limits import uploads_purge_expired
 from memstore.storage.backends import LocalBlobStorage, blob_key
 from memstore.storage.models import BlobUpload
+from memstore.testing.factories import UserFactory
 
 from .blobkit import patch, token_client
 
@@ -64,6 +65,14 @@ def test_open_pack_upload_sessions_are_capped_per_user(
         client.post("/api/v1/uploads/", {"size": 10, "sha256": _sha(4)}, format="json").status_code
         == 201
     )
+
+
+def test_a_stranger_cannot_open_a_pack_upload_session(db: None, local_storage: Any) -> None:
+    stranger = token_client(UserFactory(username="mallory"))  # type: ignore[no-untyped-call]
+    refused = stranger.post("/api/v1/uploads/", {"size": 10, "sha256": _sha(1)}, format="json")
+    assert refused.status_code == 403
+    assert _error_code(refused) == "registry.forbidden"
+    assert UploadSession.objects.count() == 0
 
 
 def test_open_blob_uploads_are_capped_but_resuming_one_is_not(
