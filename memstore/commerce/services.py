@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from ..accounts.models import Role, User
@@ -223,6 +223,7 @@ def _payment_open(
                 )
             else:
                 payment_transition(payment, PaymentStatus.PENDING)
+            _charge_lock(payment.pk)  # held (session level) until the answer is recorded
             return payment, True
         # Bought meanwhile through another order (another tab): never charge twice for it.
         order_transition(order, OrderStatus.CANCELLED)
@@ -258,10 +259,34 @@ def payment_capture(
     hooks = hooks or CaptureHooks()
     payment, charge = _payment_open(order=order, idempotency_key=idempotency_key, provider=provider)
     if not charge:
-        return payment
-    _charge_with_retries(order, payment, provider, payment_method, sleep, hooks)
-    hooks.after_charge(payment)
+        if payment.status == PaymentStatus.PENDING:
+            # Another submit is charging: wait for its answer (its lock), never charge again.
+            _charge_lock(payment.pk)
+            _charge_unlock(payment.pk)
+            payment.refresh_from_db()
+        return payment_settle(payment=payment)
+    try:
+        _charge_with_retries(order, payment, provider, payment_method, sleep, hooks)
+        hooks.after_charge(payment)
+    finally:
+        _charge_unlock(payment.pk)
     return payment_settle(payment=payment)
+
+
+_LOCK_BASE = 0x4D53_0000_0000  # advisory lock keys of in-flight charges: base + payment id
+
+
+def _charge_lock(payment_id: int) -> None:
+    """A PostgreSQL session-level advisory lock: no transaction stays open during a charge,
+    yet a second submit of the same payment waits for the first one's answer. A crashed
+    process's connection closes and releases it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [_LOCK_BASE + payment_id])
+
+
+def _charge_unlock(payment_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_BASE + payment_id])
 
 
 def _charge_with_retries(
