@@ -3,8 +3,10 @@
 A MIP 2 pack of ``--mb`` MB (one plaintext cube of ``--memories`` memories and
 nine parameter cubes of random, incompressible LoRA weights, so ten content
 blobs plus one LoRA config they share) is served over 127.0.0.1 by
-``runtime.tests.fake_registry`` (the resolve contract of memstore/API.md with
-per-blob URLs and HTTP Range). Interleaved, ``--runs`` times, we time:
+``runtime.tests.fake_registry`` in a process of its own
+(``bench/_serve_registry.py``: a registry never shares the client's interpreter
+lock), with the resolve contract of memstore/API.md, per-blob URLs and HTTP
+Range. Interleaved, ``--runs`` times, we time:
 
 * **curl**: one ``curl`` process fetching every blob URL of the resolve answer (the
   same bytes, from the same server code path the installer uses), each to a file, one
@@ -49,6 +51,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -65,7 +69,6 @@ from runtime.engine.embedding import HashEmbedder  # noqa: E402
 from runtime.engine.engine import Engine  # noqa: E402
 from runtime.install import Installer  # noqa: E402
 from runtime.tests.fake_blob_uploads import BlobUploadRegistry  # noqa: E402
-from runtime.tests.fake_registry import FakeRegistry  # noqa: E402
 from runtime.tests.helpers import (  # noqa: E402
     fingerprint_digest_of,
     kv_cube,
@@ -114,8 +117,18 @@ def _installer(home: Path, stages: Callable[[str], None] | None = None, **kw: An
     return Installer(home, engine, on_stage=stages, **kw)
 
 
-def _sent(reg: FakeRegistry) -> int:
-    return sum(reg.blob_bytes.values())
+def _sent(url: str) -> int:
+    """Bytes the registry process has sent, all blobs together."""
+    return sum(httpx.get(f"{url}/_test/blob-bytes").json().values())
+
+
+def _serve(*packs: Path) -> tuple[subprocess.Popen[str], str]:
+    """The test registry serving ``packs`` in its own process (bench/_serve_registry.py)."""
+    argv = [sys.executable, str(ROOT / "bench" / "_serve_registry.py"), "bench",
+            KEY.public_key.to_text(), *map(str, packs)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
 
 
 def _curl(urls: list[str], folder: Path) -> tuple[float, list[Path]]:
@@ -144,14 +157,12 @@ def main() -> None:
     print(f"building packs of ~{args.mb} MB in {work} ...", file=sys.stderr)
     v1 = _pack(work, version="1.0.0", mb=args.mb, memories=memories, changed=None)
     v2 = _pack(work, version="1.1.0", mb=args.mb, memories=memories, changed=4)
-    reg = FakeRegistry(chunk=1024 * 1024, blob_urls=True)
-    reg.add_key("bench", KEY.public_key)
-    pub1 = reg.publish(v1)
-    reg.publish(v2)
+    kv_path, kv_configs = _kv_pack(work, memories, args.kv_mb)
+    pack_size = v1.stat().st_size
+    server, reg_url = _serve(v1, v2, kv_path)
     manifest1 = read_pack(v1).manifest
     blobs1 = manifest_blobs(manifest1)
-    reg.start()
-    urls = [f"{reg.url}/api/v1/blobs/sha256/{b.sha256}" for b in blobs1]
+    urls = [f"{reg_url}/api/v1/blobs/sha256/{b.sha256}" for b in blobs1]
     res: dict[str, list[float]] = {
         k: []
         for k in (
@@ -189,13 +200,13 @@ def main() -> None:
 
             home = work / f"home-{run}"
             stages = Stages()
-            before = _sent(reg)
+            before = _sent(reg_url)
             t0 = time.perf_counter()
             inst = _installer(home, stages)
-            result = inst.install(f"{NAME}@1.0.0", registry=reg.url, everything=True)
+            result = inst.install(f"{NAME}@1.0.0", registry=reg_url, everything=True)
             t1 = time.perf_counter()
             res["install"].append(t1 - t0)
-            res["install_bytes"].append(_sent(reg) - before)
+            res["install_bytes"].append(_sent(reg_url) - before)
             fetch_at = stages.first("fetching") or t0
             check_at = stages.first("verifying") or t1
             res["resolve"].append(fetch_at - t0)
@@ -203,10 +214,10 @@ def main() -> None:
             res["commit"].append(t1 - check_at)
             assert result.memories == args.memories + 9, result
 
-            before = _sent(reg)
+            before = _sent(reg_url)
             stages.marks.clear()
             t0 = time.perf_counter()
-            up = inst.upgrade([NAME], registry=reg.url, everything=True)
+            up = inst.upgrade([NAME], registry=reg_url, everything=True)
             t1 = time.perf_counter()
             res["upgrade"].append(t1 - t0)
             fetch_at = stages.first("fetching") or t0
@@ -214,7 +225,7 @@ def main() -> None:
             res["upgrade_resolve"].append(fetch_at - t0)
             res["upgrade_fetch"].append(check_at - fetch_at)
             res["upgrade_commit"].append(t1 - check_at)
-            res["upgrade_bytes"].append(_sent(reg) - before)
+            res["upgrade_bytes"].append(_sent(reg_url) - before)
             assert up[0].version == "1.1.0", up
             assert len(up[0].fetched) == 1, up
             inst.engine.close()
@@ -223,15 +234,17 @@ def main() -> None:
             for key, value in _publish_delta(v1, v2).items():
                 res[key].append(value)
 
-        kv = _kv_partial(work, reg, memories, args.kv_mb)
+        kv = _kv_partial(work, reg_url, kv_path, kv_configs)
     finally:
-        reg.stop()
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in res.items()}
     mb = sum(b.size for b in blobs1) / 1e6
     out = {
-        "pack_mb": round(pub1.size / 1e6, 1),
+        "pack_mb": round(pack_size / 1e6, 1),
         "blobs_mb": round(mb, 1),
         "blobs": len(blobs1),
         "memories": args.memories,
@@ -286,8 +299,8 @@ def _publish_delta(v1: Path, v2: Path) -> dict[str, float]:
     }
 
 
-def _kv_partial(work: Path, reg: FakeRegistry, memories: list[str], kv_mb: int) -> dict[str, Any]:
-    """Bytes fetched by an engine running one of three models, against what it needs."""
+def _kv_pack(work: Path, memories: list[str], kv_mb: int) -> tuple[Path, list[str]]:
+    """A pack with KV caches for three model fingerprints (and the configs they are for)."""
     tokens = kv_mb * 1024 * 1024 // 256
     configs = ["a" * 64, "c" * 64, "d" * 64]
     cubes = [
@@ -299,16 +312,20 @@ def _kv_partial(work: Path, reg: FakeRegistry, memories: list[str], kv_mb: int) 
     path = work / "kv.memcube"
     pack_directory(source, path, keys=[KEY], mip_version="2.0")
     shutil.rmtree(source)
-    reg.publish(path)
+    return path, configs
+
+
+def _kv_partial(work: Path, url: str, path: Path, configs: list[str]) -> dict[str, Any]:
+    """Bytes fetched by an engine running one of three models, against what it needs."""
     model = fingerprint_digest_of(tiny_fingerprint(configs[1]))
     manifest = read_pack(path).manifest
     needed = sum(b.size for b in select_blobs(manifest, fingerprint=model))
-    before = _sent(reg)
+    before = _sent(url)
     home = work / "home-kv"
     inst = _installer(home, model_fingerprint=model)
-    inst.install("bench/kv", registry=reg.url)
+    inst.install("bench/kv", registry=url)
     inst.engine.close()
-    fetched = _sent(reg) - before
+    fetched = _sent(url) - before
     every = sum(b.size for b in manifest_blobs(manifest))
     return {
         "kv_pack_mb": round(every / 1e6, 1),
