@@ -4,13 +4,14 @@ phone widths (into ``var/test-artefacts/``), none overflowing horizontally."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from memstore.accounts.actor import Actor
-from memstore.ingest.services import ingest_run
+from memstore.ingest.models import IngestJob
 from memstore.packs.models import Pack
 from memstore.packs.services import Price, pack_publish
 from memstore.testing.factories import publisher
@@ -58,7 +59,7 @@ STICKING_OUT = """width => [...document.querySelectorAll('body *')]
 
 
 @pytest.fixture
-def harbour(tmp_path: Path, local_storage: Any) -> Pack:
+def harbour(tmp_path: Path, local_storage: Any, celery_worker_session: Any) -> Pack:
     """acme/harbour-pilot-notes-with-a-long-name: 1.0.0 and 1.1.0, both indexed; paid."""
     user, _, key = publisher("acme", "alice")
     name = "acme/harbour-pilot-notes-with-a-long-name"
@@ -81,8 +82,19 @@ def harbour(tmp_path: Path, local_storage: Any) -> Pack:
             ),
             price=Price(900, "EUR"),
         )
-        ingest_run(version_id=published.pk)
+        _ingested(published.pk)
     return published.pack
+
+
+def _ingested(version_id: int) -> None:
+    """Wait for the session's real Celery worker to ingest the version (it takes every
+    publish; running the ingestion here as well would race it)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if IngestJob.objects.get(version_id=version_id).status == "done":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"version {version_id} was not ingested within 240 s")
 
 
 def test_pack_page_shows_the_sanitised_card_marked_previews_and_the_version_diff(
