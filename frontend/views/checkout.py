@@ -89,6 +89,11 @@ def checkout(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED):
         messages.success(request, f"Payment received: {pack.full_name} is in your library.")
         return redirect("frontend:order", public_id=payment.order.public_id)
+    if payment.status == PaymentStatus.PENDING:
+        # This order's charge is in flight (a second submit of the same form): its receipt
+        # shows the outcome; the card form again would only invite a second payment.
+        messages.info(request, "Your payment is being processed; this page shows its outcome.")
+        return redirect("frontend:order", public_id=payment.order.public_id)
     # A transient failure retries under the same payment key; a decline needs a new one.
     payment_key = (
         payment.idempotency_key if payment.status == PaymentStatus.FAILED else uuid.uuid4().hex
@@ -96,8 +101,6 @@ def checkout(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     fresh = CardForm(initial={"idempotency_key": key, "payment_key": payment_key})
     if payment.status == PaymentStatus.DECLINED:
         error = f"Your card was declined ({payment.error_code}). Try another card."
-    elif payment.status == PaymentStatus.PENDING:
-        error = "Your payment is being processed; your library will show the pack once it is."
     else:
         error = "The payment processor had a temporary problem. Please try again."
     return _render_checkout(request, pack, version, fresh, status=402, error=error)
