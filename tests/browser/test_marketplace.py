@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -224,8 +224,14 @@ def test_double_click_on_pay_charges_once(page: Any, site: str, paid_pack: Pack)
                                          credentials: 'same-origin'}); }"""
     )
     page.dblclick("#pay")
-    page.wait_for_url(re.compile(r".*/(orders/[0-9a-f-]+|accounts/library/)$"))
     page.wait_for_load_state("networkidle")
+    # Which page the browser ends on depends on which submit the server answered first
+    # (the receipt, or the form saying the payment is being processed); the money must not.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not Payment.objects.filter(
+        order__buyer__username="frank", status="succeeded"
+    ).exists():
+        time.sleep(0.2)
     assert len(seen) >= 2  # the server really got more than one submit
     payments = Payment.objects.filter(order__buyer__username="frank")
     assert payments.count() == 1 and payments.get().attempts == 1
