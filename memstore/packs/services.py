@@ -12,7 +12,6 @@ blob collection task (``tasks``).
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from ..accounts.actor import Actor
@@ -43,7 +42,6 @@ __all__ = [
     "pack_set_private",
     "subscribe",
     "version_delete",
-    "version_record_download",
     "version_unyank",
     "version_yank",
 ]
@@ -97,10 +95,6 @@ def pack_set_private(*, actor: Actor, pack: Pack, private: bool) -> Pack:
     pack.save(update_fields=["private"])
     return pack
 
-
-def version_record_download(*, version: PackVersion) -> None:
-    PackVersion.objects.filter(pk=version.pk).update(download_count=F("download_count") + 1)
-    Pack.objects.filter(pk=version.pack_id).update(download_count=F("download_count") + 1)
 
 
 def entitlement_grant(
