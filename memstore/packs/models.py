@@ -173,3 +173,63 @@ class VersionDownload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} on {self.day} by {self.who}"
+
+
+class VersionEvaluation(models.Model):
+    """The registry's own measure of a version: its evaluation questions run through search.
+
+    Written by ingestion (:mod:`memstore.ingest.quality`) after the memories are
+    indexed; a version whose manifest carries no ``evaluation`` has no row.
+    ``details`` keeps, per question, the answer ids and the rank each was found at.
+    """
+
+    version = models.OneToOneField(PackVersion, on_delete=models.CASCADE, related_name="evaluation")
+    questions = models.PositiveIntegerField()
+    recall_at_5 = models.FloatField()
+    mrr = models.FloatField()
+    details = models.JSONField(default=list)
+    evaluated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"recall@5 {self.recall_at_5:.2f} on {self.questions} questions ({self.version})"
+
+
+class VersionFinding(models.Model):
+    """One thing the publish-time scan (:mod:`memstore.packs.scanning`) found in a memory.
+
+    ``excerpt`` never holds a secret or personal datum in clear: it is masked.
+    """
+
+    class Kind(models.TextChoices):
+        SECRET = "secret"  # noqa: S105 - a finding kind, not a password
+        PERSONAL_DATA = "personal_data"
+        PROMPT_INJECTION = "prompt_injection"
+
+    version = models.ForeignKey(PackVersion, on_delete=models.CASCADE, related_name="findings")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    rule = models.CharField(max_length=100)
+    cube_id = models.CharField(max_length=100)
+    record_id = models.CharField(max_length=200)
+    excerpt = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["kind", "cube_id", "record_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.rule} in {self.record_id} ({self.version_id})"
+
+
+class PackLike(models.Model):
+    """A signed-in user's like (star) of a pack: one per user and pack."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="pack_likes")
+    pack = models.ForeignKey(Pack, on_delete=models.CASCADE, related_name="likes")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "pack"], name="uniq_pack_like"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes pack {self.pack_id}"
