@@ -26,6 +26,7 @@ from ..search.services import (
 from ..storage.backends import BlobStorage
 from ..storage.services import get_blob_storage
 from .models import IngestJob
+from .quality import quality_run
 from .states import IngestStatus, check_transition
 
 __all__ = ["ingest_job_create", "ingest_mark_failed", "ingest_mark_retry", "ingest_run"]
@@ -76,6 +77,7 @@ def ingest_run(
         pack_document_replace(version=version, text=doc_text, vector=doc_vector)
         job = _move(job.pk, IngestStatus.DONE, memory_count=count)
     pack_document_refresh(pack_id=version.pack_id)
+    quality_run(version=version)  # the evaluation questions, through the index just written
     return job
 
 

@@ -19,7 +19,8 @@ Not here: the publish of a ``.memcube`` file (:mod:`memstore.packs.publishing`).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import IO
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from protocol import (
     Manifest,
     ManifestError,
     PayloadError,
+    PayloadRef,
     Signature,
     canonical_bytes,
     manifest_blobs,
@@ -43,6 +45,7 @@ from ..storage.services import get_blob_storage
 from .blob_uploads import blobs_present
 from .models import PackVersion
 from .publishing import FREE, Price, Signed, admit, commit_version
+from .scanning import scan_manifest, scan_policy_check
 
 __all__ = ["pack_publish_manifest"]
 
@@ -116,6 +119,12 @@ def _validate_content(manifest: Manifest, storage: BlobStorage) -> None:
                     raise
 
 
+@contextmanager
+def _open_buffered(storage: BlobStorage, ref: PayloadRef) -> Iterator[IO[bytes]]:
+    with storage.open(ref.sha256) as raw:
+        yield io.BufferedReader(_RawReader(raw), 1024 * 1024)
+
+
 def pack_publish_manifest(
     *,
     actor: Actor,
@@ -135,6 +144,8 @@ def pack_publish_manifest(
     declared = _declared_blobs(manifest)
     _check_blobs(actor, declared)
     _validate_content(manifest, storage)
+    scan = scan_manifest(manifest, lambda ref: _open_buffered(storage, ref))
+    scan_policy_check(scan)
     try:
         return commit_version(
             actor=actor,
@@ -143,6 +154,7 @@ def pack_publish_manifest(
             blob_shas=list(declared),
             private=private,
             price=price,
+            scan=scan,
         )
     except ConflictError as exc:
         if exc.code != "registry.conflict":

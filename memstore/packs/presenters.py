@@ -25,6 +25,7 @@ from .selectors import Resolution, versions_of
 __all__ = [
     "blob_upload_dict",
     "blobs_list",
+    "findings_list",
     "ingest_dict",
     "pack_dict",
     "price_dict",
@@ -114,7 +115,17 @@ def publish_dict(version: PackVersion) -> dict[str, Any]:
         "signed_by": [s.keyid for s in version.signatures.all()],
         "ingest": {k: v for k, v in ingest_dict(version).items() if k in ("status", "memories")},
         "url": f"/api/v1/packs/{version.pack.full_name}/versions/{version.version}",
+        "findings": findings_list(version),
     }
+
+
+def findings_list(version: PackVersion) -> list[dict[str, str]]:
+    """What the publish-time scan found (:mod:`memstore.packs.scanning`), masked."""
+    return [
+        {"kind": f.kind, "rule": f.rule, "cube_id": f.cube_id, "record_id": f.record_id,
+         "excerpt": f.excerpt}
+        for f in version.findings.all()
+    ]  # fmt: skip
 
 
 def _pack_file(

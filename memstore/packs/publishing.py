@@ -65,6 +65,7 @@ from ..storage.services import get_blob_storage
 from .blob_refs import blob_store, blobs_release
 from .models import Pack, PackVersion, VersionPayload, VersionSignature
 from .publish_gate import manifest_namespace, require_publisher_somewhere
+from .scanning import ScanReport, findings_save, scan_manifest, scan_policy_check
 
 __all__ = [
     "FREE",
@@ -209,6 +210,7 @@ def commit_version(
     blob_shas: list[str],
     private: bool,
     price: Price,
+    scan: ScanReport | None = None,
 ) -> PackVersion:
     manifest = signed.manifest
     with transaction.atomic():
@@ -276,6 +278,8 @@ def commit_version(
             )
             for sig in signed.signatures
         )
+        if scan is not None:
+            findings_save(version=version, report=scan)
         for subscriber in _on_published:
             subscriber(version=version)
     return version
@@ -315,6 +319,8 @@ def pack_publish(
             file_size=pack.file_size,
         )
         namespace = admit(actor, signed)
+        scan = scan_manifest(pack.manifest, lambda ref: pack.payload_path(ref).open("rb"))
+        scan_policy_check(scan)  # before any blob is stored
         blobs: dict[str, tuple[Path, int]] = {pack.file_sha256: (pack_file, pack.file_size)}
         for ref in pack.manifest.payloads():
             blobs.setdefault(ref.sha256, (pack.payload_path(ref), ref.size))
@@ -332,6 +338,7 @@ def pack_publish(
                         blob_shas=list(blobs),
                         private=private,
                         price=price,
+                        scan=scan,
                     )
                 except ConflictError as exc:
                     if exc.code != "registry.conflict" or attempt:

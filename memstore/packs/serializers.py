@@ -15,6 +15,7 @@ from ..api.bounds import MAX_PAGE, MAX_PRICE_MINOR, MAX_SIZE_BYTES
 __all__ = [
     "BlobOut",
     "DeprecateIn",
+    "FindingOut",
     "IngestOut",
     "PackFileOut",
     "PackListItemOut",
@@ -60,6 +61,16 @@ class PublishIn(serializers.Serializer):  # type: ignore[type-arg]
     )
 
 
+class FindingOut(serializers.Serializer):  # type: ignore[type-arg]
+    """One publish-time scan finding (secret, personal_data, prompt_injection), masked."""
+
+    kind = serializers.CharField()
+    rule = serializers.CharField()
+    cube_id = serializers.CharField()
+    record_id = serializers.CharField()
+    excerpt = serializers.CharField(allow_blank=True)
+
+
 class PublishOut(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField()
     version = serializers.CharField()
@@ -68,6 +79,7 @@ class PublishOut(serializers.Serializer):  # type: ignore[type-arg]
     signed_by = serializers.ListField(child=serializers.CharField())
     ingest = IngestOut()
     url = serializers.CharField()
+    findings = FindingOut(many=True)
 
 
 class UploadCreateIn(serializers.Serializer):  # type: ignore[type-arg]

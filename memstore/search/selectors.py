@@ -58,6 +58,9 @@ class SearchFilters:
     price: str | None = None  # "free" | "paid"
     base_model: str | None = None
     namespace: str | None = None
+    pack: str | None = None  # "namespace/name"
+    #: One version, current or not (internal: the registry's evaluation run; no API field).
+    version_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,9 @@ def _filtered(qs: QuerySet[Any], filters: SearchFilters, v: str) -> QuerySet[Any
         qs = qs.filter(**{f"{v}base_models__contains": [filters.base_model]})
     if filters.namespace:
         qs = qs.filter(**{f"{v}pack__namespace__name": filters.namespace})
+    if filters.pack:
+        namespace, _, name = filters.pack.partition("/")
+        qs = qs.filter(**{f"{v}pack__namespace__name": namespace, f"{v}pack__name": name})
     return qs
 
 
@@ -205,10 +211,11 @@ def memories_search(
     vector: Any = None,
 ) -> SearchPage:
     """Hybrid search over the memories of the current version of visible packs."""
-    qs = IndexedMemory.objects.filter(
-        _visible(actor, "version__pack__"),
-        version__search_document__current=True,
-    )
+    qs = IndexedMemory.objects.filter(_visible(actor, "version__pack__"))
+    if filters.version_id is not None:
+        qs = qs.filter(version_id=filters.version_id)
+    else:
+        qs = qs.filter(version__search_document__current=True)
     if filters.memory_type:
         qs = qs.filter(memory_type=filters.memory_type)
     qs = _filtered(qs, filters, "version__")

@@ -24,8 +24,12 @@ def write_pack_source(
     keywords: Sequence[str] = (),
     memories: Sequence[str | dict[str, object]] = ("A first memory.",),
     cube_id: str = "notes",
+    manifest_extra: dict[str, object] | None = None,
 ) -> Path:
-    """A pack source folder (manifest template + one plaintext memories file)."""
+    """A pack source folder (manifest template + one plaintext memories file).
+
+    ``manifest_extra``: more top-level manifest fields (e.g. ``evaluation``).
+    """
     source.mkdir(parents=True, exist_ok=True)
     payload = f"payloads/{cube_id}/memories.jsonl"
     lines = []
@@ -58,6 +62,7 @@ def write_pack_source(
         manifest["description"] = description
     if keywords:
         manifest["keywords"] = list(keywords)
+    manifest.update(manifest_extra or {})
     (source / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return source
 
