@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "memstore.search",
     "memstore.api",
     "memstore.commerce",
+    "memstore.tuf",
     "frontend",
     "server",  # manage.py memstore_up
     "axes",  # the one login limiter (frontend/ratelimit.py)
@@ -148,6 +149,9 @@ MEMSTORE_PAYMENT_PROVIDER = CONFIG.payment_provider
 MEMSTORE_STRIPE_SECRET_KEY = CONFIG.stripe_secret_key
 MEMSTORE_STRIPE_WEBHOOK_SECRET = CONFIG.stripe_webhook_secret
 MEMSTORE_STRIPE_API_BASE = CONFIG.stripe_api_base
+MEMSTORE_TUF_KEY_DIR = CONFIG.data_dir / "tuf"
+MEMSTORE_TUF_ONLINE_KEY = CONFIG.tuf_online_key
+MEMSTORE_TUF_DEMO = CONFIG.tuf_demo
 MEMSTORE_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 # Open (unexpired) upload sessions one user may hold, per kind (pack sessions, blob uploads).
 MEMSTORE_MAX_OPEN_UPLOADS = 32
@@ -187,15 +191,17 @@ LOGGING = {
 }
 
 # Password logins (web, /admin/, POST /api/v1/auth/tokens) go through django-axes: locked
-# per client address with backoff, so a stranger cannot lock an account out. See
+# per client address with backoff first; account-wide only with a fixed cool-down, and never
+# for the account's own addresses, so a stranger cannot lock an account out. See
 # frontend/ratelimit.py for why.
 AUTHENTICATION_BACKENDS = [
     "frontend.ratelimit.LoginLimitBackend",  # axes' AxesStandaloneBackend
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = 5
+AXES_FAILURE_LIMIT = "frontend.ratelimit.failure_limit"  # 5 per address; 0 in an attack
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_COOLOFF_TIME = "frontend.ratelimit.cool_off"
+AXES_USE_ATTEMPT_EXPIRATION = True  # the lock's end (with backoff) is stored, not recomputed
 AXES_RESET_ON_SUCCESS = False  # else a login to your own account resets your count
 AXES_CLIENT_IP_CALLABLE = "frontend.ratelimit.client_ip"
 AXES_LOCKOUT_CALLABLE = "frontend.ratelimit.lockout_response"
