@@ -41,18 +41,21 @@ Loading
     DynamicCache appends into new tensors. Either way the mapped tensors are
     never written and can serve many prompts.
 
-Several caches: refused, one cache per prompt
-    Keys are stored already rotated by RoPE at positions ``0..n-1``, and every
-    layer's states of a cube's tokens were computed attending only to that
-    cube's own text. Concatenating two independently built caches would put
-    the second at the wrong positions (fixable by re-rotating its keys) *and*
-    would still not equal the cache of the concatenated text (its hidden
-    states never saw the first text; not fixable without recomputing). The
-    output would silently differ from the plaintext prompt, so
-    :func:`combine_kv` refuses (``model.kv_combine_refused``) and says why.
-    To inject memories from several cubes, build *one* cache from their
-    concatenated texts (:func:`build_kv` takes any list of texts); the engine
-    does exactly that when it promotes memories.
+Several caches: composed (:mod:`.kv_compose`)
+    Every cache records how many of its leading tokens are the template's
+    shared system prefix (``mip.kv.shared_prefix``) and how many trailing ones
+    close the memory block (``memos.kv.closing_tokens``); keys are stored
+    rotated by RoPE at positions ``0..n-1`` (``mip.kv.positions = rope:0``).
+    :mod:`.kv_compose` puts several such caches behind one shared prefix,
+    re-rotating each one's keys to its offset, and recomputes a budgeted
+    fraction of tokens to restore attention across caches. Caches written
+    before these fields are used alone only (:func:`combine_kv` refuses them).
+
+Encodings (:mod:`.kv_codec`)
+    ``raw`` (the model's dtype), ``fp16`` or ``int8`` with per-token scales,
+    declared in ``mip.kv.encoding`` / ``mip.kv.scales``; a header whose tensors
+    do not match its declared encoding is refused (``model.kv_encoding_mismatch``)
+    before any tensor is read.
 
 Not here: loading models (:mod:`.causal_lm`), LoRA (:mod:`.lora`), packs.
 """
@@ -79,14 +82,31 @@ from protocol import (
     ModelFingerprint,
     canonical_bytes,
     fingerprint_digest,
-    kv_tensor_name,
     read_safetensors_header,
+)
+from protocol.payloads import (
+    KV_META_ENCODING,
+    KV_META_POSITIONS,
+    KV_META_SCALES,
+    KV_META_SHARED_PREFIX,
+    KV_POSITIONS,
+    kv_expected_tensors,
 )
 
 from .attention import SharedPrefixLayer, shared_prefix_supported
 from .causal_lm import GenerationResult, LoadedModel, greedy_generate
 from .errors import KVCacheError, KVCombineRefusedError
 from .fingerprint import check_fingerprint
+from .kv_codec import KV_ENCODINGS, decode_layer, encode_layer
+from .kv_templates import (
+    TEMPLATES,
+    PromptTemplate,
+    _template,
+    default_template,
+    prefix_segments,
+    prompt_ids,
+    template_for,
+)
 
 __all__ = [
     "TEMPLATES",
@@ -109,96 +129,7 @@ META_FINGERPRINT = "mip.fingerprint"
 META_FINGERPRINT_JSON = "memos.fingerprint"
 META_TEMPLATE = "memos.template"
 META_PREFIX_SHA256 = "memos.prefix_sha256"
-
-_SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
-
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    """How memories and a query become prompt text (see the module docstring)."""
-
-    name: str
-    header: str
-    item: str
-    footer: str
-    query: str
-    more_header: str  # opens a further block of memories after a (cached) prefix
-    opener: str = ""  # opens the query when no memory prefix came before it
-    more_footer: str | None = None  # closes a further block (default: ``footer``)
-
-    def prefix(self, texts: Sequence[str]) -> str:
-        return self.header + "".join(self.item.format(text=t) for t in texts) + self.footer
-
-    def more(self, texts: Sequence[str]) -> str:
-        """Further memories to append after a prefix (empty when there are none)."""
-        if not texts:
-            return ""
-        footer = self.footer if self.more_footer is None else self.more_footer
-        return self.more_header + "".join(self.item.format(text=t) for t in texts) + footer
-
-    def query_text(self, query: str, *, standalone: bool = False) -> str:
-        """The query part; ``standalone`` when no memory prefix precedes it."""
-        return (self.opener if standalone else "") + self.query.format(query=query)
-
-
-TEMPLATES: dict[str, PromptTemplate] = {
-    "plain": PromptTemplate(
-        name="plain",
-        header="Memories:\n",
-        item="- {text}\n",
-        footer="\n",
-        query="Question: {query}\nAnswer:",
-        more_header="More memories:\n",
-    ),
-    # The prefix ends by opening the user's turn: those tokens are the same for
-    # every question, so they belong in the cache and are never prefilled
-    # again. Further plaintext memories go inside that turn, before the question.
-    "chatml": PromptTemplate(
-        name="chatml",
-        header=(
-            "<|im_start|>system\nYou are a helpful assistant. Use these memories when relevant:\n"
-        ),
-        item="- {text}\n",
-        footer="<|im_end|>\n<|im_start|>user\n",
-        query="{query}<|im_end|>\n<|im_start|>assistant\n",
-        more_header="More memories:\n",
-        opener="<|im_start|>user\n",
-        more_footer="\n",
-    ),
-}
-
-
-def default_template(lm: LoadedModel) -> PromptTemplate:
-    """``chatml`` when the tokenizer knows ``<|im_start|>``, else ``plain``."""
-    vocab = lm.tokenizer.get_vocab()
-    return TEMPLATES["chatml" if "<|im_start|>" in vocab else "plain"]
-
-
-def template_for(lm: LoadedModel, template: PromptTemplate | str | None) -> PromptTemplate:
-    """The named template (or the model's default for None)."""
-    return _template(lm, template)
-
-
-def _template(lm: LoadedModel, template: PromptTemplate | str | None) -> PromptTemplate:
-    if template is None:
-        return default_template(lm)
-    if isinstance(template, str):
-        try:
-            return TEMPLATES[template]
-        except KeyError:
-            raise KVCacheError(
-                f"unknown prompt template {template!r} (known: {', '.join(TEMPLATES)})"
-            ) from None
-    return template
-
-
-def prompt_ids(
-    lm: LoadedModel, texts: Sequence[str], query: str, template: PromptTemplate | str | None = None
-) -> tuple[list[int], list[int]]:
-    """(prefix ids, query ids) for memories ``texts`` and ``query``; the prompt joins them."""
-    tpl = _template(lm, template)
-    prefix = lm.encode(tpl.prefix(texts), add_special_tokens=True)
-    return prefix, lm.encode(tpl.query_text(query), add_special_tokens=False)
+META_CLOSING = "memos.kv.closing_tokens"
 
 
 # --------------------------------------------------------------------------- build
@@ -211,6 +142,7 @@ class KVBuildInfo:
     size: int  # bytes of the file
     fingerprint: ModelFingerprint
     template: str
+    encoding: str = "raw"
 
     @property
     def bytes_per_token(self) -> float:
@@ -235,14 +167,23 @@ def build_kv(
     out_path: Path,
     *,
     template: PromptTemplate | str | None = None,
+    encoding: str = "raw",
 ) -> KVBuildInfo:
-    """Write the KV-cache payload of the prefix made from ``texts`` to ``out_path`` (atomically)."""
+    """Write the KV-cache payload of the prefix made from ``texts`` to ``out_path`` (atomically).
+
+    ``encoding``: ``raw`` (the model's dtype), ``fp16`` or ``int8`` (see :mod:`.kv_codec`).
+    """
     lm.require_base("build a KV cache")
     if not texts:
         raise KVCacheError("no memories to build a KV cache from", code="model.kv_empty")
+    if encoding not in KV_ENCODINGS:
+        raise KVCacheError(
+            f"unknown KV encoding {encoding!r} (known: {', '.join(KV_ENCODINGS)})",
+            code="model.kv_encoding_mismatch",
+        )
     tpl = _template(lm, template)
     prefix_text = tpl.prefix(texts)
-    ids = lm.encode(prefix_text, add_special_tokens=True)
+    header_ids, _items, closing, ids = prefix_segments(lm, tpl, texts)
     fp = lm.fingerprint
     with torch.no_grad():
         out = lm.model(
@@ -256,15 +197,20 @@ def build_kv(
         raise KVCacheError(f"model produced {len(layers)} cache layers, expected {fp.num_layers}")
     tensors: dict[str, torch.Tensor] = {KV_INPUT_IDS: torch.tensor(ids, dtype=torch.int64)}
     for i, (key, value) in enumerate(layers):
-        tensors[kv_tensor_name(i, "key")] = key.detach().to("cpu").contiguous()
-        tensors[kv_tensor_name(i, "value")] = value.detach().to("cpu").contiguous()
+        tensors.update(encode_layer(i, key, value, encoding))
     metadata = {
         META_KIND: "kv-cache",
         META_FINGERPRINT: fingerprint_digest(fp),
         META_FINGERPRINT_JSON: canonical_bytes(fp.to_dict()).decode("utf-8"),
         META_TEMPLATE: tpl.name,
         META_PREFIX_SHA256: hashlib.sha256(prefix_text.encode("utf-8")).hexdigest(),
+        KV_META_ENCODING: encoding,
+        KV_META_POSITIONS: KV_POSITIONS,
+        KV_META_SHARED_PREFIX: str(len(header_ids)),
+        META_CLOSING: str(len(closing)),
     }
+    if encoding == "int8":
+        metadata[KV_META_SCALES] = "per-token"
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
@@ -273,7 +219,7 @@ def build_kv(
         os.replace(tmp, out_path)
     finally:
         tmp.unlink(missing_ok=True)
-    return KVBuildInfo(out_path, len(ids), out_path.stat().st_size, fp, tpl.name)
+    return KVBuildInfo(out_path, len(ids), out_path.stat().st_size, fp, tpl.name, encoding)
 
 
 # --------------------------------------------------------------------------- load
@@ -314,18 +260,29 @@ def _read_header(path: Path, expected: ModelFingerprint | None) -> _Header:
     if ids is None or ids.dtype != "I64" or len(ids.shape) != 1 or ids.shape[0] < 1:
         raise KVCacheError(f"{path.name} lacks a 1-D int64 input_ids tensor")
     seq_len = ids.shape[0]
-    shape = (1, expected.num_kv_heads, seq_len, expected.head_dim)
-    want = _SAFETENSORS_DTYPES.get(expected.dtype)
-    names = {KV_INPUT_IDS}
-    for layer in range(expected.num_layers):
-        for part in ("key", "value"):
-            name = kv_tensor_name(layer, part)
-            names.add(name)
-            info = header.tensors.get(name)
-            if info is None or info.shape != shape or info.dtype != want:
-                raise KVCacheError(f"{path.name}: tensor {name} is missing or has the wrong shape")
-    if set(header.tensors) != names:
+    try:
+        layout = kv_expected_tensors(expected, seq_len, meta)
+    except MIPError as exc:
+        raise KVCacheError(
+            f"{path.name}: {exc.message}", code="model.kv_encoding_mismatch"
+        ) from exc
+    encoded = meta.get(KV_META_ENCODING, "raw") != "raw"
+    for name, (dtype, shape) in layout.items():
+        info = header.tensors.get(name)
+        if info is None or info.shape != shape or info.dtype != dtype:
+            found = "missing" if info is None else f"{info.dtype}{list(info.shape)}"
+            raise KVCacheError(
+                f"{path.name}: tensor {name} is missing or has the wrong shape: {found}, "
+                f"expected {dtype}{list(shape)} for encoding "
+                f"{meta.get(KV_META_ENCODING, 'raw')!r}",
+                code="model.kv_encoding_mismatch" if encoded or info is not None else None,
+            )
+    if set(header.tensors) != set(layout):
         raise KVCacheError(f"{path.name} holds tensors that are not part of a KV cache")
+    closing = meta.get(META_CLOSING, "0")
+    shared = int(meta.get(KV_META_SHARED_PREFIX, "0"))
+    if not closing.isdigit() or (shared and shared + int(closing) > seq_len):
+        raise KVCacheError(f"{path.name}: {META_CLOSING} {closing!r} is out of range")
     return _Header(expected, dict(meta), seq_len)
 
 
@@ -345,31 +302,54 @@ class LoadedKV:
     values: tuple[torch.Tensor, ...]
     template: str | None
     size: int
+    encoding: str = "raw"
+    shared_prefix: int = 0  # leading tokens of the template's shared header; 0: not composable
+    closing: int = 0  # trailing tokens that close the memory block (dropped when composed)
 
     @property
     def num_tokens(self) -> int:
         return len(self.input_ids)
 
+    @property
+    def composable(self) -> bool:
+        return self.shared_prefix > 0
+
     def to_cache(self, lm: LoadedModel) -> DynamicCache:
         """A fresh DynamicCache holding these states (the loaded tensors are never modified)."""
         check_fingerprint(self.fingerprint, lm.fingerprint, what=f"KV cache {self.path.name}")
         lm.require_base("inject a KV cache")
-        cache = DynamicCache(config=lm.config)
+        return cache_from_tensors(lm, self.keys, self.values)
+
+
+def cache_from_tensors(
+    lm: LoadedModel,
+    keys: Sequence[torch.Tensor],
+    values: Sequence[torch.Tensor],
+    *,
+    shared: bool | None = None,
+) -> DynamicCache:
+    """A DynamicCache starting from per-layer ``keys``/``values``, which are never written.
+
+    ``shared`` (default: when the model runs ``memos_sdpa``) makes each layer a
+    :class:`SharedPrefixLayer`; otherwise plain DynamicLayers hold the tensors.
+    """
+    cache = DynamicCache(config=lm.config)
+    if shared is None:
         shared = shared_prefix_supported(lm.model)
-        for i, (key, value) in enumerate(zip(self.keys, self.values, strict=True)):
-            key, value = key.to(lm.device), value.to(lm.device)
-            layer = cache.layers[i] if i < len(cache.layers) else None
-            if shared and type(layer) is DynamicLayer:
-                # The prefix is never copied, not even when the query is appended.
-                cache.layers[i] = SharedPrefixLayer(key, value)
-            elif type(layer) is DynamicLayer:
-                # Zero-copy: the layer starts from the (memory-mapped) tensors themselves.
-                # DynamicLayer.update concatenates into new tensors, so they are never written.
-                layer.lazy_initialization(key, value)
-                layer.keys, layer.values = key, value
-            else:
-                cache.update(key, value, i)
-        return cache
+    for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+        key, value = key.to(lm.device), value.to(lm.device)
+        layer = cache.layers[i] if i < len(cache.layers) else None
+        if shared and type(layer) is DynamicLayer:
+            # The prefix is never copied, not even when the query is appended.
+            cache.layers[i] = SharedPrefixLayer(key, value)
+        elif type(layer) is DynamicLayer:
+            # Zero-copy: the layer starts from the (memory-mapped) tensors themselves.
+            # DynamicLayer.update concatenates into new tensors, so they are never written.
+            layer.lazy_initialization(key, value)
+            layer.keys, layer.values = key, value
+        else:
+            cache.update(key, value, i)
+    return cache
 
 
 def load_kv(path: Path, lm: LoadedModel, *, expected: ModelFingerprint | None = None) -> LoadedKV:
@@ -382,13 +362,18 @@ def load_kv(path: Path, lm: LoadedModel, *, expected: ModelFingerprint | None = 
     path = Path(path)
     header = _read_header(path, expected)
     check_fingerprint(header.fingerprint, lm.fingerprint, what=f"KV cache {path.name}")
+    check_position_limit(lm, header.seq_len, what=f"KV cache {path.name}")
+    encoding = header.metadata.get(KV_META_ENCODING, "raw")
+    dtype = getattr(torch, header.fingerprint.dtype)
     keys: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
+    read_ahead(path)
     with safe_open(str(path), framework="pt", device="cpu") as fh:
         ids = fh.get_tensor(KV_INPUT_IDS)
         for layer in range(header.fingerprint.num_layers):
-            keys.append(fh.get_tensor(kv_tensor_name(layer, "key")))
-            values.append(fh.get_tensor(kv_tensor_name(layer, "value")))
+            key, value = decode_layer(fh, layer, encoding, dtype)
+            keys.append(key)
+            values.append(value)
     return LoadedKV(
         path=path,
         fingerprint=header.fingerprint,
@@ -397,19 +382,59 @@ def load_kv(path: Path, lm: LoadedModel, *, expected: ModelFingerprint | None = 
         values=tuple(values),
         template=header.metadata.get(META_TEMPLATE),
         size=path.stat().st_size,
+        encoding=encoding,
+        shared_prefix=int(header.metadata.get(KV_META_SHARED_PREFIX, "0")),
+        closing=int(header.metadata.get(META_CLOSING, "0")),
     )
 
 
+def read_ahead(path: Path) -> None:
+    """Ask the kernel to read the whole file now, in the background (cold loads, SPEC 4.2.1).
+
+    The tensors are read in order right after; with the pages already on
+    their way, a cold load waits for the disk once instead of per page fault.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        advise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(fd)
+
+
+def check_position_limit(lm: LoadedModel, tokens: int, *, what: str) -> None:
+    """Refuse ``tokens`` cached positions beyond the model's limit (before touching it)."""
+    limit = getattr(lm.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and tokens >= limit:
+        raise KVCacheError(
+            f"{what} would place tokens up to position {tokens - 1}, beyond the model's limit "
+            f"of {limit} positions (max_position_embeddings)",
+            code="model.kv_position_limit",
+            tokens=tokens,
+            limit=limit,
+        )
+
+
 def combine_kv(caches: Sequence[LoadedKV]) -> LoadedKV:
-    """Return the single cache; refuse to combine several (see the module docstring)."""
+    """Return the single cache; several only compose through :mod:`.kv_compose`.
+
+    Refuses several caches when one predates the shared-prefix fields (it
+    cannot be placed behind another's header).
+    """
     if len(caches) == 1:
         return caches[0]
     if not caches:
         raise KVCacheError("no KV cache given", code="model.kv_empty")
+    legacy = [c.path.name for c in caches if not c.composable]
     raise KVCombineRefusedError(
-        f"refusing to combine {len(caches)} KV caches: each was computed at positions from 0 "
-        "(RoPE-rotated keys) and without attending to the others' text, so their concatenation "
-        "would change the model's output; build one cache from the concatenated memories instead",
+        f"refusing to combine {len(caches)} KV caches here: each was computed at positions from "
+        "0 (RoPE-rotated keys) and without attending to the others' text; compose them with "
+        "runtime.models.kv_compose (re-rotation and selective recompute)"
+        + (f"; {', '.join(legacy)} predate composable caches: rebuild them" if legacy else "")
+        + ", or build one cache from the concatenated memories",
         caches=[c.path.name for c in caches],
     )
 

@@ -1,0 +1,90 @@
+"""KV-cache encodings: how keys and values are stored in a payload, and back (SPEC 4.2.1).
+
+* ``raw``: the model's dtype (float32 for SmolLM2: 46 KB per token).
+* ``fp16``: IEEE half precision, exactly half the bytes of float32 keys and values.
+* ``int8``: symmetric 8-bit integers with one float16 scale per (layer, head, token)
+  row of keys and of values (``mip.kv.scales = per-token``): 11.6 KB per token for
+  SmolLM2, ~4x fewer than float32. Per-token rather than per-channel scales, so a
+  token whose keys carry large values (the attention sink at BOS) does not coarsen
+  the resolution of every other token in its channels.
+
+Quantization error, stated and tested: the scale of a row is ``absmax / 127``
+rounded *up* to the next float16, so ``|x / scale| <= 127`` and every element
+decodes within ``scale / 2`` of its original value (``int8_error_bound``).
+
+Tensors are safetensors only (never pickle); decoding builds new float tensors in
+the model's dtype, so int8 caches are not memory-mapped zero-copy like ``raw``
+ones (the point is 4x fewer bytes to read from disk). Not here: the header
+checks (:mod:`protocol.payloads` ``kv_expected_tensors``), building (:mod:`.kv`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from protocol.payloads import KV_ENCODINGS, kv_scale_name, kv_tensor_name
+
+__all__ = ["KV_ENCODINGS", "decode_layer", "encode_layer", "int8_error_bound", "quantize_int8"]
+
+_INT8_MAX = 127.0
+
+
+def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 values, float16 per-row scales) of ``x`` ``[..., d]``; rows are the last axis."""
+    absmax = x.detach().float().abs().amax(dim=-1, keepdim=True)
+    scale = (absmax / _INT8_MAX).clamp_min(torch.finfo(torch.float16).tiny)
+    scale16 = scale.to(torch.float16)
+    # Round the scale up, so that no value quantizes beyond +-127.
+    low = scale16.float() < scale
+    scale16 = torch.where(low, torch.nextafter(scale16, torch.full_like(scale16, 1e4)), scale16)
+    q = torch.round(x.float() / scale16.float()).clamp_(-_INT8_MAX, _INT8_MAX).to(torch.int8)
+    return q, scale16
+
+
+def dequantize_int8(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return (q.to(torch.float32) * scale.to(torch.float32)).to(dtype)
+
+
+def int8_error_bound(scale: torch.Tensor) -> torch.Tensor:
+    """The most any element of a row may differ after an int8 round trip: half its scale."""
+    return scale.float() / 2
+
+
+def encode_layer(
+    layer: int, key: torch.Tensor, value: torch.Tensor, encoding: str
+) -> dict[str, torch.Tensor]:
+    """The payload tensors of one layer's keys and values in ``encoding``."""
+    if encoding not in KV_ENCODINGS:
+        raise ValueError(f"unknown KV encoding {encoding!r} (known: {', '.join(KV_ENCODINGS)})")
+    out: dict[str, torch.Tensor] = {}
+    for part, tensor in (("key", key), ("value", value)):
+        tensor = tensor.detach().to("cpu")
+        if encoding == "raw":
+            out[kv_tensor_name(layer, part)] = tensor.contiguous()
+        elif encoding == "fp16":
+            out[kv_tensor_name(layer, part)] = tensor.to(torch.float16).contiguous()
+        else:
+            q, scale = quantize_int8(tensor)
+            out[kv_tensor_name(layer, part)] = q.contiguous()
+            out[kv_scale_name(layer, part)] = scale.contiguous()
+    return out
+
+
+def decode_layer(
+    fh: Any, layer: int, encoding: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(keys, values) of ``layer`` from an open ``safe_open`` handle, in the model's ``dtype``.
+
+    ``raw`` tensors are returned as mapped (zero-copy on CPU).
+    """
+    parts = []
+    for part in ("key", "value"):
+        tensor = fh.get_tensor(kv_tensor_name(layer, part))
+        if encoding == "int8":
+            tensor = dequantize_int8(tensor, fh.get_tensor(kv_scale_name(layer, part)), dtype)
+        elif tensor.dtype != dtype:
+            tensor = tensor.to(dtype)
+        parts.append(tensor)
+    return parts[0], parts[1]
