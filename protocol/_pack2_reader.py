@@ -21,10 +21,12 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from dataclasses import replace
 from typing import IO, Any, BinaryIO, Protocol
 
 import zstandard
 
+from . import dsse
 from ._blob_rules import iter_payloads
 from ._pack2_writer import BLOB_DIR, TEXT_MEDIA_TYPES
 from ._pack_extract import Extraction
@@ -32,7 +34,14 @@ from ._pack_limits import CHUNK, Budget, CountingReader, Inflated, ReadLimits, s
 from ._pack_members import MANIFEST_MEMBER, SIGNATURE_RE, check_member_name, check_member_type
 from ._pack_reader import MemberStream, Pack, member_file, read_manifest, read_signature
 from .blobs import BlobEntry, manifest_blobs
-from .errors import ArchiveError, IntegrityError, LimitExceededError, MIPError, PayloadError
+from .errors import (
+    ArchiveError,
+    IntegrityError,
+    LimitExceededError,
+    MIPError,
+    PayloadError,
+    SignatureError,
+)
 from .manifest import Manifest, MemCube, PayloadRef
 from .payloads import validate_payload
 from .signing import Signature
@@ -310,13 +319,21 @@ class _Members:
             )
         if len(self.signatures) >= self.limits.max_signatures:
             raise LimitExceededError("too many signatures", code="archive.limit.signatures")
-        sig = read_signature(self.tar, member, self.extraction)
+        statement = dsse.statement_bytes(self.manifest_bytes)
+        # An envelope is its statement in base64 plus one key id and signature.
+        limit = 4096 + len(statement) * 4 // 3
+        sig = read_signature(self.tar, member, self.extraction, limit)
         if sig.keyid != keyid:
             raise ArchiveError(
                 f"{member.name} holds a signature by another key ({sig.keyid})",
                 code="archive.signature_name_mismatch",
             )
-        self.signatures[keyid] = sig
+        if sig.is_dsse and sig.statement != statement:
+            raise SignatureError(
+                f"{member.name}: the envelope's statement is not the one this manifest gives",
+                code="signature.statement_mismatch",
+            )
+        self.signatures[keyid] = replace(sig, statement=None)
 
     def _blob(self, member: tarfile.TarInfo, digest: str, *, compressed: bool) -> None:
         entry = self.blobs.get(digest)

@@ -5,7 +5,7 @@ Members, in this order (SPEC section 14.4)::
     manifest.json                  RFC 8785 canonical bytes of the 2.x manifest
     blobs/sha256/<hex>             a blob stored raw, or
     blobs/sha256/<hex>.zst         one zstd frame whose decompressed bytes are the blob
-    signatures/<keyid>.json        detached signatures, sorted by key id
+    signatures/<keyid>.json        DSSE envelopes (SPEC section 16), sorted by key id
 
 Each distinct digest is stored once, blobs sorted by digest. The tar is not
 compressed (so tensors can be hashed and mapped straight from the file) and
@@ -33,8 +33,8 @@ from typing import IO
 import zstandard
 
 from ._cube import MediaType
-from ._pack_members import MANIFEST_MEMBER
-from ._pack_writer import add_signatures, atomic_output, check_payload_set, tarinfo
+from ._pack_members import MANIFEST_MEMBER, SIGNATURE_DIR
+from ._pack_writer import atomic_output, check_payload_set, tarinfo
 from .blobs import BlobEntry, manifest_blobs
 from .errors import ArchiveError
 from .manifest import Manifest
@@ -107,5 +107,7 @@ def write_pack2(
         tar.addfile(tarinfo(MANIFEST_MEMBER, len(manifest_bytes)), io.BytesIO(manifest_bytes))
         for entry in manifest_blobs(manifest):
             _add_blob(tar, entry, payloads[entry.paths[0]])
-        add_signatures(tar, signatures)
+        for sig in sorted({s.keyid: s for s in signatures}.values(), key=lambda s: s.keyid):
+            body = sig.envelope_bytes(manifest_bytes)
+            tar.addfile(tarinfo(f"{SIGNATURE_DIR}{sig.keyid}.json", len(body)), io.BytesIO(body))
     return out

@@ -293,9 +293,12 @@ def read_manifest(
 
 
 def read_signature(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, extraction: Extraction | None
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    extraction: Extraction | None,
+    limit: int = 4096,
 ) -> Signature:
-    data = _read_small(tar, member, 4096, "archive.limit.signature_size")
+    data = _read_small(tar, member, limit, "archive.limit.signature_size")
     sig = Signature.from_bytes(data)
     if extraction is not None:
         with extraction.open(member.name) as out:

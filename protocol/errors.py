@@ -143,6 +143,9 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "signature.unsupported_algorithm": "a signature uses an algorithm other than ed25519",
         "signature.untrusted": "no signature is by a trusted key",
         "signature.revoked_key": "no signature is by a trusted key, and one is by a revoked key",
+        "signature.statement_mismatch": (
+            "a DSSE envelope's in-toto statement is not the one the pack's manifest gives"
+        ),
         # ---- build.* (pack sources) and ref.* (pack references)
         "build.no_manifest": "the pack source folder has no manifest.json",
         "build.missing_payload": "a payload listed in the source manifest is missing",

@@ -1,7 +1,12 @@
-"""Ed25519 keys and detached manifest signatures.
+"""Ed25519 keys and manifest signatures, in the MIP 1 detached form or as DSSE (MIP 2).
 
-A MIP signature is Ed25519 over the RFC 8785 canonical bytes of the manifest,
-exactly the bytes stored as ``manifest.json`` in a pack. A key id is the hex
+A MIP 1 signature (``alg`` ``ed25519``) is Ed25519 over the RFC 8785
+canonical bytes of the manifest, exactly the bytes stored as
+``manifest.json`` in a pack. A MIP 2 signature (``alg`` ``ed25519-dsse``) is
+Ed25519 over the DSSE PAE of an in-toto Statement derived from those bytes
+(:mod:`protocol.dsse`); in a MIP 2 pack it is stored as the whole DSSE
+envelope, on the wire as ``{"alg", "keyid", "sig"}`` like MIP 1 (the verifier
+rebuilds the statement from the manifest, so it need not travel). A key id is the hex
 sha256 of the raw 32-byte public key, so anyone holding the key can derive it
 and nobody can choose it. A pack may carry several signatures (co-signers,
 key rotation); a verifier decides which keys it trusts and how many valid
@@ -23,11 +28,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from . import dsse
 from .canonical import canonical_bytes
 from .errors import ManifestError, SignatureError
 from .manifest import parse_json
+from .version import major_of
 
 __all__ = [
+    "DSSE_ALGORITHM",
     "SIGNATURE_ALGORITHM",
     "PublicKey",
     "Signature",
@@ -37,6 +45,9 @@ __all__ = [
 ]
 
 SIGNATURE_ALGORITHM = "ed25519"
+#: A MIP 2 signature: Ed25519 over the DSSE PAE of the pack's in-toto statement.
+DSSE_ALGORITHM = "ed25519-dsse"
+_ALGORITHMS = (SIGNATURE_ALGORITHM, DSSE_ALGORITHM)
 
 
 def key_id(raw_public_key: bytes) -> str:
@@ -168,13 +179,35 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class Signature:
-    """A detached signature: which key, and the 64 signature bytes."""
+    """A signature: which key, the 64 signature bytes, and what they are over (``algorithm``).
+
+    ``statement`` is the in-toto statement a DSSE envelope read from a pack
+    carried (kept so a reader can compare it with the one the manifest
+    gives); verification never uses it.
+    """
 
     keyid: str
     value: bytes
     algorithm: str = SIGNATURE_ALGORITHM
+    statement: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_dsse(self) -> bool:
+        return self.algorithm == DSSE_ALGORITHM
+
+    def signed_message(self, manifest_bytes: bytes) -> bytes | None:
+        """The bytes this signature must verify over for ``manifest_bytes`` (``None``: none)."""
+        if self.is_dsse:
+            return dsse.signed_message(manifest_bytes)
+        return manifest_bytes
+
+    def verifies(self, key: PublicKey, manifest_bytes: bytes) -> bool:
+        """Whether this is ``key``'s valid signature of ``manifest_bytes`` (in its form)."""
+        message = self.signed_message(manifest_bytes)
+        return message is not None and key.verify(self.value, message)
 
     def to_dict(self) -> dict[str, str]:
+        """The compact wire form (registry APIs, lockfiles, MIP 1 packs)."""
         return {
             "alg": self.algorithm,
             "keyid": self.keyid,
@@ -182,20 +215,32 @@ class Signature:
         }
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON, as stored under ``signatures/`` in a pack."""
+        """Canonical JSON of :meth:`to_dict`, as stored under ``signatures/`` in a MIP 1 pack."""
         return canonical_bytes(self.to_dict())
+
+    def envelope_bytes(self, manifest_bytes: bytes) -> bytes:
+        """The DSSE envelope of a MIP 2 pack's ``signatures/<keyid>.json``."""
+        if not self.is_dsse:
+            return self.to_bytes()
+        return dsse.envelope_bytes(dsse.statement_bytes(manifest_bytes), self.keyid, self.value)
 
     @classmethod
     def from_dict(cls, data: Any) -> Signature:
+        """The compact form, or a one-signature DSSE envelope (shape only, not the statement)."""
         if not isinstance(data, dict):
             raise SignatureError("a signature must be a JSON object", code="signature.malformed")
+        if "payloadType" in data:
+            statement, env_keyid, env_value = dsse.parse_envelope(data)
+            return cls(
+                _checked_keyid(env_keyid), _checked_value(env_value), DSSE_ALGORITHM, statement
+            )
         alg, keyid, sig = data.get("alg"), data.get("keyid"), data.get("sig")
-        if alg != SIGNATURE_ALGORITHM:
+        if alg not in _ALGORITHMS:
             raise SignatureError(
-                f"unsupported signature algorithm {alg!r}; MIP 1 uses ed25519",
+                f"unsupported signature algorithm {alg!r}; MIP uses ed25519 (or ed25519-dsse)",
                 code="signature.unsupported_algorithm",
             )
-        if not isinstance(keyid, str) or len(keyid) != 64 or not _is_hex(keyid):
+        if not isinstance(keyid, str):
             raise SignatureError(
                 "signature keyid must be 64 hex digits", code="signature.malformed"
             )
@@ -207,9 +252,7 @@ class Signature:
             raise SignatureError(
                 f"signature is not base64: {exc}", code="signature.malformed"
             ) from exc
-        if len(value) != 64:
-            raise SignatureError("an Ed25519 signature is 64 bytes", code="signature.malformed")
-        return cls(keyid, value)
+        return cls(_checked_keyid(keyid), _checked_value(value), str(alg))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Signature:
@@ -220,10 +263,34 @@ class Signature:
         return cls.from_dict(parsed)
 
 
+def _checked_keyid(keyid: str) -> str:
+    if len(keyid) != 64 or not _is_hex(keyid):
+        raise SignatureError("signature keyid must be 64 hex digits", code="signature.malformed")
+    return keyid
+
+
+def _checked_value(value: bytes) -> bytes:
+    if len(value) != 64:
+        raise SignatureError("an Ed25519 signature is 64 bytes", code="signature.malformed")
+    return value
+
+
 def _is_hex(text: str) -> bool:
     return all(ch in "0123456789abcdef" for ch in text)
 
 
 def sign_manifest(manifest_bytes: bytes, key: SigningKey) -> Signature:
-    """Sign canonical manifest bytes (exactly as stored in the pack)."""
+    """Sign canonical manifest bytes (exactly as stored in the pack), in the form of its major.
+
+    A MIP 1 manifest gets the detached form; a MIP 2 manifest a DSSE signature
+    over its in-toto statement.
+    """
+    try:
+        value = parse_json(manifest_bytes, what="manifest")
+    except ManifestError:
+        value = None
+    mip_version = value.get("mip_version") if isinstance(value, dict) else None
+    if isinstance(mip_version, str) and major_of(mip_version) == 2:
+        message = dsse.pae(dsse.PAYLOAD_TYPE, dsse.statement_bytes(manifest_bytes))
+        return Signature(key.keyid, key.sign(message).value, DSSE_ALGORITHM)
     return key.sign(manifest_bytes)

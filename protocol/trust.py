@@ -210,7 +210,7 @@ class TrustedKeys:
         if known is None:
             return SignerCheck(signature.keyid, SignerStatus.UNKNOWN_KEY)
         revoked = known.revoked_as_of(at)
-        if not known.key.verify(signature.value, manifest_bytes):
+        if not signature.verifies(known.key, manifest_bytes):
             status = SignerStatus.INVALID
         else:
             status = SignerStatus.REVOKED if revoked else SignerStatus.VERIFIED

@@ -41,7 +41,7 @@ from protocol.conformance.fixtures import (
     plaintext_cube,
     tar_bytes,
 )
-from protocol.signing import SigningKey
+from protocol.signing import SigningKey, sign_manifest
 
 __all__ = [
     "base_pack",
@@ -92,8 +92,8 @@ def blob_pack_members(
             members.append(file_member(f"blobs/sha256/{digest}.zst", frame))
         else:
             members.append(file_member(f"blobs/sha256/{digest}", blobs[digest]))
-    sigs = sorted((k.sign(body) for k in keys), key=lambda s: s.keyid)
-    members += [file_member(f"signatures/{s.keyid}.json", s.to_bytes()) for s in sigs]
+    sigs = sorted((sign_manifest(body, k) for k in keys), key=lambda s: s.keyid)
+    members += [file_member(f"signatures/{s.keyid}.json", s.envelope_bytes(body)) for s in sigs]
     return members
 
 
@@ -156,6 +156,13 @@ def _valid() -> list[Vector]:
             trusted=(KEY_A,),
         ),
         Vector(
+            "mip2-valid-legacy-signature",
+            "A MIP 2.0 pack signed in the detached MIP 1 form (before DSSE): still read",
+            tar_bytes(_legacy_signed()),
+            "ok",
+            trusted=(KEY_A,),
+        ),
+        Vector(
             "mip2-valid-unsigned",
             "A MIP 2 pack with no signature, read without trust",
             blob_pack_bytes(manifest2(), [NOTES], ()),
@@ -176,6 +183,13 @@ def _valid() -> list[Vector]:
             trusted=(KEY_A,),
         ),
     ]
+
+
+def _legacy_signed() -> list[Member]:
+    manifest = manifest2()
+    members = blob_pack_members(manifest, blob_bodies(manifest, [NOTES]), ())
+    sig = KEY_A.sign(canonical_bytes(manifest))
+    return [*members, file_member(f"signatures/{sig.keyid}.json", sig.to_bytes())]
 
 
 def base_pack() -> tuple[dict[str, Any], dict[str, bytes], list[Member]]:

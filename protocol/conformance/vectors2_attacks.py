@@ -10,6 +10,7 @@ Not here: library code; valid packs and blob attacks (:mod:`protocol.conformance
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Any
@@ -20,6 +21,7 @@ from protocol.conformance.fixtures import (
     KEY_B,
     NOTES,
     PICKLE_BYTES,
+    Member,
     Vector,
     activation_cube,
     file_member,
@@ -40,6 +42,7 @@ from protocol.conformance.vectors2 import (
     manifest2,
     mip2_vectors,
 )
+from protocol.signing import sign_manifest
 
 __all__ = ["all_mip2_vectors"]
 
@@ -266,6 +269,7 @@ def _path_and_limit_vectors() -> list[Vector]:
         "signature.untrusted",
         trusted=(KEY_B,),
     )
+    v += _dsse_vectors(good)
     tensor = manifest2(activation_cube(PICKLE_BYTES))
     add(
         "pickle-blob",
@@ -286,3 +290,48 @@ def _path_and_limit_vectors() -> list[Vector]:
         "payload.bad_jsonl",
     )
     return v
+
+
+def _dsse_vectors(good: list[Member]) -> list[Vector]:
+    """Envelopes that are well-formed JSON but not a valid signature of this manifest."""
+    body = good[0][1]
+    assert body is not None
+    name = f"signatures/{KEY_A.keyid}.json"
+    other = manifest2(version="9.9.9")
+    other_body = canonical_bytes(other)
+    elsewhere = sign_manifest(other_body, KEY_A)
+    mine = sign_manifest(body, KEY_A)
+    envelope = json.loads(mine.envelope_bytes(body))
+    forged = {**envelope, "signatures": [{"keyid": KEY_A.keyid, "sig": _b64(bytes(64))}]}
+    wrong_type = {**envelope, "payloadType": "application/json"}
+
+    def pack(sig_body: bytes) -> bytes:
+        return tar_bytes([good[0], good[1], file_member(name, sig_body)])
+
+    def vector(vname: str, description: str, data: bytes, expect: str) -> Vector:
+        return Vector(f"mip2-invalid-{vname}", description, data, expect, trusted=(KEY_A,))
+
+    return [
+        vector(
+            "dsse-statement-mismatch",
+            "A DSSE envelope validly signed, over the statement of another manifest",
+            pack(elsewhere.envelope_bytes(other_body)),
+            "signature.statement_mismatch",
+        ),
+        vector(
+            "dsse-forged",
+            "A DSSE envelope over the right statement whose signature does not verify",
+            pack(canonical_bytes(forged)),
+            "signature.invalid",
+        ),
+        vector(
+            "dsse-payload-type",
+            "A DSSE envelope whose payloadType is not in-toto",
+            pack(canonical_bytes(wrong_type)),
+            "signature.unsupported_algorithm",
+        ),
+    ]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
