@@ -7,7 +7,7 @@ from django.templatetags.static import static
 from django.urls import path, reverse_lazy
 from django.views.generic import RedirectView
 
-from .views import account, auth, checkout, dashboard, pages
+from .views import account, auth, checkout, dashboard, likes, pages
 
 app_name = "frontend"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("frontend/favicon.svg"), permanent=True)),
     path("search", pages.search, name="search"),
     path(_PACK, pages.pack_detail, name="pack"),
+    path(f"{_PACK}/like", likes.pack_like, name="pack_like"),
     path(f"{_PACK}/buy", checkout.checkout, name="checkout"),
     path(f"{_PACK}/claim", checkout.claim, name="claim"),
     path("orders/<uuid:public_id>", checkout.order_detail, name="order"),

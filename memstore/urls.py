@@ -15,6 +15,7 @@ from .accounts import apis as accounts
 from .commerce import apis as commerce
 from .packs import apis as packs
 from .packs import blob_apis as blobs
+from .packs import like_apis as likes
 from .search import apis as search
 from .storage import apis as storage
 
@@ -58,6 +59,7 @@ urlpatterns = [
     path("packs/", packs.PackListView.as_view(), name="pack-list"),
     path(PACK, packs.PackDetailView.as_view(), name="pack-detail"),
     path(f"{PACK}/deprecate", packs.PackDeprecateView.as_view(), name="pack-deprecate"),
+    path(f"{PACK}/like", likes.PackLikeView.as_view(), name="pack-like"),
     path(VERSION, packs.VersionDetailView.as_view(), name="version-detail"),
     path(f"{VERSION}/yank", packs.VersionYankView.as_view(), name="version-yank"),
     path(f"{VERSION}/unyank", packs.VersionUnyankView.as_view(), name="version-unyank"),

@@ -7,13 +7,29 @@ from django.shortcuts import render
 
 from memstore.accounts.models import Namespace
 from memstore.commerce.selectors import user_owns_pack
-from memstore.search.selectors import SearchFilters, memories_search, packs_search, query_vector
+from memstore.search.selectors import (
+    PACK_SORTS,
+    SearchFilters,
+    memories_search,
+    packs_search,
+    query_vector,
+)
 from protocol import MemoryType
 
 from .. import queries
+from ..pack_signals import pack_signals
 from ._common import actor_of, visible_pack
 
 PAGE_SIZE = 10
+BROWSE_PAGE_SIZE = 20
+SORT_LABELS = {
+    "relevance": "Relevance",
+    "installs": "Most installed",
+    "recent": "Newest",
+    "price": "Price, lowest first",
+    "quality": "Measured quality",
+    "likes": "Most liked",
+}
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -43,6 +59,9 @@ def search(request: HttpRequest) -> HttpResponse:
         base_model=(request.GET.get("base_model") or "").strip()[:300] or None,
     )
     page = _int(request.GET.get("page"), 1, 1, 100)
+    sort = request.GET.get("sort") or ("relevance" if q else "recent")
+    if sort not in PACK_SORTS or (sort == "relevance" and not q):
+        sort = "relevance" if q else "recent"
     context: dict[str, object] = {
         "q": q,
         "filters": filters,
@@ -50,7 +69,22 @@ def search(request: HttpRequest) -> HttpResponse:
         "page": page,
         "start": (page - 1) * PAGE_SIZE + 1,
         "facets": queries.search_facets(actor=actor_of(request)),
+        "sort": sort,
+        "sort_label": SORT_LABELS[sort].lower(),
+        "sorts": [(k, v) for k, v in SORT_LABELS.items() if q or k != "relevance"],
     }
+    params = request.GET.copy()
+    params.pop("page", None)
+    context["base_query"] = params.urlencode()
+    if not q:  # browsing: every visible pack through the filters, in the chosen order
+        context["catalogue"] = packs_search(
+            actor=actor_of(request),
+            query="",
+            filters=filters,
+            page=page,
+            page_size=BROWSE_PAGE_SIZE,
+            sort=sort,
+        )
     if q:
         actor = actor_of(request)
         vector = query_vector(q)  # once, for both searches
@@ -58,14 +92,19 @@ def search(request: HttpRequest) -> HttpResponse:
             actor=actor, query=q, filters=filters, page=page, page_size=PAGE_SIZE, vector=vector
         )
         packs = (
-            packs_search(actor=actor, query=q, filters=filters, page=1, page_size=5, vector=vector)
+            packs_search(
+                actor=actor,
+                query=q,
+                filters=filters,
+                page=1,
+                page_size=5,
+                vector=vector,
+                sort=sort,
+            )
             if page == 1
             else None
         )
         context.update(memories=memories, packs=packs)
-        params = request.GET.copy()
-        params.pop("page", None)
-        context["base_query"] = params.urlencode()
     return render(request, "frontend/search.html", context)
 
 
@@ -76,7 +115,8 @@ def pack_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse
     if page is None:
         raise Http404("this pack has no published version")
     owned = user_owns_pack(user=actor.user, pack=pack)
-    return render(request, "frontend/pack.html", {"p": page, "owned": owned})
+    signals = pack_signals(actor=actor, pack=pack, version=page.version)
+    return render(request, "frontend/pack.html", {"p": page, "owned": owned, "signals": signals})
 
 
 def publisher(request: HttpRequest, namespace: str) -> HttpResponse:

@@ -31,6 +31,7 @@ def _filters(query: dict[str, Any]) -> search_selectors.SearchFilters:
         price=query.get("price"),
         base_model=query.get("base_model"),
         namespace=query.get("namespace"),
+        pack=query.get("pack"),
     )
 
 
@@ -55,16 +56,17 @@ class MemorySearchView(APIView):
 class PackSearchView(APIView):
     @extend_schema(
         operation_id="search_packs",
-        parameters=[s.SearchQueryIn],
+        parameters=[s.PackSearchQueryIn],
         responses={200: s.PackSearchOut, 400: ErrorOut},
     )
     def get(self, request: Request) -> Response:
-        query = valid_input(s.SearchQueryIn, request.query_params)
+        query = valid_input(s.PackSearchQueryIn, request.query_params)
         page = search_selectors.packs_search(
             actor=actor_of(request),
             query=query["q"],
             filters=_filters(query),
             page=query["page"],
             page_size=query["page_size"],
+            sort=query["sort"],
         )
-        return respond(s.PackSearchOut, page.__dict__)
+        return respond(s.PackSearchOut, {**page.__dict__, "sort": page.extra["sort"]})

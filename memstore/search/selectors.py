@@ -19,13 +19,14 @@ ingestion used for the memories (``embedding``). Not here: writes to the index
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from pgvector.django import CosineDistance
 
 from ..accounts.actor import Actor
@@ -36,6 +37,7 @@ from . import embedding
 from .models import IndexedMemory, PackDocument
 
 __all__ = [
+    "PACK_SORTS",
     "MemoryHit",
     "PackHit",
     "SearchFilters",
@@ -47,6 +49,9 @@ __all__ = [
 
 RRF_K = 60
 CANDIDATES = 100
+#: How pack results may be ordered; "relevance" needs a query (without one: "recent").
+PACK_SORTS = ("relevance", "installs", "recent", "price", "quality", "likes")
+BROWSE_LIMIT = 1000
 FREE_SNIPPET = 240
 PAID_SNIPPET = 80
 
@@ -91,6 +96,11 @@ class PackHit:
     tags: list[str]
     downloads: int
     score: float
+    likes: int = 0
+    quality: float | None = None  # recall@5 measured by the registry (None: no questions)
+    quality_questions: int = 0
+    base_models: list[str] = field(default_factory=list)
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +272,71 @@ def memories_search(
     )
 
 
+def _sort_key(sort: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    """Best first; ties keep the relevance order (the caller's stable sort)."""
+    if sort == "installs":
+        return (-row["downloads"],)
+    if sort == "recent":
+        return (-row["published_at"].timestamp(),)
+    if sort == "price":
+        return (row["price"],)
+    if sort == "quality":
+        quality = row["quality"]
+        return (quality is None, -(quality or 0.0), -row["questions"])
+    if sort == "likes":
+        return (-row["likes"],)
+    return ()
+
+
+def _signals(doc_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What sorting and the hits show besides relevance, per pack document, in one query."""
+    rows = (
+        PackDocument.objects.filter(pk__in=doc_ids)
+        .annotate(likes=Count("pack__likes", distinct=True))
+        .values(
+            "pk",
+            "likes",
+            downloads=F("pack__download_count"),
+            published_at=F("version__published_at"),
+            price=F("version__price_amount_minor"),
+            quality=F("version__evaluation__recall_at_5"),
+            questions=F("version__evaluation__questions"),
+        )
+    )
+    return {row["pk"]: {**row, "questions": row["questions"] or 0} for row in rows}
+
+
+def _pack_candidates(
+    actor: Actor,
+    qs: QuerySet[Any],
+    query: str,
+    filters: SearchFilters,
+    candidates: int,
+    vector: Any,
+) -> list[tuple[int, float]]:
+    """Pack documents fused from three rankings (or every match, when there is no query)."""
+    if not query.strip():
+        return [(pk, 0.0) for pk in qs.order_by("-id").values_list("id", flat=True)[:BROWSE_LIMIT]]
+    if vector is None:
+        vector = query_vector(query)
+    by_vector, by_text = _ranked_ids(qs, query, vector, candidates)
+    # Packs whose memories match the query count too: their best memory rank is a third list.
+    memory_page = memories_search(
+        actor=actor, query=query, filters=filters, page=1, page_size=candidates, vector=vector
+    )
+    memory_packs: list[int] = []
+    seen: set[str] = set()
+    doc_ids = {
+        f"{ns}/{name}": pk
+        for pk, ns, name in qs.values_list("id", "pack__namespace__name", "pack__name")
+    }
+    for hit in memory_page.results:
+        if hit.pack not in seen and hit.pack in doc_ids:
+            seen.add(hit.pack)
+            memory_packs.append(doc_ids[hit.pack])
+    return _fuse(by_vector, by_text, memory_packs)
+
+
 def packs_search(
     *,
     actor: Actor,
@@ -271,31 +346,25 @@ def packs_search(
     page_size: int = 10,
     candidates: int = CANDIDATES,
     vector: Any = None,
+    sort: str = "relevance",
 ) -> SearchPage:
-    """Hybrid search over pack summaries (title, description, keywords)."""
+    """Hybrid search over pack summaries (title, description, keywords), then ``sort``.
+
+    An empty ``query`` lists every visible pack that passes the filters (browsing);
+    ``sort`` then defaults to "recent" (relevance means nothing without a query).
+    """
     qs = PackDocument.objects.filter(_visible(actor, "pack__"), current=True)
     if filters.memory_type:
         qs = qs.filter(version__memory_types__contains=[filters.memory_type])
     qs = _filtered(qs, filters, "version__")
-    if vector is None:
-        vector = query_vector(query)
-    by_vector, by_text = _ranked_ids(qs, query, vector, max(candidates, page * page_size))
-    # Packs whose memories match the query count too: their best memory rank is a third list.
-    memory_page = memories_search(
-        actor=actor, query=query, filters=filters, page=1, page_size=candidates, vector=vector
-    )
-    memory_packs: list[int] = []
-    seen: set[str] = set()
-    names = [hit.pack for hit in memory_page.results]
-    doc_ids = {
-        f"{ns}/{name}": pk
-        for pk, ns, name in qs.values_list("id", "pack__namespace__name", "pack__name")
-    }
-    for name in names:
-        if name not in seen and name in doc_ids:
-            seen.add(name)
-            memory_packs.append(doc_ids[name])
-    fused = _fuse(by_vector, by_text, memory_packs)
+    if sort not in PACK_SORTS:
+        sort = "relevance"
+    if not query.strip() and sort == "relevance":
+        sort = "recent"
+    fused = _pack_candidates(actor, qs, query, filters, max(candidates, page * page_size), vector)
+    signals = _signals([pk for pk, _ in fused])
+    if sort != "relevance":
+        fused = sorted(fused, key=lambda item: _sort_key(sort, signals[item[0]]))
     chosen = _page(fused, page, page_size)
     rows = {
         d.pk: d
@@ -306,6 +375,7 @@ def packs_search(
     results = []
     for pk, score in chosen:
         version = rows[pk].version
+        signal = signals[pk]
         results.append(
             PackHit(
                 pack=version.pack.full_name,
@@ -319,6 +389,11 @@ def packs_search(
                 tags=list(version.tags),
                 downloads=version.pack.download_count,
                 score=round(score, 6),
+                likes=signal["likes"],
+                quality=signal["quality"],
+                quality_questions=signal["questions"],
+                base_models=list(version.base_models),
+                published_at=version.published_at,
             )
         )
     return SearchPage(
@@ -327,4 +402,5 @@ def packs_search(
         page_size=page_size,
         total=len(fused),
         has_next=len(fused) > page * page_size,
+        extra={"sort": sort},
     )

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from .selectors import PACK_SORTS
+
 __all__ = [
     "MemoryHitOut",
     "MemorySearchOut",
     "PackHitOut",
     "PackSearchOut",
+    "PackSearchQueryIn",
     "SearchQueryIn",
 ]
 
@@ -25,8 +28,16 @@ class SearchQueryIn(serializers.Serializer):  # type: ignore[type-arg]
     price = serializers.ChoiceField(choices=["free", "paid"], required=False)
     base_model = serializers.CharField(required=False, max_length=300)
     namespace = serializers.CharField(required=False, max_length=40)
+    pack = serializers.RegexField(r"^[a-z0-9-]{1,40}/[a-z0-9._-]{1,100}$", required=False)
     page = serializers.IntegerField(required=False, default=1, min_value=1, max_value=100)
     page_size = serializers.IntegerField(required=False, default=10, min_value=1, max_value=50)
+
+
+class PackSearchQueryIn(SearchQueryIn):
+    """The pack search also browses: ``q`` may be empty; ``sort`` orders the results."""
+
+    q = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+    sort = serializers.ChoiceField(choices=list(PACK_SORTS), required=False, default="relevance")
 
 
 class MemoryHitOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -55,6 +66,11 @@ class PackHitOut(serializers.Serializer):  # type: ignore[type-arg]
     tags = serializers.ListField(child=serializers.CharField())
     downloads = serializers.IntegerField()
     score = serializers.FloatField()
+    likes = serializers.IntegerField()
+    quality = serializers.FloatField(allow_null=True, help_text="recall@5 measured by the registry")
+    quality_questions = serializers.IntegerField()
+    base_models = serializers.ListField(child=serializers.CharField())
+    published_at = serializers.DateTimeField()
 
 
 class MemorySearchOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -71,3 +87,4 @@ class PackSearchOut(serializers.Serializer):  # type: ignore[type-arg]
     page_size = serializers.IntegerField()
     total = serializers.IntegerField()
     has_next = serializers.BooleanField()
+    sort = serializers.CharField()
