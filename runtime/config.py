@@ -5,7 +5,8 @@ Environment variables (all optional):
 * ``MEMOS_HOME``      where the runtime keeps its cache, engine and config
                       (default: the platform's user data dir, e.g. ~/.local/share/memos)
 * ``MEMOS_REGISTRY``  the default registry URL (default http://127.0.0.1:8000)
-* ``MEMOS_TOKEN``     an API token that overrides the stored one
+* ``MEMOS_TOKEN``     an API token for the configured registry (``MEMOS_REGISTRY``);
+                      it overrides the stored one and goes to no other registry
 * ``MEMOS_DEBUG``     ``1`` shows tracebacks instead of one-line errors
 * ``MEMOS_PRINCIPAL`` who the local engine's reads are made as (an agent or user
                       id; default: the login name). Access policies are checked for it.
@@ -34,7 +35,7 @@ from typing import Any
 
 import platformdirs
 
-from .credentials import BoundToken
+from .credentials import BoundToken, origin_of
 
 __all__ = ["DEFAULT_REGISTRY", "Settings", "forget_token", "load_settings", "save_token"]
 
@@ -58,11 +59,13 @@ class Settings:
         return self.home / CONFIG_FILE
 
     def token_for(self, registry: str) -> str | None:
-        """The token to send to ``registry``: MEMOS_TOKEN, else the one saved for it,
-        bound to ``registry``'s origin (:class:`runtime.credentials.BoundToken`)."""
+        """The token to send to ``registry``, bound to its origin
+        (:class:`runtime.credentials.BoundToken`): MEMOS_TOKEN when ``registry`` is the
+        configured registry (the same origin), else the one ``memos login`` saved for it,
+        else none. A registry a lockfile names gets only its own token."""
         env = os.environ.get("MEMOS_TOKEN")
-        if env:
-            return BoundToken(env, registry)
+        if env and origin_of(registry) == origin_of(self.registry):
+            return BoundToken(env, self.registry)
         tokens = _read_config(self.config_path).get("tokens", {})
         token = tokens.get(_normalise(registry))
         return BoundToken(token, registry) if isinstance(token, str) else None

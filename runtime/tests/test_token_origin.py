@@ -126,8 +126,44 @@ def test_memos_token_from_the_environment_is_bound_to_the_configured_registry(
 ) -> None:
     monkeypatch.setenv("MEMOS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MEMOS_TOKEN", TOKEN)
+    monkeypatch.setenv("MEMOS_REGISTRY", registry.url)
     token = load_settings().token_for(registry.url)
     assert token == TOKEN
     with RegistryClient(other.url, token=token) as client, pytest.raises(RegistryError):
         client.whoami()
     assert other.authorizations() == [None]
+    assert load_settings().token_for(other.url) is None  # not for another registry
+
+
+def test_install_locked_sends_neither_token_to_the_wrong_one_of_two_logged_in_registries(
+    registry: Recorder, other: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logged in to both live origins, with a different token each; the lockfile names
+    the second. The first registry's token (and MEMOS_TOKEN, meant for the first) never
+    reaches the second; whatever the second sees is its own token or none."""
+    other_token = "mst_token-of-the-second-registry"
+    monkeypatch.setenv("MEMOS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MEMOS_REGISTRY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    save_token(load_settings(), other.url, other_token)
+    save_token(load_settings(), registry.url, TOKEN)  # the default registry: the first
+    monkeypatch.setenv("MEMOS_TOKEN", "mst_from-the-environment")
+    assert load_settings().registry == registry.url
+    entry = {
+        "version": "1.0.0",
+        "registry": other.url,
+        "sha256": "0" * 64,
+        "size": 10,
+        "manifest_sha256": "0" * 64,
+        "signed_by": [],
+        "keys": [],
+    }
+    lock = {"lockfile_version": 1, "packs": {"acme/docs": entry}}
+    (tmp_path / "memos.lock").write_text(json.dumps(lock), "utf-8")
+    assert main(["install", "--locked", "--quiet"]) != 0  # the second registry answers 404
+    assert other.seen, "the lockfile's registry was asked"
+    assert set(other.authorizations()) <= {None, f"Bearer {other_token}"}
+    assert not registry.seen or set(registry.authorizations()) <= {
+        None, "Bearer mst_from-the-environment"
+    }  # fmt: skip
+    assert load_settings().token_for(other.url) == other_token  # its own, bound to it
