@@ -103,9 +103,14 @@ class TokenCreateForm(forms.Form):
 
     def __init__(self, *args: Any, namespaces: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Only scopes over the user's own namespaces are offered; the service still checks
+        # every scope (a session may create any subset of what its user may do).
         choices = [("read", "read — install private and purchased packs")]
         choices.append(("publish:*", "publish:* — publish to all your namespaces"))
         choices += [(f"publish:{ns}", f"publish:{ns}") for ns in namespaces]
+        choices.append(("admin:*", "admin:* — members and signing keys of all your namespaces"))
+        choices += [(f"admin:{ns}", f"admin:{ns} — members and keys of {ns}") for ns in namespaces]
+        choices.append(("tokens:create", "tokens:create — create tokens (a subset of its scopes)"))
         field = self.fields["scopes"]
         assert isinstance(field, forms.MultipleChoiceField)
         field.choices = choices
