@@ -1,94 +1,40 @@
-"""Demo data for ``manage.py memstore_up``: a demo account and a few signed packs.
+"""Demo data for ``manage.py memstore_up``: a demo account and signed packs of all three types.
 
-The packs are built and signed with the protocol library (``pack_directory``)
-and published through the real ``pack_publish`` path, exactly like an upload.
-Everything is idempotent: a second run finds the account, the key and the
-versions and changes nothing.
+The packs (``demo_catalogue``: two plaintext packs of hundreds of real docstrings, a KV-cache
+pack and a LoRA pack for SmolLM2-135M, three small ones) are built and signed with the
+protocol library (``pack_directory``) and published through the real ``pack_publish``
+path, exactly like an upload. The model packs' payloads are built once and cached
+(``demo_models``); each start only signs them again. Everything is idempotent: a second
+run finds the account, the key and the versions, and changes (and builds) nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
 
-from protocol import SigningKey
+from protocol import SigningKey, pack_directory
 
-from ..accounts.actor import system_actor
+from ..accounts.actor import Actor, system_actor
 from ..accounts.models import SigningKey as SigningKeyRow
 from ..accounts.models import User
 from ..accounts.selectors import namespace_get
 from ..accounts.services import signing_key_register, user_create
-from ..testing.packs import build_pack
+from ..testing.packs import write_pack_source
+from .demo_catalogue import DemoModelPack, DemoPack, model_packs, plaintext_packs
+from .demo_models import cached_model_pack_source
 from .models import PackVersion
-from .services import FREE, Price, pack_publish
+from .services import pack_publish
 
 DEMO_USER = "demo"
-
-
-@dataclass(frozen=True)
-class DemoPack:
-    name: str
-    title: str
-    description: str
-    keywords: tuple[str, ...]
-    memories: tuple[str, ...]
-    private: bool = False
-    price: Price = FREE
-    license: str = "CC-BY-4.0"
-
-
-DEMO_PACKS = (
-    DemoPack(
-        name="demo/python-tips",
-        title="Python tips",
-        description="Small, practical facts about Python that an assistant should remember.",
-        keywords=("python", "programming"),
-        memories=(
-            "Use pathlib.Path instead of os.path for file system paths in new code.",
-            "A dataclass with frozen=True is hashable and cannot be changed after creation.",
-            "The walrus operator := assigns inside an expression, "
-            "e.g. while (line := f.readline()).",
-            "functools.lru_cache memoises a function; call cache_clear() to reset it.",
-            "Use subprocess.run with a list of arguments, never a shell string built from input.",
-            "Never unpickle data from an untrusted source: pickle can execute arbitrary code.",
-            "f-strings support = for debugging: f'{value=}' prints the expression and its value.",
-            "The tomllib module reads TOML files and is in the standard library since 3.11.",
-        ),
-        license="Apache-2.0",
-    ),
-    DemoPack(
-        name="demo/kitchen-notes",
-        title="Kitchen notes (paid)",
-        description="A chef's working notes on bread, stock and knife care.",
-        keywords=("cooking", "bread"),
-        memories=(
-            "A sourdough starter is ready when it doubles within six hours of feeding.",
-            "Salt the pasta water until it tastes like a mild seawater.",
-            "Roast the bones before simmering them for a darker, richer brown stock.",
-            "Hone a chef's knife before each use and sharpen it on a stone every few months.",
-            "Rest a roast for ten minutes so that the juices settle before carving.",
-        ),
-        price=Price(amount_minor=499, currency="EUR"),
-        license="LicenseRef-Proprietary",
-    ),
-    DemoPack(
-        name="demo/team-handbook",
-        title="Team handbook (private)",
-        description="Internal conventions of the demo team; visible to its members only.",
-        keywords=("handbook",),
-        memories=(
-            "Deploys happen on Tuesdays and Thursdays after the 10:00 stand-up.",
-            "The on-call engineer owns the incident channel until the post-mortem is written.",
-            "Every pull request needs one review and a green CI run before it is merged.",
-        ),
-        private=True,
-    ),
-)
 
 
 def _demo_key(folder: Path) -> SigningKey:
@@ -123,8 +69,92 @@ class DemoResult:
     existing: list[str]
 
 
-def seed_demo(folder: Path) -> DemoResult:
-    """Create the demo account, its key and the demo packs (idempotent)."""
+Progress = Callable[[str], None]
+
+
+def _quiet(line: str) -> None:
+    return None
+
+
+def _published(name: str, version: str) -> bool:
+    ns, short = name.split("/")
+    return PackVersion.objects.filter(
+        pack__namespace__name=ns, pack__name=short, version=version
+    ).exists()
+
+
+def _with_evaluation(source: Path, questions: Sequence[dict[str, object]]) -> None:
+    """Add ``evaluation.questions`` (SPEC 3.7) to the source's manifest; readers keep it."""
+    if not questions:
+        return
+    path = source / "manifest.json"
+    manifest = json.loads(path.read_text("utf-8"))
+    manifest["evaluation"] = {"questions": list(questions)}
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+def publish_plaintext_pack(
+    *, actor: Actor, key: SigningKey, demo: DemoPack, workdir: Path, version: str = "1.0.0"
+) -> PackVersion:
+    """Build, sign and publish one plaintext demo pack (its card and questions included)."""
+    source = write_pack_source(
+        workdir / f"src-{demo.name.replace('/', '-')}",
+        name=demo.name,
+        version=version,
+        title=demo.title,
+        description=demo.description,
+        keywords=demo.keywords,
+        memories=demo.memories,
+        license=demo.license,
+    )
+    _with_evaluation(source, demo.questions)
+    pack_file = workdir / f"{demo.name.replace('/', '-')}-{version}.memcube"
+    pack_directory(source, pack_file, keys=[key])
+    return pack_publish(actor=actor, pack_file=pack_file, private=demo.private, price=demo.price)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def publish_model_pack(
+    *,
+    actor: Actor,
+    key: SigningKey,
+    demo: DemoModelPack,
+    cache_dir: Path,
+    workdir: Path,
+    progress: Progress = _quiet,
+) -> PackVersion:
+    """Publish a KV or LoRA demo pack: payloads from the cache (built on a miss), the card,
+    title, keywords and licence of the catalogue set on the manifest, signed with ``key``."""
+    cached = cached_model_pack_source(demo.build, cache_dir, progress=progress)
+    source = workdir / f"src-{demo.build.name.replace('/', '-')}"
+    shutil.copytree(
+        cached, source, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("BUILT.json")
+    )
+    path = source / "manifest.json"
+    manifest = json.loads(path.read_text("utf-8"))
+    manifest.update(
+        title=demo.title,
+        description=demo.description,
+        keywords=list(demo.keywords),
+        license=demo.license,
+        **demo.extra,
+    )
+    path.unlink()  # a hard link into the cache: never write through it
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    pack_file = workdir / f"{demo.build.name.replace('/', '-')}-{demo.build.version}.memcube"
+    progress(f"signing and publishing {demo.build.name}@{demo.build.version}")
+    pack_directory(source, pack_file, keys=[key])
+    return pack_publish(actor=actor, pack_file=pack_file, price=demo.price)
+
+
+def demo_publisher(folder: Path) -> tuple[Actor, SigningKey, str]:
+    """The demo account (created once, password kept in ``folder``) and its registered key."""
     password = _demo_password(folder)
     user = User.objects.filter(username=DEMO_USER).first()
     if user is None:
@@ -140,28 +170,40 @@ def seed_demo(folder: Path) -> DemoResult:
                 public_key=key.public_key.to_text(),
                 label="demo key",
             )
+    return actor, key, password
+
+
+def seed_demo(folder: Path, *, progress: Progress = _quiet, with_models: bool = True) -> DemoResult:
+    """Create the demo account, its key and the demo packs (idempotent).
+
+    ``folder`` keeps the password, the key and (``model-packs/``) the built KV and LoRA
+    payloads. ``with_models=False`` skips the two model packs (no torch, no SmolLM2).
+    """
+    actor, key, password = demo_publisher(folder)
     published: list[str] = []
     existing: list[str] = []
     with tempfile.TemporaryDirectory(prefix="memstore-demo-") as tmp:
-        for demo in DEMO_PACKS:
-            ns, name = demo.name.split("/")
+        work = Path(tmp)
+        for demo in plaintext_packs():
             ref = f"{demo.name}@1.0.0"
-            if PackVersion.objects.filter(
-                pack__namespace__name=ns, pack__name=name, version="1.0.0"
-            ).exists():
+            if _published(demo.name, "1.0.0"):
                 existing.append(ref)
                 continue
-            pack_file = build_pack(
-                Path(tmp),
-                name=demo.name,
-                version="1.0.0",
-                keys=[key],
-                title=demo.title,
-                description=demo.description,
-                keywords=demo.keywords,
-                memories=demo.memories,
-                license=demo.license,
+            progress(f"publishing {ref} ({len(demo.memories)} memories)")
+            publish_plaintext_pack(actor=actor, key=key, demo=demo, workdir=work)
+            published.append(ref)
+        for model_pack in model_packs() if with_models else ():
+            ref = f"{model_pack.build.name}@{model_pack.build.version}"
+            if _published(model_pack.build.name, model_pack.build.version):
+                existing.append(ref)
+                continue
+            publish_model_pack(
+                actor=actor,
+                key=key,
+                demo=model_pack,
+                cache_dir=folder / "model-packs",
+                workdir=work,
+                progress=progress,
             )
-            pack_publish(actor=actor, pack_file=pack_file, private=demo.private, price=demo.price)
             published.append(ref)
     return DemoResult(username=DEMO_USER, password=password, published=published, existing=existing)

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -57,6 +58,11 @@ class Command(BaseCommand):
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--no-serve", action="store_true", help="set up and seed, then exit")
         parser.add_argument("--no-worker", action="store_true", help="run tasks eagerly instead")
+        parser.add_argument(
+            "--no-model-packs",
+            action="store_true",
+            help="skip the KV-cache and LoRA demo packs (they load SmolLM2 the first time)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         # Ctrl-C and SIGTERM both end in the clean shutdown below (even when started
@@ -110,7 +116,13 @@ class Command(BaseCommand):
             )
         try:
             self.stdout.write("==> seeding demo packs (published through the real publish path)")
-            result = seed_demo(config.data_dir / "demo")
+            started = time.monotonic()
+            result = seed_demo(
+                config.data_dir / "demo",
+                progress=lambda line: self.stdout.write(f"    {line}"),
+                with_models=not options["no_model_packs"],
+            )
+            self.stdout.write(f"    demo packs ready in {time.monotonic() - started:.1f} s")
             for ref in result.published:
                 self.stdout.write(f"    published {ref}")
             for ref in result.existing:
@@ -124,6 +136,9 @@ class Command(BaseCommand):
                     f"  API docs        {base}/api/v1/docs/   (schema: {base}/api/v1/schema/)\n"
                     f"  Search          {base}/api/v1/search/memories?q=pickle+untrusted\n"
                     f"  Resolve         {base}/api/v1/resolve/demo/python-tips?spec=^1\n"
+                    f"  Demo packs      {base}/p/demo/python-stdlib        (plaintext)\n"
+                    f"                  {base}/p/demo/python-stdlib-kv     (KV cache)\n"
+                    f"                  {base}/p/demo/python-text-lora     (LoRA adapter)\n"
                     f"  Demo account    username: {result.username}   password: {result.password}\n"
                     f"  CLI             memos login --registry {base}   then   memos publish FILE\n"
                     f"  Worker log      {config.data_dir / 'worker.log'}\n"
