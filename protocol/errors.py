@@ -146,6 +146,9 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "signature.statement_mismatch": (
             "a DSSE envelope's in-toto statement is not the one the pack's manifest gives"
         ),
+        # ---- log.* (transparency log, SPEC 16.2)
+        "log.bad_proof": "a Merkle inclusion or consistency proof does not verify",
+        "log.bad_tree_head": "a tree head is malformed or not signed by the pinned log key",
         # ---- build.* (pack sources) and ref.* (pack references)
         "build.no_manifest": "the pack source folder has no manifest.json",
         "build.missing_payload": "a payload listed in the source manifest is missing",

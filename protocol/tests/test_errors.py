@@ -9,7 +9,7 @@ from protocol import errors
 PROTOCOL = Path(protocol.__file__).parent
 # A stable code: two or more dotted lower-case parts, first one a known family.
 CODE = re.compile(
-    r"""["']((?:mip|manifest|archive|integrity|payload|signature|build|ref)(?:\.[a-z_0-9]+)+)["']"""
+    r"""["']((?:mip|manifest|archive|integrity|payload|signature|build|ref|log)(?:\.[a-z_0-9]+)+)["']"""
 )
 NOT_CODES = {"manifest.json", "mip.kind", "mip.fingerprint"}
 
