@@ -18,6 +18,7 @@ from .packs import blob_apis as blobs
 from .packs import like_apis as likes
 from .search import apis as search
 from .storage import apis as storage
+from .tuf import apis as tuf
 
 app_name = "api"
 
@@ -86,4 +87,15 @@ urlpatterns = [
     ),
     path("search/memories", search.MemorySearchView.as_view(), name="search-memories"),
     path("search/packs", search.PackSearchView.as_view(), name="search-packs"),
+    path("tuf/<str:filename>", tuf.MetadataFileView.as_view(), name="tuf-metadata"),
+    path(
+        "tuf/namespaces/<str:namespace>/keys/<str:keyid>/endorse",
+        tuf.KeyEndorseView.as_view(),
+        name="tuf-key-endorse",
+    ),
+    path(
+        "tuf/namespaces/<str:namespace>/keys/<str:keyid>/compromised",
+        tuf.KeyCompromisedView.as_view(),
+        name="tuf-key-compromised",
+    ),
 ]

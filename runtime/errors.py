@@ -6,6 +6,8 @@ Tree::
     ├── RegistryError               registry.* (codes passed through from the server),
     │                               http.<status>, network.*
     ├── InstallError                install.*   (resolve, download, trust, lockfile)
+    ├── TrustError                  trust.*     (the registry's TUF index: pin, metadata,
+    │                                            targets, namespace keys; runtime.trust_index)
     ├── CacheError                  cache.*
     ├── EngineError                 engine.*
     │   ├── NotFoundError           engine.not_found
@@ -36,6 +38,7 @@ __all__ = [
     "MemosError",
     "NotFoundError",
     "RegistryError",
+    "TrustError",
 ]
 
 
@@ -72,6 +75,12 @@ class RegistryError(MemosError):
 
 class InstallError(MemosError):
     code = "install.error"
+
+
+class TrustError(MemosError):
+    """The registry's TUF index refused what the registry answered (nothing is installed)."""
+
+    code = "trust.error"
 
 
 class InteropError(MemosError):

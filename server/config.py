@@ -35,6 +35,10 @@
 ``MEMSTORE_PAYMENT_PROVIDER``  ``stripe`` (default) or ``test`` (demo sandbox; DEBUG only)
 ``MEMSTORE_STRIPE_SECRET_KEY`` / ``_WEBHOOK_SECRET``  Stripe's ``sk_...`` and ``whsec_...``
 ``MEMSTORE_STRIPE_API_BASE``   another Stripe API origin (localstripe in tests)
+``MEMSTORE_TUF_ONLINE_KEY``    the TUF online key (Ed25519 PEM; default: generated in the
+                               data dir); the root keys stay offline (``manage.py tuf_init``)
+``MEMSTORE_TUF_DEMO``          ``1`` (default) makes a demo TUF root key in the data dir
+                               when none exists; ``0`` in production (run ``tuf_init``)
 =============================  ===================================================
 
 Not here: Django's own settings structure (``server/settings.py``).
@@ -98,6 +102,8 @@ class Config:
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""
+    tuf_online_key: str | None = None
+    tuf_demo: bool = True
 
 
 def load_config() -> Config:
@@ -135,6 +141,8 @@ def load_config() -> Config:
         stripe_secret_key=os.environ.get("MEMSTORE_STRIPE_SECRET_KEY", ""),
         stripe_webhook_secret=os.environ.get("MEMSTORE_STRIPE_WEBHOOK_SECRET", ""),
         stripe_api_base=os.environ.get("MEMSTORE_STRIPE_API_BASE", ""),
+        tuf_online_key=os.environ.get("MEMSTORE_TUF_ONLINE_KEY") or None,
+        tuf_demo=_bool("MEMSTORE_TUF_DEMO", True),
     )
 
 

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "memstore.search",
     "memstore.api",
     "memstore.commerce",
+    "memstore.tuf",
     "frontend",
     "server",  # manage.py memstore_up
     "axes",  # the one login limiter (frontend/ratelimit.py)
@@ -148,6 +149,9 @@ MEMSTORE_PAYMENT_PROVIDER = CONFIG.payment_provider
 MEMSTORE_STRIPE_SECRET_KEY = CONFIG.stripe_secret_key
 MEMSTORE_STRIPE_WEBHOOK_SECRET = CONFIG.stripe_webhook_secret
 MEMSTORE_STRIPE_API_BASE = CONFIG.stripe_api_base
+MEMSTORE_TUF_KEY_DIR = CONFIG.data_dir / "tuf"
+MEMSTORE_TUF_ONLINE_KEY = CONFIG.tuf_online_key
+MEMSTORE_TUF_DEMO = CONFIG.tuf_demo
 MEMSTORE_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 # Open (unexpired) upload sessions one user may hold, per kind (pack sessions, blob uploads).
 MEMSTORE_MAX_OPEN_UPLOADS = 32

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from protocol import Manifest, Pack, PublicKey, TrustedKeys, parse_ref
+from protocol import Manifest, Pack, PackRef, PublicKey, TrustedKeys, parse_ref
 
 from .._wire import Resolution
 from ..cache import BlobCache, BlobProblem
@@ -30,6 +30,7 @@ from ..download import ProgressFn, download_blob
 from ..engine.engine import Engine
 from ..errors import InstallError
 from ..lockfile import LockEntry, read_lockfile, update_lockfile
+from ..trust_index import TrustIndex
 from .blobs import BlobEntry, select_blobs
 from .commit import PackState, commit_pack, remove_pack, with_carried
 from .fetch import FetchReport, check_blobs, fetch_blobs
@@ -38,9 +39,11 @@ from .results import InstalledPack, InstallResult
 from .sources import CacheSource, FileSource, PackSource, RegistrySource
 from .trust import (
     check_answer,
+    check_indexed,
     check_source,
     local_keys,
     manifest_sha256,
+    trust_indexed,
     trust_locked,
     trust_resolution,
 )
@@ -98,6 +101,8 @@ class Installer:
         self.cache = cache or BlobCache(self.home)
         self._transport = transport
         self._client_factory = client_factory
+        #: the longest one TUF metadata file may take to arrive (slow retrieval)
+        self.trust_deadline_s = 30.0
 
     # ------------------------------------------------------------------ helpers
 
@@ -158,11 +163,12 @@ class Installer:
         current = self.installed_pack(ref.name)
         with self.client(registry, token) as client:
             res = client.resolve(ref)
-            check_answer(ref, res, current.version if current else None)
-            keys = trust_resolution(res, self.pinned_keys())
+            installed = current.version if current else None
+            check_answer(ref, res, installed)
+            res, keys, notes = self._trust(client, registry, ref, res, installed)
             result = self._install_resolved(
                 client, res, keys, registry=registry, progress=progress, actor=actor,
-                everything=everything,
+                everything=everything, notes=notes,
             )  # fmt: skip
         if lockfile is not None:
             entry = registry_lock_entry(res, keys, result, registry)
@@ -220,6 +226,41 @@ class Installer:
                 source="lockfile", everything=everything,
             )  # fmt: skip
 
+    def trust_index(self, registry: str, client: RegistryClient) -> TrustIndex:
+        return TrustIndex(self.home, registry, client, deadline_s=self.trust_deadline_s)
+
+    def _trust(
+        self, client: RegistryClient, registry: str, ref: PackRef, res: Resolution,
+        installed: str | None,
+    ) -> tuple[Resolution, TrustedKeys, tuple[str, ...]]:  # fmt: skip
+        """The answer as the registry's TUF index vouches for it, the keys, and notes.
+
+        A registry pinned before (``memos registry add``, or a first install) must
+        serve its index; one never pinned that serves none is installed from as
+        before, with a warning; one that serves an index is pinned on first use.
+        """
+        index = self.trust_index(registry, client)
+        notes: list[str] = []
+        with index.locked():
+            if index.pinned() is None:
+                root = index.fetch_first_root()
+                if root is None:
+                    keys = trust_resolution(res, self.pinned_keys())
+                    return res, keys, (
+                        f"verified by publisher signature only: {registry} serves no signed "
+                        "index (TUF), so its keys come from its unsigned answer",
+                    )  # fmt: skip
+                fingerprint = index.pin(root)
+                notes.append(f"pinned {registry}'s root on first use: sha256 {fingerprint}")
+            self._stage("refreshing the registry's signed index (TUF)")
+            index.refresh()
+            entry = index.lookup(ref.name, res.manifest.version)
+            res = check_indexed(ref, res, entry, index.versions(ref.name))
+            check_answer(ref, res, installed)
+            namespace = index.publisher_keys(ref.name.split("/", 1)[0])
+            keys = trust_indexed(res, namespace, entry, self.pinned_keys())
+        return res, keys, tuple(notes)
+
     def _install_cached(
         self, entry: LockEntry, keys: TrustedKeys, actor: str | None, everything: bool
     ) -> InstallResult:
@@ -252,8 +293,9 @@ class Installer:
         actor: str | None,
         source: str = "registry",
         everything: bool = False,
+        notes: tuple[str, ...] = (),
     ) -> InstallResult:
-        warnings = []
+        warnings = list(notes)
         if res.yanked:
             reason = res.yanked_reason or "no reason given"
             warnings.append(f"{res.name}@{res.version} is yanked: {reason}")

@@ -21,6 +21,15 @@ with no time (``at=None``), so a key revoked at all signs nothing.
   a range never moves an installed pack to an older version
   (``install.rollback``). The manifest's name and version count, not the
   answer's unsigned fields, which must agree with them.
+* :func:`check_indexed`: with the registry's TUF index (:mod:`runtime.trust_index`),
+  the signed manifest must be the index's target for that version, length
+  and sha256 (``trust.target_mismatch``), the answer must be the newest
+  version the index lists inside the range (``trust.not_latest``), and
+  "yanked" is the index's, not the answer's;
+* :func:`trust_indexed`: the keys are the namespace's from the index (pinned
+  on first use, new ones only endorsed), judged at the version's signed
+  publication time: a key revoked (or compromised) later still accepts it
+  (``trust.key_not_endorsed`` for a signature by a key no trusted key endorsed).
 * :func:`check_source`: a pack source's manifest (a downloaded or local
   pack file, a registry's or OCI registry's manifest) must be byte-for-byte
   the one that was trusted, if any (``install.manifest_mismatch``), and its
@@ -34,6 +43,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 
 from protocol import (
     Pack,
@@ -47,16 +58,19 @@ from protocol import (
 )
 
 from .._wire import Resolution
-from ..errors import InstallError
+from ..errors import InstallError, TrustError
 from ..lockfile import LockEntry
+from ..trust_index import IndexedVersion, NamespaceKeys
 
 __all__ = [
     "check_answer",
+    "check_indexed",
     "check_pack",
     "check_source",
     "local_keys",
     "manifest_sha256",
     "namespace_keys",
+    "trust_indexed",
     "trust_locked",
     "trust_resolution",
 ]
@@ -115,6 +129,62 @@ def trust_resolution(res: Resolution, pins: Sequence[PublicKey]) -> TrustedKeys:
     """The keys to install ``res`` with, after they (and any ``pins``) accept its signatures."""
     keys = namespace_keys(res)
     keys.verify_or_raise(res.manifest_bytes, res.signatures)
+    if pins:
+        local_keys(pins).verify_or_raise(res.manifest_bytes, res.signatures)
+    return keys
+
+
+def check_indexed(
+    ref: PackRef, res: Resolution, entry: IndexedVersion, listed: Sequence[IndexedVersion]
+) -> Resolution:
+    """``res`` with the index's word on yanking, once its manifest is the index's target.
+
+    ``entry``: the index's target for the version answered; ``listed``: every
+    version of the pack the index lists (a registry that answers an older
+    version than the newest one in range is holding the client back).
+    """
+    if not entry.matches(res.manifest_bytes) or (
+        entry.pack_sha256 and res.pack.url and res.pack.sha256 != entry.pack_sha256
+    ):
+        raise TrustError(
+            f"{res.name}@{res.version} is not what the registry's signed index lists "
+            f"(manifest sha256 {entry.sha256[:12]}…): refused",
+            code="trust.target_mismatch", name=res.name, version=res.version,
+        )  # fmt: skip
+    answered = Version.parse(res.version)
+    newer = [
+        v.version for v in listed
+        if ref.spec.contains(Version.parse(v.version)) and Version.parse(v.version) > answered
+        and (not v.yanked or ref.spec.is_exact)
+    ]  # fmt: skip
+    if newer:
+        raise TrustError(
+            f"the registry answered {res.name}@{res.version} for {ref.spec.text!r}; its signed "
+            f"index lists {max(newer, key=Version.parse)}: refused",
+            code="trust.not_latest", answered=res.version,
+        )  # fmt: skip
+    return replace(res, yanked=entry.yanked, yanked_reason=entry.yanked_reason)
+
+
+def keys_at(keys: Sequence[TrustedKey], at: datetime | None) -> TrustedKeys:
+    """``keys`` as they stood at ``at``: revoked then, or not revoked at all."""
+    return TrustedKeys(TrustedKey(k.key, revoked=k.revoked_as_of(at), label=k.label) for k in keys)
+
+
+def trust_indexed(
+    res: Resolution, namespace: NamespaceKeys, entry: IndexedVersion, pins: Sequence[PublicKey]
+) -> TrustedKeys:
+    """The keys to install ``res`` with: the index's for its namespace, at its publication."""
+    keys = keys_at(namespace.entries, entry.published_at)
+    verification = keys.verify(res.manifest_bytes, res.signatures)
+    if not verification.ok and any(s.keyid in namespace.unendorsed for s in res.signatures):
+        raise TrustError(
+            f"{res.name}@{res.version} is signed by a key the registry lists for the namespace "
+            "that no key you already trust endorsed: refused (a key substitution?)",
+            code="trust.key_not_endorsed",
+            keyids=sorted(s.keyid for s in res.signatures if s.keyid in namespace.unendorsed),
+        )
+    verification.raise_for_status()
     if pins:
         local_keys(pins).verify_or_raise(res.manifest_bytes, res.signatures)
     return keys
