@@ -16,8 +16,14 @@
    * parameter adapters only for the running base model (fingerprints must
      match on every identity field); one adapter per plan; no tokens used;
    * activation caches only for the running model; their cached tokens count
-     against the token budget; at most ``max_kv_caches`` per plan (caches of
-     separate cubes each start at position 0 and are not concatenated here);
+     against the token budget; at most ``max_kv_caches`` per plan, composed
+     in the plan's order behind one shared header (``runtime.models.kv_compose``):
+     the first (highest-scored) is exact, each later one has a ``recompute``
+     fraction of its tokens recomputed to restore attention to the caches
+     before it. Each item says where it is placed and what the recompute
+     costs (tokens, and seconds from the :class:`LatencyProfile`); with a
+     latency budget, a cache whose load plus recompute would exceed it is
+     rejected;
    * plaintext snippets within the remaining token budget. When the memory
      has a promoted KV cache for the running model and a latency budget is
      set, the cache is used if loading it is faster than prefilling the text
@@ -35,6 +41,7 @@ Without a backend, tokens are estimated as ``ceil(characters / 4)``.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +60,12 @@ from .types import Filters, Memory
 __all__ = ["Budget", "MemScheduler", "Plan", "PlanItem", "Rejection", "estimate_tokens"]
 
 
+# The fraction of a later cache's tokens recomputed when caches are composed; the same
+# value as runtime.models.kv_compose.DEFAULT_RECOMPUTE (a test keeps them equal; the
+# engine imports no torch).
+DEFAULT_KV_RECOMPUTE = 0.0
+
+
 def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
@@ -62,7 +75,8 @@ class Budget:
     tokens: int
     latency_s: float | None = None
     max_items: int = 20
-    max_kv_caches: int = 1
+    max_kv_caches: int = 4
+    recompute: float = DEFAULT_KV_RECOMPUTE  # of each later cache's tokens (see the docstring)
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,8 @@ class PlanItem:
     est_latency_s: float | None = None
     payload: str | None = None  # blob path of the KV cache or of the adapter's weights
     files: Mapping[str, str] = field(default_factory=dict)  # every payload: media type -> blob path
+    offset: int | None = None  # activation: tokens of the caches placed before this one
+    recompute_tokens: int = 0  # activation: tokens recomputed when composed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +104,8 @@ class PlanItem:
             "files": dict(self.files),
             "text": self.memory.text if self.form == "plaintext" else None,
             "pack": self.memory.pack,
+            "offset": self.offset,
+            "recompute_tokens": self.recompute_tokens,
         }
 
 
@@ -126,7 +144,9 @@ class Plan:
             "query": self.query,
             "principal": self.principal,
             "budget": {"tokens": self.budget.tokens, "latency_s": self.budget.latency_s,
-                       "max_items": self.budget.max_items},
+                       "max_items": self.budget.max_items,
+                       "max_kv_caches": self.budget.max_kv_caches,
+                       "recompute": self.budget.recompute},
             "model": self.model,
             "tokens_used": self.tokens_used,
             "est_latency_s": None if self.est_latency_s is None else round(self.est_latency_s, 6),
@@ -203,6 +223,7 @@ class MemScheduler:
         latency = 0.0
         adapters = 0
         kv_count = 0
+        kv_tokens = 0
         profile = self.profile()
         for s in scored:
             m = s.cand.memory
@@ -233,18 +254,37 @@ class MemScheduler:
                 tokens = m.token_count or 0
                 if kv_count >= budget.max_kv_caches:
                     rejected.append(Rejection(m.id, "plan.kv_combine",
-                        f"at most {budget.max_kv_caches} KV cache(s) per plan: caches of separate "
-                        "cubes each start at position 0 and are not concatenated"))
+                        f"at most {budget.max_kv_caches} KV cache(s) per plan; "
+                        f"{kv_count} higher-scored ones were chosen"))
                     continue
                 if tokens > remaining:
                     rejected.append(Rejection(m.id, "plan.token_budget",
                         f"KV cache holds {tokens} tokens; {remaining} of {budget.tokens} left"))
                     continue
+                payload = self._blob(m, "kv-cache")
+                redo = math.ceil(budget.recompute * tokens) if kv_count else 0
+                est, cost = self._kv_cost(payload, redo, profile)
+                limit = budget.latency_s
+                if limit is not None and est is not None and latency + est > limit:
+                    left_ms = max(0.0, limit - latency) * 1000
+                    rejected.append(Rejection(m.id, "plan.latency_budget",
+                        f"KV cache would take ~{est * 1000:.1f} ms ({cost}); {left_ms:.1f} ms "
+                        f"of the {limit * 1000:.0f} ms latency budget left"))
+                    continue
+                offset = kv_tokens
+                where = (f"KV cache #{kv_count + 1} for the running model ({tokens} tokens "
+                         f"placed at offset {offset}, no prefill); ")
+                where += ("first cache: exact, nothing to recompute" if not kv_count else
+                          f"recomputes {redo} tokens ({budget.recompute:.0%}) to attend to the "
+                          f"{kv_count} cache(s) before it")
                 kv_count += 1
+                kv_tokens += tokens
                 remaining -= tokens
+                latency += est or 0.0
                 items.append(PlanItem(m, "activation", tokens, s.score,
-                    f"KV cache built for the running model ({tokens} tokens, no prefill); {s.why}",
-                    payload=self._blob(m, "kv-cache"), files=self._files(m)))
+                    f"{where}; {cost}; {s.why}" if est is not None else f"{where}; {s.why}",
+                    est, payload=payload, files=self._files(m), offset=offset,
+                    recompute_tokens=redo))
                 continue
             tokens = self.count(m.text)
             if tokens > remaining:
@@ -262,6 +302,7 @@ class MemScheduler:
             if kv is not None:
                 kv_used.append(kv)
                 kv_count += 1
+                kv_tokens += tokens
             remaining -= tokens
             latency += est or 0.0
             items.append(PlanItem(m, form, tokens, s.score, f"{why_form}; {s.why}", est,
@@ -369,6 +410,21 @@ class MemScheduler:
             if kind in media and cache.has(sha):
                 return str(cache.blob_path(sha))
         return None
+
+    @staticmethod
+    def _kv_cost(
+        payload: str | None, recompute_tokens: int, profile: LatencyProfile | None
+    ) -> tuple[float | None, str]:
+        """(estimated seconds, how) to load a cache file and recompute some of its tokens."""
+        if profile is None or payload is None:
+            return None, ""
+        try:
+            size = os.path.getsize(payload)
+        except OSError:
+            return None, ""
+        load = size / profile.kv_load_bytes_per_s + profile.kv_fixed_overhead_s
+        redo = recompute_tokens / profile.prefill_tokens_per_s
+        return load + redo, f"load ~{load * 1000:.1f} ms + recompute ~{redo * 1000:.1f} ms"
 
     def _form(
         self, m: Memory, tokens: int, fp: ModelFingerprint | None, profile: LatencyProfile | None,

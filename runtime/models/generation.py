@@ -9,9 +9,12 @@ plaintext memories] + [query]`` in one :class:`~runtime.models.kv.PromptTemplate
   equals that of the same prompt prefilled as plaintext;
 * otherwise the memories go in as plaintext, and the result says why
   (``form`` and ``reason``);
-* at most one KV cache per prompt: caches of separate cubes each start at
-  position 0 and are never concatenated (see :mod:`runtime.models.kv`);
-  a second cache's memory falls back to plaintext when its text is known.
+* several KV caches (of several packs, or a plan's several activation
+  items) are composed behind one shared header in the given order
+  (:mod:`runtime.models.kv_compose`: keys re-rotated to their offsets, a
+  ``recompute`` fraction of tokens recomputed to restore attention across
+  caches); a cache that cannot be used falls back to plaintext when its text
+  is known.
 
 :func:`generate_with_memory` serves ``memos generate`` (a pack or texts);
 :func:`generate_with_plan` takes a :class:`runtime.engine.scheduler.Plan`
@@ -30,6 +33,7 @@ from protocol import MediaType, MemoryType, ModelFingerprint
 from .causal_lm import LoadedModel, greedy_generate
 from .errors import FingerprintMismatchError, KVCacheError, ModelError
 from .kv import LoadedKV, load_kv, read_kv_fingerprint, template_for
+from .kv_compose import DEFAULT_RECOMPUTE, ComposedKV, compose_kv
 from .lora import attach_adapter, detach_adapter
 from .packs import ModelMemory, read_model_pack
 
@@ -50,6 +54,18 @@ class MemorySource:
     kv: tuple[tuple[ModelFingerprint | None, Path], ...] = ()
     adapters: tuple[tuple[ModelFingerprint | None, Path, Path], ...] = ()
     label: str = "memories"
+
+    @classmethod
+    def merged(cls, sources: Sequence[MemorySource]) -> MemorySource:
+        """One source holding several packs' memory, in order (their caches compose)."""
+        if len(sources) == 1:
+            return sources[0]
+        return cls(
+            texts=tuple(t for s in sources for t in s.texts),
+            kv=tuple(k for s in sources for k in s.kv),
+            adapters=tuple(a for s in sources for a in s.adapters),
+            label=" + ".join(s.label for s in sources),
+        )
 
     @classmethod
     def from_texts(cls, texts: Sequence[str]) -> MemorySource:
@@ -154,7 +170,7 @@ def _matching_kv(
 def _run(
     lm: LoadedModel,
     *,
-    kv: LoadedKV | None,
+    kv: LoadedKV | ComposedKV | None,
     texts: Sequence[str],
     query: str,
     template: str | None,
@@ -166,7 +182,8 @@ def _run(
     tpl = template_for(lm, template)
     if kv is not None:
         head = list(kv.input_ids)
-        more = lm.encode(tpl.more(texts), add_special_tokens=False) if texts else []
+        more = list(getattr(kv, "closing_ids", ()))
+        more += lm.encode(tpl.more(texts), add_special_tokens=False) if texts else []
         cache = kv.to_cache(lm)
     elif texts:
         head, more, cache = lm.encode(tpl.prefix(texts), add_special_tokens=True), [], None
@@ -197,10 +214,12 @@ def generate_with_memory(
     mode: str = "auto",
     use_adapter: bool = False,
     max_new_tokens: int = 64,
+    recompute: float = DEFAULT_RECOMPUTE,
 ) -> MemoryGeneration:
     """Generate for ``query`` with ``source``'s memory (``mode``: auto, kv, plaintext, none).
 
-    ``auto`` uses a KV cache when exactly one fits the running model, else
+    ``auto`` uses the KV caches that fit the running model (several are
+    composed, recomputing a ``recompute`` fraction of their tokens), else
     plaintext. ``kv`` raises when no cache fits. With ``use_adapter`` the
     source's adapter for this base model is attached for this call (a
     mismatch is refused before touching the model) and memories go as plaintext.
@@ -221,22 +240,25 @@ def generate_with_memory(
                 lm, kv=None, texts=[], query=query, template=None, max_new_tokens=max_new_tokens,
                 form="none" + suffix, reason="no memory injected", notes=notes,
             )  # fmt: skip
-        if mode in ("auto", "kv") and len(fits) == 1 and not attached:
-            expected, path = fits[0]
-            loaded = load_kv(path, lm, expected=expected)
+        if mode in ("auto", "kv") and fits and not attached:
+            loaded = [load_kv(path, lm, expected=expected) for expected, path in fits]
+            composed = compose_kv(lm, loaded, recompute=recompute)
+            what = (
+                f"KV cache of {source.label} ({composed.num_tokens} tokens)"
+                if len(loaded) == 1
+                else f"{len(loaded)} KV caches of {source.label} composed ({composed.num_tokens} "
+                f"tokens, {composed.recomputed} recomputed)"
+            )
             return _run(
-                lm, kv=loaded, texts=[], query=query, template=loaded.template,
+                lm, kv=composed, texts=[], query=query, template=composed.template,
                 max_new_tokens=max_new_tokens, form="activation",
-                reason=f"KV cache of {source.label} ({loaded.num_tokens} tokens) fits "
-                f"{lm.fingerprint.model_id}: no prefill of the memories",
+                reason=f"{what} fit {lm.fingerprint.model_id}: no prefill of the memories",
                 notes=notes,
             )  # fmt: skip
         if mode == "kv":
             why = (
                 "a LoRA adapter is attached (KV caches belong to the base model)"
                 if attached
-                else f"{len(fits)} KV caches fit and caches are never combined"
-                if fits
                 else "no KV cache fits the running model"
             )
             raise KVCacheError(f"cannot inject a KV cache: {why}", code="model.kv_unavailable")
@@ -244,8 +266,6 @@ def generate_with_memory(
             reason = "plaintext: requested"
         elif attached:
             reason = "plaintext: a LoRA adapter is attached, KV caches belong to the base model"
-        elif len(fits) > 1:
-            reason = f"plaintext: {len(fits)} KV caches fit but caches are never combined"
         elif source.kv and not fits:
             reason = "plaintext: no KV cache fits the running model"
         else:
@@ -267,13 +287,15 @@ def generate_with_plan(
     *,
     blob_path: Callable[[str], Path] | None = None,
     max_new_tokens: int = 64,
+    recompute: float | None = None,
 ) -> MemoryGeneration:
-    """Generate with a scheduler plan injected: its KV cache when it fits, plaintext otherwise.
+    """Generate with a scheduler plan injected: its KV caches when they fit, plaintext otherwise.
 
     ``plan`` is a :class:`runtime.engine.scheduler.Plan`. Its ``activation``
-    item (at most one is used) is loaded and checked against the running
-    model; a cache that does not fit falls back to its memory's text (for
-    promoted plaintext memories) with a note. Its ``parameter`` item is
+    items are loaded and checked against the running model and composed in
+    the plan's order (``recompute``: the plan budget's, else the default); a
+    cache that does not fit falls back to its memory's text (for promoted
+    plaintext memories) with a note. Its ``parameter`` item is
     attached for this call when ``blob_path`` (sha256 -> file, e.g.
     ``BlobCache(home).blob_path``) can locate the adapter config; then KV
     caches are not used. ``query`` defaults to the plan's query.
@@ -294,30 +316,34 @@ def generate_with_plan(
     if adapter_item is not None:
         attached = _attach_plan_adapter(lm, adapter_item, blob_path, notes)
     try:
-        loaded: LoadedKV | None = None
+        caches: list[tuple[Any, LoadedKV]] = []
         for item in kv_items:
             memory = item.memory
             text = memory.text if memory.memory_type == MemoryType.PLAINTEXT else None
-            usable = loaded is None and not attached and item.payload
-            if usable:
+            if not attached and item.payload:
                 expected = (
                     memory.fingerprint if memory.memory_type == MemoryType.ACTIVATION else None
                 )
                 try:
-                    loaded = load_kv(Path(item.payload), lm, expected=expected)
+                    caches.append((item, load_kv(Path(item.payload), lm, expected=expected)))
                     continue
                 except (FingerprintMismatchError, KVCacheError, OSError) as exc:
                     notes.append(f"KV cache of {memory.id} not used: {exc}")
             elif attached:
                 notes.append(f"KV cache of {memory.id} not used: a LoRA adapter is attached")
-            elif loaded is not None:
-                notes.append(f"KV cache of {memory.id} not used: caches are never combined")
             if text:
                 texts.append(text)
                 notes.append(f"{memory.id} injected as plaintext instead")
+        if recompute is None:
+            recompute = getattr(getattr(plan, "budget", None), "recompute", None)
+        loaded = _compose_plan(lm, caches, texts, notes, recompute)
         suffix = "+parameter" if attached else ""
         if loaded is not None:
-            form, reason = "activation", f"plan's KV cache ({loaded.num_tokens} tokens) injected"
+            form = "activation"
+            reason = (
+                f"plan's {len(loaded.spans)} KV cache(s) injected ({loaded.num_tokens} tokens, "
+                f"{loaded.recomputed} recomputed)"
+            )
             if texts:
                 reason += f", {len(texts)} plaintext memories appended"
         elif texts:
@@ -332,6 +358,29 @@ def generate_with_plan(
     finally:
         if attached:
             detach_adapter(lm)
+
+
+def _compose_plan(
+    lm: LoadedModel,
+    caches: list[tuple[Any, LoadedKV]],
+    texts: list[str],
+    notes: list[str],
+    recompute: float | None,
+) -> ComposedKV | None:
+    """The plan's caches composed; when they cannot be, the first alone and the rest as text."""
+    if not caches:
+        return None
+    budget = DEFAULT_RECOMPUTE if recompute is None else recompute
+    try:
+        return compose_kv(lm, [kv for _, kv in caches], recompute=budget)
+    except KVCacheError as exc:
+        notes.append(f"KV caches not composed: [{exc.code}] {exc.message}")
+    for item, _kv in caches[1:]:
+        memory = item.memory
+        notes.append(f"KV cache of {memory.id} not used")
+        if memory.memory_type == MemoryType.PLAINTEXT and memory.text:
+            texts.append(memory.text)
+    return compose_kv(lm, [caches[0][1]])
 
 
 def _attach_plan_adapter(

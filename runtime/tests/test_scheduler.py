@@ -183,3 +183,36 @@ def test_scheduled_maintenance_demotes_cold_caches(engine: Engine, clock: FixedC
     clock.advance(days=8)
     assert engine.maintain().demoted == [hot.id]
     assert engine.store.db.execute("SELECT COUNT(*) FROM kv_caches").fetchone()[0] == 0
+
+
+def test_plan_composes_several_caches_with_offsets_and_recompute_cost(engine: Engine) -> None:
+    engine.add_many(
+        [NewMemory(text="rust tips: prefer iterators", id="acme/tips/notes/m1", pack="acme/tips")]
+    )
+    for n, tokens in enumerate((30, 20, 10)):
+        engine.add_many([NewMemory(
+            text=f"activation cube {n} for rust tips", id=f"acme/tips/kv-{n}",
+            memory_type="activation", pack="acme/tips", fingerprint=fingerprint("a" * 64),
+            token_count=tokens, priority=0.9 - n / 10,
+        )])  # fmt: skip
+    budget = Budget(tokens=200, recompute=0.2)
+    plan = MemScheduler(engine, FakeBackend()).plan("rust tips", budget, dry_run=True)
+    caches = [i for i in plan.items if i.form == "activation"]
+    assert [c.memory.id for c in caches] == [f"acme/tips/kv-{n}" for n in range(3)]
+    assert [(c.offset, c.recompute_tokens) for c in caches] == [(0, 0), (30, 4), (50, 2)]
+    assert "exact" in caches[0].reason and "recomputes 4 tokens" in caches[1].reason
+    listed = [i for i in plan.to_dict()["items"] if i["form"] == "activation"]
+    assert [i["offset"] for i in listed] == [0, 30, 50]
+    two = MemScheduler(engine, FakeBackend()).plan(
+        "rust tips", Budget(tokens=200, max_kv_caches=2), dry_run=True
+    )
+    assert {r.memory_id: r.code for r in two.rejected}["acme/tips/kv-2"] == "plan.kv_combine"
+
+
+def test_scheduler_default_recompute_is_the_runtimes() -> None:
+    import pytest
+
+    kv_compose = pytest.importorskip("runtime.models.kv_compose")
+    from runtime.engine.scheduler import DEFAULT_KV_RECOMPUTE
+
+    assert DEFAULT_KV_RECOMPUTE == kv_compose.DEFAULT_RECOMPUTE

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from runtime.engine.interfaces import ActivationBackend, LatencyProfile
-from runtime.models import KVCacheError
 from runtime.models.causal_lm import LoadedModel, greedy_generate
 from runtime.models.engine_adapter import TransformersBackend
 from runtime.models.generation import MemorySource, generate_with_memory, generate_with_plan
@@ -38,17 +35,17 @@ def test_latency_profile_is_measured_once(tiny_lm: LoadedModel) -> None:
     assert backend.latency_profile() is profile
 
 
-def test_source_with_several_fitting_caches_falls_back_to_plaintext(
+def test_source_with_several_fitting_caches_composes_them(
     tiny_lm: LoadedModel, tmp_path: Path
 ) -> None:
     one = build_kv(tiny_lm, MEMORIES[:1], tmp_path / "1.safetensors").path
     two = build_kv(tiny_lm, MEMORIES[1:], tmp_path / "2.safetensors").path
     source = MemorySource(texts=tuple(MEMORIES), kv=((None, one), (None, two)))
-    result = generate_with_memory(tiny_lm, source, "who", max_new_tokens=2)
-    assert result.form == "plaintext" and "never combined" in result.reason
-    with pytest.raises(KVCacheError) as info:
-        generate_with_memory(tiny_lm, source, "who", mode="kv", max_new_tokens=2)
-    assert info.value.code == "model.kv_unavailable"
+    result = generate_with_memory(tiny_lm, source, "who", max_new_tokens=2, recompute=1.0)
+    assert result.form == "activation" and "2 KV caches" in result.reason
+    plain = generate_with_memory(tiny_lm, source, "who", mode="plaintext", max_new_tokens=2)
+    # Full recompute: the same tokens as the plaintext prompt, without prefilling the memories.
+    assert result.tokens == plain.tokens and result.cached_tokens > 0 == plain.cached_tokens
     bare = generate_with_memory(tiny_lm, source, "who", mode="none", max_new_tokens=2)
     assert bare.form == "none" and bare.prompt_tokens < result.prompt_tokens
 
