@@ -28,17 +28,22 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-import httpx
-
 from protocol import IntegrityError
 
 from .cache import BlobCache
 from .client import RegistryClient
-from .download_segments import RangeOpener, fetch_segmented, recorded_segments, segments_record
+from .download_segments import (
+    Chunk,
+    RangeOpener,
+    fetch_segmented,
+    recorded_segments,
+    segments_record,
+)
 from .errors import RegistryError
 
 __all__ = [
     "SEGMENT_MIN_BYTES",
+    "Chunk",
     "Opener",
     "ProgressFn",
     "RangeOpener",
@@ -55,7 +60,7 @@ ProgressFn = Callable[[int, int], None]
 #: ``start`` is the offset the chunks begin at (the one asked for, or 0 when the
 #: source restarts from the beginning). Retryable failures raise RegistryError
 #: with a ``network.*`` code.
-Opener = Callable[[int], AbstractContextManager[tuple[int, Iterator[bytes]]]]
+Opener = Callable[[int], AbstractContextManager[tuple[int, Iterator[Chunk]]]]
 
 
 #: Blobs at least this large may be fetched as several ranges at once (smaller ones
@@ -81,8 +86,8 @@ def url_opener(client: RegistryClient, url: str) -> Opener:
     """An :data:`Opener` over ``url`` with HTTP Range (206 resumes, 200 restarts)."""
 
     @contextmanager
-    def open_at(offset: int) -> Iterator[tuple[int, Iterator[bytes]]]:
-        with client.stream(url, offset=offset) as response:
+    def open_at(offset: int) -> Iterator[tuple[int, Iterator[Chunk]]]:
+        with client.open_blob_body(url, offset=offset) as response:
             if response.status_code == 416:  # the server has nothing past offset
                 yield offset, iter(())
                 return
@@ -95,7 +100,7 @@ def url_opener(client: RegistryClient, url: str) -> Opener:
                         code="network.bad_range",
                     )
                 start = offset
-            yield start, _network_chunks(response)
+            yield start, response.chunks
 
     return open_at
 
@@ -104,8 +109,8 @@ def url_range_opener(client: RegistryClient, url: str) -> RangeOpener:
     """A :data:`RangeOpener` over ``url``: exactly [start, end), or ``network.no_range``."""
 
     @contextmanager
-    def open_range(start: int, end: int) -> Iterator[Iterator[bytes]]:
-        with client.stream(url, offset=start, end=end) as response:
+    def open_range(start: int, end: int) -> Iterator[Iterator[Chunk]]:
+        with client.open_blob_body(url, offset=start, end=end) as response:
             expected = f"bytes {start}-{end - 1}/"
             if response.status_code != 206 or not response.headers.get(
                 "content-range", ""
@@ -114,18 +119,9 @@ def url_range_opener(client: RegistryClient, url: str) -> RangeOpener:
                     "the server does not serve byte ranges of this blob",
                     code="network.no_range",
                 )
-            yield _network_chunks(response)
+            yield response.chunks
 
     return open_range
-
-
-def _network_chunks(response: httpx.Response) -> Iterator[bytes]:
-    try:  # as received: re-chunking to a fixed size would copy every byte once more
-        yield from response.iter_bytes()
-    except httpx.TransportError as exc:
-        raise RegistryError(
-            f"download interrupted: {exc}", code="network.download_interrupted"
-        ) from exc
 
 
 def download_blob(

@@ -40,11 +40,22 @@ from protocol import IntegrityError
 
 from .errors import RegistryError
 
-__all__ = ["RangeOpener", "fetch_segmented", "recorded_segments", "segments_record", "split"]
+__all__ = [
+    "Chunk",
+    "RangeOpener",
+    "fetch_segmented",
+    "recorded_segments",
+    "segments_record",
+    "split",
+]
+
+#: A block of a blob's bytes. A view may be of a buffer its source reuses: valid
+#: until the next block is asked for (each is written and hashed before that).
+Chunk = bytes | memoryview
 
 #: Given [start, end), opens exactly those bytes of the blob (or raises RegistryError:
 #: ``network.no_range`` when the source will not serve a bounded range).
-RangeOpener = Callable[[int, int], AbstractContextManager[Iterator[bytes]]]
+RangeOpener = Callable[[int, int], AbstractContextManager[Iterator[Chunk]]]
 
 _RECORD_EVERY = 8 * 1024 * 1024  # bytes between two writes of the progress record
 _HASH_READ = 4 * 1024 * 1024

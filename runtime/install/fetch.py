@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from protocol import Manifest, MediaType, validate_payload
 
 from ..cache import BlobCache
-from ..download import Opener, ProgressFn, RangeOpener, fetch_into_cache
+from ..download import Chunk, Opener, ProgressFn, RangeOpener, fetch_into_cache
 from .blobs import BlobEntry
 from .sources import PackSource, RangedSource, StagedSource
 
@@ -71,7 +71,7 @@ class _Totals:
 
 def _opener(source: PackSource, entry: BlobEntry) -> Opener:
     @contextmanager
-    def open_at(offset: int) -> Iterator[tuple[int, Iterator[bytes]]]:
+    def open_at(offset: int) -> Iterator[tuple[int, Iterator[Chunk]]]:
         with source.open_blob(entry, offset) as chunks:
             yield offset, chunks
 

@@ -48,7 +48,7 @@ from protocol import BlobWriter, Pack, Signature, container_major, read_pack
 from .._wire import Resolution
 from ..cache import BlobCache
 from ..client import RegistryClient
-from ..download import url_opener, url_range_opener
+from ..download import Chunk, url_opener, url_range_opener
 from ..errors import InstallError
 from .blobs import BlobEntry
 
@@ -84,8 +84,8 @@ class PackSource(Protocol):
 
     def open_blob(
         self, entry: BlobEntry, offset: int = 0
-    ) -> AbstractContextManager[Iterator[bytes]]:
-        """The blob's content bytes from ``offset`` on."""
+    ) -> AbstractContextManager[Iterator[Chunk]]:
+        """The blob's content bytes from ``offset`` on (a block is valid until the next)."""
         ...
 
 
@@ -95,7 +95,7 @@ class RangedSource(Protocol):
 
     def open_range(
         self, entry: BlobEntry, start: int, end: int
-    ) -> AbstractContextManager[Iterator[bytes]]:
+    ) -> AbstractContextManager[Iterator[Chunk]]:
         """Exactly bytes [start, end) of the blob, or RegistryError ``network.no_range``."""
         ...
 
@@ -109,7 +109,7 @@ class StagedSource(Protocol):
         ...
 
 
-def skip_bytes(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
+def skip_bytes(chunks: Iterator[Chunk], count: int) -> Iterator[Chunk]:
     """``chunks`` without their first ``count`` bytes (a server that ignored a Range)."""
     for chunk in chunks:
         if count >= len(chunk):
@@ -156,13 +156,13 @@ class RegistrySource:
         return url
 
     @contextmanager
-    def open_blob(self, entry: BlobEntry, offset: int = 0) -> Iterator[Iterator[bytes]]:
+    def open_blob(self, entry: BlobEntry, offset: int = 0) -> Iterator[Iterator[Chunk]]:
         with url_opener(self.client, self._url(entry))(offset) as (start, chunks):
             yield chunks if start == offset else skip_bytes(chunks, offset)
 
     def open_range(
         self, entry: BlobEntry, start: int, end: int
-    ) -> AbstractContextManager[Iterator[bytes]]:
+    ) -> AbstractContextManager[Iterator[Chunk]]:
         return url_range_opener(self.client, self._url(entry))(start, end)
 
 
