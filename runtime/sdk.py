@@ -160,6 +160,34 @@ class MemOS:
             query, budget, self.principal, model_fingerprint, filters=filters, dry_run=dry_run
         )
 
+    def generate(
+        self,
+        query: str,
+        budget: Budget | int = 512,
+        *,
+        max_new_tokens: int = 64,
+        filters: Filters | None = None,
+    ) -> tuple[Any, Plan]:
+        """Plan for ``query`` and generate with the plan injected: (generation, plan).
+
+        Needs a :class:`runtime.models.TransformersBackend` as ``backend``: its
+        model runs the plan, the KV caches of several packs composed behind one
+        header in the plan's order (``budget.recompute`` of each later cache's
+        tokens recomputed). The generation is a
+        :class:`runtime.models.MemoryGeneration` (``form``, ``reason``, ``notes``).
+        """
+        lm = getattr(self.backend, "lm", None)
+        if lm is None:
+            raise TypeError("MemOS.generate needs backend=TransformersBackend(model)")
+        from .cache import BlobCache
+        from .models.generation import generate_with_plan
+
+        plan = self.plan(query, budget, filters=filters)
+        result = generate_with_plan(
+            lm, plan, blob_path=BlobCache(self.home).blob_path, max_new_tokens=max_new_tokens
+        )
+        return result, plan
+
     def transition(self, memory_id: str, event: Event | str, **kwargs: Any) -> Memory:
         return self.engine.transition(memory_id, event, actor=self.principal, **kwargs)
 

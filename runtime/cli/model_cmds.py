@@ -308,10 +308,11 @@ def consolidate(
 def generate(
     query: Annotated[str, typer.Argument(help="The question or instruction.")],
     pack: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--pack",
-            help="Whose memory to use: an installed pack (NS/NAME), a .memcube, or a pack folder.",
+            help="Whose memory to use: an installed pack (NS/NAME), a .memcube, or a pack folder;"
+            " repeat it to compose several packs' KV caches in that order.",
         ),
     ] = None,
     engine: Annotated[
@@ -322,6 +323,13 @@ def generate(
         ),
     ] = False,
     budget: Annotated[int, typer.Option(help="Token budget of the --engine plan.")] = 512,
+    recompute: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction (0-1) of each later KV cache's tokens recomputed when several are "
+            "composed (default: the runtime's)."
+        ),
+    ] = None,
     latency: Annotated[
         float | None, typer.Option(help="Latency budget of the --engine plan, in seconds.")
     ] = None,
@@ -342,26 +350,26 @@ def generate(
     """Generate with memory injected: a KV cache when it fits the model, else plaintext.
 
     Example:  memos generate "What is the project codename?" --pack acme/notes
-    Also:     --pack notes.memcube · --memories notes.txt · --engine --budget 512 --latency 0.5
+    Also:     --pack notes.memcube · --pack a/x --pack b/y (caches composed) ·
+              --memories notes.txt · --engine --budget 512 --latency 0.5
     """
     from ..models.generation import MemorySource, generate_with_memory
 
     if mode not in ("auto", "kv", "plaintext", "none"):
         raise CLIError(f"unknown --mode {mode!r}", code="cli.bad_argument")
+    if recompute is not None and not 0.0 <= recompute <= 1.0:
+        raise CLIError("--recompute takes a fraction from 0 to 1", code="cli.bad_argument")
     if engine:
-        _generate_with_engine(query, model, gguf_file, budget, latency, max_new_tokens, as_json)
+        _generate_with_engine(
+            query, model, gguf_file, budget, latency, max_new_tokens, as_json, recompute
+        )
         return
     work = Path(tempfile.mkdtemp(prefix="memos-generate-"))
     try:
-        if pack is not None and Path(pack).exists():
-            source = MemorySource.from_pack(Path(pack), work / "pack")
-        elif pack is not None:
-            from protocol import parse_ref
-
-            from ..config import load_settings
-
-            name = parse_ref(pack).name
-            source = MemorySource.from_installed(name, load_settings().home, work / "pack")
+        if pack:
+            source = MemorySource.merged(
+                [_pack_source(p, work / f"pack{i}") for i, p in enumerate(pack)]
+            )
         elif memories is not None:
             source = MemorySource.from_texts(_texts(memories))
         else:
@@ -375,6 +383,7 @@ def generate(
                 mode=mode,
                 use_adapter=adapter,
                 max_new_tokens=max_new_tokens,
+                **({} if recompute is None else {"recompute": recompute}),
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -387,6 +396,18 @@ def generate(
     err.print(f"[dim]{result.form}: {result.reason} · TTFT {result.ttft_s:.3f} s[/]")
 
 
+def _pack_source(pack: str, work: Path) -> Any:
+    from ..models.generation import MemorySource
+
+    if Path(pack).exists():
+        return MemorySource.from_pack(Path(pack), work)
+    from protocol import parse_ref
+
+    from ..config import load_settings
+
+    return MemorySource.from_installed(parse_ref(pack).name, load_settings().home, work)
+
+
 def _generate_with_engine(
     query: str,
     model: str,
@@ -395,20 +416,19 @@ def _generate_with_engine(
     latency: float | None,
     max_new_tokens: int,
     as_json: bool,
+    recompute: float | None = None,
 ) -> None:
-    from ..cache import BlobCache
     from ..engine.scheduler import Budget
     from ..models.engine_adapter import TransformersBackend
-    from ..models.generation import generate_with_plan
     from ..sdk import MemOS
 
     lm = _load(model, gguf_file, quiet=as_json)
-    with MemOS(backend=TransformersBackend(lm)) as mem:
-        with err.status("Planning…", spinner="dots") if not as_json else _nothing():
-            plan = mem.plan(query, Budget(tokens=budget, latency_s=latency))
-        result = generate_with_plan(
-            lm, plan, blob_path=BlobCache(mem.home).blob_path, max_new_tokens=max_new_tokens
-        )
+    plan_budget = Budget(tokens=budget, latency_s=latency)
+    if recompute is not None:
+        plan_budget = Budget(tokens=budget, latency_s=latency, recompute=recompute)
+    status = err.status("Generating…", spinner="dots") if not as_json else _nothing()
+    with MemOS(backend=TransformersBackend(lm)) as mem, status:
+        result, plan = mem.generate(query, plan_budget, max_new_tokens=max_new_tokens)
     if as_json:
         emit_json({**result.to_dict(), "plan": plan.to_dict()})
         return

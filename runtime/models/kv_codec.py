@@ -26,7 +26,14 @@ import torch
 
 from protocol.payloads import KV_ENCODINGS, kv_scale_name, kv_tensor_name
 
-__all__ = ["KV_ENCODINGS", "decode_layer", "encode_layer", "int8_error_bound", "quantize_int8"]
+__all__ = [
+    "KV_ENCODINGS",
+    "decode_layer",
+    "encode_layer",
+    "int8_error_bound",
+    "quantize_int8",
+    "transcode_kv",
+]
 
 _INT8_MAX = 127.0
 
@@ -88,3 +95,41 @@ def decode_layer(
             tensor = tensor.to(dtype)
         parts.append(tensor)
     return parts[0], parts[1]
+
+
+def transcode_kv(src: Any, dst: Any, encoding: str) -> int:
+    """Write the KV payload ``src`` again in ``encoding`` (no model run); returns dst's size.
+
+    The header's metadata is kept, with the encoding fields set anew. ``src``
+    must be a checked payload (see :func:`runtime.models.kv.load_kv`).
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from protocol.payloads import KV_INPUT_IDS, KV_META_ENCODING, KV_META_SCALES
+
+    src, dst = Path(src), Path(dst)
+    with safe_open(str(src), framework="pt", device="cpu") as fh:
+        metadata = dict(fh.metadata() or {})
+        old = metadata.get(KV_META_ENCODING, "raw")
+        tensors = {KV_INPUT_IDS: fh.get_tensor(KV_INPUT_IDS)}
+        layers = sum(1 for name in fh.keys() if name.endswith(".value"))  # noqa: SIM118
+        dtype = getattr(torch, json.loads(metadata["memos.fingerprint"])["dtype"])
+        for layer in range(layers):
+            key, value = decode_layer(fh, layer, old, dtype)
+            tensors.update(encode_layer(layer, key, value, encoding))
+    metadata[KV_META_ENCODING] = encoding
+    metadata.pop(KV_META_SCALES, None)
+    if encoding == "int8":
+        metadata[KV_META_SCALES] = "per-token"
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst.stat().st_size
