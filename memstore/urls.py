@@ -18,6 +18,7 @@ from .packs import blob_apis as blobs
 from .packs import like_apis as likes
 from .search import apis as search
 from .storage import apis as storage
+from .transparency import apis as tlog
 from .tuf import apis as tuf
 
 app_name = "api"
@@ -29,6 +30,10 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("resolve/<str:namespace>/<str:name>", packs.ResolveView.as_view(), name="resolve"),
+    path("log/tree-head", tlog.TreeHeadView.as_view(), name="log-tree-head"),
+    path("log/entries", tlog.EntriesView.as_view(), name="log-entries"),
+    path("log/proof/inclusion", tlog.InclusionProofView.as_view(), name="log-inclusion"),
+    path("log/proof/consistency", tlog.ConsistencyProofView.as_view(), name="log-consistency"),
     # The fixed blobs/... paths come before blobs/<sha256>, which would match them.
     path("blobs/missing", blobs.BlobsMissingView.as_view(), name="blobs-missing"),
     path("blobs/uploads", blobs.BlobUploadCreateView.as_view(), name="blob-upload-create"),

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "memstore.api",
     "memstore.commerce",
     "memstore.tuf",
+    "memstore.transparency",
     "frontend",
     "server",  # manage.py memstore_up
     "axes",  # the one login limiter (frontend/ratelimit.py)

@@ -12,6 +12,7 @@ blob collection task (``tasks``).
 from __future__ import annotations
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from ..accounts.actor import Actor
@@ -44,6 +45,7 @@ __all__ = [
     "version_delete",
     "version_unyank",
     "version_yank",
+    "version_yanked",
 ]
 
 
@@ -54,12 +56,18 @@ def _require_maintainer(actor: Actor, pack: Pack) -> None:
     require_publisher(actor, pack.namespace)
 
 
+#: Sent inside the yank's transaction (``version=``): the transparency log records it.
+version_yanked = Signal()
+
+
 def version_yank(*, actor: Actor, version: PackVersion, reason: str) -> PackVersion:
     _require_maintainer(actor, version.pack)
-    PackVersion.objects.filter(pk=version.pk).update(
-        yanked=True, yanked_reason=reason[:500], yanked_at=timezone.now()
-    )
-    version.refresh_from_db()
+    with transaction.atomic():
+        PackVersion.objects.filter(pk=version.pk).update(
+            yanked=True, yanked_reason=reason[:500], yanked_at=timezone.now()
+        )
+        version.refresh_from_db()
+        version_yanked.send(sender=PackVersion, version=version)
     notify_versions_changed(version.pack)
     return version
 

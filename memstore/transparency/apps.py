@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+
+
+class TransparencyConfig(AppConfig):
+    name = "memstore.transparency"
+    label = "transparency"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # packs and accounts sit below the log and cannot import it; it subscribes to
+        # their events instead, which run inside the transaction that makes the event.
+        from django.db.models.signals import post_save
+
+        from ..accounts.models import SigningKey
+        from ..packs.services import subscribe, version_yanked
+        from .events import on_key_saved, on_version_published, on_version_yanked
+
+        subscribe(published=on_version_published)
+        version_yanked.connect(on_version_yanked, dispatch_uid="tlog-version-yanked")
+        post_save.connect(on_key_saved, sender=SigningKey, dispatch_uid="tlog-key-saved")
