@@ -97,6 +97,20 @@ class CardForm(forms.Form):
         return value
 
 
+class StripeCheckoutForm(forms.Form):
+    """Checkout through Stripe: the card is typed into Stripe.js's fields (Stripe Elements)
+    and goes from the browser to Stripe; this form carries only the payment method id
+    that Stripe.js made of it (``pm_...``, or ``card_...`` from a card token)."""
+
+    idempotency_key = forms.CharField(max_length=100, widget=forms.HiddenInput)
+    payment_key = forms.CharField(max_length=100, widget=forms.HiddenInput)
+    payment_method = forms.RegexField(
+        regex=r"^(pm|card)_[A-Za-z0-9]{6,100}$", widget=forms.HiddenInput, required=True,
+        error_messages={"required": "Enter your card in the card field.",
+                        "invalid": "That is not a card made by Stripe.js."},
+    )  # fmt: skip
+
+
 class TokenCreateForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="e.g. memos on my laptop")
     scopes = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, required=True)

@@ -1,4 +1,10 @@
-"""Buying: the checkout form (sandbox cards), free claims and order receipts."""
+"""Buying: the checkout form, free claims and order receipts.
+
+With Stripe (the default) the page loads Stripe.js (``conf.stripe_js_url``): the card is
+typed into Stripe's own fields and never reaches this server, which gets only the
+payment method id Stripe.js made of it and charges that. The demo sandbox (configured
+explicitly, labelled on the page) keeps its simple card-number form.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from memstore.commerce.states import PaymentStatus
 from memstore.packs.models import Pack, PackVersion
 
 from .. import queries
-from ..forms import CardForm
+from ..forms import CardForm, StripeCheckoutForm
 from ._common import user_of, visible_pack
 
 SANDBOX_CARDS = [
@@ -30,14 +36,27 @@ SANDBOX_CARDS = [
 ]
 
 
+CheckoutForm = CardForm | StripeCheckoutForm
+
+
+def _sandbox() -> bool:
+    return commerce_conf.payment_provider() == "test"
+
+
+def _form(data: object = None, initial: dict[str, str] | None = None) -> CheckoutForm:
+    form_class = CardForm if _sandbox() else StripeCheckoutForm
+    return form_class(data, initial=initial)  # type: ignore[arg-type]
+
+
 def _render_checkout(
     request: HttpRequest,
     pack: Pack,
     version: PackVersion,
-    form: CardForm,
+    form: CheckoutForm,
     status: int = 200,
     error: str = "",
 ) -> HttpResponse:
+    sandbox = _sandbox()
     return render(
         request,
         "frontend/checkout.html",
@@ -46,8 +65,10 @@ def _render_checkout(
             "version": version,
             "price": format_money(version.price_amount_minor, version.price_currency),
             "form": form,
-            "sandbox": commerce_conf.payment_provider() == "test",
+            "sandbox": sandbox,
             "sandbox_cards": SANDBOX_CARDS,
+            "stripe_js_url": "" if sandbox else commerce_conf.stripe_js_url(),
+            "stripe_publishable_key": "" if sandbox else commerce_conf.stripe_publishable_key(),
             "payment_error": error,
         },
         status=status,
@@ -68,8 +89,8 @@ def checkout(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
         return redirect("frontend:pack", namespace=namespace, name=name)
     if request.method != "POST":
         initial = {"idempotency_key": uuid.uuid4().hex, "payment_key": uuid.uuid4().hex}
-        return _render_checkout(request, pack, version, CardForm(initial=initial))
-    form = CardForm(request.POST)
+        return _render_checkout(request, pack, version, _form(initial=initial))
+    form = _form(request.POST)
     if not form.is_valid():
         return _render_checkout(request, pack, version, form, status=400)
     key = form.cleaned_data["idempotency_key"]
@@ -77,7 +98,9 @@ def checkout(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
         order = commerce.order_create(buyer=user, packs=[pack], idempotency_key=key)
         payment = commerce.payment_capture(
             order=order,
-            payment_method=form.cleaned_data["card_number"],
+            payment_method=form.cleaned_data[
+                "card_number" if isinstance(form, CardForm) else "payment_method"
+            ],
             idempotency_key=form.cleaned_data["payment_key"],
         )
     except AlreadyOwnedError:
@@ -98,7 +121,7 @@ def checkout(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     payment_key = (
         payment.idempotency_key if payment.status == PaymentStatus.FAILED else uuid.uuid4().hex
     )
-    fresh = CardForm(initial={"idempotency_key": key, "payment_key": payment_key})
+    fresh = _form(initial={"idempotency_key": key, "payment_key": payment_key})
     if payment.status == PaymentStatus.DECLINED:
         error = f"Your card was declined ({payment.error_code}). Try another card."
     else:
