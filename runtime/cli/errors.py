@@ -229,7 +229,16 @@ HINTS: dict[str, str] = {
         "names (memos kv info FILE), or rebuild it: memos kv build / memos consolidate."
     ),
     "model.kv_combine_refused": (
-        "Build one cache from all the memories instead: memos kv build MEMORIES --out FILE."
+        "Rebuild the older caches with this memos (they become composable), or build one cache "
+        "from all the memories: memos kv build MEMORIES --out FILE."
+    ),
+    "model.kv_encoding_mismatch": (
+        "The KV cache's declared encoding (mip.kv.encoding) does not match its tensors; rebuild "
+        "it: memos kv build / memos model build-pack --kv-encoding raw|fp16|int8."
+    ),
+    "model.kv_position_limit": (
+        "The composed caches are longer than the model's context; pass fewer packs or a smaller "
+        "--budget."
     ),
     "model.kv_unavailable": (
         "Use --mode auto or --mode plaintext, or build a cache for this model with memos kv build."
