@@ -5,7 +5,8 @@ Tree (under the runtime's root, :class:`runtime.errors.MemosError`)::
     ModelError                      model.*
     ├── ModelLoadError              model.load_failed, model.not_found
     ├── FingerprintMismatchError    model.fingerprint_mismatch
-    ├── KVCacheError                model.kv_invalid
+    ├── KVCacheError                model.kv_invalid, model.kv_encoding_mismatch,
+    │   │                           model.kv_position_limit, model.kv_unsupported, model.kv_empty
     │   └── KVCombineRefusedError   model.kv_combine_refused
     └── AdapterError                model.adapter_invalid, model.adapter_state
 
