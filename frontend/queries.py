@@ -21,6 +21,7 @@ from memstore.accounts.models import Namespace, Role, SigningKey, User
 from memstore.accounts.selectors import has_role, namespace_keys, namespace_trusted_keys
 from memstore.commerce.money import format_money
 from memstore.errors import RegistryError
+from memstore.packs.cards import card_parse
 from memstore.packs.models import Pack, PackVersion
 from memstore.packs.selectors import (
     entitlement_active_q,
@@ -88,7 +89,7 @@ def card_for(pack: Pack, version: PackVersion | None = None) -> PackCard | None:
         namespace=pack.namespace.name,
         name=pack.name,
         title=version.title,
-        summary=_summary(version.description),
+        summary=_summary(card_parse(version.description).body),  # not the front matter
         version=version.version,
         price=format_money(version.price_amount_minor, version.price_currency),
         paid=version.is_paid,
