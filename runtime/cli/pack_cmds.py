@@ -119,7 +119,7 @@ def init(
         raise CLIError(f"{directory} is not empty", code="cli.not_empty", hint="Pick a new folder.")
     now = _now()
     manifest = {
-        "mip_version": MIP_VERSION,
+        "mip_version": MIP2_VERSION,
         "name": ref.name,
         "version": "0.1.0",
         "title": title or ref.name,
@@ -194,20 +194,24 @@ def pack(
         str | None,
         typer.Option(
             "--mip",
-            help="Write MIP 2 (content-addressed blobs, large text chunked) with 2; "
-            "default: the manifest's mip_version.",
+            help="1 writes the MIP 1 form (one tar.gz, for registries and clients "
+            "before MIP 2); 2 the MIP 2 form (content-addressed blobs, large text "
+            "chunked). Default: the manifest's mip_version (memos init writes 2.0).",
         ),
     ] = None,
 ) -> None:
     """Build a deterministic .memcube from a pack source, optionally signed.
 
-    Example:  memos pack my-pack --out my-pack.memcube --key keys/memos-signing.key --mip 2
+    Example:  memos pack my-pack --out my-pack.memcube --key keys/memos-signing.key
     """
     keys = [_load_signing_key(p) for p in key or []]
-    versions = {"1": None, "2": MIP2_VERSION, MIP2_VERSION: MIP2_VERSION}
+    versions = {"1": MIP_VERSION, "2": MIP2_VERSION}
+    versions |= {v: v for v in (MIP_VERSION, MIP2_VERSION)}
     if mip is not None and mip not in versions:
         raise typer.BadParameter("--mip takes 1 or 2")
-    result = pack_directory(directory, out_file, keys=keys, mip_version=versions.get(mip or "1"))
+    result = pack_directory(
+        directory, out_file, keys=keys, mip_version=versions[mip] if mip else None
+    )
     out.print(
         f"Packed [bold]{result.manifest.ref}[/] -> {out_file} "
         f"({result.file_size} bytes, sha256 {result.file_sha256[:16]}…, "

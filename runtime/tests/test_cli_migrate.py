@@ -24,7 +24,10 @@ def test_migrate_writes_a_2x_pack_that_verifies(
 ) -> None:
     assert main(["init", "src", "--name", "acme/rust-tips"]) == 0
     assert main(["keygen", "--out", "keys"]) == 0
-    assert main(["pack", "src", "--out", "p.memcube", "--key", "keys/memos-signing.key"]) == 0
+    sign = ["--key", "keys/memos-signing.key"]
+    assert main(["pack", "src", "--out", "new.memcube", *sign]) == 0
+    assert read_pack(tmp_path / "new.memcube").manifest.major == 2  # what memos init writes
+    assert main(["pack", "src", "--out", "p.memcube", *sign, "--mip", "1"]) == 0
     assert read_pack(tmp_path / "p.memcube").manifest.major == 1
     capsys.readouterr()
     args = ["migrate", "p.memcube", "--key", "keys/memos-signing.key", "--out", "p2.memcube"]
