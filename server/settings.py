@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dj_database_url
 
-from .config import cache_settings, dev_secret_key, load_config
+from .config import cache_settings, dev_secret_key, email_settings, load_config
 
 CONFIG = load_config()
 
@@ -129,8 +129,17 @@ SPECTACULAR_SETTINGS = {
 
 # Rate limits (login limiter, DRF throttles) count here: Redis in production (CACHE_URL).
 CACHES = cache_settings(CONFIG.cache_url)
-# Password-reset mail of the web marketplace goes to the console unless configured.
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Mail (password resets): EMAIL_URL, e.g. smtp+tls://user:pass@host:587; the console in dev.
+_EMAIL = email_settings(CONFIG.email_url)
+EMAIL_BACKEND = str(_EMAIL["EMAIL_BACKEND"])
+EMAIL_HOST = str(_EMAIL.get("EMAIL_HOST") or "localhost")
+EMAIL_PORT = int(str(_EMAIL.get("EMAIL_PORT") or 25))
+EMAIL_HOST_USER = str(_EMAIL.get("EMAIL_HOST_USER") or "")
+EMAIL_HOST_PASSWORD = str(_EMAIL.get("EMAIL_HOST_PASSWORD") or "")
+EMAIL_USE_TLS = bool(_EMAIL.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_EMAIL.get("EMAIL_USE_SSL", False))
+DEFAULT_FROM_EMAIL = CONFIG.default_from_email
+SERVER_EMAIL = CONFIG.default_from_email
 
 # --- MemStore
 MEMSTORE_STORAGE = {
@@ -150,6 +159,8 @@ MEMSTORE_PAYMENT_PROVIDER = CONFIG.payment_provider
 MEMSTORE_STRIPE_SECRET_KEY = CONFIG.stripe_secret_key
 MEMSTORE_STRIPE_WEBHOOK_SECRET = CONFIG.stripe_webhook_secret
 MEMSTORE_STRIPE_API_BASE = CONFIG.stripe_api_base
+MEMSTORE_STRIPE_PUBLISHABLE_KEY = CONFIG.stripe_publishable_key
+MEMSTORE_STRIPE_JS_URL = CONFIG.stripe_js_url  # empty: Stripe's (or localstripe's) Stripe.js
 MEMSTORE_TUF_KEY_DIR = CONFIG.data_dir / "tuf"
 MEMSTORE_TUF_ONLINE_KEY = CONFIG.tuf_online_key
 MEMSTORE_TUF_DEMO = CONFIG.tuf_demo
@@ -182,6 +193,14 @@ CELERY_BEAT_SCHEDULE = {
 
 # Behind the proxy of docker/compose.yaml (or any TLS-terminating load balancer).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Served over HTTPS (MEMSTORE_HTTPS=1, docker/compose.yaml): redirect HTTP, secure cookies,
+# HSTS. What `manage.py check --deploy` asks for; off in development (plain HTTP).
+SECURE_SSL_REDIRECT = CONFIG.https
+SESSION_COOKIE_SECURE = CONFIG.https
+CSRF_COOKIE_SECURE = CONFIG.https
+SECURE_HSTS_SECONDS = CONFIG.hsts_seconds if CONFIG.https else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = CONFIG.https
+SECURE_HSTS_PRELOAD = CONFIG.https
 
 LOGGING = {
     "version": 1,
