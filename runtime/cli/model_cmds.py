@@ -185,6 +185,7 @@ def model_build_pack(
     title: Annotated[str | None, typer.Option(help="Human title (default: the name).")] = None,
     lora: Annotated[bool, typer.Option(help="Also consolidate a LoRA adapter cube.")] = True,
     lora_steps: Annotated[int, typer.Option(help="LoRA training steps.")] = 30,
+    kv_encoding: Annotated[str, typer.Option(help="KV cache storage: raw, fp16 or int8.")] = "raw",
 ) -> None:
     """Write a pack source with plaintext, activation (KV) and parameter (LoRA) cubes.
 
@@ -219,6 +220,7 @@ def model_build_pack(
             with_lora=lora,
             lora_steps=lora_steps,
             progress=report,
+            kv_encoding=kv_encoding,
         )
     out.print(f"Created pack source [bold]{out_dir}[/] for {name} ({len(records)} memories).")
     out.print(f"Next: memos pack {out_dir} --out {out_dir.name}.memcube --key KEYFILE")

@@ -132,4 +132,4 @@ def transcode_kv(src: Any, dst: Any, encoding: str) -> int:
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
-    return dst.stat().st_size
+    return int(dst.stat().st_size)

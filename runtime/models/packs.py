@@ -40,6 +40,7 @@ from protocol import (
 
 from .causal_lm import LoadedModel
 from .kv import build_kv
+from .kv_quality import encode_and_measure
 from .lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, consolidate
 
 __all__ = [
@@ -96,8 +97,14 @@ def build_model_pack_source(
     lora_steps: int = 30,
     template: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    kv_encoding: str = "raw",
 ) -> Path:
     """Write a pack source for ``lm`` with plaintext, activation and parameter cubes.
+
+    ``kv_encoding`` (``raw``, ``fp16``, ``int8``): how the KV cache is stored;
+    a compressed one is measured against the model's own cache on held-out
+    probes, and the result recorded in the cube's ``kv`` field (see
+    :mod:`.kv_quality`).
 
     ``progress(stage, done, total)`` reports the build ("kv", "lora") for a progress bar.
     """
@@ -128,7 +135,9 @@ def build_model_pack_source(
     if with_kv:
         if progress:
             progress("kv", 0, 1)
-        info = build_kv(lm, texts, out_dir / "payloads" / KV_CUBE / KV_FILE, template=template)
+        target = out_dir / "payloads" / KV_CUBE / KV_FILE
+        info = build_kv(lm, texts, target, template=template)
+        kv_field = encode_and_measure(lm, target, kv_encoding)
         if progress:
             progress("kv", 1, 1)
         cubes.append(
@@ -137,9 +146,11 @@ def build_model_pack_source(
                 MemoryType.ACTIVATION,
                 [f"payloads/{KV_CUBE}/{KV_FILE}"],
                 now,
-                title=f"Memories as a KV cache ({info.num_tokens} tokens, {info.template})",
+                title=f"Memories as a KV cache ({info.num_tokens} tokens, {info.template}, "
+                f"{kv_encoding})",
                 model=fp,
                 provenance=derived,
+                **({"kv": kv_field} if kv_field else {}),
             )
         )
     if with_lora:
