@@ -157,6 +157,8 @@ class Repository:
     snapshot: Metadata[Snapshot] | None = None
     timestamp: Metadata[Timestamp] | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    #: role -> the bytes of its latest version (for snapshot's and timestamp's digests)
+    latest: dict[str, bytes] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ creation
 
@@ -185,6 +187,7 @@ class Repository:
         root = Metadata[Root].from_bytes(files["root.json"])
         targets = Metadata[Targets].from_bytes(files["targets.json"])
         repo = cls(online, root, targets)
+        repo.latest = {name[: -len(".json")]: data for name, data in files.items()}
         for name, data in files.items():
             if name.startswith("ns-"):
                 repo.namespaces[name[: -len(".json")]] = Metadata[Targets].from_bytes(data)
@@ -204,6 +207,7 @@ class Repository:
         name = role or next(n for n, m in self.namespaces.items() if m is md)
         data = md.to_bytes(_SERIALIZER)
         self.files[f"{md.signed.version}.{name}.json"] = data
+        self.latest[name] = data
         return data
 
     def _bump(self, md: Metadata[Any], expires: datetime) -> None:
@@ -276,7 +280,7 @@ class Repository:
         self.refresh_timestamp(now, _meta_of(data, self.snapshot.signed.version))
 
     def _meta(self, role: str, md: Metadata[Any]) -> MetaFile:
-        return _meta_of(self.files[f"{md.signed.version}.{role}.json"], md.signed.version)
+        return _meta_of(self.latest[role], md.signed.version)
 
     def refresh_timestamp(self, now: datetime, snapshot_meta: MetaFile | None = None) -> None:
         """A new timestamp (for the same snapshot unless ``snapshot_meta`` is given)."""

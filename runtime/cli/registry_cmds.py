@@ -24,8 +24,10 @@ from protocol import PublicKey, container_major
 from ..blob_publish import BlobPublishResult, BlobsUnsupported, Progress, publish_blobs
 from ..client import NamespaceKey, PublishResult, RegistryClient
 from ..config import load_settings, save_token
+from . import trust_cmds
 from .errors import CLIError
 from .output import emit_json, err, out
+from .trust_cmds import pin_on_login
 
 __all__ = ["register"]
 
@@ -96,13 +98,16 @@ def login(
         token, expires_at = created.token, created.expires_at
     with RegistryClient(url, token=token) as client:
         me = client.whoami()
+        fingerprint = pin_on_login(url, client)  # the same pin as memos registry add
     save_token(settings, url, token)
     if json_out:
         emit_json({"registry": url, "username": me.username, "namespaces": dict(me.namespaces),
-                   "token_expires_at": expires_at})  # fmt: skip
+                   "token_expires_at": expires_at, "root_sha256": fingerprint})  # fmt: skip
         return
     names = ", ".join(f"{ns} ({role})" for ns, role in me.namespaces) or "none"
     out.print(f"Logged in to {url} as [bold]{me.username}[/]; namespaces: {names}")
+    if fingerprint:
+        out.print(f"Registry root (TUF) pinned: sha256 {fingerprint}")
     if expires_at:
         out.print(f"The new token expires at {expires_at}; run memos login again then.")
 
@@ -357,3 +362,4 @@ def register(app: typer.Typer) -> None:
     app.command("login", rich_help_panel="Registry")(login)
     app.command("publish", rich_help_panel="Registry")(publish)
     app.add_typer(keys_app, name="keys", rich_help_panel="Registry")
+    trust_cmds.register(app, keys_app)

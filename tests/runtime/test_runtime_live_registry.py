@@ -106,7 +106,8 @@ def test_install_search_lifecycle_rollback_audit_from_the_registry(
     signing_key_revoke(actor=actor, namespace=ns, keyid=second.keyid, reason="laptop stolen")
     capsys.readouterr()
     assert main(["upgrade", "acme/live-tips"]) == 1
-    assert "signature.revoked_key" in capsys.readouterr().err
+    # Through the registry's TUF index: a key no pinned key endorsed is refused as such.
+    assert "trust.key_not_endorsed" in capsys.readouterr().err
     assert _run(capsys, ["list", "--json"])[0]["version"] == "1.0.0"
 
 
