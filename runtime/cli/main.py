@@ -16,6 +16,7 @@ from ..config import load_settings
 from . import (
     install_cmds,
     interop_cmds,
+    log_cmds,
     mcp_cmds,
     memory_cmds,
     migrate_cmds,
@@ -48,6 +49,7 @@ oci_cmds.register(app)
 migrate_cmds.register(app)
 mcp_cmds.register(app)
 interop_cmds.register(app)
+log_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

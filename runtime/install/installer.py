@@ -30,6 +30,7 @@ from ..download import ProgressFn, download_blob
 from ..engine.engine import Engine
 from ..errors import InstallError
 from ..lockfile import LockEntry, read_lockfile, update_lockfile
+from ..transparency import check_install_logged
 from ..trust_index import TrustIndex
 from .blobs import BlobEntry, select_blobs
 from .commit import PackState, commit_pack, remove_pack, with_carried
@@ -166,6 +167,10 @@ class Installer:
             installed = current.version if current else None
             check_answer(ref, res, installed)
             res, keys, notes = self._trust(client, registry, ref, res, installed)
+            notes += check_install_logged(
+                self.home, registry, client, name=res.name, version=res.version,
+                manifest_bytes=res.manifest_bytes,
+            )  # fmt: skip
             result = self._install_resolved(
                 client, res, keys, registry=registry, progress=progress, actor=actor,
                 everything=everything, notes=notes,
