@@ -80,6 +80,35 @@ HINTS: dict[str, str] = {
     "install.manifest_mismatch": (
         "The registry served a pack that does not match its signed manifest; do not use it."
     ),
+    # The registry's signed index (TUF, SPEC section 15): nothing was installed.
+    "trust.root_mismatch": (
+        "The registry's root is not the one pinned for it. If its operator announced a new root, "
+        "check the fingerprint with them, then: memos registry add URL --root-sha256 HEX"
+    ),
+    "trust.not_pinned": "Pin the registry first: memos registry add URL",
+    "trust.bad_root": "The registry does not serve a valid TUF root; ask its operator.",
+    "trust.key_not_endorsed": (
+        "The registry lists a new key for this namespace that no key you trust endorsed. Ask the "
+        "publisher (memos keys endorse), or accept it on purpose: remove the namespace's file "
+        "under $MEMOS_HOME/trust/<registry>/namespaces/."
+    ),
+    "trust.target_mismatch": (
+        "The registry's answer differs from its signed index: it (or the network) is lying."
+    ),
+    "trust.not_latest": "The registry held back a newer version its index lists; try later.",
+    "trust.unknown_target": "The registry's signed index does not list this version.",
+    "trust.expired": (
+        "The registry's signed index has expired: it (or a cache in between) is frozen."
+    ),
+    "trust.rollback": "The registry served older metadata than this machine already saw.",
+    "trust.mismatch": "Metadata from the registry does not match its signed snapshot.",
+    "trust.bad_signature": "Metadata from the registry is not signed by its trusted keys.",
+    "trust.too_long": "The registry sent more metadata than allowed; refused.",
+    "trust.slow_retrieval": "The registry sent its metadata too slowly; check the network.",
+    "trust.unavailable": (
+        "The registry (pinned, so it must serve its signed index) did not serve it; retry later."
+    ),
+    "trust.": "The registry's signed index (TUF) refused this; nothing was installed.",
     # The registry's transparency log (SPEC section 16.2): nothing was installed.
     "log.inconsistent": (
         "The registry showed a log that contradicts one seen before (a split view or a "
