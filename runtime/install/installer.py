@@ -35,18 +35,16 @@ from ..trust_index import TrustIndex
 from .blobs import BlobEntry, select_blobs
 from .commit import PackState, commit_pack, remove_pack, with_carried
 from .fetch import FetchReport, check_blobs, fetch_blobs
+from .indexed import vouch
 from .items import pack_items
 from .results import InstalledPack, InstallResult
 from .sources import CacheSource, FileSource, PackSource, RegistrySource
 from .trust import (
     check_answer,
-    check_indexed,
     check_source,
     local_keys,
     manifest_sha256,
-    trust_indexed,
     trust_locked,
-    trust_resolution,
 )
 from .view import installed_view, registry_lock_entry, verify_cached
 
@@ -238,33 +236,11 @@ class Installer:
         self, client: RegistryClient, registry: str, ref: PackRef, res: Resolution,
         installed: str | None,
     ) -> tuple[Resolution, TrustedKeys, tuple[str, ...]]:  # fmt: skip
-        """The answer as the registry's TUF index vouches for it, the keys, and notes.
-
-        A registry pinned before (``memos registry add``, or a first install) must
-        serve its index; one never pinned that serves none is installed from as
-        before, with a warning; one that serves an index is pinned on first use.
-        """
-        index = self.trust_index(registry, client)
-        notes: list[str] = []
-        with index.locked():
-            if index.pinned() is None:
-                root = index.fetch_first_root()
-                if root is None:
-                    keys = trust_resolution(res, self.pinned_keys())
-                    return res, keys, (
-                        f"verified by publisher signature only: {registry} serves no signed "
-                        "index (TUF), so its keys come from its unsigned answer",
-                    )  # fmt: skip
-                fingerprint = index.pin(root)
-                notes.append(f"pinned {registry}'s root on first use: sha256 {fingerprint}")
-            self._stage("refreshing the registry's signed index (TUF)")
-            index.refresh()
-            entry = index.lookup(ref.name, res.manifest.version)
-            res = check_indexed(ref, res, entry, index.versions(ref.name))
-            check_answer(ref, res, installed)
-            namespace = index.publisher_keys(ref.name.split("/", 1)[0])
-            keys = trust_indexed(res, namespace, entry, self.pinned_keys())
-        return res, keys, tuple(notes)
+        """The answer as the registry's TUF index vouches for it, the keys, and notes."""
+        return vouch(
+            self.trust_index(registry, client), ref, res, installed, self.pinned_keys(),
+            stage=self._stage,
+        )  # fmt: skip
 
     def _install_cached(
         self, entry: LockEntry, keys: TrustedKeys, actor: str | None, everything: bool
