@@ -173,3 +173,22 @@ def test_declared_encoding_that_does_not_match_the_tensors_is_refused(
     with pytest.raises(KVCacheError) as info:
         load_kv(path, lm)
     assert info.value.code == "model.kv_encoding_mismatch"
+
+
+def test_int8_pack_records_its_quality_and_passes_the_protocol_checks(
+    lm: LoadedModel, tmp_path: Path
+) -> None:
+    from protocol import MemoryRecord, SigningKey, pack_directory, read_pack
+    from runtime.models.packs import build_model_pack_source, open_model_memory
+
+    records = [MemoryRecord(id=f"m{i}", text=t) for i, t in enumerate(PACKS[1])]
+    source = build_model_pack_source(
+        lm, records, tmp_path / "src", name="acme/int8", with_lora=False, kv_encoding="int8"
+    )
+    pack_directory(source, tmp_path / "p.memcube", keys=[SigningKey.generate()])
+    memory = open_model_memory(read_pack(tmp_path / "p.memcube", target=tmp_path / "x"))
+    ((cube, path),) = memory.kv
+    field = cube.extra["kv"]
+    assert field["encoding"] == "int8" and field["scales"] == "per-token"
+    assert field["quality"]["probes"] == 4 and 0 <= field["quality"]["identical"] <= 4
+    assert load_kv(path, lm, expected=cube.model).encoding == "int8"
