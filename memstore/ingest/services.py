@@ -75,9 +75,10 @@ def ingest_run(
     with transaction.atomic():
         count = memories_index_replace(version=version, rows=rows, vectors=vectors)
         pack_document_replace(version=version, text=doc_text, vector=doc_vector)
+        # The evaluation questions, through the rows just written: "done" comes with its score.
+        quality_run(version=version)
         job = _move(job.pk, IngestStatus.DONE, memory_count=count)
     pack_document_refresh(pack_id=version.pack_id)
-    quality_run(version=version)  # the evaluation questions, through the index just written
     return job
 
 
