@@ -37,8 +37,8 @@ __all__ = [
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 #: ~1k SmolLM2 tokens of memories for the KV cache (about four characters a token).
 KV_CHARS = 4000
-LORA_MEMORIES = 20
-LORA_STEPS = 24
+LORA_MEMORIES = 16
+LORA_STEPS = 16
 KV_MODULES = ("json", "pathlib", "shutil", "itertools", "functools", "collections")
 LORA_MODULES = ("textwrap", "secrets", "subprocess", "json")
 
@@ -119,6 +119,12 @@ _DJANGO_QUESTIONS = [
 ]
 
 
+def _evaluation(memories: list[dict[str, Any]]) -> dict[str, Any]:
+    """Manifest fields with the stdlib questions this model pack's memories answer."""
+    questions = _questions(memories, _STDLIB_QUESTIONS)
+    return {"evaluation": {"questions": list(questions)}} if questions else {}
+
+
 def _python() -> str:
     return f"CPython {platform.python_version()}"
 
@@ -140,7 +146,6 @@ def plaintext_packs() -> tuple[DemoPack, ...]:
                     "Python standard library.",
                     "changelog": "First release.",
                 },
-                f"# Python standard library, in its own words\n\n"
                 f"{len(stdlib)} memories, one per public function or class of the standard "
                 "library (`json`, `pathlib`, `shutil`, `itertools`, `re`, `math`, "
                 "`logging`, `inspect`, …): its name and the first paragraph of its "
@@ -164,7 +169,6 @@ def plaintext_packs() -> tuple[DemoPack, ...]:
                     "personal_data": "None: every memory is a public docstring of Django.",
                     "changelog": "First release.",
                 },
-                f"# Django API reference notes\n\n"
                 f"{len(dj)} memories on Django's shortcuts, URL resolving, ORM "
                 "(`QuerySet`, `Model`, `Q`, `F`, functions), HTTP, caching, testing, "
                 "signing, validators and text/HTML utilities, each the first paragraph "
@@ -186,10 +190,19 @@ def _slice(modules: tuple[str, ...]) -> list[dict[str, Any]]:
     return sorted(by_module, key=lambda m: modules.index(m["tags"][1]))
 
 
+_DECLARED = {
+    "kv": "Declared quality loss: none. The cache is the exact prefix of the memories in "
+    "full precision, so generation from it equals generation with the text in the prompt.",
+    "lora": "Declared quality loss: lossy by nature. A few training steps on a 135M model "
+    "keep the gist, not every word; search the plaintext cube for exact facts.",
+}
+
+
 def _model_card(kind: str, memories: list[dict[str, Any]], body: str) -> str:
     return _card(
         {
             "license": "PSF-2.0",
+            "evaluation": _DECLARED[kind],
             "base_models": [SMOLLM2],
             "languages": ["en"],
             "tags": ["python", "kv-cache" if kind == "kv" else "lora", "smollm2"],
@@ -220,7 +233,6 @@ def model_packs(
             description=_model_card(
                 "kv",
                 kv,
-                "# Python stdlib notes as a SmolLM2 KV cache\n\n"
                 f"Activation memory: {len(kv)} memories on `json`, `pathlib`, `shutil`, "
                 "`itertools`, `functools` and `collections`, prefilled once through "
                 "SmolLM2-135M. `memos install` then `memos generate` starts from the cache "
@@ -228,6 +240,7 @@ def model_packs(
                 "prompt (no quality loss: it is the exact prefix), without the prefill.",
             ),
             keywords=("python", "kv-cache", "smollm2"),
+            extra=_evaluation(kv),
         ),
         DemoModelPack(
             build=ModelPackBuild(
@@ -240,7 +253,6 @@ def model_packs(
             description=_model_card(
                 "lora",
                 lora,
-                "# Python text and process tips as a SmolLM2 LoRA\n\n"
                 f"Parameter memory: {len(lora)} memories on `textwrap`, `secrets`, "
                 f"`subprocess` and `json`, consolidated into a LoRA adapter ({lora_steps} "
                 "training steps on the q/v projections). The memories live in the weights: "
@@ -248,6 +260,7 @@ def model_packs(
                 "every word; the plaintext cube comes with it for search.",
             ),
             keywords=("python", "lora", "smollm2"),
+            extra=_evaluation(lora),
         ),
     )
 

@@ -166,7 +166,7 @@ def cached_model_pack_source(
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         record = builder(build, work / "source", progress)
-        record["key"] = key
+        record.update(key=key, name=build.name)
         (work / "source" / "BUILT.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
         try:
             (work / "source").rename(target)
@@ -175,4 +175,18 @@ def cached_model_pack_source(
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    _prune(target, build)
     return target
+
+
+def _prune(keep: Path, build: ModelPackBuild) -> None:
+    """Remove older builds of the same pack (a KV cache is tens of MB); others stay."""
+    for entry in keep.parent.glob(f"{build.kind}-*"):
+        if entry == keep or not (entry / "BUILT.json").is_file():
+            continue
+        try:
+            built = json.loads((entry / "BUILT.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if built.get("name") == build.name:
+            shutil.rmtree(entry, ignore_errors=True)

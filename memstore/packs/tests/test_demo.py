@@ -72,9 +72,12 @@ def test_a_model_pack_is_built_once_per_key(tmp_path: Path) -> None:
     again = cached_model_pack_source(build, tmp_path, builder=_fake_builder(calls))
     assert first == again and calls == ["demo/x"]
     assert json.loads((first / "BUILT.json").read_text())["key"] == cache_key(build)
+    kept = ModelPackBuild(kind="kv", name="demo/y", memories=build.memories)
+    kept_path = cached_model_pack_source(kept, tmp_path, builder=_fake_builder(calls))
     other = ModelPackBuild(kind="kv", name="demo/x", memories=({"id": "m1", "text": "Two."},))
     assert cached_model_pack_source(other, tmp_path, builder=_fake_builder(calls)) != first
-    assert calls == ["demo/x", "demo/x"]
+    assert calls == ["demo/x", "demo/y", "demo/x"]
+    assert not first.exists() and kept_path.exists()  # the older build of demo/x is gone
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
 
 
