@@ -119,6 +119,7 @@ class MemoryRecord:
 
 
 _MAX_VECTOR = 65536  # the schema's maxItems for embedding.vector
+_NUMBERS = frozenset({float, int})  # JSON numbers as parsed (bool is not one)
 
 
 def _vector_checked(value: Any) -> Any:
@@ -138,7 +139,7 @@ def _vector_checked(value: Any) -> Any:
     if (
         not isinstance(vector, list)
         or len(vector) > _MAX_VECTOR
-        or not all(type(x) is float or type(x) is int for x in vector)
+        or not set(map(type, vector)) <= _NUMBERS  # in C: no Python loop per float
     ):
         return value
     return {**value, "embedding": {**embedding, "vector": []}}
@@ -193,10 +194,10 @@ def iter_memory_records(
                 )
         if embedding is not None:
             try:
-                vector = tuple(float(x) for x in embedding["vector"])
+                vector = tuple(map(float, embedding["vector"]))
             except OverflowError:  # an integer too large for a float
                 vector = (math.inf,)
-            if not all(math.isfinite(x) for x in vector):
+            if not all(map(math.isfinite, vector)):
                 raise PayloadError(
                     f"memories line {number}: embedding has a non-finite value",
                     code="payload.embedding_dimension",
