@@ -246,3 +246,42 @@ def test_memory_text_with_nul_is_refused_as_bad_jsonl() -> None:
     with pytest.raises(PayloadError) as caught:
         list(iter_memory_records(io.BytesIO(line)))
     assert caught.value.code == "payload.bad_jsonl"
+
+
+def _encoded_kv(encoding, scales=True, seq=3, meta=None):
+    """A KV cache in ``encoding`` (SPEC 4.2.1) for the 2-layer test fingerprint."""
+    from safetensors.numpy import save
+
+    dtype = {"fp16": np.float16, "int8": np.int8}[encoding]
+    t = _full_kv(seq=seq, dtype=dtype)
+    if encoding == "int8" and scales:
+        for layer in range(2):
+            for part in ("key", "value"):
+                t[f"layers.{layer}.{part}_scale"] = np.ones((1, 2, seq, 1), dtype=np.float16)
+    digest = fingerprint_digest(ModelFingerprint.from_dict(g.FINGERPRINT))
+    metadata = {"mip.kind": "kv-cache", "mip.fingerprint": digest, "mip.kv.encoding": encoding}
+    if encoding == "int8":
+        metadata["mip.kv.scales"] = "per-token"
+    metadata.update(meta or {})
+    return save(t, metadata={k: v for k, v in metadata.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (_encoded_kv("fp16"), None),
+        (_encoded_kv("int8"), None),
+        (_encoded_kv("int8", meta={"mip.kv.shared_prefix": "2"}), None),
+        (_encoded_kv("int8", scales=False), "payload.kv_cache_shape"),
+        (_encoded_kv("int8", meta={"mip.kv.scales": None}), "payload.kv_cache_shape"),
+        (_encoded_kv("fp16", meta={"mip.kv.encoding": "int4"}), "payload.kv_cache_shape"),
+        (_encoded_kv("fp16", meta={"mip.kv.positions": "none"}), "payload.kv_cache_shape"),
+        (_encoded_kv("fp16", meta={"mip.kv.shared_prefix": "9"}), "payload.kv_cache_shape"),
+    ],
+)
+def test_declared_kv_encodings_must_match_their_tensors(body, code):
+    cube = _cube(g.manifest_dict(g.activation_cube(body)))
+    if code is None:
+        _validate(cube, 0, body)
+    else:
+        assert _code(lambda: _validate(cube, 0, body)) == code
