@@ -5,7 +5,8 @@ the requested encoding (:func:`.kv_codec.transcode_kv`), then answers a few
 held-out probe questions, which are not part of the memories, with both
 caches: the share of probes whose first :data:`PROBE_TOKENS` greedy tokens
 are identical and the largest difference of the first token's logits. The
-result goes into the activation cube's ``kv`` field of the manifest (signed
+result (and ``bytes_per_token``: keys, values and scales per cached token, the
+file's JSON header left out) goes into the activation cube's ``kv`` field of the manifest (signed
 with it), so an installer or a person can judge the encoding before using it::
 
     "kv": {"encoding": "int8", "scales": "per-token", "bytes_per_token": 11897,
@@ -36,6 +37,15 @@ PROBES = (
     "What is the first memory about?",
     "Is there anything surprising in the memories?",
 )
+
+
+def _tensor_bytes(path: Path) -> int:
+    """Bytes of keys, values and scales (the file less its JSON header and token ids)."""
+    from protocol import KV_INPUT_IDS, read_safetensors_header
+
+    with open(path, "rb") as fh:
+        header = read_safetensors_header(fh, path.stat().st_size)
+    return sum(t.end - t.start for t in header.tensors.values() if t.name != KV_INPUT_IDS)
 
 
 def encode_and_measure(lm: LoadedModel, path: Path, encoding: str) -> dict[str, Any] | None:
@@ -75,7 +85,7 @@ def encode_and_measure(lm: LoadedModel, path: Path, encoding: str) -> dict[str, 
     tmp.replace(path)
     field: dict[str, Any] = {
         "encoding": encoding,
-        "bytes_per_token": round(path.stat().st_size / raw.num_tokens),
+        "bytes_per_token": round(_tensor_bytes(path) / raw.num_tokens),
         "quality": {
             "probes": len(PROBES),
             "tokens": PROBE_TOKENS,
