@@ -13,8 +13,17 @@ class TransparencyConfig(AppConfig):
 
         from ..accounts.models import SigningKey
         from ..packs.services import subscribe, version_yanked
-        from .events import on_key_saved, on_version_published, on_version_yanked
+        from ..tuf.models import KeyStatement
+        from .events import (
+            on_key_saved,
+            on_key_statement_saved,
+            on_version_published,
+            on_version_yanked,
+        )
 
         subscribe(published=on_version_published)
         version_yanked.connect(on_version_yanked, dispatch_uid="tlog-version-yanked")
         post_save.connect(on_key_saved, sender=SigningKey, dispatch_uid="tlog-key-saved")
+        post_save.connect(
+            on_key_statement_saved, sender=KeyStatement, dispatch_uid="tlog-key-statement-saved"
+        )

@@ -7,14 +7,22 @@ the tree (:mod:`.services`).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..accounts.models import SigningKey
 from ..packs.models import PackVersion
+from ..tuf.models import KeyStatement
 from .models import LogEntry
 from .services import append_event
 
-__all__ = ["on_key_saved", "on_version_published", "on_version_yanked", "record_namespace_transfer"]
+__all__ = [
+    "on_key_saved",
+    "on_key_statement_saved",
+    "on_version_published",
+    "on_version_yanked",
+    "record_namespace_transfer",
+]
 
 
 def _version_fields(version: PackVersion) -> dict[str, Any]:
@@ -61,6 +69,26 @@ def on_key_saved(
             fields={**fields, "revoked_at": instance.revoked_at.isoformat(),
                     "reason": instance.revocation_reason},
         )  # fmt: skip
+
+
+def on_key_statement_saved(sender: object, *, instance: KeyStatement, **_: Any) -> None:
+    """A compromise declaration (TUF's key statement) is a revocation with its start time."""
+    if instance.compromised_since is None:
+        return
+    namespace, since = instance.namespace.name, instance.compromised_since.isoformat()
+    last = (
+        LogEntry.objects.filter(kind="key.revoke", namespace=namespace, subject=instance.keyid)
+        .order_by("-index")
+        .first()
+    )
+    if last is not None and json.loads(bytes(last.body)).get("compromised_since") == since:
+        return
+    key = SigningKey.objects.filter(namespace=instance.namespace, keyid=instance.keyid).first()
+    append_event(
+        kind="key.revoke", namespace=namespace, subject=instance.keyid,
+        fields={"keyid": instance.keyid, "public_key": key.public_key if key else "",
+                "compromised_since": since, "reason": "compromised"},
+    )  # fmt: skip
 
 
 def _revocation_logged(namespace: str, keyid: str) -> bool:

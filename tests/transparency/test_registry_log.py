@@ -193,3 +193,25 @@ def test_a_failed_event_leaves_no_entry() -> None:
     assert not LogEntry.objects.exists() and not LogNode.objects.exists()
     with pytest.raises(ValueError):
         services.append_event(kind="nonsense", namespace="acme")
+
+
+@pytest.mark.django_db
+def test_a_compromise_declaration_is_logged_once_as_a_revocation_with_its_start(
+    client: Any,
+) -> None:
+    from datetime import UTC, datetime
+
+    from memstore.accounts.actor import Actor
+    from memstore.testing.factories import publisher
+    from memstore.tuf.services import key_compromised
+
+    user, ns, key = publisher("acme", "alice")
+    since = datetime(2026, 1, 2, tzinfo=UTC)
+    actor = Actor(user=user, scopes=None)
+    key_compromised(actor=actor, namespace=ns, keyid=key.keyid, since=since)
+    key_compromised(actor=actor, namespace=ns, keyid=key.keyid, since=since)
+    head, _ = _head(client)
+    entries = _entries(client, head.size)
+    assert [e["kind"] for e in entries] == ["key.register", "key.revoke"]
+    assert entries[1]["compromised_since"] == since.isoformat()
+    assert entries[1]["keyid"] == key.keyid
