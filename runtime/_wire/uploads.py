@@ -13,6 +13,7 @@ from . import _fields as _f
 
 __all__ = [
     "BlobUpload",
+    "PublishFinding",
     "PublishResult",
     "UploadSession",
     "parse_blob_upload",
@@ -24,6 +25,17 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class PublishFinding:
+    """What the registry's publish-time scan found in one memory (the value masked)."""
+
+    kind: str  # secret | personal_data | prompt_injection
+    rule: str
+    cube_id: str
+    record_id: str
+    excerpt: str
+
+
+@dataclass(frozen=True)
 class PublishResult:
     name: str
     version: str
@@ -32,6 +44,7 @@ class PublishResult:
     signed_by: tuple[str, ...]
     ingest_status: str
     url: str
+    findings: tuple[PublishFinding, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -73,6 +86,19 @@ def parse_publish_result(data: Any) -> PublishResult:
         signed_by=tuple(str(k) for k in _f.field(data, "signed_by", list)),
         ingest_status=str(ingest.get("status", "")) if isinstance(ingest, dict) else "",
         url=str(data.get("url", "")),
+        findings=_findings(data.get("findings")),
+    )
+
+
+def _findings(value: Any) -> tuple[PublishFinding, ...]:
+    """The scan findings of a publish answer (absent from registries without a scan)."""
+    if not isinstance(value, list):
+        return ()
+    keys = ("kind", "rule", "cube_id", "record_id", "excerpt")
+    return tuple(
+        PublishFinding(*(str(item.get(k, "")) for k in keys))
+        for item in value
+        if isinstance(item, dict)
     )
 
 

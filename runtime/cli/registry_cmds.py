@@ -174,6 +174,18 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
 
 
+def _print_findings(result: PublishResult) -> None:
+    """The registry's publish-time scan: what to check in the memories (shown on the page too)."""
+    if not result.findings:
+        return
+    err.print(f"[yellow]The registry's scan found {len(result.findings)} thing(s) to check:[/]")
+    for f in result.findings[:50]:
+        line = f"  {f.kind:<16} {f.cube_id}/{f.record_id}: {f.rule} {f.excerpt}"
+        err.print(escape(line.rstrip()))
+    if len(result.findings) > 50:
+        err.print(f"  … {len(result.findings) - 50} more on the pack page")
+
+
 def publish(
     file: Annotated[
         Path, typer.Argument(help="The signed .memcube to publish.", exists=True, dir_okay=False)
@@ -225,11 +237,13 @@ def publish(
                 "signed_by": list(result.signed_by),
                 "ingest": result.ingest_status,
                 "url": result.url,
+                "findings": [f.__dict__ for f in result.findings],
                 "mode": "whole" if blobs is None else "blobs",
                 **({"blobs": blobs.to_dict()} if blobs is not None else {}),
             }
         )
         return
+    _print_findings(result)
     if blobs is None:
         out.print(
             f"Published [bold]{result.ref}[/] ({result.size} bytes, sha256 "
