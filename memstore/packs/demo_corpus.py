@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -59,14 +60,21 @@ DJANGO_MODULES = (
 )  # fmt: skip
 
 
+_RST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :func:`json.dumps` -> json.dumps
+_RST_EMPHASIS = re.compile(r"\*{1,2}(\w+)\*{1,2}")  # *nbytes* -> nbytes
+
+
 def _summary(doc: str) -> str:
-    return " ".join(doc.strip().split("\n\n")[0].split())
+    """The first paragraph, on one line, without reStructuredText markup (read as text)."""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    text = _RST_ROLE.sub(r"\1", text).replace("``", "")
+    return _RST_EMPHASIS.sub(r"\1", text)
 
 
 def _reads_as_a_sentence(text: str, name: str) -> bool:
     first_word = text.split(" ", 1)[0]
     return (
-        40 <= len(text) <= 400
+        30 <= len(text) <= 400
         and text[0].isupper()
         and text.endswith(".")
         and "(" not in first_word
