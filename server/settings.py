@@ -171,6 +171,8 @@ MEMSTORE_URL_TTL = CONFIG.url_ttl
 MEMSTORE_EMBEDDING_MODEL = CONFIG.embedding_model
 MEMSTORE_HNSW_EF_SEARCH = 80
 MEMSTORE_SEARCH_MIN_SIMILARITY = CONFIG.search_min_similarity
+# The publish-time scan (memstore/packs/scanning.py) refuses secrets: in production by default.
+MEMSTORE_REFUSE_SECRETS = CONFIG.refuse_secrets if CONFIG.refuse_secrets is not None else not DEBUG
 
 # --- Celery (read by server.celery through the CELERY_ namespace)
 CELERY_BROKER_URL = CONFIG.broker_url
