@@ -171,7 +171,8 @@ def test_likes_need_sign_in_count_once_and_need_the_csrf_token(
 
 
 def _titles(page: Any) -> list[str]:
-    return page.locator("#pack-hits .pack-hit h3").all_inner_texts()
+    titles: list[str] = page.locator("#pack-hits .pack-hit h3").all_inner_texts()
+    return titles
 
 
 def test_search_page_sorts_and_filters_packs(page: Any, site: str, market: dict[str, Pack]) -> None:

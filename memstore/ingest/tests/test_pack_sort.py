@@ -1,16 +1,18 @@
-"""Pack search sorts by installs, recency, price, measured quality and likes, and browses
-without a query; the API validates the sort."""
+"""Ingested packs, then pack search: it sorts by installs, recency, price, measured quality
+and likes, and browses without a query; the API validates the sort. (Here, not under search:
+search may not import ingest.)"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from rest_framework.test import APIClient
 
 from memstore.accounts.actor import ANONYMOUS, Actor
+from memstore.accounts.models import User
 from memstore.ingest.services import ingest_run
 from memstore.packs.models import Pack, PackLike, PackVersion, VersionEvaluation
 from memstore.packs.services import Price, pack_publish
@@ -19,6 +21,10 @@ from memstore.testing.factories import UserFactory
 from memstore.testing.packs import build_pack
 
 pytestmark = [pytest.mark.model, pytest.mark.django_db]
+
+
+def new_user() -> User:
+    return cast(User, UserFactory())  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
@@ -46,7 +52,7 @@ def three(tmp_path: Path, alice: Any, alice_actor: Actor, local_storage: Any) ->
                 version=version, questions=4, recall_at_5=quality, mrr=0.5
             )
         for _ in range(likes):
-            PackLike.objects.create(user=UserFactory(), pack_id=version.pack_id)
+            PackLike.objects.create(user=new_user(), pack_id=version.pack_id)
     return ["acme/a", "acme/b", "acme/c"]
 
 
