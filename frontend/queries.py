@@ -29,6 +29,7 @@ from memstore.packs.selectors import (
     version_select,
     versions_of,
 )
+from memstore.tuf.selectors import compromised_since
 from protocol import Manifest, MIPError, Signature, SignerCheck, SignerStatus
 
 from . import pack_extras
@@ -248,8 +249,17 @@ def _cubes(version: PackVersion) -> list[CubeRow]:
     return rows
 
 
-def _signer_message(check: SignerCheck) -> str:
+def _signer_message(
+    check: SignerCheck, compromised: datetime | None = None, published: datetime | None = None
+) -> str:
     revoked_at = check.key.revoked_at if check.key is not None else None
+    if compromised is not None and published is not None and check.status in (
+        SignerStatus.VERIFIED, SignerStatus.REVOKED,
+    ):  # fmt: skip
+        if published >= compromised:
+            return f"key declared compromised since {compromised:%Y-%m-%d}: this version is refused"
+        return (f"valid signature; the key was declared compromised later, since "
+                f"{compromised:%Y-%m-%d}: this version stays installable")  # fmt: skip
     if check.status is SignerStatus.UNKNOWN_KEY:
         return "signed by a key this namespace never registered"
     if check.status is SignerStatus.INVALID:
@@ -257,13 +267,15 @@ def _signer_message(check: SignerCheck) -> str:
     if check.status is SignerStatus.REVOKED:
         return f"key revoked on {revoked_at:%Y-%m-%d}, before this version"
     if check.revoked_later:
-        return f"valid signature; the key was revoked later, on {revoked_at:%Y-%m-%d}"
+        return (f"valid signature; the key was revoked later, on {revoked_at:%Y-%m-%d}, "
+                "not as compromised: this version stays installable")  # fmt: skip
     return "valid signature by an active key"
 
 
 def _signers(version: PackVersion) -> list[SignerRow]:
     """Each signature as the trust rule judges it at the version's publication time."""
     trusted = namespace_trusted_keys(namespace=version.pack.namespace)
+    compromised = compromised_since(namespace=version.pack.namespace)  # SPEC 15.3
     manifest_bytes = bytes(version.manifest_bytes)
     rows = []
     for sig in version.signatures.all():
@@ -283,7 +295,12 @@ def _signers(version: PackVersion) -> list[SignerRow]:
                     SignerRow(sig.keyid, label, "invalid", "the signature could not be checked")
                 )
                 continue
-        rows.append(SignerRow(sig.keyid, label, check.status.value, _signer_message(check)))
+        since = compromised.get(sig.keyid)
+        status = "revoked" if since is not None and version.published_at >= since else (
+            check.status.value
+        )
+        message = _signer_message(check, since, version.published_at)
+        rows.append(SignerRow(sig.keyid, label, status, message))
     return rows
 
 

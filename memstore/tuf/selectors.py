@@ -5,11 +5,14 @@ Not here: writing or signing (:mod:`.services`).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Max
 
-from .models import MetadataFile
+from ..accounts.models import Namespace
+from .models import KeyStatement, MetadataFile
 
-__all__ = ["latest_files", "metadata_file"]
+__all__ = ["compromised_since", "latest_files", "metadata_file"]
 
 
 def metadata_file(filename: str) -> bytes | None:
@@ -35,3 +38,9 @@ def latest_files() -> dict[str, bytes]:
         if (row.role, row.version) in wanted:
             files[f"{row.role}.json"] = bytes(row.body)
     return files
+
+
+def compromised_since(*, namespace: Namespace) -> dict[str, datetime]:
+    """keyid -> since when the owner declared the key compromised (keys so declared only)."""
+    rows = KeyStatement.objects.filter(namespace=namespace, compromised_since__isnull=False)
+    return {r.keyid: r.compromised_since for r in rows if r.compromised_since is not None}
