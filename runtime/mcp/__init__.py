@@ -5,6 +5,7 @@ Not here: the command line (:mod:`runtime.cli.mcp_cmds`).
 
 from __future__ import annotations
 
-from .server import PRINCIPAL_HEADER, MemosMCP, build_server
+from .server import MemosMCP, build_server
+from .tokens import McpTokens, TokenVerifier
 
-__all__ = ["PRINCIPAL_HEADER", "MemosMCP", "build_server"]
+__all__ = ["McpTokens", "MemosMCP", "TokenVerifier", "build_server"]

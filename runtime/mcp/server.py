@@ -3,7 +3,8 @@
 Every tool calls the SDK (``runtime.sdk.MemOS``), so access policies and the audit
 log apply exactly as they do for the SDK and the CLI; nothing here decides who may
 read what. The principal is the one given at start (``memos mcp --as``), or, over
-streamable HTTP, the ``Memos-Principal`` header of the session's requests.
+streamable HTTP with tokens issued, the principal of the request's bearer token
+(:mod:`runtime.mcp.tokens`: proven by the token, never claimed by a header).
 Reads of one memory's history and writes to a memory first check it as the
 principal (the engine's own access check), so a memory the principal may not read can neither
 be shown nor changed through this server.
@@ -17,10 +18,11 @@ Not here: the command line and transports' options (:mod:`runtime.cli.mcp_cmds`)
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -31,11 +33,9 @@ from ..engine.scheduler import Budget
 from ..engine.types import Filters
 from ..errors import MemosError
 from ..sdk import MemOS
+from .tokens import SCOPE, TokenVerifier
 
-__all__ = ["PRINCIPAL_HEADER", "MemosMCP", "build_server"]
-
-#: HTTP header naming the principal of a streamable-HTTP session's requests.
-PRINCIPAL_HEADER = "memos-principal"
+__all__ = ["MemosMCP", "build_server"]
 MAX_K = 100
 
 
@@ -57,10 +57,10 @@ class MemosMCP:
         self.allow_install = allow_install
 
     def as_principal(self, ctx: Context | None) -> MemOS:
-        """The MemOS acting as this request's principal (header, else the start principal)."""
-        headers: Mapping[str, str] | None = ctx.headers if ctx is not None else None
-        principal = headers.get(PRINCIPAL_HEADER) if headers else None
-        if not principal:
+        """The MemOS acting as this request's principal (its token's, else the start one)."""
+        token = get_access_token()  # set by the SDK's bearer middleware, over HTTP only
+        principal = token.client_id if token is not None else None
+        if not principal or principal == self.memos.principal:
             return self.memos
         view = copy.copy(self.memos)  # same engine, installer and scheduler; another reader
         view.principal = principal
@@ -80,9 +80,26 @@ def _readable(mem: MemOS, memory_id: str) -> None:
     _call(mem.engine.get, memory_id, principal=mem.principal, record=False)
 
 
-def build_server(memos: MemOS, *, allow_install: bool = False) -> MCPServer:
-    """An :class:`MCPServer` with memos' tools and resources, run as ``memos``'s principal."""
+def build_server(
+    memos: MemOS,
+    *,
+    allow_install: bool = False,
+    tokens: TokenVerifier | None = None,
+    url: str | None = None,
+) -> MCPServer:
+    """An :class:`MCPServer` with memos' tools and resources, run as ``memos``'s principal.
+
+    With ``tokens`` (HTTP at ``url``), every request must carry a bearer token
+    and runs as its principal; the SDK's middleware answers 401 to the rest.
+    """
     app = MemosMCP(memos, allow_install=allow_install)
+    auth: dict[str, Any] = {}
+    if tokens is not None:
+        if url is None:
+            raise ValueError("a server with tokens needs its URL")
+        # The tokens are issued here (memos mcp-token): this server is its own issuer.
+        settings = AuthSettings(issuer_url=url, resource_server_url=url, required_scopes=[SCOPE])  # type: ignore[arg-type]
+        auth = {"token_verifier": tokens, "auth": settings}
     server: MCPServer = MCPServer(
         name="memos",
         instructions=(
@@ -90,6 +107,7 @@ def build_server(memos: MemOS, *, allow_install: bool = False) -> MCPServer:
             "to inject for a query and why; add/update/forget change memories (every change "
             "is a new version: history and rollback undo it)."
         ),
+        **auth,
     )
 
     @server.tool()

@@ -137,48 +137,115 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def http_server(memos_home: Path) -> Iterator[str]:
+def _token(home: Path, principal: str) -> str:
+    done = subprocess.run(
+        [MEMOS, "mcp-token", principal], env={**os.environ, **_env(home)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def _serve(home: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [MEMOS, "mcp", "--transport", "http", "--port", str(port), "--as", "alice"],
-        env={**os.environ, **_env(memos_home)},
+        [MEMOS, "mcp", "--transport", "http", "--port", str(port), "--as", "alice", *extra],
+        env={**os.environ, **_env(home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}/mcp"
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
+        try:
+            httpx.get(url, timeout=1)
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("memos mcp did not start listening")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+    if proc.stderr:
+        proc.stderr.close()
+
+
+@pytest.fixture
+def tokens(memos_home: Path) -> dict[str, str]:
+    """Bearer tokens issued for alice and bob (before the server starts: it reads them once)."""
+    return {name: _token(memos_home, name) for name in ("alice", "bob")}
+
+
+@pytest.fixture
+def http_server(memos_home: Path, tokens: dict[str, str]) -> Iterator[str]:
+    proc, url = _serve(memos_home)
     try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr:
-            proc.stderr.close()
+        _stop(proc)
 
 
-def _http_client(url: str, principal: str | None) -> Client:
-    """A client whose session names its principal with the Memos-Principal header."""
-    headers = {"Memos-Principal": principal} if principal else {}
+def _http_client(url: str, token: str | None) -> Client:
+    """A client whose session proves its principal with a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers)))
 
 
-def test_mcp_over_streamable_http_applies_the_session_principal(
-    memos_home: Path, http_server: str
+def test_mcp_over_streamable_http_runs_each_request_as_its_tokens_principal(
+    memos_home: Path, tokens: dict[str, str], http_server: str
 ) -> None:
     async def main() -> None:
         async with (
-            _http_client(http_server, None) as alice,
-            _http_client(http_server, "bob") as bob,
+            _http_client(http_server, tokens["alice"]) as alice,
+            _http_client(http_server, tokens["bob"]) as bob,
         ):
             await _scenario(alice, bob)
 
     anyio.run(main)
     assert {"alice", "bob"} <= _audit_actors(memos_home)
+
+
+def test_mcp_over_http_refuses_requests_without_a_valid_token_and_ignores_claimed_names(
+    memos_home: Path, tokens: dict[str, str], http_server: str
+) -> None:
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+    accept = {"Accept": "application/json, text/event-stream"}
+    for headers in ({}, {"Authorization": "Bearer memos-mcp-forged"},
+                    {"Memos-Principal": "alice"}):  # fmt: skip
+        answer = httpx.post(http_server, json=init, headers={**accept, **headers}, timeout=10)
+        assert answer.status_code == 401, (headers, answer.text)
+    stored = (memos_home / "mcp-tokens.json").read_text()
+    assert tokens["alice"] not in stored and tokens["bob"] not in stored  # digests only
+    assert oct((memos_home / "mcp-tokens.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_revoked_token_no_longer_opens_the_server(memos_home: Path) -> None:
+    keep, gone = _token(memos_home, "alice"), _token(memos_home, "bob")
+    subprocess.run([MEMOS, "mcp-token", "bob", "--revoke"], env={**os.environ, **_env(memos_home)},
+                   check=True, capture_output=True)  # fmt: skip
+    proc, url = _serve(memos_home)
+    try:
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+        accept = {"Accept": "application/json, text/event-stream"}
+        for token, status in ((gone, 401), (keep, 200)):
+            answer = httpx.post(url, json=init, timeout=10,
+                                headers={**accept, "Authorization": f"Bearer {token}"})  # fmt: skip
+            assert answer.status_code == status
+    finally:
+        _stop(proc)
+
+
+def test_without_tokens_http_serves_loopback_only(memos_home: Path) -> None:
+    done = subprocess.run(
+        [MEMOS, "mcp", "--transport", "http", "--host", "0.0.0.0", "--as", "alice"],
+        env={**os.environ, **_env(memos_home)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "mcp.insecure" in done.stderr or "memos mcp-token" in done.stderr
