@@ -59,11 +59,12 @@ def append_event(
     """Append one event; call it inside the transaction that makes the event."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"not a log event kind: {kind!r}")
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPEND_LOCK])
-        index = log_size()
-        when = (at or timezone.now()).astimezone(UTC)
+    when = (at or timezone.now()).astimezone(UTC)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Raw SQL, three or four round trips: the append sits inside every publish.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPEND_LOCK])
+        cursor.execute("SELECT COALESCE(MAX(index) + 1, 0) FROM transparency_logentry")
+        (index,) = cursor.fetchone()
         body = canonical_bytes(
             {
                 **(fields or {}),
@@ -74,28 +75,43 @@ def append_event(
             }
         )
         leaf = m.leaf_hash(body)
-        entry = LogEntry.objects.create(
-            index=index, kind=kind, namespace=namespace, subject=subject, body=body,
-            leaf_hash=leaf.hex(), created_at=when,
+        nodes = [(0, index, leaf), *_completed(cursor, index, leaf)]
+        values = ", ".join(["(%s, %s, %s)"] * len(nodes))  # placeholders only
+        sql = (
+            "WITH e AS (INSERT INTO transparency_logentry (index, kind, namespace, subject, body,"  # noqa: S608
+            " leaf_hash, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id)"
+            f" INSERT INTO transparency_lognode (level, index, hash) VALUES {values}"
+            " RETURNING (SELECT id FROM e)"
+        )
+        cursor.execute(
+            sql,
+            [index, kind, namespace, subject, body, leaf.hex(), when,
+             *(v for node in nodes for v in node)],
         )  # fmt: skip
-        _store_nodes(index, leaf)
-    return entry
+        (pk,) = cursor.fetchone()
+    return LogEntry(
+        pk=pk, index=index, kind=kind, namespace=namespace, subject=subject, body=body,
+        leaf_hash=leaf.hex(), created_at=when,
+    )  # fmt: skip
 
 
-def _store_nodes(index: int, leaf: bytes) -> None:
+def _completed(cursor: Any, index: int, leaf: bytes) -> list[tuple[int, int, bytes]]:
+    """The perfect subtrees leaf ``index`` completes, from their stored left halves."""
     completed = m.perfect_nodes_completed_by(index)
-    lefts: dict[tuple[int, int], bytes] = {}
-    if completed:
-        wanted = Q()
-        for level, i in completed:
-            wanted |= Q(level=level - 1, index=2 * i)
-        lefts = {(n.level, n.index): bytes(n.hash) for n in LogNode.objects.filter(wanted)}
-    rows = [LogNode(level=0, index=index, hash=leaf)]
-    right = leaf
-    for level, i in completed:
-        right = m.node_hash(lefts[(level - 1, 2 * i)], right)
-        rows.append(LogNode(level=level, index=i, hash=right))
-    LogNode.objects.bulk_create(rows)
+    if not completed:
+        return []
+    keys = [(level - 1, 2 * i) for level, i in completed]
+    where = " OR ".join(["(level = %s AND index = %s)"] * len(keys))  # placeholders only
+    cursor.execute(
+        "SELECT level, index, hash FROM transparency_lognode WHERE " + where,  # noqa: S608
+        [v for k in keys for v in k],
+    )
+    lefts = {(level, i): bytes(h) for level, i, h in cursor.fetchall()}
+    out, right = [], leaf
+    for (level, i), key in zip(completed, keys, strict=True):
+        right = m.node_hash(lefts[key], right)
+        out.append((level, i, right))
+    return out
 
 
 def _with_nodes(build: Callable[[m.Lookup], Any]) -> Any:
