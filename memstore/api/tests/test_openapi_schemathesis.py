@@ -40,9 +40,10 @@ def wsgi_app(transactional_db: None) -> Iterator[Any]:
     """The site's WSGI app, called straight (as a server would, the requests commit: a
     test transaction around them would be closed by Django's end-of-request cleanup)."""
     from django.core import signals
+    from django.core.wsgi import get_wsgi_application  # the site's, without naming server/
     from django.db import close_old_connections
 
-    from server.wsgi import application
+    application = get_wsgi_application()
 
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
