@@ -14,7 +14,11 @@ Not here: rules (:mod:`.services`).
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -30,6 +34,7 @@ from ..api.common import ERRORS, valid_input
 from ..errors import InvalidRequestError, NotFoundError
 from . import services
 from .models import KeyStatement
+from .repository import EXPIRY
 from .selectors import metadata_file
 
 __all__ = ["KeyCompromisedView", "KeyEndorseView", "MetadataFileView"]
@@ -43,9 +48,10 @@ class MetadataFileView(APIView):
     def get(self, request: Request, filename: str) -> HttpResponse:
         if not services.ensure_repository():
             raise services.TufNotConfiguredError("this registry serves no TUF metadata")
-        if filename == "timestamp.json":
-            services.timestamp_fresh()
         data = metadata_file(filename)
+        if filename == "timestamp.json" and (data is None or _half_gone(data)):
+            services.timestamp_fresh()  # under the repository's lock; rare
+            data = metadata_file(filename)
         if data is None:
             raise NotFoundError(f"no TUF metadata {filename}", code="tuf.not_found")
         response = HttpResponse(data, content_type="application/json")
@@ -54,6 +60,15 @@ class MetadataFileView(APIView):
             "no-cache"
         )
         return response
+
+
+def _half_gone(timestamp: bytes) -> bool:
+    """Whether a timestamp has less than half its lifetime left (cheap: no signature check)."""
+    try:
+        expires = datetime.fromisoformat(json.loads(timestamp)["signed"]["expires"])
+    except (ValueError, KeyError, TypeError):
+        return True
+    return expires - timezone.now() < EXPIRY["timestamp"] / 2
 
 
 class EndorseIn(serializers.Serializer[dict[str, object]]):
