@@ -99,7 +99,7 @@ def _no_overflow(page: Any, path: str) -> None:
 
 
 def test_quality_badge_matches_recall_recomputed_from_the_search_api_and_findings_show(
-    browser: Any, page: Any, site: str, market: dict[str, Pack]
+    browser: Any, page: Any, site: str, market: dict[str, Pack], shot: Any
 ) -> None:
     recalls = []
     for q in QUESTIONS:
@@ -125,6 +125,7 @@ def test_quality_badge_matches_recall_recomputed_from_the_search_api_and_finding
     assert "harbour.master@example.org" not in scan_html  # masked
     assert "AKIAIOSFODNN7EXAMPLE" not in scan_html
     assert "7 installs" in page.inner_text("#installs")
+    shot(page, "signals-pack")
 
     page.goto(f"{site}/p/acme/ferry-guide")
     assert "no evaluation questions" in page.inner_text("#quality-badge")
@@ -138,6 +139,7 @@ def test_quality_badge_matches_recall_recomputed_from_the_search_api_and_finding
             if path.startswith("/p/"):
                 phone.click("summary:has-text('Personal data')")  # the longest group, open
             _no_overflow(phone, path)
+        shot(phone, "signals-search-phone")
     finally:
         context.close()
 
