@@ -230,7 +230,9 @@ class TrustIndex:
                         raise TrustError("the root metadata is too long", code="trust.too_long")
                 return data
         except RegistryError as exc:
-            if exc.status in (404, 410, 503):
+            # Any error answer: no index (a registry never pinned could as well answer 404,
+            # so nothing is lost; once pinned, the index is required, see refresh()).
+            if exc.status is not None:
                 return None
             raise
 
