@@ -44,6 +44,21 @@ class LogNode(models.Model):
         return f"node {self.level}/{self.index}"
 
 
+class LogHead(models.Model):
+    """The log's size and right edge, one row locked by every append (its serialisation).
+
+    ``frontier`` is the concatenated 32-byte hashes of the perfect subtrees on the
+    tree's right edge, largest first (one per set bit of ``size``): enough to add a
+    leaf and to compute the root without reading any other row.
+    """
+
+    size = models.BigIntegerField(default=0)
+    frontier = models.BinaryField(default=b"")
+
+    def __str__(self) -> str:
+        return f"log head at size {self.size}"
+
+
 class LogKey(models.Model):
     """The registry's Ed25519 log key, made on first use (PKCS#8 PEM)."""
 

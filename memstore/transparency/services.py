@@ -2,11 +2,12 @@
 
 :func:`append_event` runs inside the caller's transaction (the publish, the
 yank, the key change), so the entry commits with the event or not at all.
-Appends are serialised by a transaction-level PostgreSQL advisory lock,
-taken only at the end of the caller's transaction, so the lock is held from
-the append to the commit. Each append writes the entry, its leaf hash and the
-perfect subtrees it completes (one query to read their left halves, one bulk
-insert). Not here: which events are logged (:mod:`.events`), HTTP (:mod:`.apis`).
+Appends are serialised by the one :class:`LogHead` row, locked ``FOR UPDATE``
+at the end of the caller's transaction (so it is held from the append to the
+commit); it holds the size and the right edge of the tree, so an append is two
+statements: lock and read it, then one insert of the entry, the leaf and the
+perfect subtrees it completes, with the head's update.
+Not here: which events are logged (:mod:`.events`), HTTP (:mod:`.apis`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from protocol import merkle as m
 from protocol.tree_head import SignedTreeHead
 
 from ..errors import InvalidRequestError, NotFoundError
-from .models import LogEntry, LogKey, LogNode
+from .models import LogEntry, LogHead, LogKey, LogNode
 
 __all__ = [
     "EVENT_KINDS",
@@ -38,8 +39,6 @@ __all__ = [
 ]
 
 EVENT_KINDS = frozenset({"publish", "yank", "key.register", "key.revoke", "namespace.transfer"})
-#: pg_advisory_xact_lock key of the log ("tlog" in ASCII).
-_APPEND_LOCK = 0x746C6F67
 _KEY_LOCK = 0x746C6F68
 
 
@@ -61,10 +60,7 @@ def append_event(
         raise ValueError(f"not a log event kind: {kind!r}")
     when = (at or timezone.now()).astimezone(UTC)
     with transaction.atomic(), connection.cursor() as cursor:
-        # Raw SQL, three or four round trips: the append sits inside every publish.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPEND_LOCK])
-        cursor.execute("SELECT COALESCE(MAX(index) + 1, 0) FROM transparency_logentry")
-        (index,) = cursor.fetchone()
+        index, frontier = _lock_head(cursor)
         body = canonical_bytes(
             {
                 **(fields or {}),
@@ -75,18 +71,19 @@ def append_event(
             }
         )
         leaf = m.leaf_hash(body)
-        nodes = [(0, index, leaf), *_completed(cursor, index, leaf)]
+        nodes, frontier = _push(index, leaf, frontier)
         values = ", ".join(["(%s, %s, %s)"] * len(nodes))  # placeholders only
         sql = (
             "WITH e AS (INSERT INTO transparency_logentry (index, kind, namespace, subject, body,"  # noqa: S608
-            " leaf_hash, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id)"
-            f" INSERT INTO transparency_lognode (level, index, hash) VALUES {values}"
-            " RETURNING (SELECT id FROM e)"
+            " leaf_hash, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id),"
+            f" n AS (INSERT INTO transparency_lognode (level, index, hash) VALUES {values}),"
+            " h AS (UPDATE transparency_loghead SET size = %s, frontier = %s WHERE id = 1)"
+            " SELECT id FROM e"
         )
         cursor.execute(
             sql,
             [index, kind, namespace, subject, body, leaf.hex(), when,
-             *(v for node in nodes for v in node)],
+             *(v for node in nodes for v in node), index + 1, b"".join(frontier)],
         )  # fmt: skip
         (pk,) = cursor.fetchone()
     return LogEntry(
@@ -95,23 +92,31 @@ def append_event(
     )  # fmt: skip
 
 
-def _completed(cursor: Any, index: int, leaf: bytes) -> list[tuple[int, int, bytes]]:
-    """The perfect subtrees leaf ``index`` completes, from their stored left halves."""
-    completed = m.perfect_nodes_completed_by(index)
-    if not completed:
-        return []
-    keys = [(level - 1, 2 * i) for level, i in completed]
-    where = " OR ".join(["(level = %s AND index = %s)"] * len(keys))  # placeholders only
-    cursor.execute(
-        "SELECT level, index, hash FROM transparency_lognode WHERE " + where,  # noqa: S608
-        [v for k in keys for v in k],
-    )
-    lefts = {(level, i): bytes(h) for level, i, h in cursor.fetchall()}
-    out, right = [], leaf
-    for (level, i), key in zip(completed, keys, strict=True):
-        right = m.node_hash(lefts[key], right)
-        out.append((level, i, right))
-    return out
+def _lock_head(cursor: Any) -> tuple[int, list[bytes]]:
+    """Lock the head row (made on first use) and return the size and the right edge."""
+    for _ in range(2):
+        cursor.execute("SELECT size, frontier FROM transparency_loghead WHERE id = 1 FOR UPDATE")
+        row = cursor.fetchone()
+        if row is not None:
+            raw = bytes(row[1])
+            return int(row[0]), [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        cursor.execute(
+            "INSERT INTO transparency_loghead (id, size, frontier) VALUES (1, 0, '')"
+            " ON CONFLICT (id) DO NOTHING"
+        )
+    raise RuntimeError("the log head row cannot be made")  # pragma: no cover
+
+
+def _push(
+    index: int, leaf: bytes, frontier: list[bytes]
+) -> tuple[list[tuple[int, int, bytes]], list[bytes]]:
+    """Nodes leaf ``index`` adds (itself and the subtrees it completes) and the new edge."""
+    nodes, edge, right = [(0, index, leaf)], list(frontier), leaf
+    for level, i in m.perfect_nodes_completed_by(index):
+        right = m.node_hash(edge.pop(), right)
+        nodes.append((level, i, right))
+    edge.append(right)
+    return nodes, edge
 
 
 def _with_nodes(build: Callable[[m.Lookup], Any]) -> Any:
@@ -146,9 +151,14 @@ def log_key() -> SigningKey:
 
 
 def tree_head() -> SignedTreeHead:
-    """A freshly signed head of the log as it is now."""
-    size = log_size()
-    head = SignedTreeHead(size, root_hash(size), int(time.time() * 1000), "")
+    """A freshly signed head of the log as it is now (the root from the head row's edge)."""
+    row = LogHead.objects.filter(pk=1).values_list("size", "frontier").first()
+    size, raw = (int(row[0]), bytes(row[1])) if row else (0, b"")
+    edge = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+    root = edge[-1] if edge else m.EMPTY_ROOT
+    for left in reversed(edge[:-1]):
+        root = m.node_hash(left, root)
+    head = SignedTreeHead(size, root, int(time.time() * 1000), "")
     return head.signed_by(log_key())
 
 
