@@ -215,3 +215,24 @@ def test_a_compromise_declaration_is_logged_once_as_a_revocation_with_its_start(
     assert [e["kind"] for e in entries] == ["key.register", "key.revoke"]
     assert entries[1]["compromised_since"] == since.isoformat()
     assert entries[1]["keyid"] == key.keyid
+
+
+@pytest.mark.django_db
+def test_the_head_row_of_an_existing_log_is_rebuilt_from_its_nodes() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    from memstore.transparency import services
+    from memstore.transparency.models import LogHead
+
+    for i in range(11):
+        services.append_event(kind="publish", namespace="acme", subject=str(i))
+    before = services.tree_head().root_hash
+    assert before == services.root_hash(11)
+    LogHead.objects.all().delete()
+    migration = importlib.import_module("memstore.transparency.migrations.0002_log_head")
+    migration.head_from_nodes(apps, None)
+    assert services.tree_head().root_hash == before
+    services.append_event(kind="publish", namespace="acme", subject="12")
+    assert services.tree_head().root_hash == services.root_hash(12)
