@@ -8,7 +8,7 @@ from runtime.engine.interfaces import ActivationBackend, LatencyProfile
 from runtime.models.causal_lm import LoadedModel, greedy_generate
 from runtime.models.engine_adapter import TransformersBackend
 from runtime.models.generation import MemorySource, generate_with_memory, generate_with_plan
-from runtime.models.kv import build_kv, template_for
+from runtime.models.kv import build_kv, prefix_segments, template_for
 
 MEMORIES = ["alice likes green tea in the morning", "bob repairs old bicycles on sundays"]
 FAST_KV = LatencyProfile(prefill_tokens_per_s=50.0, kv_load_bytes_per_s=1e12)
@@ -71,16 +71,20 @@ def test_engine_promotes_hot_memory_and_plan_injects_its_cache(
         )
         forms = {i.memory.id: i.form for i in plan.items}
         assert "activation" in forms.values(), plan.to_dict()
-        result = generate_with_plan(tiny_lm, plan, "what does alice like", max_new_tokens=6)
+        result = generate_with_plan(
+            tiny_lm, plan, "what does alice like", max_new_tokens=6, recompute=1.0
+        )
     finally:
         engine.close()
     assert result.form == "activation" and result.cached_tokens > 0
-    # The same prompt, all prefilled as plaintext, gives the same greedy tokens.
-    kv_item = next(i for i in plan.items if i.form == "activation")
+    # The same prompt, all prefilled as plaintext, gives the same greedy tokens: the plan's
+    # caches composed behind one header, fully recomputed, then the plaintext and the query.
+    kv_texts = [i.memory.text for i in plan.items if i.form == "activation"]
     rest = [i.memory.text for i in plan.items if i.form == "plaintext"]
     tpl = template_for(tiny_lm, None)
-    ids = tiny_lm.encode(tpl.prefix([kv_item.memory.text]))
-    ids += tiny_lm.encode(tpl.more(rest), add_special_tokens=False)
+    segments = [prefix_segments(tiny_lm, tpl, [t]) for t in kv_texts]
+    ids = [*segments[0][0], *(i for seg in segments for i in seg[1]), *segments[0][2]]
+    ids += tiny_lm.encode(tpl.more(rest), add_special_tokens=False) if rest else []
     ids += tiny_lm.encode(tpl.query_text("what does alice like"), add_special_tokens=False)
     assert greedy_generate(tiny_lm, ids, max_new_tokens=6).tokens == result.tokens
 
