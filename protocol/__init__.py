@@ -19,6 +19,7 @@ from .archive import (
     read_pack,
     write_pack,
 )
+from .blob_locations import BlobLocation, blob_locations
 from .blobs import BlobEntry, manifest_blobs, select_blobs
 from .builder import build_manifest, pack_directory, sign_pack
 from .canonical import canonical_bytes, canonical_sha256
@@ -92,6 +93,7 @@ __all__ = [
     "Author",
     "Behaviour",
     "BlobEntry",
+    "BlobLocation",
     "BlobSink",
     "BlobWriter",
     "EmbeddingSpec",
@@ -127,6 +129,7 @@ __all__ = [
     "Version",
     "VersionRange",
     "Violation",
+    "blob_locations",
     "build_manifest",
     "canonical_bytes",
     "canonical_sha256",

@@ -4,7 +4,8 @@
 (``memstore/API.md``, *Publish only what is missing*):
 
 1. read and check the pack (:func:`protocol.read_pack`) and list its distinct
-   blobs (:func:`protocol.manifest_blobs`);
+   blobs (:func:`protocol.manifest_blobs`); a MIP 2 pack's raw blobs are sent
+   straight from the pack file (:mod:`runtime.pack_blobs`), nothing extracted;
 2. ask the registry which of them it lacks for this publisher
    (``POST /api/v1/blobs/missing``), so a new version that shares nine of ten
    blobs with the previous one sends only the tenth;
@@ -27,7 +28,6 @@ building and signing packs (:mod:`protocol`), the whole-pack upload.
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,11 +37,12 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from protocol import BlobEntry, manifest_blobs, read_pack
+from protocol import BlobEntry, manifest_blobs
 
 from ._wire import BlobUpload, PublishResult
 from .client import RegistryClient
 from .errors import RegistryError
+from .pack_blobs import BlobFile, checked_pack
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -129,7 +130,7 @@ class _Uploader:
     retries: int
     sleep: Callable[[float], None]
 
-    def upload(self, entry: BlobEntry, path: Path, tally: _Tally) -> None:
+    def upload(self, entry: BlobEntry, blob: BlobFile, tally: _Tally) -> None:
         """Send one blob from where the registry has it to its end; return when completed."""
         upload = self._open(entry)
         if upload.completed:
@@ -137,12 +138,12 @@ class _Uploader:
         else:
             tally.advance(upload.offset, resumed=upload.offset)
         failures = 0
-        with open(path, "rb") as fh:
+        with open(blob.path, "rb") as fh:
             while not upload.completed:
                 if tally.stop.is_set():
                     raise _Stopped
                 try:
-                    upload = self._step(upload, fh, tally)
+                    upload = self._step(upload, fh, blob.offset, tally)
                     failures = 0
                 except RegistryError as exc:
                     failures += 1
@@ -163,13 +164,13 @@ class _Uploader:
             )
         return upload
 
-    def _step(self, upload: BlobUpload, fh: BinaryIO, tally: _Tally) -> BlobUpload:
+    def _step(self, upload: BlobUpload, fh: BinaryIO, base: int, tally: _Tally) -> BlobUpload:
         if upload.status != "open":  # failed, cancelled or expired: a new upload
             raise RegistryError(f"upload {upload.id} is {upload.status}", code="upload.closed")
         if upload.offset >= upload.size:  # every byte is there; only the answer was lost
             return self.client.blob_upload_complete(upload.id)
         limit = min(self.chunk_size, upload.max_chunk_bytes or self.chunk_size)
-        fh.seek(upload.offset)
+        fh.seek(base + upload.offset)  # the blob's bytes start at ``base`` in the file
         chunk = fh.read(min(limit, upload.size - upload.offset))
         if not chunk:
             raise RegistryError(
@@ -211,7 +212,7 @@ def _missing(client: RegistryClient, digests: Sequence[str]) -> set[str]:
 
 def _upload_all(
     uploader: _Uploader,
-    entries: Sequence[tuple[BlobEntry, Path]],
+    entries: Sequence[tuple[BlobEntry, BlobFile]],
     tally: _Tally,
     workers: int,
 ) -> None:
@@ -219,7 +220,7 @@ def _upload_all(
     if not entries:
         return
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries)))) as pool:
-        futures = [pool.submit(uploader.upload, entry, path, tally) for entry, path in entries]
+        futures = [pool.submit(uploader.upload, entry, blob, tally) for entry, blob in entries]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
@@ -259,12 +260,10 @@ def publish_blobs(
     registry's error when an upload or the publish is refused (nothing is
     published then; uploads left open resume on the next call).
     """
-    with tempfile.TemporaryDirectory(prefix="memos-publish-") as tmp:
-        pack = read_pack(Path(path), target=Path(tmp) / "pack")
-        root = pack.root
-        assert root is not None
+    with checked_pack(Path(path)) as checked:  # raw MIP 2 blobs are sent from the pack file
+        pack = checked.pack
         entries = manifest_blobs(pack.manifest)
-        files = {e.sha256: (e, root / e.paths[0]) for e in entries}
+        files = {e.sha256: (e, checked.blobs[e.sha256]) for e in entries}
         missing = _missing(client, list(files))
         to_send = [files[d] for d in files if d in missing]
         tally = _Tally(sum(e.size for e, _ in to_send), progress)

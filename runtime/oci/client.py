@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from ..pack_blobs import BlobFile
 from .auth import TokenAuth
 from .errors import OCIError
 from .mapping import OCI_MANIFEST_MEDIA_TYPE
@@ -76,18 +77,6 @@ def _error_body(response: httpx.Response) -> bytes:
         if len(body) >= _ERROR_BODY:
             break
     return body[:_ERROR_BODY]
-
-
-def _file_chunks(path: Path, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-    left = path.stat().st_size - start if length is None else length
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        while left > 0:
-            chunk = fh.read(min(_CHUNK * 4, left))
-            if not chunk:
-                raise OCIError(f"{path} shrank while being uploaded", code="oci.upload_failed")
-            left -= len(chunk)
-            yield chunk
 
 
 def verified_chunks(chunks: Iterator[bytes], digest: str, size: int) -> Iterator[bytes]:
@@ -183,8 +172,11 @@ class OCIClient:
             return False
         raise _refusal(response, what)
 
-    def upload_blob(self, digest: str, size: int, source: Path | bytes) -> None:
-        """Upload blob ``digest`` from a file or bytes: one ``PUT``, or ``PATCH`` chunks first."""
+    def upload_blob(self, digest: str, size: int, source: Path | bytes | BlobFile) -> None:
+        """Upload blob ``digest`` from a file, a range of one, or bytes: one ``PUT``, or
+        ``PATCH`` chunks first."""
+        if isinstance(source, Path):
+            source = BlobFile(source, 0, size)
         what = f"uploading blob {digest}"
         started = self._send("POST", f"/v2/{self.repository}/blobs/uploads/", what)
         if started.status_code != 202:
@@ -194,7 +186,7 @@ class OCIClient:
             for offset in range(0, size, self.chunk_size):
                 length = min(self.chunk_size, size - offset)
                 body = (source[offset : offset + length] if isinstance(source, bytes)
-                        else b"".join(_file_chunks(source, offset, length)))  # fmt: skip
+                        else b"".join(source.chunks(offset, length)))  # fmt: skip
                 sent = self._send(
                     "PATCH", location, what, content=body,
                     headers={"Content-Type": "application/octet-stream",
@@ -207,7 +199,7 @@ class OCIClient:
             content: bytes | Iterator[bytes] = b""
             length_header = "0"
         else:
-            content = source if isinstance(source, bytes) else _file_chunks(source)
+            content = source if isinstance(source, bytes) else source.chunks()
             length_header = str(size)
         done = self._send(
             "PUT", location.copy_merge_params({"digest": digest}), what, content=content,

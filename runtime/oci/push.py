@@ -1,7 +1,8 @@
 """``memos push PACK oci://HOST/REPO:TAG``: a signed pack into an OCI repository, idempotently.
 
-The pack is read and checked with ``protocol.read_pack`` (MIP 1 or 2) into a private temporary
-folder; then the config (the signed MIP manifest bytes), every signature and every distinct blob
+The pack is read and checked with ``protocol.read_pack`` (MIP 1 or 2); a MIP 2 pack's raw blobs
+are then sent straight from the pack file (:mod:`runtime.pack_blobs`: no extracted copy). Then the
+config (the signed MIP manifest bytes), every signature and every distinct blob
 are pushed, each only if a ``HEAD`` says the registry lacks it, and the OCI manifest (canonical
 bytes, so the same pack always has the same manifest digest) last, under the tag. The manifest is
 pushed only after every blob it names is present, so a killed push leaves no tag pointing at
@@ -12,15 +13,14 @@ Not here: the HTTP calls (:mod:`.client`), the manifest's shape (:mod:`.mapping`
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol import manifest_blobs, read_pack
+from protocol import manifest_blobs
 
+from ..pack_blobs import BlobFile, checked_pack
 from .client import OCIClient
 from .errors import OCIError
 from .mapping import (
@@ -69,9 +69,8 @@ def push_pack(
     progress: PushProgress | None = None,
 ) -> PushResult:
     """Push the pack file at ``path`` to ``reference`` (tag default: the pack's version)."""
-    work = Path(tempfile.mkdtemp(prefix="memos-push-"))
-    try:
-        pack = read_pack(Path(path), target=work / "pack")
+    with checked_pack(Path(path)) as checked:
+        pack = checked.pack
         manifest = pack.manifest
         if not pack.signatures:
             raise OCIError(f"{path} is not signed; an OCI pack is installed by its signatures",
@@ -82,14 +81,13 @@ def push_pack(
         oci_bytes = build_manifest(pack.manifest_bytes, blobs, pack.signatures)
         # The same checks an installer makes: refuse to push what nobody could install.
         check_pack(parse_manifest(oci_bytes), manifest, reference)
-        files = {ref.sha256: pack.payload_path(ref) for ref in manifest.payloads()}
-        items: list[tuple[str, int, Path | bytes]] = []
+        items: list[tuple[str, int, BlobFile | bytes]] = []
         config = descriptor_for(pack.manifest_bytes, CONFIG_MEDIA_TYPE)
         items.append((config.digest, config.size, pack.manifest_bytes))
         for signature in pack.signatures:
             raw = signature.to_bytes()
             items.append((descriptor_for(raw, SIGNATURE_MEDIA_TYPE).digest, len(raw), raw))
-        items += [(f"sha256:{b.sha256}", b.size, files[b.sha256]) for b in blobs]
+        items += [(f"sha256:{b.sha256}", b.size, checked.blobs[b.sha256]) for b in blobs]
         total = sum(size for _, size, _ in items)
         done = sent = 0
         uploaded: list[str] = []
@@ -107,7 +105,5 @@ def push_pack(
         tag = reference.tag
         assert tag is not None
         digest = client.put_manifest(tag, oci_bytes)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return PushResult(str(reference), manifest.name, manifest.version, digest,
                       tuple(uploaded), tuple(skipped), sent)  # fmt: skip
