@@ -10,7 +10,7 @@ file's JSON header left out) goes into the activation cube's ``kv`` field of the
 with it), so an installer or a person can judge the encoding before using it::
 
     "kv": {"encoding": "int8", "scales": "per-token", "bytes_per_token": 11897,
-           "quality": {"probes": 4, "tokens": 16, "identical": 4, "max_logit_diff": 0.02}}
+           "quality": {"probes": 3, "tokens": 16, "identical": 3, "max_logit_diff": 0.02}}
 
 The fingerprint binding does not change with the encoding (the header keeps
 the model's fingerprint digest; SPEC 4.2.1).
@@ -35,7 +35,6 @@ PROBES = (
     "What do these memories say, in one sentence?",
     "Which names or numbers appear in the memories?",
     "What is the first memory about?",
-    "Is there anything surprising in the memories?",
 )
 
 

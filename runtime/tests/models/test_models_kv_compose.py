@@ -190,5 +190,5 @@ def test_int8_pack_records_its_quality_and_passes_the_protocol_checks(
     ((cube, path),) = memory.kv
     field = cube.extra["kv"]
     assert field["encoding"] == "int8" and field["scales"] == "per-token"
-    assert field["quality"]["probes"] == 4 and 0 <= field["quality"]["identical"] <= 4
+    assert field["quality"]["probes"] == 3 and 0 <= field["quality"]["identical"] <= 3
     assert load_kv(path, lm, expected=cube.model).encoding == "int8"
