@@ -79,14 +79,14 @@ def demo_market(
     celery_worker_session: Any,
     small_model_packs: tuple[DemoModelPack, ...],
 ) -> dict[str, str]:
-    """The demo account with a docstring pack (its first 80 memories) and the two model packs."""
+    """The demo account with a docstring pack (its first 40 memories) and the two model packs."""
     actor, key, _ = demo_publisher(tmp_path / "demo")
     stdlib = plaintext_packs()[0]
     versions = [
         publish_plaintext_pack(
             actor=actor,
             key=key,
-            demo=replace(stdlib, memories=stdlib.memories[:80], questions=()),
+            demo=replace(stdlib, memories=stdlib.memories[:40], questions=()),
             workdir=tmp_path,
         )
     ]
