@@ -24,7 +24,7 @@ Measured, all in one process:
 * single-pack TTFT at 2k cached tokens with a ~95-token query vs the
   query's own forward pass (the floor), same run.
 
-Run: ``.venv/bin/python bench/kv_compose.py [--questions-per-pack 8]``;
+Run: ``.venv/bin/python bench/kv_compose.py [--questions-per-pack 4 --repeats 3]``;
 prints a Markdown section for bench/RESULTS.md.
 """
 
