@@ -12,6 +12,8 @@ CODE = re.compile(
     r"""["']((?:mip|manifest|archive|integrity|payload|signature|build|ref|log)(?:\.[a-z_0-9]+)+)["']"""
 )
 NOT_CODES = {"manifest.json", "mip.kind", "mip.fingerprint"}
+# safetensors header keys of a KV cache (protocol.payloads.KV_META_*), not error codes
+NOT_CODES |= {"mip.kv.encoding", "mip.kv.scales", "mip.kv.positions", "mip.kv.shared_prefix"}
 
 
 def _codes_in_source() -> set[str]:
