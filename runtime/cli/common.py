@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
+from ..config import load_settings
 from ..sdk import MemOS
+from .errors import CLIError
 
 __all__ = ["AsOpt", "JsonOpt", "RegistryOpt", "open_memos"]
 
@@ -33,3 +35,16 @@ def open_memos(
 ) -> MemOS:
     """The MemOS of ``MEMOS_HOME`` with the command's options; the caller closes it."""
     return MemOS(principal=principal, registry=registry, on_stage=on_stage)
+
+
+def registry_url(option: str | None) -> str:
+    """The registry a command talks to: ``--registry``, else the configured one."""
+    return (option or load_settings().registry).rstrip("/")
+
+
+def registry_token(url: str) -> str:
+    """The saved token for ``url`` (exactly that origin), or ``registry.not_authenticated``."""
+    token = load_settings().token_for(url)
+    if not token:
+        raise CLIError("not logged in to " + url, code="registry.not_authenticated")
+    return token

@@ -25,6 +25,8 @@ from ..blob_publish import BlobPublishResult, BlobsUnsupported, Progress, publis
 from ..client import NamespaceKey, PublishResult, RegistryClient
 from ..config import load_settings, save_token
 from . import trust_cmds
+from .common import registry_token as _token
+from .common import registry_url as _registry
 from .errors import CLIError
 from .output import emit_json, err, out
 from .trust_cmds import pin_on_login
@@ -43,15 +45,6 @@ NamespaceOpt = Annotated[
 ]
 
 
-def _registry(option: str | None) -> str:
-    return (option or load_settings().registry).rstrip("/")
-
-
-def _token(url: str) -> str:
-    token = load_settings().token_for(url)
-    if not token:
-        raise CLIError("not logged in to " + url, code="registry.not_authenticated")
-    return token
 
 
 CLI_SCOPES = ("read", "publish:*", "admin:*")

@@ -19,6 +19,8 @@ from protocol import PublicKey, SigningKey
 from ..client import RegistryClient
 from ..config import load_settings
 from ..trust_index.statements import declare_compromised, endorse, pin_registry
+from .common import registry_token as _token
+from .common import registry_url as _registry
 from .errors import CLIError
 from .output import emit_json, out
 
@@ -68,15 +70,6 @@ def pin_on_login(url: str, client: RegistryClient) -> str | None:
     return None if pinned is None else pinned.fingerprint
 
 
-def _registry(option: str | None) -> str:
-    return (option or load_settings().registry).rstrip("/")
-
-
-def _token(url: str) -> str:
-    token = load_settings().token_for(url)
-    if not token:
-        raise CLIError("not logged in to " + url, code="registry.not_authenticated")
-    return token
 
 
 def _signing_key(path: Path) -> SigningKey:
