@@ -51,6 +51,11 @@ urlpatterns = [
     path("blobs/<str:sha256>", storage.BlobDownloadView.as_view(), name="blob-download"),
     path("packs/upload", packs.PublishView.as_view(), name="publish"),
     path(
+        "packs/check-manifest",
+        blobs.CheckManifestView.as_view(),
+        name="check-manifest",
+    ),
+    path(
         "packs/publish-manifest",
         blobs.PublishManifestView.as_view(),
         name="publish-manifest",

@@ -33,13 +33,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
-from protocol import BlobEntry, manifest_blobs
+from protocol import BlobEntry, Pack, manifest_blobs
 
-from ._wire import BlobUpload, PublishResult
+from ._wire import BlobUpload, PublishCheck, PublishResult
 from .client import RegistryClient
 from .errors import RegistryError
 from .pack_blobs import BlobFile, checked_pack
@@ -47,12 +46,16 @@ from .pack_blobs import BlobFile, checked_pack
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "BlobPublishResult",
+    "BlobPublishStats",
     "BlobsUnsupported",
+    "check_blobs",
     "publish_blobs",
 ]
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 MISSING_BATCH = 10_000  # the registry's limit per blobs/missing request
+
+_Answer = TypeVar("_Answer")
 
 #: Called with (bytes done, bytes to send) as the uploads advance (from several threads).
 Progress = Callable[[int, int], None]
@@ -79,10 +82,9 @@ class _Stopped(Exception):
 
 
 @dataclass(frozen=True)
-class BlobPublishResult:
-    """A version published blob by blob, and what travelled to get there."""
+class BlobPublishStats:
+    """What travelled: blobs and bytes sent, and what the registry already had."""
 
-    published: PublishResult
     blobs_total: int  # distinct blobs of the manifest
     blobs_sent: int  # blobs this run uploaded bytes for (or completed)
     bytes_total: int  # their sizes, all blobs
@@ -102,6 +104,13 @@ class BlobPublishResult:
             "bytes_sent": self.bytes_sent,
             "bytes_resumed": self.bytes_resumed,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlobPublishResult(BlobPublishStats):
+    """A version published blob by blob, and what travelled to get there."""
+
+    published: PublishResult
 
 
 class _Tally:
@@ -240,6 +249,55 @@ def _upload_all(
         future.result()
 
 
+def _send_then(
+    client: RegistryClient,
+    path: Path,
+    finish: Callable[[Pack], _Answer],
+    *,
+    chunk_size: int,
+    workers: int,
+    retries: int,
+    progress: Progress | None,
+    sleep: Callable[[float], None] | None,
+) -> tuple[_Answer, _Sent]:
+    """Upload the blobs the registry lacks, then ``finish`` (publish or check) the manifest."""
+    with checked_pack(Path(path)) as checked:  # raw MIP 2 blobs are sent from the pack file
+        pack = checked.pack
+        entries = manifest_blobs(pack.manifest)
+        files = {e.sha256: (e, checked.blobs[e.sha256]) for e in entries}
+        missing = _missing(client, list(files))
+        to_send = [files[d] for d in files if d in missing]
+        tally = _Tally(sum(e.size for e, _ in to_send), progress)
+        uploader = _Uploader(client, max(1, chunk_size), retries, sleep or _pause)
+        _upload_all(uploader, to_send, tally, workers)
+        try:
+            answer = finish(pack)
+        except RegistryError as exc:
+            # A blob went away meanwhile (its upload expired before the publish): send it again.
+            server_detail = exc.detail.get("server_detail")
+            listed = server_detail.get("missing") if isinstance(server_detail, dict) else None
+            again = set(listed) if isinstance(listed, list) else set()
+            redo = [files[d] for d in files if d in again]
+            if exc.code != "blob.missing" or not redo:
+                raise
+            tally.total += sum(e.size for e, _ in redo)
+            _upload_all(uploader, redo, tally, workers)
+            answer = finish(pack)
+            to_send = [files[d] for d in files if d in missing or d in again]
+    sent = _Sent(len(entries), len(to_send), sum(e.size for e in entries), tally.sent,
+                 tally.resumed)  # fmt: skip
+    return answer, sent
+
+
+@dataclass(frozen=True)
+class _Sent:
+    blobs_total: int
+    blobs_sent: int
+    bytes_total: int
+    bytes_sent: int
+    bytes_resumed: int
+
+
 def publish_blobs(
     client: RegistryClient,
     path: Path,
@@ -260,38 +318,43 @@ def publish_blobs(
     registry's error when an upload or the publish is refused (nothing is
     published then; uploads left open resume on the next call).
     """
-    with checked_pack(Path(path)) as checked:  # raw MIP 2 blobs are sent from the pack file
-        pack = checked.pack
-        entries = manifest_blobs(pack.manifest)
-        files = {e.sha256: (e, checked.blobs[e.sha256]) for e in entries}
-        missing = _missing(client, list(files))
-        to_send = [files[d] for d in files if d in missing]
-        tally = _Tally(sum(e.size for e, _ in to_send), progress)
-        uploader = _Uploader(client, max(1, chunk_size), retries, sleep or _pause)
-        _upload_all(uploader, to_send, tally, workers)
-        publish = partial(
-            client.publish_manifest, pack.manifest_bytes, pack.signatures, private=private,
+
+    def publish(pack: Pack) -> PublishResult:
+        return client.publish_manifest(
+            pack.manifest_bytes, pack.signatures, private=private,
             price_amount_minor=price_amount_minor, price_currency=price_currency,
         )  # fmt: skip
-        try:
-            published = publish()
-        except RegistryError as exc:
-            # A blob went away meanwhile (its upload expired before the publish): send it again.
-            server_detail = exc.detail.get("server_detail")
-            listed = server_detail.get("missing") if isinstance(server_detail, dict) else None
-            again = set(listed) if isinstance(listed, list) else set()
-            redo = [files[d] for d in files if d in again]
-            if exc.code != "blob.missing" or not redo:
-                raise
-            tally.total += sum(e.size for e, _ in redo)
-            _upload_all(uploader, redo, tally, workers)
-            published = publish()
-            to_send = [files[d] for d in files if d in missing or d in again]
-    return BlobPublishResult(
-        published=published,
-        blobs_total=len(entries),
-        blobs_sent=len(to_send),
-        bytes_total=sum(e.size for e in entries),
-        bytes_sent=tally.sent,
-        bytes_resumed=tally.resumed,
-    )
+
+    published, sent = _send_then(
+        client, path, publish, chunk_size=chunk_size, workers=workers, retries=retries,
+        progress=progress, sleep=sleep,
+    )  # fmt: skip
+    return BlobPublishResult(published=published, **sent.__dict__)
+
+
+def check_blobs(
+    client: RegistryClient,
+    path: Path,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_BYTES,
+    workers: int = 4,
+    retries: int = 5,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> tuple[PublishCheck, BlobPublishStats]:
+    """``memos publish --dry-run``: upload the missing blobs, then ask what a publish would say.
+
+    The registry runs every check of a publish and its scan, and publishes
+    nothing; the blobs stay there, so the real publish afterwards sends none.
+    Raises what :func:`publish_blobs` raises (a pack with secrets:
+    ``registry.secrets_found``, the findings in the error's detail).
+    """
+
+    def check(pack: Pack) -> PublishCheck:
+        return client.check_manifest(pack.manifest_bytes, pack.signatures)
+
+    checked, sent = _send_then(
+        client, path, check, chunk_size=chunk_size, workers=workers, retries=retries,
+        progress=progress, sleep=sleep,
+    )  # fmt: skip
+    return checked, BlobPublishStats(**sent.__dict__)

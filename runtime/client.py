@@ -37,6 +37,7 @@ from . import _body
 from ._wire import (
     BlobUpload,
     NamespaceKey,
+    PublishCheck,
     PublishResult,
     Resolution,
     TokenInfo,
@@ -46,6 +47,7 @@ from ._wire import (
     parse_error,
     parse_key,
     parse_keys,
+    parse_publish_check,
     parse_publish_result,
     parse_resolution,
     parse_token,
@@ -62,6 +64,7 @@ __all__ = [
     "BlobBody",
     "BlobUpload",
     "NamespaceKey",
+    "PublishCheck",
     "PublishResult",
     "RegistryClient",
     "Resolution",
@@ -392,6 +395,17 @@ class RegistryClient:
         }
         data = self._request("POST", "api/v1/packs/publish-manifest", upload=True, json=body)
         return parse_publish_result(data)
+
+    def check_manifest(
+        self, manifest_bytes: bytes, signatures: Sequence[Signature]
+    ) -> PublishCheck:
+        """``POST /api/v1/packs/check-manifest``: a publish's checks and scan, nothing published."""
+        body = {
+            "manifest_b64": base64.b64encode(manifest_bytes).decode("ascii"),
+            "signatures": [s.to_dict() for s in signatures],
+        }
+        data = self._request("POST", "api/v1/packs/check-manifest", upload=True, json=body)
+        return parse_publish_check(data)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from ..storage.services import get_blob_storage
 from . import blob_serializers as bs
 from . import blob_uploads, presenters
 from . import serializers as s
-from .blob_publish import pack_publish_manifest
+from .blob_publish import pack_check_manifest, pack_publish_manifest
 from .publishing import Price
 from .selectors import blob_readable
 
@@ -203,6 +203,33 @@ def _manifest_bytes(text: str) -> bytes:
         raise InvalidRequestError(
             "manifest_b64 is not base64", code="registry.invalid_request", fields=["manifest_b64"]
         ) from None
+
+
+class CheckManifestView(APIView):
+    """What a publish of this manifest would say, without publishing (``--dry-run``)."""
+
+    throttle_scope = "publish"
+    throttle_classes = [PublishThrottle]
+
+    @extend_schema(
+        operation_id="pack_check_manifest",
+        request=bs.CheckManifestIn,
+        responses={200: bs.CheckManifestOut, **ERRORS, 413: ErrorOut, 429: ErrorOut},
+        summary="Run a publish's checks and scan on a signed manifest; publish nothing",
+    )
+    def post(self, request: Request) -> Response:
+        data = valid_input(bs.CheckManifestIn, request.data)
+        manifest, report = pack_check_manifest(
+            actor=actor_of(request),
+            manifest_bytes=_manifest_bytes(data["manifest_b64"]),
+            signatures=[Signature.from_dict(sig) for sig in data["signatures"]],
+        )
+        body = {
+            "name": manifest.name, "version": manifest.version,
+            "memories_scanned": report.memories,
+            "findings": [f.to_dict() for f in report.findings],
+        }  # fmt: skip
+        return respond(bs.CheckManifestOut, body)
 
 
 class PublishManifestView(APIView):

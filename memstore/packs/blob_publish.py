@@ -38,6 +38,7 @@ from protocol import (
 )
 
 from ..accounts.actor import Actor
+from ..accounts.models import Namespace
 from ..errors import ConflictError, InvalidRequestError, NotAuthenticatedError, TooLargeError
 from ..storage.backends import BlobStorage
 from ..storage.models import Blob
@@ -45,9 +46,9 @@ from ..storage.services import get_blob_storage
 from .blob_uploads import blobs_present
 from .models import PackVersion
 from .publishing import FREE, Price, Signed, admit, commit_version
-from .scanning import scan_manifest, scan_policy_check
+from .scanning import ScanReport, scan_manifest, scan_policy_check
 
-__all__ = ["pack_publish_manifest"]
+__all__ = ["pack_check_manifest", "pack_publish_manifest"]
 
 
 class _RawReader(io.RawIOBase):
@@ -125,6 +126,42 @@ def _open_buffered(storage: BlobStorage, ref: PayloadRef) -> Iterator[IO[bytes]]
         yield io.BufferedReader(_RawReader(raw), 1024 * 1024)
 
 
+def _checked(
+    actor: Actor, manifest_bytes: bytes, signatures: Sequence[Signature], storage: BlobStorage
+) -> tuple[Namespace, Signed, dict[str, int], ScanReport]:
+    """Every check a publish makes, in its order; nothing is written."""
+    if actor.user is None:
+        raise NotAuthenticatedError("publishing needs an account and a token")
+    manifest = _parse_manifest(manifest_bytes)
+    signed = Signed(manifest=manifest, manifest_bytes=manifest_bytes, signatures=tuple(signatures))
+    namespace = admit(actor, signed)
+    declared = _declared_blobs(manifest)
+    _check_blobs(actor, declared)
+    _validate_content(manifest, storage)
+    scan = scan_manifest(manifest, lambda ref: _open_buffered(storage, ref))
+    scan_policy_check(scan)
+    return namespace, signed, declared, scan
+
+
+def pack_check_manifest(
+    *,
+    actor: Actor,
+    manifest_bytes: bytes,
+    signatures: Sequence[Signature],
+    storage: BlobStorage | None = None,
+) -> tuple[Manifest, ScanReport]:
+    """A publish's checks and scan without the publish (``memos publish --dry-run``).
+
+    Raises exactly what :func:`pack_publish_manifest` would (a pack with
+    secrets: ``registry.secrets_found`` with the findings); otherwise returns
+    the manifest and the scan's findings, so the publisher sees them before anything is public.
+    Nothing is stored: the blobs uploaded for it stay unreferenced (a real
+    publish uses them; garbage collection removes them otherwise).
+    """
+    _, signed, _, scan = _checked(actor, manifest_bytes, signatures, storage or get_blob_storage())
+    return signed.manifest, scan
+
+
 def pack_publish_manifest(
     *,
     actor: Actor,
@@ -136,16 +173,7 @@ def pack_publish_manifest(
 ) -> PackVersion:
     """Publish a signed manifest whose blobs are all present for ``actor`` (module docstring)."""
     storage = storage or get_blob_storage()
-    if actor.user is None:
-        raise NotAuthenticatedError("publishing needs an account and a token")
-    manifest = _parse_manifest(manifest_bytes)
-    signed = Signed(manifest=manifest, manifest_bytes=manifest_bytes, signatures=tuple(signatures))
-    namespace = admit(actor, signed)
-    declared = _declared_blobs(manifest)
-    _check_blobs(actor, declared)
-    _validate_content(manifest, storage)
-    scan = scan_manifest(manifest, lambda ref: _open_buffered(storage, ref))
-    scan_policy_check(scan)
+    namespace, signed, declared, scan = _checked(actor, manifest_bytes, signatures, storage)
     try:
         return commit_version(
             actor=actor,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from ..api.bounds import MAX_PRICE_MINOR, MAX_SIZE_BYTES
+from .serializers import FindingOut
 
 __all__ = [
     "BlobUploadCreateIn",
@@ -45,6 +46,18 @@ class BlobUploadOut(serializers.Serializer):  # type: ignore[type-arg]
     expires_at = serializers.DateTimeField()
     max_chunk_bytes = serializers.IntegerField()
     url = serializers.CharField()
+
+
+class CheckManifestIn(serializers.Serializer):  # type: ignore[type-arg]
+    manifest_b64 = serializers.CharField()
+    signatures = serializers.ListField(child=serializers.DictField(), allow_empty=True)
+
+
+class CheckManifestOut(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField()
+    version = serializers.CharField()
+    memories_scanned = serializers.IntegerField()
+    findings = FindingOut(many=True)
 
 
 class PublishManifestIn(serializers.Serializer):  # type: ignore[type-arg]

@@ -26,10 +26,12 @@ from .registry import (
 )
 from .uploads import (
     BlobUpload,
+    PublishCheck,
     PublishResult,
     UploadSession,
     parse_blob_upload,
     parse_blobs_missing,
+    parse_publish_check,
     parse_publish_result,
     parse_upload_offset,
     parse_upload_session,
@@ -40,6 +42,7 @@ __all__ = [
     "BlobUpload",
     "NamespaceKey",
     "PackLocation",
+    "PublishCheck",
     "PublishResult",
     "Resolution",
     "TokenInfo",
@@ -50,6 +53,7 @@ __all__ = [
     "parse_error",
     "parse_key",
     "parse_keys",
+    "parse_publish_check",
     "parse_publish_result",
     "parse_resolution",
     "parse_token",

@@ -13,11 +13,13 @@ from . import _fields as _f
 
 __all__ = [
     "BlobUpload",
+    "PublishCheck",
     "PublishFinding",
     "PublishResult",
     "UploadSession",
     "parse_blob_upload",
     "parse_blobs_missing",
+    "parse_publish_check",
     "parse_publish_result",
     "parse_upload_offset",
     "parse_upload_session",
@@ -86,6 +88,30 @@ def parse_publish_result(data: Any) -> PublishResult:
         signed_by=tuple(str(k) for k in _f.field(data, "signed_by", list)),
         ingest_status=str(ingest.get("status", "")) if isinstance(ingest, dict) else "",
         url=str(data.get("url", "")),
+        findings=_findings(data.get("findings")),
+    )
+
+
+@dataclass(frozen=True)
+class PublishCheck:
+    """What a publish would say (``packs/check-manifest``): nothing was published."""
+
+    name: str
+    version: str
+    memories_scanned: int
+    findings: tuple[PublishFinding, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def parse_publish_check(data: Any) -> PublishCheck:
+    """``POST /api/v1/packs/check-manifest``'s answer."""
+    return PublishCheck(
+        name=_f.field(data, "name", str),
+        version=_f.field(data, "version", str),
+        memories_scanned=_f.count(data, "memories_scanned"),
         findings=_findings(data.get("findings")),
     )
 

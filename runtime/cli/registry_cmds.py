@@ -21,8 +21,14 @@ from rich.progress import Progress as RichProgress
 
 from protocol import PublicKey, container_major
 
-from ..blob_publish import BlobPublishResult, BlobsUnsupported, Progress, publish_blobs
-from ..client import NamespaceKey, PublishResult, RegistryClient
+from ..blob_publish import (
+    BlobPublishResult,
+    BlobsUnsupported,
+    Progress,
+    check_blobs,
+    publish_blobs,
+)
+from ..client import NamespaceKey, PublishCheck, PublishResult, RegistryClient
 from ..config import load_settings, save_token
 from . import trust_cmds
 from .common import registry_token as _token
@@ -167,7 +173,7 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
 
 
-def _print_findings(result: PublishResult) -> None:
+def _print_findings(result: PublishResult | PublishCheck) -> None:
     """The registry's publish-time scan: what to check in the memories (shown on the page too)."""
     if not result.findings:
         return
@@ -199,6 +205,14 @@ def publish(
             "--whole", help="Upload the whole .memcube file, not only the blobs the registry lacks."
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Upload the missing blobs and run every check and the registry's scan; "
+            "publish nothing (the real publish then sends no blob again).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -206,12 +220,17 @@ def publish(
 
     Only the blobs the registry does not have yet are uploaded, each resumably: run the same
     command again after an interruption and every blob continues where it stopped.
+    --dry-run shows what the registry's scan finds (secrets, personal data, prompt
+    injection) before anything is public.
 
-    Example:  memos publish tips.memcube --registry http://127.0.0.1:8000
+    Example:  memos publish tips.memcube --dry-run && memos publish tips.memcube
     """
     url = _registry(registry)
     token = _token(url)
     amount = _minor_units(price)
+    if dry_run:
+        _dry_run(url, token, file, whole=whole, quiet=quiet or json_out, json_out=json_out)
+        return
     with (
         RegistryClient(url, token=token) as client,
         _bar(f"publish {file.name}", not quiet and not json_out) as progress,
@@ -247,6 +266,34 @@ def publish(
         f"Published [bold]{result.ref}[/]: sent {blobs.blobs_sent} of {blobs.blobs_total} blobs "
         f"({_mb(blobs.bytes_sent)} of {_mb(blobs.bytes_total)}), {blobs.blobs_present} already "
         f"on the registry; indexing: {result.ingest_status}"
+    )
+
+
+def _dry_run(url: str, token: str, file: Path, *, whole: bool, quiet: bool, json_out: bool) -> None:
+    if whole or _is_mip1_file(file):
+        raise CLIError(
+            "--dry-run checks a MIP 2 pack blob by blob; this one is sent whole",
+            code="cli.bad_argument",
+            hint="Write the pack as MIP 2 (memos pack, the default) or memos migrate it.",
+        )
+    with (
+        RegistryClient(url, token=token) as client,
+        _bar(f"check {file.name}", not quiet) as progress,
+    ):
+        checked, sent = check_blobs(client, file, progress=progress)
+    if json_out:
+        emit_json({
+            "name": checked.name, "version": checked.version, "published": False,
+            "memories_scanned": checked.memories_scanned,
+            "findings": [f.__dict__ for f in checked.findings], "blobs": sent.to_dict(),
+        })  # fmt: skip
+        return
+    _print_findings(checked)
+    verdict = "nothing found" if not checked.findings else f"{len(checked.findings)} finding(s)"
+    out.print(
+        f"Checked [bold]{checked.ref}[/]: the registry would publish it ({verdict} in "
+        f"{checked.memories_scanned} memories); sent {sent.blobs_sent} of {sent.blobs_total} "
+        f"blobs ({_mb(sent.bytes_sent)}). Nothing was published."
     )
 
 

@@ -169,3 +169,32 @@ def test_whole_still_uploads_the_file(
     assert _received() == 0
     version = PackVersion.objects.get(pack__name="ten")
     assert version.file_sha256 == result["sha256"]
+
+
+def test_dry_run_shows_the_scan_findings_and_publishes_nothing_then_publish_sends_no_blob(
+    tmp_path: Path, alice: tuple[dict[str, str], SigningKey], settings: Any
+) -> None:
+    settings.MEMSTORE_REFUSE_SECRETS = True
+    env, key = alice
+    memories = ["Deploys happen on Tuesdays.", "Write to jane.doe@example.org for access."]
+    pack = build_pack(tmp_path, name="acme/check", keys=[key], memories=memories, mip_version="2.0")
+
+    checked = _memos(["publish", str(pack), "--dry-run", "--json"], env, tmp_path)
+    assert checked["published"] is False and checked["name"] == "acme/check"
+    assert [(f["kind"], f["record_id"]) for f in checked["findings"]] == [("personal_data", "m2")]
+    assert "jane.doe@example.org" not in json.dumps(checked)  # masked, as on the page
+    assert checked["blobs"]["sent"] == checked["blobs"]["total"] > 0
+    assert not PackVersion.objects.filter(pack__name="check").exists()
+
+    published = _memos(["publish", str(pack), "--json"], env, tmp_path)
+    assert published["blobs"]["sent"] == 0  # the dry run's uploads serve the publish
+    assert PackVersion.objects.filter(pack__name="check", version="1.0.0").exists()
+
+    secret = build_pack(tmp_path / "s", name="acme/leaky", keys=[key], mip_version="2.0",
+                        memories=["aws key AKIAIOSFODNN7EXAMPLE"])  # fmt: skip
+    refused = subprocess.run(
+        [*MEMOS, "publish", str(secret), "--dry-run"], env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "registry.secrets_found" in refused.stderr
+    assert not PackVersion.objects.filter(pack__name="leaky").exists()
