@@ -2,8 +2,9 @@
 
 Protocol errors (``protocol.MIPError``) keep their stable codes and answer 400;
 registry errors (``memstore.errors.RegistryError``) carry their own status;
-DRF's errors (validation, authentication, throttling, 404, 405) are mapped to
-``registry.*`` codes. Anything else is a 500 with code ``registry.internal``
+DRF's errors (validation, authentication, throttling, 404, 405) and Django's
+refusals of a malformed request (too many form fields: 400, a body too large:
+413) are mapped to ``registry.*`` codes. Anything else is a 500 with code ``registry.internal``
 and no internals in the message.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -74,6 +75,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if exc.status >= 500:
             log.warning("registry error: %s", exc)
         return Response({"error": exc.to_dict()}, status=exc.status)
+    if isinstance(exc, RequestDataTooBig):  # Django's own answer would be 400; a size is 413
+        return Response(
+            error_body("registry.too_large", "the request body is too large"),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, SuspiciousOperation):  # e.g. TooManyFieldsSent: a malformed request
+        return Response(
+            error_body("registry.invalid_request", f"malformed request: {exc}"),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
