@@ -153,6 +153,11 @@ class RegistryClient:
                 "the registry's answer is not JSON", code="registry.bad_response"
             ) from exc
 
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request on the client's one path (token rules, error codes, decoded JSON),
+        for callers that own their endpoints (the trust index, the transparency log)."""
+        return self._request(method, path, **kwargs)
+
     # ---------------------------------------------------------------- installing
 
     def resolve(self, ref: PackRef) -> Resolution:

@@ -31,7 +31,7 @@ class HttpLog:
 
     def _get(self, path: str, **params: Any) -> Any:
         # The client's one request path: errors become RegistryError with the server's code.
-        return self._client._request("GET", f"api/v1/log/{path}", params=params)
+        return self._client.request_json("GET", f"api/v1/log/{path}", params=params)
 
     def tree_head(self) -> Any:
         return self._get("tree-head")

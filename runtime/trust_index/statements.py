@@ -68,7 +68,7 @@ def _keys_path(namespace: str, keyid: str, action: str) -> str:
 def _post(client: RegistryClient, path: str, body: dict[str, Any]) -> Any:
     # RegistryClient's one request path (error codes, JSON): these endpoints are the trust
     # index's own, so they live here rather than in the general client.
-    return client._request("POST", path, upload=True, json=body)
+    return client.request_json("POST", path, upload=True, json=body)
 
 
 def endorse(
