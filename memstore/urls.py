@@ -89,6 +89,11 @@ urlpatterns = [
         accounts.NamespaceMemberView.as_view(),
         name="namespace-members",
     ),
+    path(
+        "namespaces/<str:namespace>/transfer",
+        accounts.NamespaceTransferView.as_view(),
+        name="namespace-transfer",
+    ),
     path("namespaces/<str:namespace>/keys", accounts.KeyListCreateView.as_view(), name="key-list"),
     path(
         "namespaces/<str:namespace>/keys/<str:keyid>/revoke",

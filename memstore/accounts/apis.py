@@ -37,6 +37,7 @@ __all__ = [
     "NamespaceCreateView",
     "NamespaceDetailView",
     "NamespaceMemberView",
+    "NamespaceTransferView",
     "TokenCreateView",
     "TokenRevokeView",
     "WhoAmIView",
@@ -147,6 +148,22 @@ class NamespaceMemberView(APIView):
             role=None if data["role"] == "none" else Role(data["role"]),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class NamespaceTransferView(APIView):
+    @extend_schema(
+        operation_id="namespace_transfer",
+        request=s.NamespaceTransferIn,
+        responses={200: s.NamespaceTransferOut, **ERRORS},
+    )
+    def post(self, request: Request, namespace: str) -> Response:
+        data = valid_input(s.NamespaceTransferIn, request.data)
+        found = account_services.namespace_transfer(
+            namespace=account_selectors.namespace_get(name=namespace),
+            to_owner=data["to_owner"],
+            actor=actor_of(request),
+        )
+        return respond(s.NamespaceTransferOut, {"namespace": found.name, "owner": data["to_owner"]})
 
 
 class KeyListCreateView(APIView):

@@ -84,6 +84,15 @@ class MemberIn(serializers.Serializer):  # type: ignore[type-arg]
     role = serializers.ChoiceField(choices=["owner", "maintainer", "member", "none"])
 
 
+class NamespaceTransferIn(serializers.Serializer):  # type: ignore[type-arg]
+    to_owner = serializers.CharField(max_length=150)
+
+
+class NamespaceTransferOut(serializers.Serializer):  # type: ignore[type-arg]
+    namespace = serializers.CharField()
+    owner = serializers.CharField()
+
+
 class KeyCreateIn(serializers.Serializer):  # type: ignore[type-arg]
     public_key = serializers.CharField(max_length=2000)
     label = serializers.CharField(  # type: ignore[assignment]

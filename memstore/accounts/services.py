@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from protocol import MIPError, PublicKey
@@ -40,6 +41,12 @@ _SCOPE_RE = re.compile(
 #: to a year, and 90 days is one CI rotation a quarter without a "never" choice. PyPI
 #: tokens never expire, which is the leak this avoids.
 DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
+
+#: Sent inside a transfer's transaction (``namespace``, ``from_owner``, ``to_owner``):
+#: the transparency log appends its entry there (a failed append undoes the transfer) and
+#: the TUF index re-signs the namespace's delegation once it commits. A signal because
+#: both sit above accounts and cannot be imported from here.
+namespace_transferred = Signal()
 MAX_TOKEN_LIFETIME = timedelta(days=365)
 
 
@@ -108,6 +115,43 @@ def membership_set(*, actor: Actor, namespace: Namespace, username: str, role: R
         Membership.objects.filter(namespace=namespace, user=user).delete()
         return
     Membership.objects.update_or_create(namespace=namespace, user=user, defaults={"role": role})
+
+
+def namespace_transfer(*, namespace: Namespace, to_owner: str, actor: Actor) -> Namespace:
+    """Make ``to_owner`` the one owner of an organisation namespace; the owners before leave it.
+
+    Owners only (a token needs ``admin:NS``). Other members and every signing key stay:
+    packs signed before stay valid, and a client that pinned the namespace's keys accepts
+    a key the new owner registers only with an endorsement by one of those keys (SPEC
+    section 15) -- a transfer is logged and shown to followers, never a way to re-key a
+    namespace for its clients. A personal namespace is its user's name and cannot move.
+    """
+    _require_role(actor, namespace, Role.OWNER, scope=admin_scope(namespace.name))
+    if namespace.kind == Namespace.Kind.PERSONAL:
+        raise ConflictError(
+            f"{namespace.name!r} is a personal namespace; only organisations can be transferred",
+            code="registry.personal_namespace",
+        )
+    user = User.objects.filter(username=to_owner).first()
+    if user is None:
+        raise NotFoundError(f"no user {to_owner!r}", code="registry.user_not_found")
+    with transaction.atomic():
+        Namespace.objects.select_for_update().filter(pk=namespace.pk).get()  # one at a time
+        owners = Membership.objects.filter(namespace=namespace, role=Role.OWNER)
+        previous = sorted(owners.values_list("user__username", flat=True))
+        if previous == [user.username]:
+            raise ConflictError(
+                f"{user.username!r} owns {namespace.name!r} already", code="registry.already_owner"
+            )
+        owners.exclude(user=user).delete()
+        Membership.objects.update_or_create(
+            namespace=namespace, user=user, defaults={"role": Role.OWNER}
+        )
+        namespace_transferred.send(
+            sender=Namespace, namespace=namespace, from_owner=",".join(previous),
+            to_owner=user.username,
+        )  # fmt: skip
+    return namespace
 
 
 @transaction.atomic

@@ -12,11 +12,13 @@ class TransparencyConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from ..accounts.models import SigningKey
+        from ..accounts.services import namespace_transferred
         from ..packs.services import subscribe, version_yanked
         from ..tuf.models import KeyStatement
         from .events import (
             on_key_saved,
             on_key_statement_saved,
+            on_namespace_transferred,
             on_version_published,
             on_version_yanked,
         )
@@ -27,3 +29,4 @@ class TransparencyConfig(AppConfig):
         post_save.connect(
             on_key_statement_saved, sender=KeyStatement, dispatch_uid="tlog-key-statement-saved"
         )
+        namespace_transferred.connect(on_namespace_transferred, dispatch_uid="tlog-ns-transfer")

@@ -19,6 +19,7 @@ from .services import append_event
 __all__ = [
     "on_key_saved",
     "on_key_statement_saved",
+    "on_namespace_transferred",
     "on_version_published",
     "on_version_yanked",
     "record_namespace_transfer",
@@ -101,3 +102,10 @@ def record_namespace_transfer(*, namespace: str, from_owner: str, to_owner: str)
         kind="namespace.transfer", namespace=namespace, subject=namespace,
         fields={"from": from_owner, "to": to_owner},
     )  # fmt: skip
+
+
+def on_namespace_transferred(
+    sender: object, *, namespace: Any, from_owner: str, to_owner: str, **_: Any
+) -> None:
+    """``accounts.services.namespace_transferred``: runs inside the transfer's transaction."""
+    record_namespace_transfer(namespace=namespace.name, from_owner=from_owner, to_owner=to_owner)

@@ -46,6 +46,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 __all__ = [
     "EXPIRY",
+    "OWNERS",
     "PUBLISHER_KEYS",
     "PublisherKey",
     "Repository",
@@ -56,6 +57,9 @@ __all__ = [
 
 #: Delegation field listing a namespace's publisher keys (MIP keys, not TUF keys).
 PUBLISHER_KEYS = "x-memstore-publisher-keys"
+#: Delegation field naming the namespace's owners (usernames, sorted): who may register
+#: keys now. Informational for clients: a change of owner never makes a key trusted.
+OWNERS = "x-memstore-owners"
 
 EXPIRY = {
     "root": timedelta(days=365),
@@ -224,9 +228,11 @@ class Repository:
         versions: Iterable[VersionTarget],
         keys: Iterable[PublisherKey],
         now: datetime,
+        *,
+        owners: Iterable[str] = (),
     ) -> bool:
-        """Make ``namespace``'s role list ``versions`` and its delegation ``keys``; whether
-        anything changed (then snapshot and timestamp must be refreshed)."""
+        """Make ``namespace``'s role list ``versions`` and its delegation ``keys`` (and
+        ``owners``); whether anything changed (then snapshot and timestamp must be refreshed)."""
         role = namespace_role(namespace)
         wanted = {t.path: t for t in (v.to_target() for v in versions)}
         changed = False
@@ -242,25 +248,30 @@ class Repository:
             self._bump(current, now + EXPIRY["namespace"])
             self._store(current)
             changed = True
-        if self._set_delegation(namespace, [k.to_dict() for k in keys]):
+        if self._set_delegation(namespace, [k.to_dict() for k in keys], sorted(owners)):
             self._bump(self.targets, now + EXPIRY["targets"])
             self._store(self.targets)
             changed = True
         return changed
 
-    def _set_delegation(self, namespace: str, keys: list[dict[str, Any]]) -> bool:
+    def _set_delegation(
+        self, namespace: str, keys: list[dict[str, Any]], owners: list[str]
+    ) -> bool:
         delegations = self.targets.signed.delegations
         assert delegations is not None
         assert delegations.roles is not None
         role = namespace_role(namespace)
         existing = delegations.roles.get(role)
-        if existing is not None and existing.unrecognized_fields.get(PUBLISHER_KEYS) == keys:
+        fields: dict[str, Any] = {PUBLISHER_KEYS: keys}
+        if owners:
+            fields[OWNERS] = owners
+        if existing is not None and existing.unrecognized_fields == fields:
             return False
         keyid = self.online.public_key.keyid
         delegations.keys[keyid] = self.online.public_key
         delegations.roles[role] = DelegatedRole(
             role, [keyid], 1, True, paths=[f"{namespace}/*/*/manifest.json"],
-            unrecognized_fields={PUBLISHER_KEYS: keys},
+            unrecognized_fields=fields,
         )  # fmt: skip
         return True
 
@@ -302,7 +313,11 @@ class Repository:
         return any(md is None or md.signed.expires - now < life / 2 for md, life in pairs)
 
     def rotate_root(
-        self, *, old_signers: list[Signer], new_signers: list[Signer], threshold: int,
+        self,
+        *,
+        old_signers: list[Signer],
+        new_signers: list[Signer],
+        threshold: int,
         now: datetime,
     ) -> bytes:
         """Root version + 1 with ``new_signers`` as root keys, signed by old and new keys."""

@@ -34,7 +34,7 @@ from protocol import PublicKey, Signature
 from protocol.endorsement import endorsement_valid
 
 from ..accounts.actor import Actor, admin_scope
-from ..accounts.models import Namespace, Role, SigningKey
+from ..accounts.models import Membership, Namespace, Role, SigningKey
 from ..accounts.selectors import has_role
 from ..errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from ..packs.models import Pack, PackVersion
@@ -79,9 +79,7 @@ def _save(repo: Repository) -> None:
         else:
             number, role = name[: -len(".json")].split(".", 1)
             version = int(number)
-        MetadataFile.objects.update_or_create(
-            role=role, version=version, defaults={"body": data}
-        )
+        MetadataFile.objects.update_or_create(role=role, version=version, defaults={"body": data})
     repo.files.clear()
 
 
@@ -124,10 +122,15 @@ def _targets(namespace: Namespace) -> list[VersionTarget]:
     ).select_related("pack")
     return [
         VersionTarget(
-            name=f"{namespace.name}/{v.pack.name}", version=v.version,
-            manifest_sha256=v.manifest_sha256, manifest_length=len(bytes(v.manifest_bytes)),
-            published_at=_iso(v.published_at) or "", yanked=v.yanked,
-            yanked_reason=v.yanked_reason, pack_sha256=v.file_sha256, pack_size=v.file_size,
+            name=f"{namespace.name}/{v.pack.name}",
+            version=v.version,
+            manifest_sha256=v.manifest_sha256,
+            manifest_length=len(bytes(v.manifest_bytes)),
+            published_at=_iso(v.published_at) or "",
+            yanked=v.yanked,
+            yanked_reason=v.yanked_reason,
+            pack_sha256=v.file_sha256,
+            pack_size=v.file_size,
         )
         for v in versions
     ]
@@ -143,13 +146,20 @@ def _keys(namespace: Namespace) -> list[PublisherKey]:
         )
         keys.append(
             PublisherKey(
-                public_key=key.public_key, keyid=key.keyid, created_at=_iso(key.created_at) or "",
+                public_key=key.public_key,
+                keyid=key.keyid,
+                created_at=_iso(key.created_at) or "",
                 revoked_at=_iso(key.revoked_at),
                 compromised_since=_iso(st.compromised_since) if st else None,
                 endorsement=endorsement,
             )
         )
     return keys
+
+
+def _owners(namespace: Namespace) -> list[str]:
+    owners = Membership.objects.filter(namespace=namespace, role=Role.OWNER)
+    return sorted(owners.values_list("user__username", flat=True))
 
 
 def repository_sync(*, namespaces: Iterable[str] | None = None) -> bool:
@@ -171,7 +181,7 @@ def repository_sync(*, namespaces: Iterable[str] | None = None) -> bool:
         for ns in chosen.order_by("name"):
             if not ns.keys.exists() and not Pack.objects.filter(namespace=ns).exists():
                 continue
-            changed |= repo.set_namespace(ns.name, _targets(ns), _keys(ns), now)
+            changed |= repo.set_namespace(ns.name, _targets(ns), _keys(ns), now, owners=_owners(ns))
         if changed or repo.snapshot is None or repo.needs_refresh(now):
             repo.refresh_snapshot(now)
         _save(repo)
@@ -288,3 +298,8 @@ def on_versions_changed(*, pack_id: int) -> None:
 
 def on_key_saved(*, instance: SigningKey, **_: Any) -> None:
     transaction.on_commit(functools.partial(_sync_quietly, instance.namespace.name))
+
+
+def on_namespace_transferred(*, namespace: Namespace, **_: Any) -> None:
+    """The delegation names the owners (:data:`.repository.OWNERS`): re-sign it after commit."""
+    transaction.on_commit(functools.partial(_sync_quietly, namespace.name))

@@ -93,6 +93,8 @@ def verify(
 def _describe(e: LogEntryView) -> str:
     keyid = str(e.data.get("keyid", ""))[:16]
     key = f", key {keyid}" if keyid else ""
+    if e.kind == "namespace.transfer":
+        key = f", owner {e.data.get('from', '')} -> {e.data.get('to', '')}"
     at = str(e.data.get("at", ""))
     where = f"in {escape(e.namespace)} at {escape(at)}"
     return f"[yellow]{escape(e.kind)}[/] {where} (entry {e.index}{key})"

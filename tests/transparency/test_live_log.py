@@ -77,6 +77,18 @@ def test_install_log_verify_and_a_split_view_from_the_live_registry(
     code, out, _ = _memos(capsys, ["log", "verify"])
     assert code == 1 and "key.register" in out and stolen.keyid[:16] in out
 
+    # So is a transfer of the namespace to another owner (who could register keys next).
+    from memstore.accounts.services import namespace_transfer
+    from memstore.testing.factories import UserFactory
+
+    UserFactory(username="bob")
+    namespace_transfer(namespace=ns, to_owner="bob", actor=actor)
+    code, out, _ = _memos(capsys, ["log", "verify", "--json"])
+    kinds = [(e["kind"], e.get("to")) for e in json.loads(out)["unexpected"]]
+    assert code == 1 and ("namespace.transfer", "bob") in kinds
+    code, out, _ = _memos(capsys, ["log", "verify"])
+    assert code == 1 and "alice -> bob" in out
+
     # Split view: the operator showed this client a different tree (signed with the real
     # log key) that hides that key; the log everyone else sees is not consistent with it.
     log_key = services.log_key()

@@ -56,6 +56,7 @@ class TufRegistry:
     stream: dict[str, Any] = field(default_factory=dict)
     keys: dict[str, list[PublisherKey]] = field(default_factory=dict)
     versions: dict[str, list[VersionTarget]] = field(default_factory=dict)
+    owners: dict[str, list[str]] = field(default_factory=dict)
     tuf_requests: list[str] = field(default_factory=list)
     repo: Repository = field(init=False)
 
@@ -91,6 +92,11 @@ class TufRegistry:
         ]
         self.sync(namespace)
 
+    def transfer(self, namespace: str, to_owner: str) -> None:
+        """The namespace changes hands (the delegation names the new owner) and re-signs."""
+        self.owners[namespace] = [to_owner]
+        self.sync(namespace)
+
     def publish(self, path: Path, *, published_at: datetime | None = None) -> Published:
         pub = self.fake.publish(path)
         namespace = pub.name.split("/", 1)[0]
@@ -116,8 +122,9 @@ class TufRegistry:
 
     def sync(self, namespace: str) -> None:
         self.repo.set_namespace(
-            namespace, self.versions.get(namespace, []), self.keys.get(namespace, []), self.now
-        )
+            namespace, self.versions.get(namespace, []), self.keys.get(namespace, []), self.now,
+            owners=self.owners.get(namespace, []),
+        )  # fmt: skip
         self.repo.refresh_snapshot(self.now)
 
     @property
@@ -141,8 +148,9 @@ class TufRegistry:
                 return httpx.Response(200, stream=_Stream(self.stream[name]()))
             data = self.tuf_file(name)
             if data is None:
-                return httpx.Response(404, json={"error": {"code": "tuf.not_found",
-                                                           "message": name, "detail": {}}})
+                return httpx.Response(
+                    404, json={"error": {"code": "tuf.not_found", "message": name, "detail": {}}}
+                )
             return httpx.Response(200, content=data)
         status, headers, body = self.fake.respond(path, dict(request.headers))
         return httpx.Response(status, headers=headers, content=bytes(body))

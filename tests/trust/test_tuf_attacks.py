@@ -228,6 +228,30 @@ def test_a_stolen_online_key_cannot_vouch_for_a_new_publisher_key(
     assert _version(installer) == "1.0.0"
 
 
+def test_a_namespace_transfer_does_not_make_the_new_owner_s_key_trusted(
+    installer: Installer, sim: TufRegistry, key: SigningKey, evil_key: SigningKey,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The registry transfers acme (honestly or not), the delegation names the new owner,
+    who registers a key of their own and signs 1.1.0: without an endorsement by a key the
+    client pinned, the transfer changes nothing about which keys the client trusts."""
+    sim.publish(_pack(tmp_path, key))
+    installer.install("acme/tips", registry=REG)
+    sim.transfer("acme", "mallory")
+    sim.add_key("acme", evil_key.public_key)
+    sim.publish(_pack(tmp_path, evil_key, "1.1.0"))
+    assert _refused(installer) == "trust.key_not_endorsed"
+    assert _version(installer) == "1.0.0"
+    # With the old key's endorsement (a cooperative handover) the new key is followed.
+    sim.set_key("acme", evil_key.keyid, endorsement=_endorsement(evil_key, key))
+    assert installer.install("acme/tips", registry=REG).version == "1.1.0"
+
+
+def _endorsement(new: SigningKey, by: SigningKey) -> dict[str, str]:
+    sig = endorse_key("acme", new.public_key, by)
+    return {"keyid": sig.keyid, "sig": sig.to_dict()["sig"]}
+
+
 def test_a_root_not_signed_by_the_pinned_root_is_refused(
     installer: Installer, sim: TufRegistry, key: SigningKey, tmp_path: Path
 ) -> None:
