@@ -205,6 +205,7 @@ class MemOS:
 
     def verify_audit(self) -> int | None:
         """Check the audit log's hash chain: the first entry where it breaks, or None."""
+        self.engine.flush_usage()
         return self.engine.store.verify_audit_chain()
 
     def maintain(self, *, dry_run: bool = False) -> MaintenanceReport:

@@ -6,6 +6,10 @@ audit entry, and every read is checked against the memory's access policy
 for the calling principal and audited with who read what; every change is
 checked for write permission (:mod:`runtime.engine.governance`). Reads move
 use counters and activate generated memories in place: never a new version.
+That recording is queued and written after the read answers, in batches
+(:mod:`runtime.engine.usage`: what a clean close and a crash do to it); the
+engine writes the queue before each of its writes and before each read that
+reports counters, states or the audit log (``usage_linger_s=None``: at once).
 
 The embedder is injected (:class:`runtime.engine.interfaces.Embedder`); the
 engine never chooses a model itself. Which one a home uses (MiniLM by
@@ -27,8 +31,8 @@ Not here: SQL (:mod:`runtime.engine.store`), ranking
 
 from __future__ import annotations
 
-import contextlib
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -42,6 +46,7 @@ from filelock import FileLock
 from protocol import AccessPolicy, MemoryType
 
 from ..errors import EngineError, NotFoundError
+from .embedding import QueryCache
 from .governance import require_access
 from .history import memory_as_of, rollback_target
 from .index import VectorIndex
@@ -51,6 +56,7 @@ from .maintenance import MaintenancePolicy, MaintenanceReport, maintain
 from .retrieval import RRF_K, Candidate, LiveVectors, fts_query, hybrid, visible
 from .store import Store
 from .types import AuditEntry, Filters, Memory, NewMemory, SearchHit, VersionEntry, to_epoch
+from .usage import UsageLog, Use
 from .vectors import VectorFile
 
 __all__ = ["RRF_K", "Candidate", "Engine", "NewMemory", "fts_query", "utc_now"]
@@ -71,6 +77,9 @@ class Engine:
         clock: Clock = utc_now,
         maintain_every: timedelta | None = timedelta(hours=24),
         maintenance_policy: MaintenancePolicy | None = None,
+        usage_linger_s: float | None = 0.2,
+        usage_max_pending: int = 256,
+        query_cache_size: int = 1024,
     ) -> None:
         self.home = Path(home)
         self.dir = self.home / "engine"
@@ -80,13 +89,24 @@ class Engine:
         self.store = Store(self.dir / "engine.db")
         self.index = VectorIndex(self.store, self.dir, embedder)
         self._live = LiveVectors(self.store)
+        self.queries = QueryCache(query_cache_size)
         self.write_lock = FileLock(str(self.home / "locks" / "engine.lock"), timeout=600)
+        self.usage = UsageLog(
+            self.store.path, self.write_lock, linger_s=usage_linger_s, max_pending=usage_max_pending
+        )
+        # An engine never closed still writes its queued uses at interpreter exit.
+        self._finalizer = weakref.finalize(self, self.usage.close)
         self.maintenance_policy = maintenance_policy
         if maintain_every is not None:
             self.maybe_maintain(maintain_every)
 
     def close(self) -> None:
+        self._finalizer()
         self.store.close()
+
+    def flush_usage(self) -> None:
+        """Write the queued uses of earlier reads now (see :mod:`runtime.engine.usage`)."""
+        self.usage.flush()
 
     def __enter__(self) -> Engine:
         return self
@@ -104,11 +124,16 @@ class Engine:
     def vectors(self) -> VectorFile:
         return self.index.file
 
+    def query_vector(self, query: str) -> npt.NDArray[np.float32]:
+        """The embedder's vector for a search query, through the bounded query cache."""
+        return self.queries.vector(self.embedder, query)
+
     def compact_vectors(self) -> dict[str, int]:
         """Rewrite the vector file with only the rows memories refer to (edits leave old rows).
 
         Atomic: see :meth:`runtime.engine.index.VectorIndex.compact`.
         """
+        self.flush_usage()
         with self.write_lock:
             before, after, done = self.index.compact()
             if not done:
@@ -138,6 +163,7 @@ class Engine:
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
+        self.flush_usage()
         return self.store.audit_entries(
             actor=actor,
             action=action,
@@ -170,6 +196,7 @@ class Engine:
         ids = [item.id or f"local/{uuid.uuid4().hex[:16]}" for item in items]
         plain = [i for i, item in enumerate(items) if item.memory_type is MemoryType.PLAINTEXT]
         # Embed before taking the write lock: other writers need not wait for the model.
+        self.flush_usage()
         vecs = None
         if plain:
             vecs = vectors if vectors is not None else self.embed_items([items[i] for i in plain])
@@ -245,6 +272,7 @@ class Engine:
         ``actor`` needs write permission (:meth:`check_write`) unless ``system``
         (maintenance policies acting on every memory).
         """
+        self.flush_usage()
         with self.write_lock:
             old, rowid, vec_row = self.require(memory_id)
             if not system:
@@ -283,6 +311,7 @@ class Engine:
         ``actor`` needs write permission unless ``system`` (maintenance).
         """
         event = Event(event)
+        self.flush_usage()
         with self.write_lock:
             old, rowid, vec_row = self.require(memory_id)
             if not system:
@@ -306,6 +335,7 @@ class Engine:
 
         Needs write permission on the memory as it is now.
         """
+        self.flush_usage()
         with self.write_lock:
             old, rowid, vec_row = self.require(memory_id)
             self.check_write(old, actor, action=f"rollback:{version}")
@@ -335,6 +365,7 @@ class Engine:
         require_access(self.audit, memory, principal, attempted=action, write=True)
 
     def get(self, memory_id: str, *, principal: str | None = None, record: bool = True) -> Memory:
+        self.flush_usage()
         memory, rowid, _ = self.require(memory_id)
         self._check_access(memory, principal)
         if record:
@@ -349,6 +380,7 @@ class Engine:
         principal: str | None = None,
         all_states: bool = False,
     ) -> list[Memory]:
+        self.flush_usage()
         default = State if all_states else RETRIEVABLE
         states = list(filters.states if filters and filters.states else default)
         rows = self.store.select(filters or Filters(), states, limit=limit)
@@ -356,6 +388,7 @@ class Engine:
 
     def history(self, memory_id: str, *, principal: str | None = None) -> list[VersionEntry]:
         """Every version of a memory, for a principal its current policy allows (audited)."""
+        self.flush_usage()
         memory, _, _ = self.require(memory_id)
         self._check_access(memory, principal, action="history")
         versions = self.store.versions(memory_id)
@@ -364,6 +397,7 @@ class Engine:
 
     def as_of(self, memory_id: str, when: datetime, *, principal: str | None = None) -> Memory:
         """The memory as it was at ``when`` (Time Machine)."""
+        self.flush_usage()
         memory = memory_as_of(self.store, memory_id, when)
         self._check_access(memory, principal, action="as_of")
         self.audit(
@@ -404,7 +438,7 @@ class Engine:
             store=self.store,
             live=self._live,
             vectors=(lambda: self.vectors) if indexed else None,
-            embedder=self.embedder,
+            embed_query=self.query_vector,
             filters=filters,
             states=states,
             candidates=candidates,
@@ -460,38 +494,10 @@ class Engine:
 
         A read is not a content change: counters and the lifecycle state move
         in place, no version is added (the activation is in the audit log).
+        Queued and written after the read returns (:mod:`runtime.engine.usage`).
         """
-        now = self.clock()
-        self.store.touch([rowid for rowid, _ in used], to_epoch(now))
-        for rowid, memory in used:
-            live = memory.expires_at is None or memory.expires_at > now
-            if memory.state is State.GENERATED and live:
-                self._activate_on_use(rowid, memory, principal=principal, action=action)
-        memories = [m.id for _, m in used]
-        self.audit(action, actor=principal, target=None, memories=memories, **detail)
-
-    def _activate_on_use(
-        self, rowid: int, memory: Memory, *, principal: str | None, action: str
-    ) -> None:
-        with self.write_lock:
-            found = self.store.get(memory.id)
-            if found is None or found[0].state is not State.GENERATED:
-                return  # changed concurrently: nothing to activate
-            ctx = GuardContext(self.clock(), found[0].expires_at, None, None)
-            with contextlib.suppress(EngineError):
-                state = next_state(State.GENERATED, Event.ACTIVATE, ctx)
-                self.store.set_state(rowid, state)
-                self.bump_generation()
-                self.audit(
-                    "transition",
-                    actor=principal,
-                    target=memory.id,
-                    event=Event.ACTIVATE.value,
-                    reason=f"first use ({action})",
-                    **{"from": State.GENERATED.value},
-                    to=state.value,
-                    version=found[0].version,
-                )
+        memories = tuple((rowid, m.id, m.state is State.GENERATED) for rowid, m in used)
+        self.usage.add(Use(to_epoch(self.clock()), principal, action, memories, detail))
 
     # ------------------------------------------------------------------ maintenance
 
@@ -506,5 +512,6 @@ class Engine:
         return self.maintain(actor="memos-scheduler")
 
     def maintain(self, *, actor: str | None = None, dry_run: bool = False) -> MaintenanceReport:
+        self.flush_usage()
         policy = self.maintenance_policy or MaintenancePolicy()
         return maintain(self, policy, actor=actor, dry_run=dry_run)

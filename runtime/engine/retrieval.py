@@ -25,7 +25,6 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from .interfaces import Embedder
 from .lifecycle import State
 from .store import Store
 from .types import Filters, Memory
@@ -77,18 +76,30 @@ def fts_query(text: str) -> str | None:
 
 
 class LiveVectors:
-    """(vec_rows, rowids) of the memories in some states, cached per store generation."""
+    """(vec_rows, rowids) of the memories in some states, cached per store generation.
+
+    A use that activates a generated memory does not bump the generation (it
+    changes no row's content or vector, and searching all retrievable states
+    sees the same rows); it bumps ``activations``, which only the cache of a
+    state set holding one of generated/activated without the other looks at.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._key: tuple[str | None, tuple[str, ...]] | None = None
+        self._key: tuple[str | None, str | None, tuple[str, ...]] | None = None
         self._live: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
     def reset(self) -> None:
         self._live = None
 
     def rows(self, states: Sequence[State]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        key = (self._store.meta("generation"), tuple(sorted(s.value for s in states)))
+        wanted = frozenset(states)
+        split = (State.GENERATED in wanted) != (State.ACTIVATED in wanted)
+        key = (
+            self._store.meta("generation"),
+            self._store.meta("activations") if split else None,
+            tuple(sorted(s.value for s in wanted)),
+        )
         if self._live is None or self._key != key:
             pairs = self._store.live_vectors([s.value for s in states])
             arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
@@ -103,7 +114,7 @@ def _semantic(
     store: Store,
     live: LiveVectors,
     vectors: Callable[[], VectorFile],
-    embedder: Embedder,
+    embed_query: Callable[[str], npt.NDArray[np.float32]],
     filters: Filters,
     states: Sequence[State],
     candidates: int,
@@ -116,7 +127,7 @@ def _semantic(
         vec_rows, rowids = vec_rows[keep], rowids[keep]
     if not vec_rows.size:
         return []
-    qv = embedder.embed([query])[0]
+    qv = embed_query(query)
     try:
         positions, scores = vectors().top(qv, vec_rows, candidates)
     except (FileNotFoundError, IndexError):  # compacted meanwhile: read the new state
@@ -136,7 +147,7 @@ def hybrid(
     store: Store,
     live: LiveVectors,
     vectors: Callable[[], VectorFile] | None,
-    embedder: Embedder,
+    embed_query: Callable[[str], npt.NDArray[np.float32]],
     filters: Filters,
     states: Sequence[State],
     candidates: int,
@@ -146,12 +157,13 @@ def hybrid(
     """Rank memories for ``query`` (see the module docstring).
 
     ``vectors`` opens the vector file when semantic search needs it; ``None``: no semantic part.
+    ``embed_query`` is the query's vector (the engine's, through its query cache).
     """
     sem: list[tuple[int, float]] = []
     if vectors is not None and query.strip():
         sem = _semantic(
-            query, store=store, live=live, vectors=vectors, embedder=embedder, filters=filters,
-            states=states, candidates=candidates, floor=floor,
+            query, store=store, live=live, vectors=vectors, embed_query=embed_query,
+            filters=filters, states=states, candidates=candidates, floor=floor,
         )
     match = fts_query(query) if keyword else None
     kw = store.keyword_in(match, filters, states, candidates) if match else []

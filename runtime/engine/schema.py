@@ -18,6 +18,7 @@ Tables:
 * ``kv_caches``       activation forms of plaintext memories (dynamic transformation)
 * ``meta``            key/value: schema version, embedding model, vector file,
                       generation (bumped by every change that search must see),
+                      activations (uses that activated a generated memory),
                       last maintenance
 
 :class:`Database` opens the file, creates what is missing and owns the
@@ -155,9 +156,18 @@ def _enter_wal(db: sqlite3.Connection, *, deadline: float) -> None:
 class Database:
     """One connection to ``engine.db`` (schema created on open), its transactions and ``meta``."""
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, path: Path, *, busy_timeout_s: float = 60.0, shared_by_threads: bool = False
+    ) -> None:
+        """``shared_by_threads``: the caller serializes use of the connection across threads
+        (the deferred usage log's writer, :mod:`runtime.engine.usage`)."""
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None)
+        self.db = sqlite3.connect(
+            str(self.path),
+            timeout=busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=not shared_by_threads,
+        )
         self.db.row_factory = sqlite3.Row
         _enter_wal(self.db, deadline=time.monotonic() + busy_timeout_s)
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -200,9 +210,15 @@ class Database:
         with self.write():
             self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def bump_generation(self) -> None:
-        """Count one more change that cached search state (live vector rows) must see."""
+    def bump_generation(self, key: str = "generation") -> None:
+        """Count one more change that cached search state (live vector rows) must see.
+
+        ``key="activations"`` counts uses that moved memories from generated to
+        activated: the live rows change only for a search that wants one of the
+        two states without the other (see :class:`runtime.engine.retrieval.LiveVectors`).
+        """
         self.db.execute(
-            "INSERT INTO meta(key, value) VALUES ('generation', '1') "
-            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            "INSERT INTO meta(key, value) VALUES (?, '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            (key,),
         )

@@ -1,8 +1,9 @@
-"""The engine's queries over memories, versions, the full-text index and the audit log.
+"""The engine's queries over memories, versions and the full-text index.
 
 :class:`Store` is the only place that writes SQL against ``engine.db``
 (schema and connection: :mod:`runtime.engine.schema`; installed packs and KV
-caches: :mod:`runtime.engine.store_packs`). Everything else calls its
+caches: :mod:`runtime.engine.store_packs`; the audit log and use counters:
+:mod:`runtime.engine.store_audit`). Everything else calls its
 methods with typed values: symbolic conditions arrive as
 :class:`~runtime.engine.types.Filters` plus the lifecycle states to search,
 and come back as :class:`~runtime.engine.types.Memory` objects keyed by
@@ -14,10 +15,9 @@ Not here: business rules (see :mod:`runtime.engine.engine`), ranking
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from protocol import MemoryType
@@ -34,13 +34,13 @@ from .rows import (
     snapshot_of,
     version_entry,
 )
+from .store_audit import AuditQueries
 from .store_packs import PackQueries
-from .types import AuditEntry, Filters, Memory, VersionEntry, from_epoch, to_epoch
+from .types import Filters, Memory, VersionEntry, to_epoch
 
 __all__ = ["SNAPSHOT_FIELDS", "Store", "memory_from_snapshot", "snapshot_of"]
 
 _META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_ZERO_HASH = "0" * 64
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -77,11 +77,7 @@ def _where(filters: Filters, states: Sequence[State]) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
-def _chain_hash(prev_hash: str, body: str) -> str:
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
-
-
-class Store(PackQueries):
+class Store(PackQueries, AuditQueries):
     """Thin typed access to the SQLite database. One connection per Store."""
 
     # ---- memories
@@ -210,28 +206,6 @@ class Store(PackQueries):
             (memory.id, memory.version, at, event, actor, dumps(snapshot_of(memory))),
         )
 
-    def touch(self, rowids: Sequence[int], at: float) -> None:
-        """Record one use of each memory (behaviour counters; no new version)."""
-        with self.write():
-            self.db.executemany(
-                "UPDATE memories SET access_count = access_count + 1, last_accessed_at = ? "
-                "WHERE rowid = ?",
-                [(at, r) for r in rowids],
-            )
-
-    def set_state(self, rowid: int, state: State) -> None:
-        """Move a memory's lifecycle state in place (a use activating it; no new version)."""
-        with self.write():
-            self.db.execute("UPDATE memories SET state = ? WHERE rowid = ?", (state.value, rowid))
-
-    def add_uses(self, memory_id: str, uses: int) -> None:
-        """Add ``uses`` to a memory's access count (a merge hands its uses on; no new version)."""
-        with self.write():
-            self.db.execute(
-                "UPDATE memories SET access_count = access_count + ? WHERE id = ?",
-                (uses, memory_id),
-            )
-
     # ---- versions
 
     def versions(self, memory_id: str) -> list[VersionEntry]:
@@ -338,94 +312,3 @@ class Store(PackQueries):
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_file', ?)", (vector_file,)
             )
             self.bump_generation()
-
-    # ---- audit
-
-    def audit(
-        self,
-        *,
-        at: float,
-        actor: str | None,
-        action: str,
-        target: str | None,
-        detail: Mapping[str, Any],
-    ) -> None:
-        with self.write():
-            prev = self.db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            prev_hash = prev[0] if prev else _ZERO_HASH
-            body = dumps(
-                {
-                    "at": at,
-                    "actor": actor,
-                    "action": action,
-                    "target": target,
-                    "detail": dict(detail),
-                }
-            )
-            self.db.execute(
-                "INSERT INTO audit(at, actor, action, target, detail, prev_hash, hash) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (
-                    at,
-                    actor,
-                    action,
-                    target,
-                    dumps(dict(detail)),
-                    prev_hash,
-                    _chain_hash(prev_hash, body),
-                ),
-            )
-
-    def audit_entries(
-        self,
-        *,
-        actor: str | None = None,
-        action: str | None = None,
-        target: str | None = None,
-        since: float | None = None,
-        limit: int = 100,
-    ) -> list[AuditEntry]:
-        where: list[str] = ["1=1"]
-        params: list[Any] = []
-        for column, value in (("actor", actor), ("action", action)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if target is not None:
-            where.append("(target = ? OR detail LIKE ?)")
-            params.extend([target, f"%{json.dumps(target)[1:-1]}%"])
-        if since is not None:
-            where.append("at >= ?")
-            params.append(since)
-        rows = self.db.execute(
-            f"SELECT * FROM audit WHERE {' AND '.join(where)} "  # noqa: S608 - constant fragments
-            "ORDER BY seq DESC LIMIT ?",
-            [*params, limit],
-        ).fetchall()
-        out = []
-        for r in reversed(rows):
-            at = from_epoch(r["at"])
-            assert at is not None
-            detail = json.loads(r["detail"])
-            out.append(
-                AuditEntry(r["seq"], at, r["actor"], r["action"], r["target"], detail, r["hash"])
-            )
-        return out
-
-    def verify_audit_chain(self) -> int | None:
-        """The seq of the first row whose hash does not chain, or None when intact."""
-        prev_hash = _ZERO_HASH
-        for r in self.db.execute("SELECT * FROM audit ORDER BY seq"):
-            body = dumps(
-                {
-                    "at": r["at"],
-                    "actor": r["actor"],
-                    "action": r["action"],
-                    "target": r["target"],
-                    "detail": json.loads(r["detail"]),
-                }
-            )
-            if r["prev_hash"] != prev_hash or _chain_hash(prev_hash, body) != r["hash"]:
-                return int(r["seq"])
-            prev_hash = r["hash"]
-        return None

@@ -123,6 +123,7 @@ def promote_hot(
     report = TransformReport()
     fp = backend.fingerprint()
     digest = fingerprint_digest(fp)
+    engine.flush_usage()  # the counters of reads still queued count too
     hot = engine.store.hot_plaintext(
         tuple(RETRIEVABLE), min_uses=policy.promote_after_uses, fingerprint_digest=digest,
         limit=policy.max_promotions,
