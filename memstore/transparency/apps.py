@@ -15,6 +15,7 @@ class TransparencyConfig(AppConfig):
         from ..accounts.services import namespace_transferred
         from ..packs.services import subscribe, version_yanked
         from ..tuf.models import KeyStatement
+        from ..tuf.services import provide_log_keys
         from .events import (
             on_key_saved,
             on_key_statement_saved,
@@ -22,6 +23,7 @@ class TransparencyConfig(AppConfig):
             on_version_published,
             on_version_yanked,
         )
+        from .services import log_key
 
         subscribe(published=on_version_published)
         version_yanked.connect(on_version_yanked, dispatch_uid="tlog-version-yanked")
@@ -30,3 +32,4 @@ class TransparencyConfig(AppConfig):
             on_key_statement_saved, sender=KeyStatement, dispatch_uid="tlog-key-statement-saved"
         )
         namespace_transferred.connect(on_namespace_transferred, dispatch_uid="tlog-ns-transfer")
+        provide_log_keys(lambda: [log_key().public_key.to_text()])

@@ -46,6 +46,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 __all__ = [
     "EXPIRY",
+    "LOG_KEYS",
     "OWNERS",
     "PUBLISHER_KEYS",
     "PublisherKey",
@@ -60,6 +61,9 @@ PUBLISHER_KEYS = "x-memstore-publisher-keys"
 #: Delegation field naming the namespace's owners (usernames, sorted): who may register
 #: keys now. Informational for clients: a change of owner never makes a key trusted.
 OWNERS = "x-memstore-owners"
+#: Root field naming the transparency log's tree-head keys (``ed25519:<base64>``): signed
+#: by the offline root keys, so neither the online key nor the web host can swap them.
+LOG_KEYS = "x-memstore-log-keys"
 
 EXPIRY = {
     "root": timedelta(days=365),
@@ -168,10 +172,14 @@ class Repository:
 
     @classmethod
     def create(
-        cls, *, root_signers: list[Signer], threshold: int, online: Signer, now: datetime
-    ) -> Repository:
-        """A new repository: root v1 (consistent snapshots), empty targets, snapshot, timestamp."""
+        cls, *, root_signers: list[Signer], threshold: int, online: Signer, now: datetime,
+        log_keys: Iterable[str] = (),
+    ) -> Repository:  # fmt: skip
+        """A new repository: root v1 (consistent snapshots), empty targets, snapshot, timestamp;
+        the root names ``log_keys`` (:data:`LOG_KEYS`) when given."""
         root = Root(expires=now + EXPIRY["root"], consistent_snapshot=True)
+        if log_keys:
+            root.unrecognized_fields[LOG_KEYS] = sorted(log_keys)
         for signer in root_signers:
             root.add_key(signer.public_key, Root.type)
         root.roles[Root.type].threshold = threshold
@@ -319,9 +327,13 @@ class Repository:
         new_signers: list[Signer],
         threshold: int,
         now: datetime,
+        log_keys: Iterable[str] | None = None,
     ) -> bytes:
-        """Root version + 1 with ``new_signers`` as root keys, signed by old and new keys."""
+        """Root version + 1 with ``new_signers`` as root keys, signed by old and new keys
+        (and naming ``log_keys`` instead, when given: how the log key is rotated)."""
         root = self.root.signed
+        if log_keys is not None:
+            root.unrecognized_fields[LOG_KEYS] = sorted(log_keys)
         for keyid in list(root.roles[Root.type].keyids):
             root.revoke_key(keyid, Root.type)
         for signer in new_signers:

@@ -21,7 +21,7 @@ import base64
 import contextlib
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "ensure_repository",
     "key_compromised",
     "key_endorse",
+    "provide_log_keys",
     "repository_init",
     "repository_sync",
     "root_rotate",
@@ -83,16 +84,29 @@ def _save(repo: Repository) -> None:
     repo.files.clear()
 
 
+#: Where root metadata gets the transparency log's keys (``ed25519:<base64>``): set by the
+#: log's app (it sits above this one, so this module cannot import it).
+_log_keys: Callable[[], list[str]] = list
+
+
+def provide_log_keys(source: Callable[[], list[str]]) -> None:
+    """Name the log's tree-head keys in every root signed from now on (SPEC 16.2)."""
+    global _log_keys
+    _log_keys = source
+
+
 def repository_init(*, root_signers: list[Signer], threshold: int = 1) -> None:
-    """Root v1 over ``root_signers`` (refused if a repository exists), then every namespace."""
+    """Root v1 over ``root_signers`` (refused if a repository exists), then every namespace;
+    the root names the log's key, so clients verify tree heads against the pinned root."""
     with transaction.atomic():
         _lock()
         if MetadataFile.objects.filter(role="root").exists():
             raise ConflictError("the TUF repository exists already", code="tuf.exists")
         now = timezone.now()
         repo = Repository.create(
-            root_signers=root_signers, threshold=threshold, online=online_signer(), now=now
-        )
+            root_signers=root_signers, threshold=threshold, online=online_signer(), now=now,
+            log_keys=_log_keys(),
+        )  # fmt: skip
         _save(repo)
     repository_sync()
 
@@ -200,13 +214,14 @@ def timestamp_fresh() -> None:
 
 
 def root_rotate(*, old_signers: list[Signer], new_signers: list[Signer], threshold: int) -> int:
-    """A new root signed by the old root keys and the new ones; its version."""
+    """A new root signed by the old root keys and the new ones (naming the log's current
+    key: a registry whose root predates that field gains it here); its version."""
     with transaction.atomic():
         _lock()
         repo = _load()
         repo.rotate_root(
             old_signers=old_signers, new_signers=new_signers, threshold=threshold,
-            now=timezone.now(),
+            now=timezone.now(), log_keys=_log_keys() or None,
         )  # fmt: skip
         _save(repo)
         return repo.root.signed.version

@@ -115,6 +115,9 @@ HINTS: dict[str, str] = {
         "rewritten history): report it, and keep the state in MEMOS_HOME/transparency."
     ),
     "log.key_changed": "The registry signs its log with a new key: ask its operator why.",
+    "log.key_not_in_root": (
+        "The registry signs its log with a key its pinned root does not name: do not trust it."
+    ),
     "log.not_included": "The registry did not log this publication; do not trust this version.",
     "log.missing": "The registry stopped serving its transparency log; retry or ask its operator.",
     "log.": "The registry's transparency log refused this; nothing was installed.",

@@ -9,14 +9,18 @@ Not here: the checks (:mod:`runtime.transparency`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from protocol import PublicKey
+
 from ..client import RegistryClient
 from ..config import load_settings
 from ..transparency import HttpLog, LogEntryView, LogVerifier
+from ..trust_index import TrustIndex
 from .common import JsonOpt, RegistryOpt, open_memos
 from .output import emit_json, out
 
@@ -61,7 +65,12 @@ def verify(
     url = (registry or settings.registry).rstrip("/")
     followed = _followed(list(namespace or []))
     with RegistryClient(url, token=settings.token_for(url)) as client:
-        verifier = LogVerifier(settings.home, url, HttpLog(client))
+        verifier = LogVerifier(
+            settings.home,
+            url,
+            HttpLog(client),
+            root_keys=_root_log_keys(settings.home, url, client),
+        )
         head, entries = verifier.replay()
         unexpected = verifier.unexpected_key_events(entries, followed)
         if ack:
@@ -88,6 +97,16 @@ def verify(
             out.print("not expected? investigate; expected: run again with --ack")
     if unexpected and not ack:
         raise typer.Exit(1)
+
+
+def _root_log_keys(home: Path, url: str, client: RegistryClient) -> tuple[PublicKey, ...] | None:
+    """The log keys the registry's pinned TUF root names (refreshed first), if it is pinned."""
+    index = TrustIndex(home, url, client)
+    with index.locked():
+        if index.pinned() is None:
+            return None
+        index.refresh()
+        return index.log_keys()
 
 
 def _describe(e: LogEntryView) -> str:

@@ -164,10 +164,11 @@ class Installer:
             res = client.resolve(ref)
             installed = current.version if current else None
             check_answer(ref, res, installed)
-            res, keys, notes = self._trust(client, registry, ref, res, installed)
+            index = self.trust_index(registry, client)
+            res, keys, notes = self._trust(index, ref, res, installed)
             notes += check_install_logged(
                 self.home, registry, client, name=res.name, version=res.version,
-                manifest_bytes=res.manifest_bytes,
+                manifest_bytes=res.manifest_bytes, root_keys=index.log_keys(),
             )  # fmt: skip
             result = self._install_resolved(
                 client, res, keys, registry=registry, progress=progress, actor=actor,
@@ -233,14 +234,10 @@ class Installer:
         return TrustIndex(self.home, registry, client, deadline_s=self.trust_deadline_s)
 
     def _trust(
-        self, client: RegistryClient, registry: str, ref: PackRef, res: Resolution,
-        installed: str | None,
-    ) -> tuple[Resolution, TrustedKeys, tuple[str, ...]]:  # fmt: skip
+        self, index: TrustIndex, ref: PackRef, res: Resolution, installed: str | None
+    ) -> tuple[Resolution, TrustedKeys, tuple[str, ...]]:
         """The answer as the registry's TUF index vouches for it, the keys, and notes."""
-        return vouch(
-            self.trust_index(registry, client), ref, res, installed, self.pinned_keys(),
-            stage=self._stage,
-        )  # fmt: skip
+        return vouch(index, ref, res, installed, self.pinned_keys(), stage=self._stage)
 
     def _install_cached(
         self, entry: LockEntry, keys: TrustedKeys, actor: str | None, everything: bool

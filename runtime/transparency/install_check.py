@@ -12,7 +12,10 @@ Not here: the checks themselves (:mod:`.verifier`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
+
+from protocol import PublicKey
 
 from ..client import RegistryClient
 from ..errors import RegistryError
@@ -27,10 +30,11 @@ NO_LOG_CODES = frozenset({"http.404", "registry.not_found"})
 
 def check_install_logged(
     home: Path, registry: str, client: RegistryClient, *, name: str, version: str,
-    manifest_bytes: bytes,
+    manifest_bytes: bytes, root_keys: Sequence[PublicKey] | None = None,
 ) -> tuple[str, ...]:  # fmt: skip
-    """Notes for the install result; raises :class:`LogError` when the log refuses."""
-    verifier = LogVerifier(home, registry, HttpLog(client))
+    """Notes for the install result; raises :class:`LogError` when the log refuses.
+    ``root_keys``: the log keys the registry's TUF root names (None: pinned on first use)."""
+    verifier = LogVerifier(home, registry, HttpLog(client), root_keys=root_keys)
     digest = hashlib.sha256(manifest_bytes).hexdigest()
     try:
         verifier.check_published(name=name, version=version, manifest_sha256=digest)

@@ -5,9 +5,13 @@ State per registry, ``$MEMOS_HOME/transparency/<sha256 of the URL>.json``::
     {"registry": URL, "log_key": "ed25519:...", "head": {...signed tree head...},
      "acknowledged": [leaf indexes of key events the user has seen]}
 
-The log key is pinned on first contact (like the TUF root of ``memos registry
-add``). Every later head must be signed by it (``log.key_changed``) and be
-consistent with the kept one: the same size with another root, or a failed
+The log's key comes from the registry's TUF root (``x-memstore-log-keys``,
+signed by the offline root keys, chained to the pinned root): a head signed by
+a key the root does not name is refused (``log.key_not_in_root``), and a root
+rotation is how the log key changes. Only for a registry whose root names no
+log key (or that serves no TUF index) is the key pinned on first contact, as
+before, and every later head must be signed by it (``log.key_changed``).
+Every head must be consistent with the kept one: the same size with another root, or a failed
 consistency proof, is a split view or a rewritten history
 (``log.inconsistent``); a smaller head is checked for consistency and the
 kept (larger) one stays. Not here: HTTP (:mod:`.source`).
@@ -96,9 +100,15 @@ def _root_of(leaves: Sequence[bytes]) -> bytes:
 class LogVerifier:
     """One registry's log as this ``MEMOS_HOME`` has seen it."""
 
-    def __init__(self, home: Path, registry: str, source: LogSource) -> None:
+    def __init__(
+        self, home: Path, registry: str, source: LogSource, *,
+        root_keys: Sequence[PublicKey] | None = None,
+    ) -> None:  # fmt: skip
+        """``root_keys``: the log keys the registry's verified TUF root names
+        (:meth:`runtime.trust_index.TrustIndex.log_keys`); None: pinned on first use."""
         self.registry = registry.rstrip("/")
         self.source = source
+        self.root_keys = None if root_keys is None else tuple(root_keys)
         digest = hashlib.sha256(self.registry.encode("utf-8")).hexdigest()[:32]
         self.path = home / "transparency" / f"{digest}.json"
 
@@ -137,7 +147,17 @@ class LogVerifier:
             served = PublicKey.from_text(str(raw.get("public_key", "")))
         except MIPError as exc:
             raise LogError(exc.message, code="log.bad_tree_head") from exc
-        pinned = PublicKey.from_text(state["log_key"]) if "log_key" in state else served
+        if self.root_keys is not None:
+            named = {k.keyid: k for k in self.root_keys}
+            if served.keyid not in named or head.log_id not in named:
+                raise LogError(
+                    f"{self.registry} signs its log with a key its pinned TUF root does not "
+                    "name: refused",
+                    code="log.key_not_in_root", served=served.keyid, named=sorted(named),
+                )  # fmt: skip
+            pinned = named[served.keyid]
+        else:
+            pinned = PublicKey.from_text(state["log_key"]) if "log_key" in state else served
         if served.keyid != pinned.keyid:
             raise LogError(
                 f"{self.registry} signs its log with another key than the one pinned",

@@ -51,6 +51,7 @@ __all__ = ["TUF_CODES", "IndexedVersion", "NamespaceKeys", "TrustIndex", "root_f
 
 METADATA_PATH = "api/v1/tuf/"
 PUBLISHER_KEYS = "x-memstore-publisher-keys"  # memstore.tuf.repository.PUBLISHER_KEYS
+LOG_KEYS = "x-memstore-log-keys"  # memstore.tuf.repository.LOG_KEYS, in root.json
 
 #: python-tuf exception -> our code (the most specific class first).
 TUF_CODES: tuple[tuple[type[Exception], str], ...] = (
@@ -323,6 +324,25 @@ class TrustIndex:
             if path.startswith(prefix) and len(parts) == 4 and parts[3] == "manifest.json":
                 found.append(IndexedVersion.from_target(name, parts[2], target))
         return found
+
+    def log_keys(self) -> tuple[PublicKey, ...] | None:
+        """The transparency log's tree-head keys that the verified root names (after
+        :meth:`refresh`; root is signed by the offline root keys and chains to the pin), or
+        None when it names none (a registry whose root predates the field, or none pinned)."""
+        try:
+            root = Metadata[Root].from_bytes((self.metadata_dir / "root.json").read_bytes())
+        except (OSError, ValueError, exceptions.RepositoryError):
+            return None
+        raw = root.signed.unrecognized_fields.get(LOG_KEYS)
+        if not isinstance(raw, list):
+            return None
+        keys = []
+        for item in raw:
+            try:
+                keys.append(PublicKey.from_text(str(item)))
+            except MIPError:
+                continue  # a key this client cannot read names nothing it could check
+        return tuple(keys)
 
     # ------------------------------------------------------------------ publisher keys
 

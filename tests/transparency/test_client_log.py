@@ -151,3 +151,19 @@ def test_replay_reports_unacknowledged_key_events_of_followed_namespaces(tmp_pat
     with pytest.raises(LogError) as err:
         client.replay()
     assert _code(err) == "log.inconsistent"
+
+
+def test_a_log_key_the_pinned_root_does_not_name_is_refused(tmp_path: Path) -> None:
+    """With the TUF root's log keys the first-contact pin does not count: root decides."""
+    log = _log(3)
+    tofu = _client(tmp_path, log)
+    tofu.refresh()  # pinned LOG_KEY on first contact (a registry whose root named none)
+    other = SigningKey.from_seed(b"R" * 32)
+    named = LogVerifier(tmp_path, "http://registry.test", log, root_keys=[other.public_key])
+    with pytest.raises(LogError) as err:
+        named.refresh()
+    assert _code(err) == "log.key_not_in_root"
+    # The key root names is taken, though another was pinned before (a rotation via root).
+    rotated = FakeLog(other, log.bodies)
+    named.source = rotated
+    assert named.refresh().size == 3

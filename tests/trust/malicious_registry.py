@@ -58,12 +58,17 @@ class TufRegistry:
     versions: dict[str, list[VersionTarget]] = field(default_factory=dict)
     owners: dict[str, list[str]] = field(default_factory=dict)
     tuf_requests: list[str] = field(default_factory=list)
+    #: the log key root names (``x-memstore-log-keys``), and the log served, if any
+    log_key: SigningKey | None = None
+    log: Any = None  # tests.transparency.fake_log.FakeLog: /api/v1/log/...
     repo: Repository = field(init=False)
 
     def __post_init__(self) -> None:
+        named = [self.log_key.public_key.to_text()] if self.log_key else []
         self.repo = Repository.create(
-            root_signers=[self.root_signer], threshold=1, online=self.online, now=self.now
-        )
+            root_signers=[self.root_signer], threshold=1, online=self.online, now=self.now,
+            log_keys=named,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ honest changes
 
@@ -152,8 +157,22 @@ class TufRegistry:
                     404, json={"error": {"code": "tuf.not_found", "message": name, "detail": {}}}
                 )
             return httpx.Response(200, content=data)
+        if self.log is not None and path.startswith("/api/v1/log/"):
+            return self._log(request.url.path.removeprefix("/api/v1/log/"), request.url.params)
         status, headers, body = self.fake.respond(path, dict(request.headers))
         return httpx.Response(status, headers=headers, content=bytes(body))
+
+    def _log(self, what: str, params: httpx.QueryParams) -> httpx.Response:
+        if what == "tree-head":
+            return httpx.Response(200, json=self.log.tree_head())
+        if what == "entries":
+            return httpx.Response(200, json=self.log.entries(int(params["start"]),
+                                                             int(params["end"])))  # fmt: skip
+        if what == "proof/inclusion":
+            return httpx.Response(200, json=self.log.inclusion(
+                size=int(params["size"]), manifest_sha256=params["manifest_sha256"]))  # fmt: skip
+        return httpx.Response(200, json=self.log.consistency(int(params["first"]),
+                                                             int(params["second"])))  # fmt: skip
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)

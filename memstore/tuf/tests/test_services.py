@@ -69,3 +69,22 @@ def test_an_endorsement_that_does_not_verify_is_refused(local_storage: Any) -> N
     with pytest.raises(InvalidRequestError) as info:
         key_endorse(actor=actor, namespace=ns, keyid=new.keyid, signature=forged)
     assert info.value.code == "tuf.bad_endorsement"
+
+
+def test_the_root_names_the_transparency_log_s_key_signed_by_the_root_keys() -> None:
+    """Clients take the log's tree-head key from the pinned root (SPEC 16.2), so the root,
+    signed by the offline keys, names it; a root rotation names the log's current key."""
+    from tuf.api.metadata import Metadata, Root
+
+    from memstore.tuf.keys import DEMO_ROOT, key_dir, load_signer
+    from memstore.tuf.repository import LOG_KEYS
+    from memstore.tuf.services import ensure_repository, root_rotate
+
+    assert ensure_repository()
+    named = [Client().get("/api/v1/log/tree-head").json()["public_key"]]
+    root = Metadata[Root].from_bytes(latest_files()["root.json"])
+    assert root.signed.unrecognized_fields[LOG_KEYS] == named
+    root.signed.verify_delegate(Root.type, root.signed_bytes, root.signatures)
+    demo = load_signer(key_dir() / DEMO_ROOT)
+    assert root_rotate(old_signers=[demo], new_signers=[demo], threshold=1) == 2
+    assert json.loads(latest_files()["root.json"])["signed"][LOG_KEYS] == named
