@@ -19,7 +19,7 @@ from memstore.transparency.models import LogEntry
 from memstore.tuf.repository import OWNERS
 from memstore.tuf.selectors import latest_files
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 @pytest.fixture(autouse=True)
