@@ -1,4 +1,10 @@
-"""One ingestion job per published version: its status is what clients see."""
+"""One ingestion job per published version: its status is what clients see.
+
+While ``running`` the job carries a lease (``worker``, ``leased_until``) and
+``attempts`` is the fencing token of the run that holds it (:mod:`.lease`);
+``progress`` counts the memories the current attempt has written so far,
+``memory_count`` those of the index that is published.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,9 @@ class IngestJob(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     memory_count = models.PositiveIntegerField(default=0)
+    progress = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    leased_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -40,12 +40,14 @@ __all__ = [
 def ingest_dict(version: PackVersion) -> dict[str, Any]:
     job = getattr(version, "ingest", None)
     if job is None:
-        return {"status": "pending", "memories": 0, "attempts": 0, "error": ""}
+        return {"status": "pending", "memories": 0, "attempts": 0, "error": "", "progress": 0}
     return {
         "status": job.status,
         "memories": job.memory_count,
         "attempts": job.attempts,
         "error": job.error,
+        # Memories the running attempt has written so far (``memories`` is the published count).
+        "progress": job.progress,
     }
 
 

@@ -48,6 +48,7 @@ class IngestOut(serializers.Serializer):  # type: ignore[type-arg]
     memories = serializers.IntegerField()
     attempts = serializers.IntegerField(required=False)
     error = serializers.CharField(required=False, allow_blank=True)
+    progress = serializers.IntegerField(required=False)
 
 
 class PublishIn(serializers.Serializer):  # type: ignore[type-arg]

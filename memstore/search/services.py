@@ -9,7 +9,7 @@ the embedder (``embedding``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from django.db import transaction
@@ -21,6 +21,7 @@ from .models import IndexedMemory, PackDocument
 
 __all__ = [
     "memories_index_replace",
+    "memories_index_write",
     "pack_document_refresh",
     "pack_document_replace",
     "pack_document_text",
@@ -49,6 +50,43 @@ def memories_index_replace(
         for start in range(0, len(objects), BATCH):
             IndexedMemory.objects.bulk_create(objects[start : start + BATCH])
     return len(objects)
+
+
+def memories_index_write(
+    *,
+    version: PackVersion,
+    batches: Iterable[tuple[Sequence[tuple[str, str, list[str], str]], np.ndarray]],
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Replace the indexed memories of ``version`` with ``batches`` (rows, vectors), all or
+    nothing; return how many. The batched form of :func:`memories_index_replace`.
+
+    One transaction (a savepoint inside the caller's): the old rows stay visible until
+    it commits and no one ever sees half a version, while only one batch is alive in
+    memory. ``on_batch`` gets the running count after each insert (progress).
+    """
+    count = 0
+    with transaction.atomic():
+        IndexedMemory.objects.filter(version=version).delete()
+        for rows, vectors in batches:
+            IndexedMemory.objects.bulk_create(
+                [
+                    IndexedMemory(
+                        version=version,
+                        cube_id=cube_id,
+                        record_id=record_id,
+                        tags=tags,
+                        text=text,
+                        embedding=vectors[i],
+                    )
+                    for i, (cube_id, record_id, tags, text) in enumerate(rows)
+                ],
+                batch_size=BATCH,
+            )
+            count += len(rows)
+            if on_batch is not None:
+                on_batch(count)
+    return count
 
 
 def pack_document_text(version: PackVersion) -> str:

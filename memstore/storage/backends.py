@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import shutil
 import time
@@ -172,6 +173,27 @@ class LocalBlobStorage:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class _RawBody(io.RawIOBase):
+    """A botocore ``StreamingBody`` as a raw stream, for :class:`io.BufferedReader`."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        view = memoryview(buffer).cast("B")
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
 class S3BlobStorage:
     """Blobs in an S3 bucket (AWS, MinIO, moto) through boto3; multipart above 64 MiB."""
 
@@ -273,8 +295,9 @@ class S3BlobStorage:
             response = self._client.get_object(Bucket=self.bucket, Key=self._key(sha256))
         except (BotoCoreError, ClientError) as exc:
             raise self._wrap(exc, "get_object") from exc
-        body: Any = response["Body"]
-        return cast(BinaryIO, body)
+        # botocore's StreamingBody.readline reads one byte per call: line readers go
+        # through a buffer that reads the body in large chunks instead.
+        return cast(BinaryIO, io.BufferedReader(_RawBody(response["Body"]), buffer_size=_CHUNK))
 
     def delete(self, sha256: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
