@@ -24,6 +24,8 @@ the uses still queued — at most ``max_pending`` reads from the last
 missing, as if those reads had not happened; the audit chain stays intact
 (rows are only ever appended in committed batches). Another process sharing
 the home sees a read's effects once its batch is written (within ``linger_s``).
+A queued read's audit row may therefore follow, in ``seq`` order, rows the
+engine wrote meanwhile (a refused access, say); its ``at`` is the time of the read.
 
 Lock order: the engine's write lock, then the flush lock, in every thread, so a
 flush by a caller that holds the write lock (maintenance) cannot deadlock with

@@ -223,3 +223,44 @@ def test_engine_search_embeds_a_repeated_query_once(held: Engine) -> None:
     held.search("backup job")
     held.search("backup job")
     assert (held.queries.hits, held.queries.misses) == (1, 1)
+
+
+def test_memos_search_is_audited_through_the_sdk(home: Path, clock: FixedClock) -> None:
+    from runtime.sdk import MemOS
+
+    with MemOS(home, principal="agent-1", embedder=HashEmbedder(), clock=clock) as mem:
+        m = mem.add("the backup job runs nightly at two")
+        mem.search("backup job")
+        assert mem.verify_audit() is None
+        (entry,) = mem.audit(action="search")
+        assert entry.detail["memories"] == [m.id]
+        assert [v.version for v in mem.history(m.id)] == [1]
+
+
+def test_a_crash_loses_only_the_queued_uses(home: Path, clock: FixedClock) -> None:
+    """As documented in runtime.engine.usage: written batches stay, the queue is lost."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from runtime.engine.embedding import HashEmbedder
+        from runtime.engine.engine import Engine
+        eng = Engine(Path({str(home)!r}), embedder=HashEmbedder(), maintain_every=None,
+                     usage_linger_s={HELD})
+        eng.add("the backup job runs nightly at two")
+        eng.search("written before the crash")
+        eng.flush_usage()
+        eng.search("queued at the crash")
+        os._exit(0)  # no close, no atexit: as a kill would
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=root, timeout=120)
+    with Engine(home, embedder=HashEmbedder(), clock=clock, maintain_every=None) as eng:
+        queries = [e.detail["query"] for e in eng.audit_log(action="search")]
+        assert queries == ["written before the crash"]
+        assert eng.store.verify_audit_chain() is None
