@@ -9,6 +9,13 @@ answered version up, check the answer against it (:func:`.trust.check_indexed`,
 :func:`.trust.check_answer` with the index's "yanked") and take the keys from
 the namespace's delegation (:func:`.trust.trust_indexed`).
 
+:func:`vouch_locked`: ``memos install --locked`` from a registry with an index
+(pinned the same way) also needs the locked version to be the index's target,
+byte for byte: the lockfile and the registry's answer agreeing is not enough
+(a lock written from a lying answer, or handed over, would otherwise install a
+build the registry never signed into its index). A registry with no index
+keeps the "signature only" note; the lockfile's digests and keys decide.
+
 Not here: the rules (:mod:`.trust`), the index (:mod:`runtime.trust_index`).
 """
 
@@ -22,9 +29,23 @@ from .._wire import Resolution
 from ..trust_index import TrustIndex
 from .trust import check_answer, check_indexed, trust_indexed, trust_resolution
 
-__all__ = ["SIGNATURE_ONLY", "vouch"]
+__all__ = ["SIGNATURE_ONLY", "vouch", "vouch_locked"]
 
 SIGNATURE_ONLY = "verified by publisher signature only"
+
+
+def _pin_and_refresh(index: TrustIndex, notes: list[str], stage: Callable[[str], None]) -> bool:
+    """Pin on first use (noted) and refresh; False when an unpinned registry serves no index.
+    Call with the index's folder locked."""
+    if index.pinned() is None:
+        root = index.fetch_first_root()
+        if root is None:
+            return False
+        fingerprint = index.pin(root)
+        notes.append(f"pinned {index.registry}'s root on first use: sha256 {fingerprint}")
+    stage("refreshing the registry's signed index (TUF)")
+    index.refresh()
+    return True
 
 
 def vouch(
@@ -35,20 +56,33 @@ def vouch(
     registry = index.registry
     notes: list[str] = []
     with index.locked():
-        if index.pinned() is None:
-            root = index.fetch_first_root()
-            if root is None:
-                return res, trust_resolution(res, pins), (
-                    f"{SIGNATURE_ONLY}: {registry} serves no signed index (TUF), so its keys "
-                    "come from its unsigned answer",
-                )  # fmt: skip
-            fingerprint = index.pin(root)
-            notes.append(f"pinned {registry}'s root on first use: sha256 {fingerprint}")
-        stage("refreshing the registry's signed index (TUF)")
-        index.refresh()
+        if not _pin_and_refresh(index, notes, stage):
+            return res, trust_resolution(res, pins), (
+                f"{SIGNATURE_ONLY}: {registry} serves no signed index (TUF), so its keys "
+                "come from its unsigned answer",
+            )  # fmt: skip
         entry = index.lookup(ref.name, res.manifest.version)
         res = check_indexed(ref, res, entry, index.versions(ref.name))
         check_answer(ref, res, installed)
         namespace = index.publisher_keys(ref.name.split("/", 1)[0])
         keys = trust_indexed(res, namespace, entry, pins)
     return res, keys, tuple(notes)
+
+
+def vouch_locked(
+    index: TrustIndex, ref: PackRef, res: Resolution, *,
+    stage: Callable[[str], None] = lambda _: None,
+) -> tuple[Resolution, tuple[str, ...]]:  # fmt: skip
+    """A locked answer (already the lockfile's bytes) checked against the index: the index's
+    target for that version (``trust.unknown_target``, ``trust.target_mismatch``), with the
+    index's word on yanking; and notes."""
+    notes: list[str] = []
+    with index.locked():
+        if not _pin_and_refresh(index, notes, stage):
+            return res, (
+                f"{SIGNATURE_ONLY}: {index.registry} serves no signed index (TUF), so only "
+                "memos.lock's digests and keys vouch for it",
+            )  # fmt: skip
+        entry = index.lookup(ref.name, res.manifest.version)
+        res = check_indexed(ref, res, entry, ())
+    return res, tuple(notes)

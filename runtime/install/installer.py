@@ -35,7 +35,7 @@ from ..trust_index import TrustIndex
 from .blobs import BlobEntry, select_blobs
 from .commit import PackState, commit_pack, remove_pack, with_carried
 from .fetch import FetchReport, check_blobs, fetch_blobs
-from .indexed import vouch
+from .indexed import vouch, vouch_locked
 from .items import pack_items
 from .results import InstalledPack, InstallResult
 from .sources import CacheSource, FileSource, PackSource, RegistrySource
@@ -225,9 +225,11 @@ class Installer:
             res = client.resolve(ref)
             check_answer(ref, res, None)
             keys = trust_locked(res, entry, pinned)
+            res, notes = vouch_locked(self.trust_index(registry, client), ref, res,
+                                      stage=self._stage)  # fmt: skip
             return self._install_resolved(
                 client, res, keys, registry=registry, progress=progress, actor=actor,
-                source="lockfile", everything=everything,
+                source="lockfile", everything=everything, notes=notes,
             )  # fmt: skip
 
     def trust_index(self, registry: str, client: RegistryClient) -> TrustIndex:

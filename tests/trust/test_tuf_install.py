@@ -101,3 +101,40 @@ def test_registry_add_with_a_wrong_fingerprint_is_refused(
             index.pin(index.fetch_first_root() or b"", expected_sha256="0" * 64)
         assert info.value.code == "trust.root_mismatch"
         assert index.pinned() is None
+
+
+def test_a_locked_install_is_checked_against_the_signed_index(
+    installer: Installer, sim: TufRegistry, key: SigningKey, tmp_path: Path
+) -> None:
+    """The lock was written while the registry served no index, from an answer that was
+    another build of 1.0.0 (signed by the publisher's key); registry and lock agree, but
+    the index, once served, lists the real 1.0.0: the locked install is refused."""
+    sim.publish(_pack(tmp_path, key))
+    other = build_pack(tmp_path / "other", name="acme/tips", version="1.0.0", keys=[key],
+                       memories=["another build"], mip_version="2.0")  # fmt: skip
+    sim.fake.answers["acme/tips"] = sim.fake.publish(other)
+    files = dict(sim.repo.files)
+    sim.repo.files.clear()
+    lock = tmp_path / "memos.lock"
+    installer.install("acme/tips@1.0.0", registry=REG, lockfile=lock)
+    sim.repo.files.update(files)  # the index is served (again)
+    with pytest.raises(MemosError) as info:
+        installer.install_locked(lock, registry=REG)
+    assert info.value.code == "trust.target_mismatch"
+
+
+def test_a_locked_install_of_what_the_index_lists_passes_and_one_without_index_is_noted(
+    installer: Installer, sim: TufRegistry, key: SigningKey, tmp_path: Path
+) -> None:
+    sim.publish(_pack(tmp_path, key))
+    lock = tmp_path / "memos.lock"
+    installer.install("acme/tips", registry=REG, lockfile=lock)
+    before = len(sim.tuf_requests)
+    (result,) = installer.install_locked(lock, registry=REG)
+    assert result.version == "1.0.0" and "timestamp.json" in sim.tuf_requests[before:]
+    sim.repo.files.clear()
+    bare = TufRegistry(fake=sim.fake)  # a registry that serves no index, never pinned here
+    bare.repo.files.clear()
+    other = Installer(tmp_path / "home2", installer.engine, transport=bare.transport())
+    (result,) = other.install_locked(lock, registry=REG)
+    assert any("verified by publisher signature only" in w for w in result.warnings)
