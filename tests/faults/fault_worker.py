@@ -4,8 +4,9 @@ What the test decides comes in ``MEMSTORE_FAULT_WORKER`` (JSON): the database
 (the test database), the broker and queue, the blob folder, the lease and batch
 sizes, and how the embedder misbehaves. The embedder is a deterministic stand-in
 (no model to load: seconds saved per worker), which can wait before each batch
-(``delay``) or hang for good after some batches (``hang_after``): a worker
-caught mid-ingest, at a moment the test controls. Everything else is the
+(``delay``), hang for good after some batches (``hang_after``) or wait after
+some batches until a file exists (``hold_after``, ``gate``): a worker caught
+mid-ingest, at a moment the test controls. Everything else is the
 project's own code: the task, the claim, the lease, the writes.
 """
 
@@ -48,6 +49,10 @@ def main() -> None:
         if hang_after is not None and batches > hang_after:
             while True:  # caught mid-ingest: the test kills this process
                 time.sleep(1)
+        gate = cfg.get("gate")
+        if gate and batches > cfg.get("hold_after", 0):
+            while not Path(gate).exists():  # held mid-ingest until the test opens the gate
+                time.sleep(0.05)
         time.sleep(cfg.get("delay", 0))
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         for i, text in enumerate(texts):
