@@ -37,6 +37,7 @@ __all__ = [
     "NotAuthenticatedError",
     "NotFoundError",
     "RegistryError",
+    "StorageFullError",
     "StorageUnavailableError",
     "TooLargeError",
     "TooManyRequestsError",
@@ -104,3 +105,10 @@ class TooManyRequestsError(RegistryError):
 class StorageUnavailableError(RegistryError):
     code = "registry.storage_unavailable"
     status = 503
+
+
+class StorageFullError(StorageUnavailableError):
+    """The blob volume has no space left: nothing was stored, the publish may be retried."""
+
+    code = "registry.storage_full"
+    status = 507
