@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 
 from ._cube import MediaType, MemCube, PayloadRef
 from .errors import ManifestError
+from .kv_chunks import kv_chunk_of
 
 __all__ = ["blob_conflicts", "check_blob_conflicts", "check_context", "iter_payloads"]
 
@@ -35,7 +36,8 @@ def check_context(cube: MemCube, ref: PayloadRef) -> object:
     if ref.media_type == MediaType.MEMORIES_JSONL:
         return cube.embedding.dimension if cube.embedding is not None else None
     if ref.media_type == MediaType.KV_CACHE and cube.model is not None:
-        return cube.model.digest()
+        chunk = kv_chunk_of(ref)  # a chunk's header is checked against its kv_chunk
+        return (cube.model.digest(), chunk)
     return None
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ._json import parse_timestamp
 from .errors import ManifestError, Violation
+from .kv_chunks import chain_violations
 from .schema import MANIFEST_SCHEMA_ID, schema_violations
 from .version import MIP_VERSION, migrate_to_current
 
@@ -101,6 +102,7 @@ def _cross_field_violations(data: Mapping[str, Any]) -> list[Violation]:
             check_time(f"/cubes/{i}/governance/expires_at", governance.get("expires_at"))
         if isinstance(behaviour, dict):
             check_time(f"/cubes/{i}/behaviour/last_accessed_at", behaviour.get("last_accessed_at"))
+        found.extend(chain_violations(cube, f"/cubes/{i}"))
         payloads = cube.get("payloads")
         if not isinstance(payloads, list):
             continue

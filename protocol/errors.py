@@ -131,6 +131,7 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
             "a payload is a pickle or torch.save zip; MIP never loads pickles"
         ),
         "payload.kv_cache_shape": "KV-cache tensors do not match the cube's model fingerprint",
+        "payload.kv_chunk": "a KV chunk's header, manifest entry and token hash disagree (4.2.2)",
         "payload.fingerprint_mismatch": "a KV cache names another model fingerprint than its cube",
         "payload.lora_config": "adapter_config.json is not a valid PEFT LoRA config",
         "payload.lora_weights": "adapter_model.safetensors does not hold only float LoRA tensors",

@@ -26,6 +26,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ._kv_payload import (
+    KV_ENCODINGS,
+    KV_INPUT_IDS,
+    KV_META_ENCODING,
+    KV_META_POSITIONS,
+    KV_META_SCALES,
+    KV_META_SHARED_PREFIX,
+    KV_POSITIONS,
+    check_kv_cache,
+    kv_expected_tensors,
+    kv_scale_name,
+    kv_tensor_name,
+)
 from .errors import ManifestError, PayloadError
 from .manifest import MediaType, MemCube, ModelFingerprint, PayloadRef, parse_json, parse_timestamp
 from .schema import LORA_CONFIG_SCHEMA_ID, MEMORY_RECORD_SCHEMA_ID, schema_violations
@@ -52,18 +65,11 @@ __all__ = [
 
 MAX_JSONL_LINE = 1024 * 1024
 MAX_SAFETENSORS_HEADER = 64 * 1024 * 1024
-KV_INPUT_IDS = "input_ids"
 
 _DTYPE_SIZES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
     "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
 }  # fmt: skip
-_FLOAT_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
-
-
-def kv_tensor_name(layer: int, part: str) -> str:
-    """Name of a KV-cache tensor in the payload: ``layers.<i>.key`` / ``layers.<i>.value``."""
-    return f"layers.{layer}.{part}"
 
 
 def fingerprint_digest(fingerprint: ModelFingerprint) -> str:
@@ -313,86 +319,6 @@ def _tensor_info(name: str, info: Any, data_len: int) -> TensorInfo:
     return TensorInfo(name, dtype, tuple(shape), start, end)
 
 
-# KV encodings (SPEC 4.2.1): declared in the header's __metadata__, since the media type is
-# a closed constant in MIP 1.x manifests. A reader that predates them checks every tensor
-# against the model's dtype and so refuses an fp16 or int8 cache; it never misreads one.
-KV_META_ENCODING = "mip.kv.encoding"
-KV_META_SCALES = "mip.kv.scales"
-KV_META_POSITIONS = "mip.kv.positions"
-KV_META_SHARED_PREFIX = "mip.kv.shared_prefix"
-KV_ENCODINGS = ("raw", "fp16", "int8")
-KV_POSITIONS = "rope:0"  # keys rotated by RoPE at positions 0..seq_len-1 (the only layout)
-
-
-def kv_scale_name(layer: int, part: str) -> str:
-    """Name of an int8 cache's per-token scales: ``layers.<i>.key_scale`` / ``…value_scale``."""
-    return f"layers.{layer}.{part}_scale"
-
-
-def kv_expected_tensors(
-    fingerprint: ModelFingerprint, seq_len: int, metadata: dict[str, str]
-) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """name -> (safetensors dtype, shape) of every tensor a KV cache declaring ``metadata`` holds.
-
-    Raises PayloadError (``payload.kv_cache_shape``) for an encoding, scale layout
-    or position layout this reader does not know, or a bad shared-prefix length.
-    """
-
-    def bad(message: str) -> PayloadError:
-        return PayloadError(message, code="payload.kv_cache_shape")
-
-    encoding = metadata.get(KV_META_ENCODING, "raw")
-    if encoding not in KV_ENCODINGS:
-        raise bad(f"KV-cache encoding {encoding!r} is not one of {', '.join(KV_ENCODINGS)}")
-    scales = metadata.get(KV_META_SCALES)
-    if (encoding == "int8") != (scales is not None) or scales not in (None, "per-token"):
-        raise bad(f"KV-cache encoding {encoding!r} with scales {scales!r} is not a known layout")
-    positions = metadata.get(KV_META_POSITIONS, KV_POSITIONS)
-    if positions != KV_POSITIONS:
-        raise bad(f"KV-cache positions {positions!r} are not {KV_POSITIONS!r}")
-    shared = metadata.get(KV_META_SHARED_PREFIX)
-    if shared is not None and (not shared.isdigit() or not 1 <= int(shared) <= seq_len):
-        raise bad(f"KV-cache shared prefix {shared!r} is not a token count within the cache")
-    dtype = {"raw": _FLOAT_DTYPES[fingerprint.dtype], "fp16": "F16", "int8": "I8"}[encoding]
-    shape = (1, fingerprint.num_kv_heads, seq_len, fingerprint.head_dim)
-    out: dict[str, tuple[str, tuple[int, ...]]] = {KV_INPUT_IDS: ("I64", (seq_len,))}
-    for layer in range(fingerprint.num_layers):
-        for part in ("key", "value"):
-            out[kv_tensor_name(layer, part)] = (dtype, shape)
-            if encoding == "int8":
-                out[kv_scale_name(layer, part)] = ("F16", (*shape[:3], 1))
-    return out
-
-
-def _check_kv_cache(header: SafetensorsHeader, fingerprint: ModelFingerprint) -> None:
-    def bad(message: str) -> PayloadError:
-        return PayloadError(message, code="payload.kv_cache_shape")
-
-    if header.metadata.get("mip.kind") != "kv-cache":
-        raise bad("KV-cache payload must declare __metadata__ 'mip.kind' = 'kv-cache'")
-    if header.metadata.get("mip.fingerprint") != fingerprint_digest(fingerprint):
-        raise PayloadError(
-            "KV-cache header names another model fingerprint than its cube",
-            code="payload.fingerprint_mismatch",
-        )
-    ids = header.tensors.get(KV_INPUT_IDS)
-    if ids is None or ids.dtype != "I64" or len(ids.shape) != 1 or ids.shape[0] < 1:
-        raise bad("KV-cache payload needs a 1-D int64 'input_ids' tensor of the cached prefix")
-    expected = kv_expected_tensors(fingerprint, ids.shape[0], header.metadata)
-    for name, (want_dtype, shape) in expected.items():
-        tensor = header.tensors.get(name)
-        if tensor is None:
-            raise bad(f"KV-cache payload lacks tensor {name!r}")
-        if tensor.dtype != want_dtype or tensor.shape != shape:
-            raise bad(
-                f"tensor {name!r} is {tensor.dtype}{list(tensor.shape)}, "
-                f"expected {want_dtype}{list(shape)}"
-            )
-    extra = sorted(set(header.tensors) - set(expected))
-    if extra:
-        raise bad(f"KV-cache payload has unexpected tensors: {extra[:5]}")
-
-
 def _check_lora_weights(header: SafetensorsHeader) -> None:
     if not header.tensors:
         raise PayloadError("LoRA weights hold no tensors", code="payload.lora_weights")
@@ -438,7 +364,7 @@ def validate_payload(cube: MemCube, ref: PayloadRef, stream: IO[bytes]) -> None:
         header = read_safetensors_header(stream, ref.size)
         if media is MediaType.KV_CACHE:
             assert cube.model is not None  # the schema requires it for activation cubes
-            _check_kv_cache(header, cube.model)
+            check_kv_cache(header, cube.model, ref, stream)
         else:
             _check_lora_weights(header)
 

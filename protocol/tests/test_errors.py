@@ -14,6 +14,7 @@ CODE = re.compile(
 NOT_CODES = {"manifest.json", "mip.kind", "mip.fingerprint"}
 # safetensors header keys of a KV cache (protocol.payloads.KV_META_*), not error codes
 NOT_CODES |= {"mip.kv.encoding", "mip.kv.scales", "mip.kv.positions", "mip.kv.shared_prefix"}
+NOT_CODES |= {"mip.kv.chunk.key", "mip.kv.chunk.parent"}
 
 
 def _codes_in_source() -> set[str]:

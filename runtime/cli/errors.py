@@ -277,6 +277,10 @@ HINTS: dict[str, str] = {
         "The KV cache's declared encoding (mip.kv.encoding) does not match its tensors; rebuild "
         "it: memos kv build / memos model build-pack --kv-encoding raw|fp16|int8."
     ),
+    "model.kv_chunk_chain": (
+        "A chunk of this chunked KV cache (SPEC 4.2.2) is missing, out of order or not the one its "
+        "key names; nothing was loaded. Reinstall the pack (memos install) or rebuild the cache."
+    ),
     "model.kv_position_limit": (
         "The composed caches are longer than the model's context; pass fewer packs or a smaller "
         "--budget."

@@ -126,13 +126,18 @@ def _cube_item(
     pack_name: str, version: str, cube: MemCube, blob: BlobPath, now: datetime
 ) -> NewMemory:
     tokens = None
-    kv = cube.payload(MediaType.KV_CACHE)
-    kv_path = blob(kv.sha256) if kv is not None else None
-    if kv is not None and kv_path is not None:
+    for kv in (r for r in cube.payloads if r.media_type == MediaType.KV_CACHE):
+        kv_path = blob(kv.sha256)  # a chunked cache (SPEC 4.2.2): the sum of its chunks'
+        if kv_path is None:
+            tokens = None
+            break
         with open(kv_path, "rb") as fh:
             header = read_safetensors_header(fh, kv.size)
         ids = header.tensors.get("input_ids")
-        tokens = int(ids.shape[-1]) if ids is not None and ids.shape else None
+        if ids is None or not ids.shape:
+            tokens = None
+            break
+        tokens = (tokens or 0) + int(ids.shape[-1])
     description = str(cube.extra.get("description", "")) or None
     text = " — ".join(x for x in (cube.title, description) if x) or cube.id
     return NewMemory(

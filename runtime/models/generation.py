@@ -32,7 +32,7 @@ from protocol import MediaType, MemoryType, ModelFingerprint
 
 from .causal_lm import LoadedModel, greedy_generate
 from .errors import FingerprintMismatchError, KVCacheError, ModelError
-from .kv import LoadedKV, load_kv, read_kv_fingerprint, template_for
+from .kv import KVFiles, LoadedKV, load_kv, read_kv_fingerprint, template_for
 from .kv_compose import DEFAULT_RECOMPUTE, ComposedKV, compose_kv
 from .lora import attach_adapter, detach_adapter
 from .packs import ModelMemory, read_model_pack
@@ -51,7 +51,7 @@ class MemorySource:
     fingerprint."""
 
     texts: tuple[str, ...] = ()
-    kv: tuple[tuple[ModelFingerprint | None, Path], ...] = ()
+    kv: tuple[tuple[ModelFingerprint | None, KVFiles], ...] = ()
     adapters: tuple[tuple[ModelFingerprint | None, Path, Path], ...] = ()
     label: str = "memories"
 
@@ -146,11 +146,12 @@ class MemoryGeneration:
 
 
 def _matching_kv(
-    lm: LoadedModel, candidates: Sequence[tuple[ModelFingerprint | None, Path]]
-) -> tuple[list[tuple[ModelFingerprint | None, Path]], list[str]]:
+    lm: LoadedModel, candidates: Sequence[tuple[ModelFingerprint | None, KVFiles]]
+) -> tuple[list[tuple[ModelFingerprint | None, KVFiles]], list[str]]:
     """KV payloads that fit the running model, and a note for each that does not."""
     fits, notes = [], []
-    for expected, path in candidates:
+    for expected, files in candidates:
+        path = files[0] if isinstance(files, tuple) else files  # a chunked cache: its first
         try:
             fp = expected if expected is not None else read_kv_fingerprint(path)
         except KVCacheError as exc:
@@ -163,7 +164,7 @@ def _matching_kv(
                 f"(differs in {', '.join(fields)}): not used"
             )
         else:
-            fits.append((expected, path))
+            fits.append((expected, files))
     return fits, notes
 
 

@@ -63,7 +63,6 @@ Not here: loading models (:mod:`.causal_lm`), LoRA (:mod:`.lora`), packs.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,28 +75,34 @@ from safetensors.torch import save_file
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from protocol import (
-    KV_INPUT_IDS,
-    MIPError,
-    ModelFingerprint,
-    canonical_bytes,
-    fingerprint_digest,
-    read_safetensors_header,
-)
+from protocol import KV_INPUT_IDS, ModelFingerprint, canonical_bytes, fingerprint_digest
+from protocol.kv_chunks import KVChunk
 from protocol.payloads import (
     KV_META_ENCODING,
     KV_META_POSITIONS,
     KV_META_SCALES,
     KV_META_SHARED_PREFIX,
     KV_POSITIONS,
-    kv_expected_tensors,
 )
 
 from .attention import SharedPrefixLayer, shared_prefix_supported
 from .causal_lm import GenerationResult, LoadedModel, greedy_generate
 from .errors import KVCacheError, KVCombineRefusedError
 from .fingerprint import check_fingerprint
+from .kv_chunks import read_kv_chunks
 from .kv_codec import KV_ENCODINGS, decode_layer, encode_layer
+from .kv_read import (
+    META_CLOSING,
+    META_FINGERPRINT,
+    META_FINGERPRINT_JSON,
+    META_KIND,
+    META_PREFIX_SHA256,
+    META_TEMPLATE,
+    _read_header,
+    check_position_limit,
+    read_ahead,
+    read_kv_fingerprint,
+)
 from .kv_templates import (
     TEMPLATES,
     PromptTemplate,
@@ -111,6 +116,7 @@ from .kv_templates import (
 __all__ = [
     "TEMPLATES",
     "KVBuildInfo",
+    "KVFiles",
     "LoadedKV",
     "PromptTemplate",
     "build_kv",
@@ -124,12 +130,7 @@ __all__ = [
     "template_for",
 ]
 
-META_KIND = "mip.kind"
-META_FINGERPRINT = "mip.fingerprint"
-META_FINGERPRINT_JSON = "memos.fingerprint"
-META_TEMPLATE = "memos.template"
-META_PREFIX_SHA256 = "memos.prefix_sha256"
-META_CLOSING = "memos.kv.closing_tokens"
+KVFiles = Path | tuple[Path, ...]  # one blob, or a chunked cache's chunks in order (4.2.2)
 
 
 # --------------------------------------------------------------------------- build
@@ -168,10 +169,14 @@ def build_kv(
     *,
     template: PromptTemplate | str | None = None,
     encoding: str = "raw",
+    prefill_chunk: int | None = None,
 ) -> KVBuildInfo:
     """Write the KV-cache payload of the prefix made from ``texts`` to ``out_path`` (atomically).
 
     ``encoding``: ``raw`` (the model's dtype), ``fp16`` or ``int8`` (see :mod:`.kv_codec`).
+    ``prefill_chunk``: prefill that many tokens per forward pass, so the states
+    of tokens ``0..k*n`` are bit-identical for any two prefixes sharing them
+    (what lets chunked caches, :mod:`.kv_chunks`, share blobs across packs).
     """
     lm.require_base("build a KV cache")
     if not texts:
@@ -185,14 +190,13 @@ def build_kv(
     prefix_text = tpl.prefix(texts)
     header_ids, _items, closing, ids = prefix_segments(lm, tpl, texts)
     fp = lm.fingerprint
+    cache: Any = DynamicCache(config=lm.config)
+    step = prefill_chunk or len(ids)
     with torch.no_grad():
-        out = lm.model(
-            input_ids=torch.tensor([ids], dtype=torch.long, device=lm.device),
-            cache=DynamicCache(config=lm.config),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-    layers = _cache_layers(out.cache)
+        for at in range(0, len(ids), step):
+            part = torch.tensor([ids[at : at + step]], dtype=torch.long, device=lm.device)
+            cache = lm.model(input_ids=part, cache=cache, use_cache=True, logits_to_keep=1).cache
+    layers = _cache_layers(cache)
     if len(layers) != fp.num_layers:
         raise KVCacheError(f"model produced {len(layers)} cache layers, expected {fp.num_layers}")
     tensors: dict[str, torch.Tensor] = {KV_INPUT_IDS: torch.tensor(ids, dtype=torch.int64)}
@@ -223,72 +227,6 @@ def build_kv(
 
 
 # --------------------------------------------------------------------------- load
-
-
-@dataclass(frozen=True)
-class _Header:
-    fingerprint: ModelFingerprint
-    metadata: dict[str, str]
-    seq_len: int
-
-
-def _read_header(path: Path, expected: ModelFingerprint | None) -> _Header:
-    """Parse and check a KV payload's header against its fingerprint; reads no tensor data."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            header = read_safetensors_header(fh, size)
-    except MIPError as exc:
-        raise KVCacheError(f"{path.name} is not a valid KV-cache payload: {exc}") from exc
-    meta = header.metadata
-    if meta.get(META_KIND) != "kv-cache":
-        raise KVCacheError(f"{path.name} does not declare __metadata__ mip.kind = kv-cache")
-    digest = meta.get(META_FINGERPRINT)
-    if expected is None:
-        try:
-            expected = ModelFingerprint.from_dict(json.loads(meta[META_FINGERPRINT_JSON]))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise KVCacheError(
-                f"{path.name} carries no readable model fingerprint; pass the cube's fingerprint"
-            ) from exc
-    if digest != fingerprint_digest(expected):
-        raise KVCacheError(
-            f"{path.name}'s header names another model fingerprint than its cube",
-            code="model.kv_fingerprint_digest",
-        )
-    ids = header.tensors.get(KV_INPUT_IDS)
-    if ids is None or ids.dtype != "I64" or len(ids.shape) != 1 or ids.shape[0] < 1:
-        raise KVCacheError(f"{path.name} lacks a 1-D int64 input_ids tensor")
-    seq_len = ids.shape[0]
-    try:
-        layout = kv_expected_tensors(expected, seq_len, meta)
-    except MIPError as exc:
-        raise KVCacheError(
-            f"{path.name}: {exc.message}", code="model.kv_encoding_mismatch"
-        ) from exc
-    encoded = meta.get(KV_META_ENCODING, "raw") != "raw"
-    for name, (dtype, shape) in layout.items():
-        info = header.tensors.get(name)
-        if info is None or info.shape != shape or info.dtype != dtype:
-            found = "missing" if info is None else f"{info.dtype}{list(info.shape)}"
-            raise KVCacheError(
-                f"{path.name}: tensor {name} is missing or has the wrong shape: {found}, "
-                f"expected {dtype}{list(shape)} for encoding "
-                f"{meta.get(KV_META_ENCODING, 'raw')!r}",
-                code="model.kv_encoding_mismatch" if encoded or info is not None else None,
-            )
-    if set(header.tensors) != set(layout):
-        raise KVCacheError(f"{path.name} holds tensors that are not part of a KV cache")
-    closing = meta.get(META_CLOSING, "0")
-    shared = int(meta.get(KV_META_SHARED_PREFIX, "0"))
-    if not closing.isdigit() or (shared and shared + int(closing) > seq_len):
-        raise KVCacheError(f"{path.name}: {META_CLOSING} {closing!r} is out of range")
-    return _Header(expected, dict(meta), seq_len)
-
-
-def read_kv_fingerprint(path: Path) -> ModelFingerprint:
-    """The fingerprint a KV payload was built for (checked against its digest). No torch work."""
-    return _read_header(Path(path), None).fingerprint
 
 
 @dataclass(frozen=True)
@@ -352,15 +290,37 @@ def cache_from_tensors(
     return cache
 
 
-def load_kv(path: Path, lm: LoadedModel, *, expected: ModelFingerprint | None = None) -> LoadedKV:
+def load_kv(
+    path: KVFiles,
+    lm: LoadedModel,
+    *,
+    expected: ModelFingerprint | None = None,
+    declared: Sequence[KVChunk] | None = None,
+) -> LoadedKV:
     """Check a KV payload against ``lm`` (refusing another model's cache), then map it.
 
     ``expected`` is the fingerprint from the cube's manifest, when the file
     comes from a pack; the header's digest must match it. Without it, the
-    fingerprint recorded in the header is used.
+    fingerprint recorded in the header is used. A tuple of paths is a chunked
+    cache (:func:`.kv_chunks.read_kv_chunks`; ``declared``: the manifest's
+    ``kv_chunk`` entries, which each chunk's header must match).
     """
+    if isinstance(path, tuple):
+        got = read_kv_chunks(path, lm, expected=expected, declared=declared)
+        return LoadedKV(
+            path=path[0], fingerprint=got.fingerprint, input_ids=got.input_ids,
+            keys=got.keys, values=got.values, template=got.metadata.get(META_TEMPLATE),
+            size=got.size, encoding=got.metadata.get(KV_META_ENCODING, "raw"),
+            shared_prefix=int(got.metadata.get(KV_META_SHARED_PREFIX, "0")),
+            closing=int(got.metadata.get(META_CLOSING, "0")),
+        )  # fmt: skip
     path = Path(path)
     header = _read_header(path, expected)
+    if header.metadata.get(KV_META_POSITIONS, KV_POSITIONS) != KV_POSITIONS:
+        raise KVCacheError(
+            f"{path.name} is one chunk of a chunked KV cache (4.2.2); load all its chunks",
+            code="model.kv_chunk_chain",
+        )
     check_fingerprint(header.fingerprint, lm.fingerprint, what=f"KV cache {path.name}")
     check_position_limit(lm, header.seq_len, what=f"KV cache {path.name}")
     encoding = header.metadata.get(KV_META_ENCODING, "raw")
@@ -386,36 +346,6 @@ def load_kv(path: Path, lm: LoadedModel, *, expected: ModelFingerprint | None = 
         shared_prefix=int(header.metadata.get(KV_META_SHARED_PREFIX, "0")),
         closing=int(header.metadata.get(META_CLOSING, "0")),
     )
-
-
-def read_ahead(path: Path) -> None:
-    """Ask the kernel to read the whole file now, in the background (cold loads, SPEC 4.2.1).
-
-    The tensors are read in order right after; with the pages already on
-    their way, a cold load waits for the disk once instead of per page fault.
-    """
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is None:
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        advise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-    finally:
-        os.close(fd)
-
-
-def check_position_limit(lm: LoadedModel, tokens: int, *, what: str) -> None:
-    """Refuse ``tokens`` cached positions beyond the model's limit (before touching it)."""
-    limit = getattr(lm.config, "max_position_embeddings", None)
-    if isinstance(limit, int) and tokens >= limit:
-        raise KVCacheError(
-            f"{what} would place tokens up to position {tokens - 1}, beyond the model's limit "
-            f"of {limit} positions (max_position_embeddings)",
-            code="model.kv_position_limit",
-            tokens=tokens,
-            limit=limit,
-        )
 
 
 def combine_kv(caches: Sequence[LoadedKV]) -> LoadedKV:

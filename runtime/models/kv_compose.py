@@ -48,7 +48,8 @@ from transformers import DynamicCache
 from .causal_lm import LoadedModel
 from .errors import KVCacheError, KVCombineRefusedError
 from .fingerprint import check_fingerprint
-from .kv import LoadedKV, cache_from_tensors, check_position_limit
+from .kv import LoadedKV, cache_from_tensors
+from .kv_read import check_position_limit
 
 __all__ = ["DEFAULT_RECOMPUTE", "ComposedKV", "compose_kv", "rerotate_keys"]
 
@@ -115,9 +116,9 @@ def _check(lm: LoadedModel, caches: Sequence[LoadedKV]) -> None:
     first = caches[0]
     for cache in caches:
         check_fingerprint(cache.fingerprint, lm.fingerprint, what=f"KV cache {cache.path.name}")
-        same_header = cache.input_ids[: cache.shared_prefix] == first.input_ids[
-            : first.shared_prefix
-        ]
+        same_header = (
+            cache.input_ids[: cache.shared_prefix] == first.input_ids[: first.shared_prefix]
+        )
         closing = cache.input_ids[cache.num_tokens - cache.closing :]
         if (
             cache.template != first.template
@@ -150,9 +151,7 @@ def compose_kv(
     if len(caches) == 1:
         check_fingerprint(first.fingerprint, lm.fingerprint, what=f"KV cache {first.path.name}")
         spans = ((first.path.name, 0, first.num_tokens),)
-        return ComposedKV(
-            first.input_ids, first.keys, first.values, (), spans, first.template
-        )
+        return ComposedKV(first.input_ids, first.keys, first.values, (), spans, first.template)
     start = time.perf_counter()
     _check(lm, caches)
     head = first.shared_prefix
@@ -228,9 +227,9 @@ def _choose(
     true_k, true_v = fresh.keys[..., -later:, :], fresh.values[..., -later:, :]
     cached_k = keys[SELECT_LAYER][..., exact:, :]
     cached_v = values[SELECT_LAYER][..., exact:, :]
-    deviation = ((true_k - cached_k) ** 2).sum(dim=(0, 1, 3)) + (
-        (true_v - cached_v) ** 2
-    ).sum(dim=(0, 1, 3))
+    deviation = ((true_k - cached_k) ** 2).sum(dim=(0, 1, 3)) + ((true_v - cached_v) ** 2).sum(
+        dim=(0, 1, 3)
+    )
     top = torch.topk(deviation, budget).indices
     return torch.sort(top).values + exact
 

@@ -37,9 +37,11 @@ from protocol import (
     iter_memory_records,
     read_pack,
 )
+from protocol.kv_chunks import kv_chunk_of
 
 from .causal_lm import LoadedModel
-from .kv import build_kv
+from .kv import KVFiles, build_kv
+from .kv_chunks import split_kv
 from .kv_quality import encode_and_measure
 from .lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, consolidate
 
@@ -67,12 +69,16 @@ def read_memories(path: Path) -> list[MemoryRecord]:
 
 
 def _cube(
-    cube_id: str, memory_type: MemoryType, paths: Sequence[str], now: str, **fields: Any
+    cube_id: str,
+    memory_type: MemoryType,
+    paths: Sequence[str | dict[str, Any]],
+    now: str,
+    **fields: Any,
 ) -> dict[str, Any]:
     cube: dict[str, Any] = {
         "id": cube_id,
         "memory_type": memory_type.value,
-        "payloads": [{"path": p} for p in paths],
+        "payloads": [p if isinstance(p, dict) else {"path": p} for p in paths],
         "created_at": now,
         "lifecycle": "generated",
         "version": 1,
@@ -98,13 +104,15 @@ def build_model_pack_source(
     template: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     kv_encoding: str = "raw",
+    kv_chunk_tokens: int | None = None,
 ) -> Path:
     """Write a pack source for ``lm`` with plaintext, activation and parameter cubes.
 
     ``kv_encoding`` (``raw``, ``fp16``, ``int8``): how the KV cache is stored;
     a compressed one is measured against the model's own cache on held-out
     probes, and the result recorded in the cube's ``kv`` field (see
-    :mod:`.kv_quality`).
+    :mod:`.kv_quality`). ``kv_chunk_tokens``: store the cache as content-addressed
+    chunks of that many tokens (SPEC 4.2.2; identical prefixes share blobs across packs).
 
     ``progress(stage, done, total)`` reports the build ("kv", "lora") for a progress bar.
     """
@@ -136,15 +144,23 @@ def build_model_pack_source(
         if progress:
             progress("kv", 0, 1)
         target = out_dir / "payloads" / KV_CUBE / KV_FILE
-        info = build_kv(lm, texts, target, template=template)
+        info = build_kv(lm, texts, target, template=template, prefill_chunk=kv_chunk_tokens)
         kv_field = encode_and_measure(lm, target, kv_encoding)
+        kv_payloads: list[dict[str, Any]] = [{"path": f"payloads/{KV_CUBE}/{KV_FILE}"}]
+        if kv_chunk_tokens:
+            chunks = split_kv(target, target.parent, chunk_tokens=kv_chunk_tokens)
+            target.unlink()
+            kv_payloads = [
+                {"path": f"payloads/{KV_CUBE}/{c.path.name}", "kv_chunk": c.chunk.to_dict()}
+                for c in chunks
+            ]
         if progress:
             progress("kv", 1, 1)
         cubes.append(
             _cube(
                 KV_CUBE,
                 MemoryType.ACTIVATION,
-                [f"payloads/{KV_CUBE}/{KV_FILE}"],
+                kv_payloads,
                 now,
                 title=f"Memories as a KV cache ({info.num_tokens} tokens, {info.template}, "
                 f"{kv_encoding})",
@@ -196,7 +212,7 @@ class ModelMemory:
 
     pack: Pack
     texts: tuple[str, ...]
-    kv: tuple[tuple[MemCube, Path], ...]
+    kv: tuple[tuple[MemCube, KVFiles], ...]
     adapters: tuple[tuple[MemCube, Path, Path], ...]
 
 
@@ -205,7 +221,7 @@ def open_model_memory(pack: Pack) -> ModelMemory:
     if pack.root is None:
         raise ValueError("read the pack with a target folder first")
     texts: list[str] = []
-    kv: list[tuple[MemCube, Path]] = []
+    kv: list[tuple[MemCube, KVFiles]] = []
     adapters: list[tuple[MemCube, Path, Path]] = []
     for cube in pack.manifest.cubes:
         if cube.memory_type is MemoryType.PLAINTEXT:
@@ -213,9 +229,11 @@ def open_model_memory(pack: Pack) -> ModelMemory:
                 with open(pack.payload_path(ref), "rb") as fh:
                     texts.extend(r.text for r in iter_memory_records(fh))
         elif cube.memory_type is MemoryType.ACTIVATION:
-            kv_ref = cube.payload(MediaType.KV_CACHE)
-            if kv_ref is not None:
-                kv.append((cube, pack.payload_path(kv_ref)))
+            refs = [r for r in cube.payloads if r.media_type == MediaType.KV_CACHE]
+            if len(refs) == 1 and kv_chunk_of(refs[0]) is None:
+                kv.append((cube, pack.payload_path(refs[0])))
+            elif refs:  # a chunked cache (4.2.2): its chunks, in order
+                kv.append((cube, tuple(pack.payload_path(r) for r in refs)))
         else:
             config = cube.payload(MediaType.LORA_CONFIG)
             weights = cube.payload(MediaType.LORA_WEIGHTS)
