@@ -12,6 +12,7 @@ Not here: which blobs may be deleted (that depends on the database, see
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import io
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 from urllib.parse import urlencode
 
-from ..errors import StorageUnavailableError
+from ..errors import StorageFullError, StorageUnavailableError
 
 __all__ = [
     "BlobStorage",
@@ -114,6 +115,18 @@ class LocalBlobStorage:
         target = self.path(sha256)
         if target.is_file():
             return
+        try:
+            self._put(target, sha256, path)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                # A full volume is an answer, not a crash: the temporary file is gone
+                # (``_put``), the publish releases what it stored and says so.
+                raise StorageFullError(
+                    "the blob volume is full", sha256=sha256, reason=exc.strerror or ""
+                ) from exc
+            raise
+
+    def _put(self, target: Path, sha256: str, path: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
         digest = hashlib.sha256()
