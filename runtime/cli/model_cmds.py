@@ -186,6 +186,14 @@ def model_build_pack(
     lora: Annotated[bool, typer.Option(help="Also consolidate a LoRA adapter cube.")] = True,
     lora_steps: Annotated[int, typer.Option(help="LoRA training steps.")] = 30,
     kv_encoding: Annotated[str, typer.Option(help="KV cache storage: raw, fp16 or int8.")] = "raw",
+    kv_chunk_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Store the KV cache as content-addressed chunks of N tokens (256: "
+            "packs sharing a prefix share its blobs; SPEC 4.2.2)",
+            min=16,
+        ),
+    ] = None,
 ) -> None:
     """Write a pack source with plaintext, activation (KV) and parameter (LoRA) cubes.
 
@@ -221,6 +229,7 @@ def model_build_pack(
             lora_steps=lora_steps,
             progress=report,
             kv_encoding=kv_encoding,
+            kv_chunk_tokens=kv_chunk_tokens,
         )
     out.print(f"Created pack source [bold]{out_dir}[/] for {name} ({len(records)} memories).")
     out.print(f"Next: memos pack {out_dir} --out {out_dir.name}.memcube --key KEYFILE")

@@ -263,3 +263,18 @@ def test_generate_with_an_installed_pack_and_with_the_engine_plan(
         *model,
     )
     assert any(i["form"] == "activation" for i in planned["plan"]["items"])  # type: ignore[index]
+
+
+def test_build_pack_with_kv_chunks_generates_from_the_chunked_cache(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = ["--model", str(tiny_model_dir)]
+    build = ["model", "build-pack", "mem.txt", "--out", "src", "--name", "acme/tiny"]
+    assert main([*build, "--no-lora", "--kv-chunk-tokens", "16", *model]) == 0
+    chunks = sorted(Path("src/payloads/memories-kv").glob("kv.*.safetensors"))
+    assert len(chunks) > 1 and not Path("src/payloads/memories-kv/kv.safetensors").exists()
+    assert main(["pack", "src", "--out", "p.memcube", "--mip", "2"]) == 0
+    query = ["generate", "what does alice like", "--pack", "p.memcube", "--max-new-tokens", "6"]
+    kv = run_json(capsys, *query, "--json", *model)
+    plain = run_json(capsys, *query, "--mode", "plaintext", "--json", *model)
+    assert kv["form"] == "activation" and kv["tokens"] == plain["tokens"]
