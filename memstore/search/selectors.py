@@ -3,17 +3,24 @@
 Two candidate lists are computed in PostgreSQL — nearest neighbours by cosine
 distance through the HNSW index (pgvector), and full-text matches ranked by
 ``ts_rank`` (``websearch_to_tsquery``) — and fused with reciprocal rank fusion
-(score = sum of 1 / (60 + rank)). Neighbours less similar than
-``MEMSTORE_SEARCH_MIN_SIMILARITY`` (cosine, default 0.25) are dropped, so a
-query about nothing published finds nothing instead of the least unrelated
-memories; text matches always count. Filters apply to both lists, and only the
-current version of each visible pack is searched. Hits inside paid packs carry
-a short snippet, never the full text, unless the reader may download the pack
-anyway (a member of its namespace, or holding an active entitlement).
+(score = sum of 1 / (60 + rank)) in the same SQL statement (``_fusion``: one
+round trip). Neighbours less similar than ``MEMSTORE_SEARCH_MIN_SIMILARITY``
+(cosine, default 0.25) are dropped, so a query about nothing published finds
+nothing instead of the least unrelated memories; text matches always count.
+Filters apply to both lists, and only the current version of each visible pack
+is searched.
 
-Queries are embedded by :func:`query_vector`, with the same embedder that
-ingestion used for the memories (``embedding``). Not here: writes to the index
-(``services``).
+Paid packs: a reader who may not download the pack (not a member of its
+namespace, no active entitlement) has its memories matched and ranked only
+where the pack page shows them anyway (the publisher's previews, shown in
+full); the rest is filtered out before ranking, so neither its words nor its
+vectors move a stranger's results. Every snippet is a fixed prefix of the
+memory, never a window chosen by the query; paid hits carry no ``text``
+unless the reader may read the pack.
+
+Queries are embedded by :func:`query_vector` (cached and batched,
+``query_embedding``), with the same embedder that ingestion used for the
+memories (``embedding``). Not here: writes to the index (``services``).
 """
 
 from __future__ import annotations
@@ -25,16 +32,19 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import Length
 from pgvector.django import CosineDistance
 
 from ..accounts.actor import Actor
 from ..accounts.models import Membership
-from ..packs.models import Pack
+from ..packs.cards import PREVIEW_CHARS
+from ..packs.models import Pack, PackVersion
 from ..packs.selectors import active_entitlements
-from . import embedding
+from . import _fusion
+from ._fusion import Leg
 from .models import IndexedMemory, PackDocument
+from .query_embedding import default_embedder
 
 __all__ = [
     "PACK_SORTS",
@@ -47,13 +57,12 @@ __all__ = [
     "query_vector",
 ]
 
-RRF_K = 60
 CANDIDATES = 100
 #: How pack results may be ordered; "relevance" needs a query (without one: "recent").
 PACK_SORTS = ("relevance", "installs", "recent", "price", "quality", "likes")
 BROWSE_LIMIT = 1000
-FREE_SNIPPET = 240
-PAID_SNIPPET = 80
+#: A hit's snippet: the first characters of the memory (a fixed prefix, whatever the query).
+SNIPPET = 240
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,10 @@ class SearchPage:
 
 
 def query_vector(text: str) -> np.ndarray:
-    """The query's embedding, in the vector space of the index (compute once, pass to both)."""
-    return embedding.embed_one(text)
+    """The query's embedding, in the vector space of the index (compute once, pass to both).
+
+    Cached and batched (``query_embedding``): a repeated query costs no forward pass."""
+    return default_embedder().vector(text)
 
 
 def _visible(actor: Actor, prefix: str) -> Q:
@@ -144,70 +155,85 @@ def _filtered(qs: QuerySet[Any], filters: SearchFilters, v: str) -> QuerySet[Any
     return qs
 
 
-def _fuse(*rankings: list[int]) -> list[tuple[int, float]]:
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, pk in enumerate(ranking, start=1):
-            scores[pk] = scores.get(pk, 0.0) + 1.0 / (RRF_K + rank)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-
-
-def _ann_settings() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [int(settings.MEMSTORE_HNSW_EF_SEARCH)])
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-
-
-def _ranked_ids(
-    qs: QuerySet[Any], query: str, vector: Any, candidates: int
-) -> tuple[list[int], list[int]]:
-    tsquery = SearchQuery(query, search_type="websearch", config="english")
+def _vector_leg(qs: QuerySet[Any], vector: Any, candidates: int) -> Leg:
+    """Nearest neighbours (the HNSW index serves the ORDER BY); the similarity floor is
+    applied after the LIMIT, in the fusion, so the index keeps serving it."""
     floor = float(settings.MEMSTORE_SEARCH_MIN_SIMILARITY)
-    with transaction.atomic():
-        _ann_settings()
-        neighbours = (
-            qs.filter(embedding__isnull=False)
-            .annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")
-            .values_list("id", "distance")[:candidates]
-        )
-        # Filtered here, not in SQL, so the HNSW index keeps serving the ORDER BY.
-        by_vector = [pk for pk, distance in neighbours if floor <= 0 or 1.0 - distance >= floor]
-    by_text = list(
+    neighbours = (
+        qs.filter(embedding__isnull=False)
+        .annotate(distance=CosineDistance("embedding", vector))
+        .order_by("distance")
+        .values("id", "distance")[:candidates]
+    )
+    if floor <= 0:
+        return Leg(neighbours, "distance ASC, id")
+    return Leg(neighbours, "distance ASC, id", "1.0::float8 - distance >= %s", (floor,))
+
+
+def _text_leg(qs: QuerySet[Any], query: str, candidates: int) -> Leg:
+    tsquery = SearchQuery(query, search_type="websearch", config="english")
+    matches = (
         qs.filter(search_vector=tsquery)
         .annotate(rank=SearchRank(F("search_vector"), tsquery))
         .order_by("-rank", "id")
-        .values_list("id", flat=True)[:candidates]
+        .values("id", "rank")[:candidates]
     )
-    return by_vector, by_text
+    return Leg(matches, "rank DESC, id")
 
 
-def _full_text_packs(actor: Actor, pack_ids: set[int]) -> set[int]:
-    """Of ``pack_ids``, the packs whose paid text ``actor`` may read: its own, or bought."""
-    if not pack_ids or actor.user is None or not actor.can_read_with_credentials():
+def _readable_packs(actor: Actor) -> set[int]:
+    """The packs whose paid text ``actor`` may read: its namespaces', or bought (one query)."""
+    if actor.user is None or not actor.can_read_with_credentials():
         return set()
     mine = Membership.objects.filter(user=actor.user).values("namespace_id")
-    owned = Pack.objects.filter(pk__in=pack_ids, namespace_id__in=mine).values_list("pk", flat=True)
-    bought = (
-        active_entitlements(user=actor.user)
-        .filter(pack_id__in=pack_ids)
-        .values_list("pack_id", flat=True)
-    )
-    return set(owned) | set(bought)
+    owned = Pack.objects.filter(namespace_id__in=mine).values_list("pk", flat=True)
+    bought = active_entitlements(user=actor.user).values_list("pack_id", flat=True)
+    return set(owned.union(bought))
+
+
+def _matchable(qs: QuerySet[Any], readable: set[int]) -> QuerySet[Any]:
+    """The memories a reader's query may match and rank: free packs', the paid packs'
+    they may read, and of other paid packs only the previews the pack page shows in full.
+
+    Filtered before ranking, so a paid memory a stranger may not read moves nobody's
+    rank: its words and its vector are no oracle (README, "Search and paid packs")."""
+    public = Q(version__price_amount_minor=0) | Q(preview=True, text_chars__lte=PREVIEW_CHARS)
+    if readable:
+        public |= Q(version__pack_id__in=readable)
+    matchable: QuerySet[Any] = qs.alias(text_chars=Length("text")).filter(public)
+    return matchable
 
 
 def _snippet(text: str, paid: bool) -> tuple[str, str | None]:
-    if paid:
-        limit = min(PAID_SNIPPET, max(len(text) // 2, 1))
-        return text[:limit].rstrip() + "…", None
-    if len(text) <= FREE_SNIPPET:
-        return text, text
-    return text[:FREE_SNIPPET].rstrip() + "…", text
+    """A hit's snippet and text: a fixed prefix, never a window chosen by the query.
+
+    ``paid`` (a paid pack the reader may not read) only reaches here for a preview memory
+    the pack page shows in full; it gets the same prefix and no ``text``."""
+    short = text if len(text) <= SNIPPET else text[:SNIPPET].rstrip() + "…"
+    return short, None if paid else text
 
 
 def _page(fused: list[tuple[int, float]], page: int, page_size: int) -> list[tuple[int, float]]:
     start = (page - 1) * page_size
     return fused[start : start + page_size]
+
+
+def _memory_legs(
+    actor: Actor, query: str, filters: SearchFilters, vector: Any, candidates: int
+) -> tuple[list[Leg], set[int]]:
+    """The two ranked lists over the memories ``actor`` may match, and its readable packs."""
+    qs = IndexedMemory.objects.filter(_visible(actor, "version__pack__"))
+    if filters.version_id is not None:
+        qs = qs.filter(version_id=filters.version_id)
+    else:
+        qs = qs.filter(version__search_document__current=True)
+    if filters.memory_type:
+        qs = qs.filter(memory_type=filters.memory_type)
+    readable = _readable_packs(actor)
+    qs = _matchable(_filtered(qs, filters, "version__"), readable)
+    if vector is None:
+        vector = query_vector(query)
+    return [_vector_leg(qs, vector, candidates), _text_leg(qs, query, candidates)], readable
 
 
 def memories_search(
@@ -221,18 +247,8 @@ def memories_search(
     vector: Any = None,
 ) -> SearchPage:
     """Hybrid search over the memories of the current version of visible packs."""
-    qs = IndexedMemory.objects.filter(_visible(actor, "version__pack__"))
-    if filters.version_id is not None:
-        qs = qs.filter(version_id=filters.version_id)
-    else:
-        qs = qs.filter(version__search_document__current=True)
-    if filters.memory_type:
-        qs = qs.filter(memory_type=filters.memory_type)
-    qs = _filtered(qs, filters, "version__")
-    if vector is None:
-        vector = query_vector(query)
-    by_vector, by_text = _ranked_ids(qs, query, vector, max(candidates, page * page_size))
-    fused = _fuse(by_vector, by_text)
+    legs, readable = _memory_legs(actor, query, filters, vector, max(candidates, page * page_size))
+    fused = _fusion.fused(legs)
     chosen = _page(fused, page, page_size)
     rows = {
         m.pk: m
@@ -240,9 +256,6 @@ def memories_search(
             pk__in=[pk for pk, _ in chosen]
         )
     }
-    readable = _full_text_packs(
-        actor, {m.version.pack_id for m in rows.values() if m.version.is_paid}
-    )
     results: list[MemoryHit] = []
     for pk, score in chosen:
         memory = rows[pk]
@@ -314,27 +327,35 @@ def _pack_candidates(
     candidates: int,
     vector: Any,
 ) -> list[tuple[int, float]]:
-    """Pack documents fused from three rankings (or every match, when there is no query)."""
+    """Pack documents fused from three rankings (or every match, when there is no query).
+
+    The third list: packs in the order of their best memory among the first
+    ``candidates`` fused memory hits (the same memory search, in the same statement)."""
     if not query.strip():
         return [(pk, 0.0) for pk in qs.order_by("-id").values_list("id", flat=True)[:BROWSE_LIMIT]]
     if vector is None:
         vector = query_vector(query)
-    by_vector, by_text = _ranked_ids(qs, query, vector, candidates)
-    # Packs whose memories match the query count too: their best memory rank is a third list.
-    memory_page = memories_search(
-        actor=actor, query=query, filters=filters, page=1, page_size=candidates, vector=vector
+    memory_legs, _ = _memory_legs(actor, query, filters, vector, max(CANDIDATES, candidates))
+    ctes, params, memory_ranks = _fusion.ranked_ctes("m", memory_legs)
+    pack_ctes, pack_params, pack_ranks = _fusion.ranked_ctes(
+        "p", [_vector_leg(qs, vector, candidates), _text_leg(qs, query, candidates)]
     )
-    memory_packs: list[int] = []
-    seen: set[str] = set()
-    doc_ids = {
-        f"{ns}/{name}": pk
-        for pk, ns, name in qs.values_list("id", "pack__namespace__name", "pack__name")
-    }
-    for hit in memory_page.results:
-        if hit.pack not in seen and hit.pack in doc_ids:
-            seen.add(hit.pack)
-            memory_packs.append(doc_ids[hit.pack])
-    return _fuse(by_vector, by_text, memory_packs)
+    docs_sql, docs_params = qs.values("id", "pack_id").query.sql_with_params()
+    ctes += pack_ctes
+    ctes += [
+        f"m_fused AS ({_fusion.fusion_select('m', memory_ranks)}"
+        f" ORDER BY score DESC, id LIMIT {int(candidates)})",
+        "m_pos AS (SELECT id, row_number() OVER (ORDER BY score DESC, id) AS pos FROM m_fused)",
+        f"docs AS MATERIALIZED ({docs_sql})",
+        # Identifiers are our tables'; every value travels as a parameter.
+        "m_packs AS (SELECT docs.id, row_number() OVER (ORDER BY min(m_pos.pos)) AS r"  # noqa: S608
+        f" FROM m_pos JOIN {IndexedMemory._meta.db_table} mem ON mem.id = m_pos.id"
+        f" JOIN {PackVersion._meta.db_table} ver ON ver.id = mem.version_id"
+        " JOIN docs ON docs.pack_id = ver.pack_id GROUP BY docs.id)",
+    ]
+    params += pack_params + list(docs_params)
+    select = _fusion.fusion_select("p", [*pack_ranks, "m_packs"]) + " ORDER BY score DESC, id"
+    return _fusion.run(ctes, params, select)
 
 
 def packs_search(

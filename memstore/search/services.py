@@ -16,6 +16,7 @@ from django.db import transaction
 
 from protocol import Version
 
+from ..packs.cards import card_parse, preview_records
 from ..packs.models import PackVersion
 from .models import IndexedMemory, PackDocument
 
@@ -34,6 +35,7 @@ def memories_index_replace(
     *, version: PackVersion, rows: Sequence[tuple[str, str, list[str], str]], vectors: np.ndarray
 ) -> int:
     """Replace the indexed memories of ``version`` (idempotent); return how many."""
+    previews = preview_records(card_parse(version.description), [row[1] for row in rows])
     with transaction.atomic():
         IndexedMemory.objects.filter(version=version).delete()
         objects = [
@@ -44,6 +46,7 @@ def memories_index_replace(
                 tags=tags,
                 text=text,
                 embedding=vectors[i],
+                preview=record_id in previews,
             )
             for i, (cube_id, record_id, tags, text) in enumerate(rows)
         ]
@@ -65,10 +68,17 @@ def memories_index_write(
     it commits and no one ever sees half a version, while only one batch is alive in
     memory. ``on_batch`` gets the running count after each insert (progress).
     """
+    card = card_parse(version.description)
     count = 0
     with transaction.atomic():
         IndexedMemory.objects.filter(version=version).delete()
         for rows, vectors in batches:
+            # The card's named previews, else the first few in index order (the first batch).
+            previews = (
+                preview_records(card, [row[1] for row in rows])
+                if card.preview or count == 0
+                else set()
+            )
             IndexedMemory.objects.bulk_create(
                 [
                     IndexedMemory(
@@ -78,6 +88,7 @@ def memories_index_write(
                         tags=tags,
                         text=text,
                         embedding=vectors[i],
+                        preview=record_id in previews,
                     )
                     for i, (cube_id, record_id, tags, text) in enumerate(rows)
                 ],

@@ -83,11 +83,13 @@ def test_publish_is_ingested_by_a_real_worker_and_found_by_a_phrase(
     assert response.status_code == 200, response.content
     top = response.json()["results"][0]
     assert top["pack"] == "acme/lighthouse" and top["text"] == NEEDLE
-    # Filters: the paid pack only; its hit shows a short snippet, never the full text.
+    # Filters: the paid pack only. Its one memory is a preview (the pack page shows it
+    # whole), so a stranger finds it, as that preview and without the "text" field.
     paid_hits = client.get("/api/v1/search/memories", {"q": "knead dough", "price": "paid"}).json()
     assert [h["pack"] for h in paid_hits["results"]] == ["acme/baking"]
     assert paid_hits["results"][0]["text"] is None
-    assert len(paid_hits["results"][0]["snippet"]) < 60
+    assert paid_hits["results"][0]["snippet"].startswith("Knead the dough for ten minutes")
+    assert IndexedMemory.objects.get(version=paid).preview  # marked by ingestion
     # Its owner, and a buyer, read the whole memory in their search results.
     buyer = publisher("bobco", "bob")[0]
     entitlement_grant(user=buyer, pack=paid.pack)

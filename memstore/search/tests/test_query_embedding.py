@@ -1,0 +1,112 @@
+"""Issue 17 item 3: query vectors come from a bounded cache, and concurrent queries share
+one forward pass. A counting fake encoder stands in for the model (no torch here)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from memstore.search.query_embedding import QueryEmbedder, normalise
+
+
+class Encoder:
+    """Records each batch; ``gate`` (when set) holds the first batch until released."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.gate = gate
+        self.entered = threading.Event()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        self.entered.set()
+        if self.gate is not None and len(self.batches) == 1:
+            assert self.gate.wait(10)
+        return np.stack([np.full(4, float(len(t)), dtype=np.float32) for t in texts])
+
+
+def test_a_repeated_query_is_embedded_once_whatever_its_spacing_and_case() -> None:
+    encoder = Encoder()
+    embedder = QueryEmbedder(encoder, model="m", lowercase=True)
+    first = embedder.vector("Rotate  the keys")
+    again = embedder.vector(" rotate the KEYS ")
+    assert encoder.batches == [["rotate the keys"]]
+    assert again is first and not first.flags.writeable
+
+
+def test_case_is_kept_for_a_model_that_does_not_lowercase() -> None:
+    encoder = Encoder()
+    embedder = QueryEmbedder(encoder, model="m", lowercase=False)
+    embedder.vector("Keys")
+    embedder.vector("keys")
+    assert encoder.batches == [["Keys"], ["keys"]]
+    assert normalise("a\u0301  b", lowercase=False) == "\u00e1 b"  # NFC
+
+
+def test_the_cache_is_bounded_least_recently_used_first() -> None:
+    encoder = Encoder()
+    embedder = QueryEmbedder(encoder, model="m", lowercase=True, size=2)
+    embedder.vector("a")
+    embedder.vector("b")
+    embedder.vector("a")  # a is now the most recent
+    embedder.vector("c")  # evicts b
+    embedder.vector("a")
+    embedder.vector("b")
+    assert encoder.batches == [["a"], ["b"], ["c"], ["b"]]
+
+
+def test_queries_that_arrive_while_the_model_runs_share_the_next_forward_pass() -> None:
+    gate = threading.Event()
+    encoder = Encoder(gate)
+    embedder = QueryEmbedder(encoder, model="m", lowercase=True)
+    results: dict[str, np.ndarray] = {}
+
+    def ask(text: str) -> None:
+        results[text] = embedder.vector(text)
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    assert encoder.entered.wait(10)  # the model is busy with "first"
+    others = [threading.Thread(target=ask, args=(t,)) for t in ("bb", "ccc", "bb", "dddd")]
+    for thread in others:
+        thread.start()
+    while len(embedder._pending) < len(others):  # all four queued behind the busy model
+        threading.Event().wait(0.01)
+    gate.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert encoder.batches[0] == ["first"]
+    assert sorted(encoder.batches[1]) == ["bb", "ccc", "dddd"]  # one pass, duplicates once
+    assert len(encoder.batches) == 2 and embedder.batches == 2
+    assert {t: float(v[0]) for t, v in results.items()} == {
+        "first": 5.0,
+        "bb": 2.0,
+        "ccc": 3.0,
+        "dddd": 4.0,
+    }
+
+
+def test_a_failing_forward_pass_fails_every_query_in_it_and_caches_nothing() -> None:
+    def broken(texts: Sequence[str]) -> np.ndarray:
+        raise RuntimeError("out of memory")
+
+    embedder = QueryEmbedder(broken, model="m", lowercase=True)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        embedder.vector("x")
+    embedder._encode = Encoder()
+    assert float(embedder.vector("x")[0]) == 1.0
+
+
+def test_the_registry_embedder_lowercases_as_minilm_does_and_matches_embed_one() -> None:
+    from memstore.search import embedding
+    from memstore.search.query_embedding import default_embedder
+
+    embedder = default_embedder()
+    assert embedder.lowercase  # all-MiniLM-L6-v2's tokenizer lower-cases
+    cached = embedder.vector("Rotate the Signing keys")
+    direct = embedding.embed_one("rotate the signing keys")
+    assert np.allclose(cached, direct, atol=1e-5)
+    assert embedder.vector("rotate   the signing KEYS") is cached
