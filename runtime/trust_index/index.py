@@ -294,6 +294,8 @@ class TrustIndex:
             raise
         except (exceptions.RepositoryError, exceptions.DownloadError) as exc:
             raise _tuf_error(exc, self.registry) from exc
+        finally:
+            self.fetcher.refresh_done()
 
     def lookup(self, name: str, version: str) -> IndexedVersion:
         """The index's entry for ``name@version`` (trust.unknown_target when it lists none)."""
@@ -311,8 +313,8 @@ class TrustIndex:
 
     def _trusted(self, role: str) -> Metadata[Targets]:
         """A targets role's metadata as ngclient verified and persisted it."""
-        path = self.metadata_dir / f"{quote(role, '')}.json"
-        return Metadata[Targets].from_bytes(path.read_bytes())
+        md: Metadata[Targets] = _parsed(self.metadata_dir / f"{quote(role, '')}.json")
+        return md
 
     def versions(self, name: str) -> list[IndexedVersion]:
         """Every version of pack ``name`` the namespace's role lists (after :meth:`lookup`)."""
@@ -330,7 +332,7 @@ class TrustIndex:
         :meth:`refresh`; root is signed by the offline root keys and chains to the pin), or
         None when it names none (a registry whose root predates the field, or none pinned)."""
         try:
-            root = Metadata[Root].from_bytes((self.metadata_dir / "root.json").read_bytes())
+            root: Metadata[Root] = _parsed(self.metadata_dir / "root.json")
         except (OSError, ValueError, exceptions.RepositoryError):
             return None
         raw = root.signed.unrecognized_fields.get(LOG_KEYS)
@@ -390,6 +392,25 @@ class TrustIndex:
             for p in trusted.values()
         )
         return NamespaceKeys(keys, frozenset(set(listed) - set(trusted)), first_use)
+
+
+#: path -> (bytes, parsed): the metadata files this process parsed, by content. Reading a
+#: file is cheap and its bytes decide; parsing (and building the Metadata) is what a warm
+#: install repeated on every install of a long-lived process (SDK, MCP server).
+_PARSED: dict[Path, tuple[bytes, Metadata[Any]]] = {}
+
+
+def _parsed(path: Path) -> Metadata[Any]:
+    """``path``'s metadata, parsed once per content (read-only: callers never change it)."""
+    data = path.read_bytes()
+    cached = _PARSED.get(path)
+    if cached is not None and cached[0] == data:
+        return cached[1]
+    md: Metadata[Any] = Metadata.from_bytes(data)
+    if len(_PARSED) > 64:
+        _PARSED.clear()
+    _PARSED[path] = (data, md)
+    return md
 
 
 def _read_pins(path: Path) -> dict[str, _PinnedKey] | None:
