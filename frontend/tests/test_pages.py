@@ -116,7 +116,7 @@ def test_search_runs_the_registry_search_with_filters(client, monkeypatch):
 
     monkeypatch.setattr("frontend.views.pages.memories_search", fake_memories)
     monkeypatch.setattr("frontend.views.pages.packs_search", fake_packs)
-    monkeypatch.setattr("memstore.search.embedding.embed_one", lambda q: [0.0] * 384)
+    monkeypatch.setattr("frontend.views.pages.query_vector", lambda q: [0.0] * 384)
     url = "/search?q=rotate+keys&type=plaintext&price=paid&license=MIT&base_model=x"
     html = client.get(url).content.decode()
     filters = calls["memories"]["filters"]
@@ -139,7 +139,7 @@ def test_unknown_filter_values_are_ignored(client, monkeypatch):
 
     monkeypatch.setattr("frontend.views.pages.memories_search", fake)
     monkeypatch.setattr("frontend.views.pages.packs_search", fake)
-    monkeypatch.setattr("memstore.search.embedding.embed_one", lambda q: [0.0] * 384)
+    monkeypatch.setattr("frontend.views.pages.query_vector", lambda q: [0.0] * 384)
     response = client.get("/search?q=x&type=bogus&price=cheap&page=zzz")
     assert response.status_code == 200
     assert seen["filters"].memory_type is None and seen["filters"].price is None

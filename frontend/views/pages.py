@@ -18,6 +18,7 @@ from protocol import MemoryType
 
 from .. import queries
 from ..pack_signals import pack_signals
+from ..search_limits import throttled_search
 from ._common import actor_of, visible_pack
 
 PAGE_SIZE = 10
@@ -44,6 +45,7 @@ def _int(value: str | None, default: int, lo: int, hi: int) -> int:
         return default
 
 
+@throttled_search
 def search(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:200]
     memory_type = request.GET.get("type") or None
