@@ -162,8 +162,10 @@ def main() -> None:
     print(f"versions in the namespace role: {args.versions}, runs: {args.runs}")
     print(f"warm install with index:    {med(with_index):7.2f} ms")
     print(f"warm install without index: {med(without):7.2f} ms")
-    print(f"TUF metadata requests per warm install: {med(trips):.0f} "
-          "(the root probe and timestamp.json go out together: one round trip of wall time)")
+    print(
+        f"TUF metadata requests per warm install: {med(trips):.0f} "
+        "(the root probe and timestamp.json go out together: one round trip of wall time)"
+    )
     print(f"one round trip (timestamp.json): {med(rtt):7.2f} ms")
     for name, value in steps.items():
         print(f"  {name:13s} {value:7.2f} ms")
