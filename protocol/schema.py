@@ -7,6 +7,15 @@ stable.
 
 Not here: the cross-field rules the schema language cannot express (unique
 cube ids, payload paths, real timestamps): see :mod:`protocol._manifest_rules`.
+
+Two validators, one verdict. ``jsonschema-rs`` (compiled, about 100 times
+faster here) answers "valid" for the common case; a document it does not
+accept, or one it cannot take, goes to the pure-Python ``jsonschema``
+validator, which decides and words every violation. A memories payload holds
+one record a line, so a 100k-memory pack is 100k checks: at ~0.1 ms each in
+Python that was a tenth of an import. Both follow Draft 2020-12 with formats as
+annotations; a test holds them to the same verdict on the conformance vectors
+and on generated records.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
@@ -60,6 +70,21 @@ def _validator(schema_id: str) -> Draft202012Validator:
         (sid, Resource.from_contents(body)) for sid, body in schemas.items()
     )
     return Draft202012Validator(schemas[schema_id], registry=registry)
+
+
+@cache
+def _fast_validator(schema_id: str) -> Any:
+    schemas = _schemas()
+    registry = jsonschema_rs.Registry(list(schemas.items()))
+    return jsonschema_rs.validator_for(schemas[schema_id], registry=registry)
+
+
+def _fast_accepts(instance: Any, schema_id: str) -> bool:
+    """True when the compiled validator accepts; anything else is Python's to decide."""
+    try:
+        return bool(_fast_validator(schema_id).is_valid(instance))
+    except Exception:  # e.g. an integer wider than 64 bits, a value it cannot convert
+        return False
 
 
 def _pointer(error: ValidationError) -> str:
@@ -131,6 +156,8 @@ def schema_violations(instance: Any, schema_id: str) -> list[Violation]:
     Messages are for people: a pattern failure reads "... is not a semantic
     version", using the ``title`` of the schema node, not the regular expression.
     """
+    if _fast_accepts(instance, schema_id):
+        return []
     found: set[Violation] = set()
     for error in _validator(schema_id).iter_errors(instance):
         titled = isinstance(error.schema, dict) and "title" in error.schema

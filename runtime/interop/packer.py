@@ -45,9 +45,11 @@ def embed_sorted(texts: Sequence[str], embedder: Embedder, batch: int = BATCH) -
     vectors: list[list[float]] = [[] for _ in texts]
     for start in range(0, len(order), batch):
         chunk = order[start : start + batch]
-        rows = embedder.embed([texts[i] for i in chunk])
+        # ``tolist`` makes the Python floats in C; a per-element ``float()`` over a
+        # float32 array cost as much as the hash embedder's whole run.
+        rows = embedder.embed([texts[i] for i in chunk]).tolist()
         for i, row in zip(chunk, rows, strict=True):
-            vectors[i] = [float(x) for x in row]
+            vectors[i] = row
     return vectors
 
 
