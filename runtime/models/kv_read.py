@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,19 +101,62 @@ def read_kv_fingerprint(path: Path) -> ModelFingerprint:
     return _read_header(Path(path), None).fingerprint
 
 
-def read_ahead(path: Path) -> None:
-    """Ask the kernel to read the whole file now, in the background (cold loads, SPEC 4.2.1).
+_BLOCK = 8 << 20  # bytes one reader thread reads at a time
+_PROBE = 2 << 20  # one page in every 2 MiB tells whether a block is in the page cache
+_READERS = 4
 
-    The tensors are read in order right after; with the pages already on
-    their way, a cold load waits for the disk once instead of per page fault.
+
+def _cached(fd: int, start: int, end: int, page: bytearray) -> bool:
+    """Whether the pages probed in ``[start, end)`` are in the page cache (no disk wait)."""
+    nowait = getattr(os, "RWF_NOWAIT", None)
+    if nowait is None:
+        return False
+    view = memoryview(page)
+    for at in range(start, end, _PROBE):
+        try:
+            if os.preadv(fd, [view[: min(len(page), end - at)]], at, nowait) <= 0:
+                return False
+        except OSError:  # EAGAIN: not cached; EOPNOTSUPP: cannot tell
+            return False
+    return True
+
+
+def _read_block(fd: int, start: int, end: int) -> None:
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    while start < end:
+        got = os.preadv(fd, [view[: min(len(buffer), end - start)]], start)
+        if got <= 0:
+            return
+        start += got
+
+
+def read_ahead(path: Path) -> None:
+    """Bring the whole file into the page cache now, with a few parallel reads (SPEC 4.2.1).
+
+    The tensors are memory-mapped and read right after; a cold mapping would
+    wait on the disk once per page fault (a small read each), and
+    ``posix_fadvise(WILLNEED)`` alone did not keep ahead of them (cold 1.94x
+    warm at 4k float32). Blocks whose probed pages are already cached are
+    skipped (``RWF_NOWAIT``), so a warm load costs a few small reads.
     """
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is None:
-        return
     fd = os.open(path, os.O_RDONLY)
     try:
-        advise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        size = os.fstat(fd).st_size
+        page = bytearray(4096)
+        blocks = [(at, min(at + _BLOCK, size)) for at in range(0, size, _BLOCK)]
+        missing = [(a, b) for a, b in blocks if not _cached(fd, a, b, page)]
+        if not missing:
+            return
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is not None:
+            advise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        if len(missing) == 1:
+            _read_block(fd, *missing[0])
+            return
+        with ThreadPoolExecutor(min(_READERS, len(missing))) as pool:
+            for done in [pool.submit(_read_block, fd, a, b) for a, b in missing]:
+                done.result()
     finally:
         os.close(fd)
 

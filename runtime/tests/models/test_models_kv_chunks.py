@@ -153,3 +153,25 @@ def test_a_chunk_whose_header_disagrees_with_the_manifest_is_refused(
     with pytest.raises((PayloadError, ArchiveError)) as info:
         pack_directory(source, tmp_path / "q.memcube", keys=[SigningKey.generate()])
     assert info.value.code == "payload.kv_chunk"
+
+
+def test_read_ahead_reads_every_uncached_block_once_and_skips_cached_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.models import kv_read
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * (kv_read._BLOCK * 2 + 123))
+    reads: list[tuple[int, int]] = []
+    monkeypatch.setattr(kv_read, "_read_block", lambda fd, a, b: reads.append((a, b)))
+    monkeypatch.setattr(kv_read, "_cached", lambda fd, a, b, page: a == kv_read._BLOCK)
+    kv_read.read_ahead(path)
+    assert sorted(reads) == [(0, kv_read._BLOCK), (2 * kv_read._BLOCK, path.stat().st_size)]
+    reads.clear()
+    monkeypatch.setattr(kv_read, "_cached", lambda fd, a, b, page: True)
+    kv_read.read_ahead(path)  # warm: nothing read
+    assert reads == []
+    monkeypatch.undo()
+    kv_read.read_ahead(path)  # the real readers, on a real file
+    (tmp_path / "empty.bin").write_bytes(b"")
+    kv_read.read_ahead(tmp_path / "empty.bin")
