@@ -10,6 +10,7 @@ cached under ``var/bench/`` so that reruns are fast:
     var/bench/corpus.npy    float32 (N, 384), L2-normalised
 
 Run:  .venv/bin/python bench/registry_corpus.py [--size 100000]
+(``MEMSTORE_BENCH_DIR`` puts the cache elsewhere, as for ``registry_bench.py``.)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "var" / "bench"
+OUT = Path(os.environ.get("MEMSTORE_BENCH_DIR") or ROOT / "var" / "bench")
 N_QUERIES = 500
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
