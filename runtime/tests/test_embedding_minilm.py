@@ -91,3 +91,13 @@ def test_pack_embeddings_from_the_same_model_are_reused(
     )
     assert Counting.calls == 1
     eng.close()
+
+
+def test_one_query_runs_on_query_threads_and_restores_them(minilm: MiniLMEmbedder) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    one = minilm.embed(["How do I reset my password?"])
+    assert torch.get_num_threads() == before
+    batch = minilm.embed(["How do I reset my password?", "The recipe needs two eggs"])
+    assert np.allclose(one[0], batch[0], atol=1e-5)  # same vector on one thread or more
