@@ -41,6 +41,10 @@ Loading
     DynamicCache appends into new tensors. Either way the mapped tensors are
     never written and can serve many prompts.
 
+    A cache stored as content-addressed chunks (SPEC 4.2.2, :mod:`.kv_chunks`)
+    is loaded from the tuple of its chunk paths: every chunk is checked, then
+    the key chain, and the chunks are concatenated (one copy, not mapped).
+
 Several caches: composed (:mod:`.kv_compose`)
     Every cache records how many of its leading tokens are the template's
     shared system prefix (``mip.kv.shared_prefix``) and how many trailing ones
