@@ -5,7 +5,10 @@ stay ORM code); this module compiles them into ``MATERIALIZED`` CTEs and fuses t
 PostgreSQL: score = sum over lists of 1 / (60 + rank), best first, ties by id. The
 HNSW settings go in the same string (``SET LOCAL`` before the ``WITH``), which
 PostgreSQL runs as one implicit transaction when there is no outer one: a search is one
-round trip instead of five (begin, two settings, each leg, commit).
+round trip instead of six (begin, two settings, the vector leg, commit, the text leg).
+Several statements in one ``execute`` need psycopg 3's client-side binding, Django's
+default (the ``server_side_binding`` database option would refuse them); safe behind a
+transaction pooler too, since both ``SET LOCAL`` settings end with their transaction.
 
 The vector leg is re-sorted by distance inside SQL (``hnsw.iterative_scan =
 relaxed_order`` may return neighbours slightly out of order; pgvector's advice is to
