@@ -13,6 +13,12 @@ milliseconds each, serialised behind one model). Two things take it off the path
 - **Natural batching**: a query that finds the model busy waits, and the next thread to
   run the model takes every query that queued meanwhile in one forward pass. Nobody
   waits for a timer; under load the batch grows by itself.
+- **One torch thread per query pass** (:data:`QUERY_THREADS`, the process's count
+  restored after): a few short queries gain nothing from intra-op parallelism, and on
+  busy cores a parallel region waits for its descheduled thread (2 busy cores, load
+  about 3: one query 132 ms p50 on 2 threads, 15 ms on 1). Ingestion's batches keep
+  the process's threads; torch's setting is per process, so a batch embedded in another
+  thread during a query pass would run on one thread for that moment.
 
 Not here: the model itself (``embedding``), ranking (``selectors``).
 """
@@ -27,10 +33,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CACHE_SIZE", "QueryEmbedder", "default_embedder", "normalise"]
+__all__ = ["CACHE_SIZE", "QUERY_THREADS", "QueryEmbedder", "default_embedder", "normalise"]
 
 #: Query vectors kept per process (384 float32 each: about 6 MB at this size).
 CACHE_SIZE = 4096
+#: Torch intra-op threads for a pass over queries (module docstring).
+QUERY_THREADS = 1
 
 Encode = Callable[[Sequence[str]], np.ndarray]
 
@@ -133,6 +141,20 @@ class QueryEmbedder:
         return job.vector
 
 
+def _encode_queries(texts: Sequence[str]) -> np.ndarray:
+    """The registry's model over a batch of queries, on :data:`QUERY_THREADS` threads."""
+    import torch  # loaded already: the model is (``embedding.load``)
+
+    from . import embedding
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(QUERY_THREADS)
+    try:
+        return embedding.embed(texts)
+    finally:
+        torch.set_num_threads(threads)
+
+
 _default: QueryEmbedder | None = None
 _default_lock = threading.Lock()
 
@@ -147,7 +169,5 @@ def default_embedder() -> QueryEmbedder:
         if _default is None or _default.model != model:
             tokenizer = getattr(embedding.load(), "tokenizer", None)
             lowercase = bool(getattr(tokenizer, "do_lower_case", False))
-            _default = QueryEmbedder(
-                lambda texts: embedding.embed(texts), model=model, lowercase=lowercase
-            )
+            _default = QueryEmbedder(_encode_queries, model=model, lowercase=lowercase)
         return _default

@@ -101,12 +101,39 @@ def test_a_failing_forward_pass_fails_every_query_in_it_and_caches_nothing() -> 
 
 
 def test_the_registry_embedder_lowercases_as_minilm_does_and_matches_embed_one() -> None:
+    import torch
+
     from memstore.search import embedding
     from memstore.search.query_embedding import default_embedder
 
     embedder = default_embedder()
     assert embedder.lowercase  # all-MiniLM-L6-v2's tokenizer lower-cases
+    threads = torch.get_num_threads()
     cached = embedder.vector("Rotate the Signing keys")
+    assert torch.get_num_threads() == threads  # one thread for the pass, then restored
     direct = embedding.embed_one("rotate the signing keys")
     assert np.allclose(cached, direct, atol=1e-5)
     assert embedder.vector("rotate   the signing KEYS") is cached
+
+
+def test_a_query_pass_runs_on_one_torch_thread_and_restores_the_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from memstore.search import query_embedding
+
+    seen: list[int] = []
+
+    def fake_embed(texts: Sequence[str]) -> np.ndarray:
+        seen.append(torch.get_num_threads())
+        return np.zeros((len(texts), 4), dtype=np.float32)
+
+    monkeypatch.setattr("memstore.search.embedding.embed", fake_embed)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        QueryEmbedder(query_embedding._encode_queries, model="m", lowercase=True).vector("q")
+        assert seen == [query_embedding.QUERY_THREADS] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
