@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from protocol import Manifest, MemoryType
 
@@ -95,6 +96,23 @@ def _reused_vector(
     return vec
 
 
+def _embed(
+    engine: Engine, items: Sequence[NewMemory], early: Mapping[str, npt.NDArray[np.float32]] | None
+) -> npt.NDArray[np.float32]:
+    """``engine.embed_items(items)``, taking the vectors ``early`` already holds."""
+    known = [i for i, it in enumerate(items) if it.embedding is None and it.text in (early or {})]
+    if not known or early is None:
+        return engine.embed_items(items)
+    taken = set(known)
+    rest = [i for i in range(len(items)) if i not in taken]
+    first = early[items[known[0]].text]
+    out = np.zeros((len(items), len(first)), dtype=np.float32)
+    out[known] = np.stack([early[items[i].text] for i in known])
+    if rest:
+        out[rest] = engine.embed_items([items[i] for i in rest])
+    return out
+
+
 def commit_pack(
     engine: Engine,
     pack: PackState,
@@ -105,8 +123,13 @@ def commit_pack(
     actor: str | None,
     source: str,
     stage: Callable[[str], None] = lambda _: None,
+    early: Mapping[str, npt.NDArray[np.float32]] | None = None,
 ) -> InstallResult:
-    """Install ``items`` (the memories of ``pack``) into ``engine``; see the module docstring."""
+    """Install ``items`` (the memories of ``pack``) into ``engine``; see the module docstring.
+
+    ``early``: vectors of texts already embedded while the pack downloaded
+    (:mod:`.early_embed`), by the engine's own embedder.
+    """
     m = pack.manifest
     store = engine.store
     plain = [i for i, it in enumerate(items) if it.memory_type is MemoryType.PLAINTEXT]
@@ -118,7 +141,7 @@ def commit_pack(
     fresh = [i for i in plain if _reused_vector(items[i], installed) is None]
     if fresh:
         stage(f"indexing {len(fresh)} memories for semantic search")
-    vectors = engine.embed_items([items[i] for i in fresh]) if fresh else None
+    vectors = _embed(engine, [items[i] for i in fresh], early) if fresh else None
     with engine.write_lock:
         if carried and store.pack_manifest_sha256(m.name) != pack.carried_from:
             raise InstallError(

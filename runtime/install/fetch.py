@@ -22,7 +22,7 @@ Not here: choosing the blobs (:mod:`.blobs`), trust (:mod:`.trust`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,12 +113,16 @@ def fetch_blobs(
     *,
     progress: ProgressFn | None = None,
     workers: int = DEFAULT_WORKERS,
+    on_ready: Callable[[BlobEntry], None] | None = None,
 ) -> FetchReport:
     """Bring every blob of ``entries`` into ``cache`` from ``source`` (see the module docstring).
 
-    On the first failure the blobs not yet started are cancelled, the running
-    ones finish (their ``.part`` files stay for a resume), and the error is
-    raised.
+    Text blobs are started first (they are small, and the installer's
+    ``on_ready`` embeds their memories while the tensors still stream):
+    ``on_ready(entry)`` is called from the fetching thread once ``entry`` is
+    in the cache and verified; it must not raise. On the first failure the
+    blobs not yet started are cancelled, the running ones finish (their
+    ``.part`` files stay for a resume), and the error is raised.
     """
     totals = _Totals(sum(e.size for e in entries), progress)
     if progress is not None:
@@ -128,8 +132,16 @@ def fetch_blobs(
     # Streams are shared out: few blobs to fetch (an upgrade) get several ranges each.
     missing = sum(1 for e in entries if not cache.has(e.sha256))
     segments = max(1, workers // max(1, missing))
+    ordered = sorted(entries, key=lambda e: e.media_type != MediaType.MEMORIES_JSONL.value)
+
+    def one(entry: BlobEntry) -> bool:
+        fetched = _one(source, entry, cache, totals, segments)
+        if on_ready is not None:
+            on_ready(entry)
+        return fetched
+
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries)))) as pool:
-        futures = {pool.submit(_one, source, e, cache, totals, segments): e for e in entries}
+        futures = {pool.submit(one, e): e for e in ordered}
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()

@@ -34,6 +34,7 @@ from ..transparency import check_install_logged
 from ..trust_index import TrustIndex
 from .blobs import BlobEntry, select_blobs
 from .commit import PackState, commit_pack, remove_pack, with_carried
+from .early_embed import EarlyEmbedding
 from .fetch import FetchReport, check_blobs, fetch_blobs
 from .indexed import vouch, vouch_locked
 from .items import pack_items
@@ -400,8 +401,12 @@ class Installer:
         def fetched(report: FetchReport) -> tuple[str, ...]:
             return tuple(sorted({*report.fetched, *prefetched}))
 
+        # A fresh install embeds its memories while the tensors download.
+        early = (EarlyEmbedding(manifest, self.cache, self.engine.embedder)
+                 if self.installed_pack(manifest.name) is None else None)  # fmt: skip
         try:
-            report = fetch_blobs(source, chosen, self.cache, progress=progress)
+            report = fetch_blobs(source, chosen, self.cache, progress=progress,
+                                 on_ready=early.on_ready if early else None)  # fmt: skip
             self._stage("verifying the pack (digests, payload contents)")
             check_blobs(manifest, chosen, self.cache)
             if registry is None:  # --locked reproduces a file's pack from the cache
@@ -417,7 +422,7 @@ class Installer:
             items = pack_items(manifest, self._cached, now, skip_cubes=state.carried)
             result = commit_pack(
                 self.engine, state, items, verification.valid, registry=registry, actor=actor,
-                source=label, stage=self._stage,
+                source=label, stage=self._stage, early=early.vectors() if early else None,
             )  # fmt: skip
         except BaseException:
             keep = self.engine.store.referenced_digests()
@@ -425,6 +430,9 @@ class Installer:
                 if digest not in keep:
                     self.cache.remove(digest)
             raise
+        finally:
+            if early is not None:
+                early.close()
         return replace(result, warnings=warnings, blobs=blobs, fetched=fetched(report))
 
     def _cached(self, sha256: str) -> Path | None:
