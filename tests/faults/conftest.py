@@ -130,17 +130,15 @@ def workers(
     killed at teardown, before the database is flushed."""
     from django.db import connection
 
-    settings_dict = connection.settings_dict
-    database = {
-        k: settings_dict[k] for k in ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-    }
     started: list[subprocess.Popen[bytes]] = []
 
     def start(
         *, broker: str, queue: str, lease: float = 60, batch: int = 4, **misbehave: Any
     ) -> subprocess.Popen[bytes]:
+        settings_dict = connection.settings_dict  # now: a test may have moved it
+        keys = ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
         cfg = {
-            "database": database,
+            "database": {k: settings_dict[k] for k in keys},
             "broker": broker,
             "queue": queue,
             "lease": lease,
