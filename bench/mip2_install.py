@@ -11,6 +11,8 @@ Range. Interleaved, ``--runs`` times, we time:
 * **curl**: one ``curl`` process fetching every blob URL of the resolve answer (the
   same bytes, from the same server code path the installer uses), each to a file, one
   after another over one keep-alive connection (no checks at all);
+* **curl + fsync**: the same, then each file fsynced: the same bytes made durable,
+  the floor for an install that (like ours) fsyncs each blob before its rename;
 * **curl + sha256sum**: the same, then one coreutils ``sha256sum`` over the files: the
   cheapest way a shell user gets verified bytes;
 * **install**: ``Installer.install`` (what ``memos install`` runs) into a fresh
@@ -167,6 +169,7 @@ def main() -> None:
         k: []
         for k in (
             "curl",
+            "curl_fsync",
             "curl_sha",
             "install",
             "resolve",
@@ -189,6 +192,13 @@ def main() -> None:
             print(f"run {run + 1}/{args.runs}", file=sys.stderr)
             elapsed, files = _curl(urls, work / "curl")
             res["curl"].append(elapsed)
+            # The same bytes made durable: the floor for any install that fsyncs.
+            t0 = time.perf_counter()
+            for path in files:
+                fd = os.open(path, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
+            res["curl_fsync"].append(elapsed + time.perf_counter() - t0)
             shutil.rmtree(work / "curl")
             elapsed, files = _curl(urls, work / "curl")
             t0 = time.perf_counter()
@@ -251,6 +261,7 @@ def main() -> None:
         "runs": args.runs,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "curl_s": round(med["curl"], 3),
+        "curl_fsync_s": round(med["curl_fsync"], 3),
         "curl_sha256sum_s": round(med["curl_sha"], 3),
         "install_s": round(med["install"], 3),
         "install_mb_s": round(mb / med["install"], 1),
@@ -261,6 +272,7 @@ def main() -> None:
         },
         "install_vs_curl_sha256sum": round(med["install"] / med["curl_sha"], 3),
         "install_vs_curl": round(med["install"] / med["curl"], 3),
+        "install_vs_curl_fsync": round(med["install"] / med["curl_fsync"], 3),
         "upgrade_s": round(med["upgrade"], 3),
         "upgrade_breakdown_s": {
             "resolve_trust": round(med["upgrade_resolve"], 3),
