@@ -4,8 +4,9 @@ Protocol errors (``protocol.MIPError``) keep their stable codes and answer 400;
 registry errors (``memstore.errors.RegistryError``) carry their own status;
 DRF's errors (validation, authentication, throttling, 404, 405) and Django's
 refusals of a malformed request (too many form fields: 400, a body too large:
-413) are mapped to ``registry.*`` codes. Anything else is a 500 with code ``registry.internal``
-and no internals in the message.
+413) are mapped to ``registry.*`` codes; a database that is away (restarting,
+unreachable) is a 503 ``registry.database_unavailable`` that says to retry.
+Anything else is a 500 with code ``registry.internal`` and no internals in the message.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -84,6 +86,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(
             error_body("registry.invalid_request", f"malformed request: {exc}"),
             status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, (OperationalError, InterfaceError)):  # the transaction was rolled back
+        log.warning("database unavailable: %s", exc)
+        return Response(
+            error_body("registry.database_unavailable", "the database is unavailable; retry"),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -38,6 +38,15 @@ def test_the_handler_answers_a_commerce_error_with_its_code_and_status() -> None
     }
 
 
+def test_a_database_that_is_away_is_a_503_that_says_retry() -> None:
+    from django.db import OperationalError
+
+    response = exception_handler(OperationalError("server closed the connection"), {})
+    assert response.status_code == 503
+    assert response.data["error"]["code"] == "registry.database_unavailable"
+    assert response["Retry-After"] == "5"
+
+
 @pytest.mark.django_db
 def test_a_form_body_with_too_many_fields_is_a_400_not_a_500(alice: Any) -> None:
     """Django refuses more than DATA_UPLOAD_MAX_NUMBER_FIELDS form fields (found by schemathesis
