@@ -36,7 +36,7 @@ per-head mask, a position bias) goes unchanged to transformers' SDPA.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import AttentionInterface
@@ -58,20 +58,41 @@ PREFIX_KWARG = "memos_shared_prefix"
 _flash_cpu = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 
+class LazyPrefix(Protocol):
+    """A prefix tensor made only when attention reads it (an int8 cache, see .kv_codec)."""
+
+    @property
+    def shape(self) -> torch.Size: ...
+    @property
+    def dtype(self) -> torch.dtype: ...
+    @property
+    def device(self) -> torch.device: ...
+    def dense(self, slot: str) -> torch.Tensor: ...
+
+
+def _dense(prefix: torch.Tensor | LazyPrefix, slot: str) -> torch.Tensor:
+    return prefix if isinstance(prefix, torch.Tensor) else prefix.dense(slot)
+
+
 class SharedPrefixLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     """One layer's cache: a read-only prefix plus the tokens appended after it.
 
     ``keys`` / ``values`` hold only the appended tokens; the prefix tensors are
-    never written, copied or concatenated.
+    never written, copied or concatenated. A :class:`LazyPrefix` is made dense
+    at each attention call, into a buffer the next layer reuses.
     """
 
-    def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor) -> None:
+    def __init__(
+        self, prefix_keys: torch.Tensor | LazyPrefix, prefix_values: torch.Tensor | LazyPrefix
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.prefix_keys, self.prefix_values = prefix_keys, prefix_values
         self.device = prefix_keys.device
         empty = (*prefix_keys.shape[:2], 0, prefix_keys.shape[-1])
-        self.keys = prefix_keys.new_empty(empty)
-        self.values = prefix_values.new_empty((*empty[:3], prefix_values.shape[-1]))
+        self.keys = torch.empty(empty, dtype=prefix_keys.dtype, device=self.device)
+        self.values = torch.empty(
+            (*empty[:3], prefix_values.shape[-1]), dtype=prefix_values.dtype, device=self.device
+        )
         self.is_initialized = True
 
     @property
@@ -93,7 +114,10 @@ class SharedPrefixLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         keys, values = self._appended()
         self.keys = keys = torch.cat([keys, key_states], dim=-2)
         self.values = values = torch.cat([values, value_states], dim=-2)
-        attention_kwargs[PREFIX_KWARG] = (self.prefix_keys, self.prefix_values)
+        attention_kwargs[PREFIX_KWARG] = (
+            _dense(self.prefix_keys, "key"),
+            _dense(self.prefix_values, "value"),
+        )
         return keys, values
 
     def _appended(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -94,7 +94,14 @@ from .causal_lm import GenerationResult, LoadedModel, greedy_generate
 from .errors import KVCacheError, KVCombineRefusedError
 from .fingerprint import check_fingerprint
 from .kv_chunks import read_kv_chunks
-from .kv_codec import KV_ENCODINGS, decode_layer, encode_layer
+from .kv_codec import (
+    KV_ENCODINGS,
+    DequantizedLayers,
+    Int8Rows,
+    decode_int8_layer,
+    decode_layer,
+    encode_layer,
+)
 from .kv_read import (
     META_CLOSING,
     META_FINGERPRINT,
@@ -240,13 +247,14 @@ class LoadedKV:
     path: Path
     fingerprint: ModelFingerprint
     input_ids: tuple[int, ...]
-    keys: tuple[torch.Tensor, ...]
-    values: tuple[torch.Tensor, ...]
+    keys: Sequence[torch.Tensor]  # int8: dequantized on first access (DequantizedLayers)
+    values: Sequence[torch.Tensor]
     template: str | None
     size: int
     encoding: str = "raw"
     shared_prefix: int = 0  # leading tokens of the template's shared header; 0: not composable
     closing: int = 0  # trailing tokens that close the memory block (dropped when composed)
+    int8: tuple[tuple[Int8Rows, Int8Rows], ...] | None = None  # int8: the mapped layers
 
     @property
     def num_tokens(self) -> int:
@@ -260,7 +268,7 @@ class LoadedKV:
         """A fresh DynamicCache holding these states (the loaded tensors are never modified)."""
         check_fingerprint(self.fingerprint, lm.fingerprint, what=f"KV cache {self.path.name}")
         lm.require_base("inject a KV cache")
-        return cache_from_tensors(lm, self.keys, self.values)
+        return cache_from_tensors(lm, self.keys, self.values, int8=self.int8)
 
 
 def cache_from_tensors(
@@ -269,15 +277,25 @@ def cache_from_tensors(
     values: Sequence[torch.Tensor],
     *,
     shared: bool | None = None,
+    int8: Sequence[tuple[Int8Rows, Int8Rows]] | None = None,
 ) -> DynamicCache:
     """A DynamicCache starting from per-layer ``keys``/``values``, which are never written.
 
     ``shared`` (default: when the model runs ``memos_sdpa``) makes each layer a
     :class:`SharedPrefixLayer`; otherwise plain DynamicLayers hold the tensors.
+    ``int8``: the same states as mapped int8 layers; shared layers then hold
+    those and dequantize at each attention call (no float copy of the cache).
     """
     cache = DynamicCache(config=lm.config)
     if shared is None:
         shared = shared_prefix_supported(lm.model)
+    if shared and int8 is not None and lm.device.type == "cpu":
+        for i, (key8, value8) in enumerate(int8):
+            if i < len(cache.layers) and type(cache.layers[i]) is DynamicLayer:
+                cache.layers[i] = SharedPrefixLayer(key8, value8)
+            else:
+                cache.update(keys[i], values[i], i)
+        return cache
     for i, (key, value) in enumerate(zip(keys, values, strict=True)):
         key, value = key.to(lm.device), value.to(lm.device)
         layer = cache.layers[i] if i < len(cache.layers) else None
@@ -329,26 +347,32 @@ def load_kv(
     check_position_limit(lm, header.seq_len, what=f"KV cache {path.name}")
     encoding = header.metadata.get(KV_META_ENCODING, "raw")
     dtype = getattr(torch, header.fingerprint.dtype)
-    keys: list[torch.Tensor] = []
-    values: list[torch.Tensor] = []
+    keys: Sequence[torch.Tensor]
+    values: Sequence[torch.Tensor]
+    int8 = None
     read_ahead(path)
     with safe_open(str(path), framework="pt", device="cpu") as fh:
         ids = fh.get_tensor(KV_INPUT_IDS)
-        for layer in range(header.fingerprint.num_layers):
-            key, value = decode_layer(fh, layer, encoding, dtype)
-            keys.append(key)
-            values.append(value)
+        layers = range(header.fingerprint.num_layers)
+        if encoding == "int8":  # dequantized when read, not here (see .kv_codec)
+            int8 = tuple(decode_int8_layer(fh, layer, dtype) for layer in layers)
+            keys = DequantizedLayers(tuple(k for k, _ in int8))
+            values = DequantizedLayers(tuple(v for _, v in int8))
+        else:
+            decoded = [decode_layer(fh, layer, encoding, dtype) for layer in layers]
+            keys, values = tuple(k for k, _ in decoded), tuple(v for _, v in decoded)
     return LoadedKV(
         path=path,
         fingerprint=header.fingerprint,
         input_ids=tuple(int(i) for i in ids.tolist()),
-        keys=tuple(keys),
-        values=tuple(values),
+        keys=keys,
+        values=values,
         template=header.metadata.get(META_TEMPLATE),
         size=path.stat().st_size,
         encoding=encoding,
         shared_prefix=int(header.metadata.get(KV_META_SHARED_PREFIX, "0")),
         closing=int(header.metadata.get(META_CLOSING, "0")),
+        int8=int8,
     )
 
 

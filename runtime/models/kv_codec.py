@@ -12,15 +12,23 @@ Quantization error, stated and tested: the scale of a row is ``absmax / 127``
 rounded *up* to the next float16, so ``|x / scale| <= 127`` and every element
 decodes within ``scale / 2`` of its original value (``int8_error_bound``).
 
-Tensors are safetensors only (never pickle); decoding builds new float tensors in
-the model's dtype, so int8 caches are not memory-mapped zero-copy like ``raw``
-ones (the point is 4x fewer bytes to read from disk). Not here: the header
-checks (:mod:`protocol.payloads` ``kv_expected_tensors``), building (:mod:`.kv`).
+Tensors are safetensors only (never pickle). ``raw`` caches are used memory-mapped;
+an ``int8`` cache is loaded as :class:`Int8Rows` (the mapped int8 values and
+scales) and dequantized layer by layer when attention reads it, into one
+reused buffer per thread (:meth:`Int8Rows.dense`): loading builds no float
+copy of the cache (185 MB for 4k tokens of SmolLM2), and each layer's floats
+are still in the CPU cache when attention reads them. Code that needs the
+float tensors themselves (composition of several caches) gets memoized
+copies (:class:`DequantizedLayers`). Not here: the header checks
+(:mod:`protocol.payloads` ``kv_expected_tensors``), building (:mod:`.kv`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 import torch
 
@@ -28,6 +36,9 @@ from protocol.payloads import KV_ENCODINGS, kv_scale_name, kv_tensor_name
 
 __all__ = [
     "KV_ENCODINGS",
+    "DequantizedLayers",
+    "Int8Rows",
+    "decode_int8_layer",
     "decode_layer",
     "encode_layer",
     "int8_error_bound",
@@ -52,6 +63,84 @@ def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def dequantize_int8(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (q.to(torch.float32) * scale.to(torch.float32)).to(dtype)
+
+
+_scratch = threading.local()  # per thread: (slot, shape, dtype) -> float buffer
+
+
+@dataclass(frozen=True, eq=False)
+class Int8Rows:
+    """One int8 tensor with its per-row float16 scales, dequantized when it is read."""
+
+    q: torch.Tensor
+    scale: torch.Tensor
+    dtype: torch.dtype
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.q.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.q.device
+
+    def dequantize(self) -> torch.Tensor:
+        """A new float tensor in ``dtype``."""
+        return dequantize_int8(self.q, self.scale, self.dtype)
+
+    def dense(self, slot: str) -> torch.Tensor:
+        """The float values in this thread's reused buffer for ``slot``: valid until the next
+        call with the same slot and shape (one attention call reads it, then the next layer
+        overwrites it). Equal to :meth:`dequantize`."""
+        buffers: dict[tuple[Any, ...], torch.Tensor] = _scratch.__dict__.setdefault("bufs", {})
+        key = (slot, tuple(self.q.shape), self.dtype, self.q.device)
+        out = buffers.get(key)
+        if out is None:
+            out = buffers[key] = torch.empty(self.q.shape, dtype=self.dtype, device=self.q.device)
+        # One pass, computed in float32 (int8 x float32), rounded once to ``dtype``.
+        return torch.mul(self.q, self.scale.to(torch.float32), out=out)
+
+
+@dataclass(frozen=True, eq=False)
+class DequantizedLayers(Sequence[torch.Tensor]):
+    """Per-layer float tensors of :class:`Int8Rows`, each made on first access and kept."""
+
+    rows: tuple[Int8Rows, ...]
+    _made: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> torch.Tensor: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[torch.Tensor, ...]: ...
+    def __getitem__(self, index: int | slice) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(len(self.rows))[index])
+        index = range(len(self.rows))[index]
+        if index not in self._made:
+            self._made[index] = self.rows[index].dequantize()
+        return self._made[index]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (self[i] for i in range(len(self.rows)))
+
+    def __add__(self, other: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return (*self, *other)
+
+
+def decode_int8_layer(fh: Any, layer: int, dtype: torch.dtype) -> tuple[Int8Rows, Int8Rows]:
+    """(keys, values) of an int8 ``layer`` as mapped int8 values and scales (no float copy)."""
+    key, value = (
+        Int8Rows(
+            fh.get_tensor(kv_tensor_name(layer, part)),
+            fh.get_tensor(kv_scale_name(layer, part)),
+            dtype,
+        )
+        for part in ("key", "value")
+    )
+    return key, value
 
 
 def int8_error_bound(scale: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,7 @@ from .causal_lm import LoadedModel
 from .errors import KVCacheError, KVCombineRefusedError
 from .fingerprint import check_fingerprint
 from .kv import LoadedKV, cache_from_tensors
+from .kv_codec import Int8Rows
 from .kv_read import check_position_limit
 
 __all__ = ["DEFAULT_RECOMPUTE", "ComposedKV", "compose_kv", "rerotate_keys"]
@@ -62,13 +63,14 @@ class ComposedKV:
     """Cached states of ``input_ids`` (a shared header, then each cache's memory tokens)."""
 
     input_ids: tuple[int, ...]
-    keys: tuple[torch.Tensor, ...]
-    values: tuple[torch.Tensor, ...]
+    keys: Sequence[torch.Tensor]
+    values: Sequence[torch.Tensor]
     closing_ids: tuple[int, ...]  # prefilled right after the cache (the block's closing)
     spans: tuple[tuple[str, int, int], ...]  # (cache file name, first position, end)
     template: str | None
     recomputed: int = 0  # tokens recomputed to restore attention across caches
     compose_s: float = 0.0  # placement and recompute time
+    int8: Sequence[tuple[Int8Rows, Int8Rows]] | None = None  # one int8 cache, used as mapped
 
     @property
     def num_tokens(self) -> int:
@@ -76,7 +78,7 @@ class ComposedKV:
 
     def to_cache(self, lm: LoadedModel) -> DynamicCache:
         lm.require_base("inject a KV cache")
-        return cache_from_tensors(lm, self.keys, self.values)
+        return cache_from_tensors(lm, self.keys, self.values, int8=self.int8)
 
 
 def _decoder(lm: LoadedModel) -> Any:
@@ -151,7 +153,8 @@ def compose_kv(
     if len(caches) == 1:
         check_fingerprint(first.fingerprint, lm.fingerprint, what=f"KV cache {first.path.name}")
         spans = ((first.path.name, 0, first.num_tokens),)
-        return ComposedKV(first.input_ids, first.keys, first.values, (), spans, first.template)
+        return ComposedKV(first.input_ids, first.keys, first.values, (), spans, first.template,
+                          int8=first.int8)  # fmt: skip
     start = time.perf_counter()
     _check(lm, caches)
     head = first.shared_prefix
