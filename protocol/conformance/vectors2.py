@@ -326,6 +326,4 @@ def blob_vectors() -> list[Vector]:
 
 def mip2_vectors() -> list[Vector]:
     """Every MIP 2 vector: valid packs, then the blob attacks (more in vectors2_attacks)."""
-    from protocol.conformance.vectors2_kv import kv_chunk_vectors
-
-    return [*_valid(), *blob_vectors(), *kv_chunk_vectors()]
+    return [*_valid(), *blob_vectors()]

@@ -42,13 +42,15 @@ from protocol.conformance.vectors2 import (
     manifest2,
     mip2_vectors,
 )
+from protocol.conformance.vectors2_kv import kv_chunk_vectors
 from protocol.signing import sign_manifest
 
 __all__ = ["all_mip2_vectors"]
 
 
 def all_mip2_vectors() -> list[Vector]:
-    return [*mip2_vectors(), *_order_and_version_vectors(), *_path_and_limit_vectors()]
+    return [*mip2_vectors(), *kv_chunk_vectors(), *_order_and_version_vectors(),
+            *_path_and_limit_vectors()]  # fmt: skip
 
 
 def _order_and_version_vectors() -> list[Vector]:

@@ -25,6 +25,7 @@ from protocol.conformance.fixtures import (
     safetensors_bytes,
     tar_bytes,
 )
+from protocol.conformance.vectors2 import blob_pack_bytes, manifest2
 from protocol.kv_chunks import KV_CHUNK_ROOT, kv_chunk_key
 from protocol.manifest import ModelFingerprint
 from protocol.payloads import KV_INPUT_IDS, fingerprint_digest, kv_tensor_name
@@ -80,8 +81,6 @@ def _unsigned(manifest: dict[str, Any], bodies: list[bytes]) -> bytes:
 
 
 def kv_chunk_vectors() -> list[Vector]:
-    from protocol.conformance.vectors2 import blob_pack_bytes, manifest2
-
     tokens = [[1, 2, 3, 4], [5, 6]]
     bodies = kv_chunk_bodies(tokens)
     good = chunked_cube(bodies, tokens)
