@@ -159,3 +159,13 @@ def test_s3_bodies_are_read_in_large_chunks_not_byte_by_byte() -> None:
     stream = io.BufferedReader(_RawBody(body), buffer_size=1024 * 1024)
     assert list(iter(stream.readline, b"")) == lines
     assert body.reads <= 3
+
+
+def test_batched_writes_mark_the_first_records_as_previews_once(version: PackVersion) -> None:
+    # Batches of 3 (the fixture): the default preview rule, the first records in index
+    # order, must hold across batches, not per batch.
+    ingest_run(version_id=version.pk)
+    previews = IndexedMemory.objects.filter(version=version, preview=True).order_by("pk")
+    first = IndexedMemory.objects.filter(version=version).order_by("pk")[: previews.count()]
+    assert previews.count() == 3
+    assert list(previews) == list(first)
