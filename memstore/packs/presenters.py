@@ -6,31 +6,21 @@ Not here: reads (``selectors``), writes (``services``) or HTTP (``apis``).
 
 from __future__ import annotations
 
-import base64
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
-from rest_framework.request import Request
 
-from ..accounts.presenters import key_dict
-from ..accounts.selectors import namespace_keys
-from ..api.common import absolute
-from ..storage.backends import BlobStorage
 from ..storage.models import BlobUpload
-from .models import Pack, PackVersion, UploadSession, VersionPayload
-from .selectors import Resolution, versions_of
+from .models import Pack, PackVersion, UploadSession
+from .selectors import versions_of
 
 __all__ = [
     "blob_upload_dict",
-    "blobs_list",
     "findings_list",
     "ingest_dict",
     "pack_dict",
     "price_dict",
     "publish_dict",
-    "resolve_dict",
     "session_dict",
     "version_dict",
     "version_summary",
@@ -128,82 +118,6 @@ def findings_list(version: PackVersion) -> list[dict[str, str]]:
          "excerpt": f.excerpt}
         for f in version.findings.all()
     ]  # fmt: skip
-
-
-def _pack_file(
-    version: PackVersion, filename: str, request: Request, storage: BlobStorage, ttl: int
-) -> dict[str, Any] | None:
-    """The ``.memcube`` file, or None for a version published as a manifest over blobs."""
-    if not version.file_sha256:
-        return None
-    return {
-        "sha256": version.file_sha256,
-        "size": version.file_size,
-        "url": absolute(
-            request, storage.download_url(version.file_sha256, ttl=ttl, filename=filename)
-        ),
-        "url_expires_at": timezone.now() + timedelta(seconds=ttl),
-    }
-
-
-def blobs_list(
-    payloads: list[VersionPayload], request: Request, storage: BlobStorage, ttl: int
-) -> list[dict[str, Any]]:
-    """Each distinct blob of the payloads once, by digest, with a URL that serves Range."""
-    first: dict[str, VersionPayload] = {}
-    for p in payloads:
-        first.setdefault(p.sha256, p)
-    return [
-        {
-            "sha256": sha,
-            "size": p.size,
-            "media_type": p.media_type,
-            "url": absolute(request, storage.download_url(sha, ttl=ttl)),
-        }
-        for sha, p in sorted(first.items())
-    ]
-
-
-def resolve_dict(resolution: Resolution, request: Request, storage: BlobStorage) -> dict[str, Any]:
-    version = resolution.version
-    pack = resolution.pack
-    ttl: int = settings.MEMSTORE_URL_TTL
-    manifest_bytes = bytes(version.manifest_bytes)
-    filename = f"{pack.namespace.name}-{pack.name}-{version.version}.memcube"
-    payloads = list(version.payloads.all())
-    return {
-        "name": pack.full_name,
-        "version": version.version,
-        "spec": resolution.spec,
-        "published_at": version.published_at,
-        "yanked": version.yanked,
-        "yanked_reason": version.yanked_reason,
-        "deprecated": pack.deprecated,
-        "deprecation_message": pack.deprecation_message,
-        "private": pack.private,
-        "price": price_dict(version),
-        "manifest": version.manifest,
-        "manifest_b64": base64.b64encode(manifest_bytes).decode("ascii"),
-        "manifest_sha256": version.manifest_sha256,
-        "signatures": [
-            {"alg": s.algorithm, "keyid": s.keyid, "sig": s.value_b64}
-            for s in version.signatures.all()
-        ],
-        "keys": [key_dict(k) for k in namespace_keys(namespace=pack.namespace)],
-        "pack": _pack_file(version, filename, request, storage, ttl),
-        "payloads": [
-            {
-                "path": p.path,
-                "media_type": p.media_type,
-                "size": p.size,
-                "sha256": p.sha256,
-                "url": absolute(request, storage.download_url(p.sha256, ttl=ttl)),
-            }
-            for p in payloads
-        ],
-        "blobs": blobs_list(payloads, request, storage, ttl),
-        "ingest": {k: v for k, v in ingest_dict(version).items() if k in ("status", "memories")},
-    }
 
 
 def blob_upload_dict(upload: BlobUpload) -> dict[str, Any]:

@@ -73,11 +73,15 @@ def version_get(*, pack: Pack, version: str) -> PackVersion:
 
 def version_select(*, pack: Pack, spec: str) -> PackVersion:
     """The version ``spec`` resolves to: highest match, not deleted, not yanked (unless exact)."""
+    return _version_choose(pack, spec, PackVersion.objects.filter(pack=pack))
+
+
+def _version_choose(pack: Pack, spec: str, candidates: QuerySet[PackVersion]) -> PackVersion:
     try:
         wanted = VersionRange.parse(spec or "*")
     except MIPError:
         raise
-    all_versions = versions_of(pack=pack, include_deleted=True)
+    all_versions = sorted(candidates, key=lambda v: Version.parse(v.version), reverse=True)
     if wanted.is_exact:
         exact = wanted.comparators[0].version
         for candidate in all_versions:
@@ -206,6 +210,14 @@ class Resolution:
 def version_resolve(*, actor: Actor, namespace: str, name: str, spec: str) -> Resolution:
     """Resolve NS/NAME@SPEC for a download; raises when not visible or not allowed."""
     pack = pack_get(actor=actor, namespace=namespace, name=name)
-    version = version_select(pack=pack, spec=spec)
+    # Every version is a candidate, but only the chosen one's manifest is ever read (and
+    # rendered once per process, :mod:`.resolve_body`): not decoded for each candidate on
+    # each request. The ingest status comes in the same query.
+    candidates = (
+        PackVersion.objects.filter(pack=pack)
+        .defer("manifest", "manifest_bytes", "description")
+        .select_related("ingest")
+    )
+    version = _version_choose(pack, spec, candidates)
     check_download(actor=actor, version=version)
     return Resolution(pack=pack, version=version, spec=spec or "*")
