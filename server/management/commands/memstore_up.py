@@ -47,6 +47,25 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _demo_pack_lines(base: str, refs: list[str]) -> str:
+    """The banner's demo pack links: only packs this run seeded or found, so that
+    ``--no-model-packs`` does not advertise the KV-cache and LoRA pages (they would 404)."""
+    names = {ref.partition("@")[0] for ref in refs}
+    shown = [
+        (name, kind)
+        for name, kind in (
+            ("demo/python-stdlib", "plaintext"),
+            ("demo/python-stdlib-kv", "KV cache"),
+            ("demo/python-text-lora", "LoRA adapter"),
+        )
+        if name in names
+    ]
+    return "".join(
+        f"  {'Demo packs' if i == 0 else '':<16}{base}/p/{name:<26}({kind})\n"
+        for i, (name, kind) in enumerate(shown)
+    )
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -136,9 +155,7 @@ class Command(BaseCommand):
                     f"  API docs        {base}/api/v1/docs/   (schema: {base}/api/v1/schema/)\n"
                     f"  Search          {base}/api/v1/search/memories?q=pickle+untrusted\n"
                     f"  Resolve         {base}/api/v1/resolve/demo/python-tips?spec=^1\n"
-                    f"  Demo packs      {base}/p/demo/python-stdlib        (plaintext)\n"
-                    f"                  {base}/p/demo/python-stdlib-kv     (KV cache)\n"
-                    f"                  {base}/p/demo/python-text-lora     (LoRA adapter)\n"
+                    f"{_demo_pack_lines(base, [*result.published, *result.existing])}"
                     f"  Demo account    username: {result.username}   password: {result.password}\n"
                     f"  CLI             memos login --registry {base}   then   memos publish FILE\n"
                     f"  Worker log      {config.data_dir / 'worker.log'}\n"
