@@ -218,6 +218,9 @@ def upgrade(
     if as_json:
         emit_json([r.to_dict() for r in results])
         return
+    if not results:  # without a word, an empty run looks like a hang or a failure
+        out.print("Nothing to upgrade: no pack here was installed from a registry "
+                  "(a file-installed pack upgrades by installing a newer file).")
     for r in results:
         state = f"{r.previous_version} -> {r.version}" if r.changed else f"{r.version} (up to date)"
         out.print(f"{escape(r.name)}: {state}")

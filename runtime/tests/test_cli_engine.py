@@ -135,3 +135,9 @@ def test_sdk_round_trip(tmp_path: Path) -> None:
         assert mem.audit(actor="agent-1")
         assert mem.maintain().to_dict()["dry_run"] is False
         assert mem.transform().to_dict() == {"promoted": [], "demoted": [], "skipped": []}
+
+
+def test_upgrade_with_no_registry_pack_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["upgrade"]) == 0
+    assert "Nothing to upgrade" in capsys.readouterr().out
