@@ -395,9 +395,11 @@ def keys_revoke(
     registry: RegistryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Revoke a signing key: packs signed only with it are refused, and clients stop trusting it.
+    """Retire a signing key: versions published after this signed only by it are refused.
 
-    Example:  memos keys revoke 9f2c...e1 --namespace acme --reason "laptop stolen"
+    Versions it signed before stay installable; if the key leaked, use `memos keys compromised`.
+
+    Example:  memos keys revoke 9f2c...e1 --namespace acme --reason "rotated"
     """
     url = _registry(registry)
     with RegistryClient(url, token=_token(url)) as client:
