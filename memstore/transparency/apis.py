@@ -99,8 +99,9 @@ class _Public(APIView):
 class TreeHeadView(_Public):
     @extend_schema(operation_id="log_tree_head", responses={200: TreeHeadOut, **ERRORS})
     def get(self, request: Request) -> Response:
-        head = services.tree_head()
-        body = {**head.to_dict(), "public_key": services.log_key().public_key.to_text()}
+        key = services.log_key()
+        head = services.tree_head(key)
+        body = {**head.to_dict(), "public_key": key.public_key.to_text()}
         return _no_store(respond(TreeHeadOut, body))
 
 

@@ -12,6 +12,7 @@ Not here: which events are logged (:mod:`.events`), HTTP (:mod:`.apis`).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -138,20 +139,31 @@ def root_hash(size: int) -> bytes:
 
 def log_key() -> SigningKey:
     """The log's signing key, created once (under a lock) on first use."""
-    row = LogKey.objects.order_by("pk").first()
-    if row is None:
+    pem = LogKey.objects.order_by("pk").values_list("private_pem", flat=True).first()
+    if pem is None:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_KEY_LOCK])
-            row = LogKey.objects.order_by("pk").first()
-            if row is None:
+            pem = LogKey.objects.order_by("pk").values_list("private_pem", flat=True).first()
+            if pem is None:
                 pem = SigningKey.generate().to_pem().decode("ascii")
-                row = LogKey.objects.create(private_pem=pem)
-    return SigningKey.from_pem(row.private_pem.encode("ascii"))
+                LogKey.objects.create(private_pem=pem)
+    return _key_from_pem(pem)
 
 
-def tree_head() -> SignedTreeHead:
-    """A freshly signed head of the log as it is now (the root from the head row's edge)."""
+@functools.lru_cache(maxsize=4)
+def _key_from_pem(pem: str) -> SigningKey:
+    # Parsed once per process: every tree head is signed with it. Keyed by the PEM itself,
+    # read on every call, so a replaced key is used from the next request on.
+    return SigningKey.from_pem(pem.encode("ascii"))
+
+
+def tree_head(key: SigningKey | None = None) -> SignedTreeHead:
+    """A freshly signed head of the log as it is now (the root from the head row's edge).
+
+    ``key``: the :func:`log_key` the caller already holds (the API serves its public half
+    beside the head), so that it is read once per request.
+    """
     row = LogHead.objects.filter(pk=1).values_list("size", "frontier").first()
     size, raw = (int(row[0]), bytes(row[1])) if row else (0, b"")
     edge = [raw[i : i + 32] for i in range(0, len(raw), 32)]
@@ -159,7 +171,7 @@ def tree_head() -> SignedTreeHead:
     for left in reversed(edge[:-1]):
         root = m.node_hash(left, root)
     head = SignedTreeHead(size, root, int(time.time() * 1000), "")
-    return head.signed_by(log_key())
+    return head.signed_by(key if key is not None else log_key())
 
 
 def _check_size(size: int) -> None:
