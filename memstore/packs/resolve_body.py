@@ -4,7 +4,7 @@ Why: on 2 cores at 300 resolves/s, DRF's output serializer (``ResolveOut``) and 
 the manifest on every request were a third of a resolve's time, and reading the payloads and
 signatures two more queries. A published version's manifest, payload list and signatures are
 written once (:mod:`.publishing`) and never edited, so they are rendered once per process,
-keyed by the version's id *and* manifest digest, and kept in a small bounded table.
+keyed by the version's id, manifest digest and publication time, in a small bounded table.
 
 Everything that can change between two requests is read and rendered fresh on every one:
 yanked (and why), deprecated, private, the price, the namespace's keys (a revocation shows on
@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -55,7 +55,7 @@ class _Fixed:
     payloads: tuple[tuple[str, str, int, str], ...]  # (path, media_type, size, sha256), by path
 
 
-_fixed: dict[tuple[int, str], _Fixed] = {}
+_fixed: dict[tuple[int, str, datetime], _Fixed] = {}
 _fixed_lock = threading.Lock()
 
 
@@ -65,7 +65,9 @@ def _render(value: Any) -> bytes:
 
 
 def _fixed_part(version: PackVersion) -> _Fixed:
-    key = (version.pk, version.manifest_sha256)
+    # The id alone would do, but a database rebuilt under a running process may give an id
+    # again: the digest and the publication time make that a miss, never a wrong answer.
+    key = (version.pk, version.manifest_sha256, version.published_at)
     found = _fixed.get(key)
     if found is not None:
         return found
