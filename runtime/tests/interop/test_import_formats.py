@@ -49,6 +49,7 @@ def test_import_gives_expected_count_and_provenance(
     result = import_to_pack(fmt, make(tmp_path), out, name="me/imported", key=KEY)
     assert result.memories == count
     pack = read_pack(out)
+    assert pack.manifest.mip_version == "2.0"  # the current format, as `memos init` writes
     assert verify_signatures(pack.manifest_bytes, pack.signatures, [KEY.public_key])
     memories = from_pack_file(out)
     assert len(memories) == count
