@@ -18,8 +18,12 @@ def keyfile(tmp_path: Path) -> Path:
 
 
 def test_import_install_search_and_export_from_the_command_line(
-    tmp_path: Path, keyfile: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    keyfile: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # `memos install` writes memos.lock in the working directory
     pack = tmp_path / "notes.memcube"
     code = main(
         [
