@@ -34,25 +34,11 @@ BATCH = 1000
 def memories_index_replace(
     *, version: PackVersion, rows: Sequence[tuple[str, str, list[str], str]], vectors: np.ndarray
 ) -> int:
-    """Replace the indexed memories of ``version`` (idempotent); return how many."""
-    previews = preview_records(card_parse(version.description), [row[1] for row in rows])
-    with transaction.atomic():
-        IndexedMemory.objects.filter(version=version).delete()
-        objects = [
-            IndexedMemory(
-                version=version,
-                cube_id=cube_id,
-                record_id=record_id,
-                tags=tags,
-                text=text,
-                embedding=vectors[i],
-                preview=record_id in previews,
-            )
-            for i, (cube_id, record_id, tags, text) in enumerate(rows)
-        ]
-        for start in range(0, len(objects), BATCH):
-            IndexedMemory.objects.bulk_create(objects[start : start + BATCH])
-    return len(objects)
+    """Replace the indexed memories of ``version`` (idempotent); return how many.
+
+    One batch of :func:`memories_index_write` (the callers that have every row at hand).
+    """
+    return memories_index_write(version=version, batches=[(rows, vectors)])
 
 
 def memories_index_write(
