@@ -37,6 +37,8 @@ and what it must be, all of them at once. Variables:
 ``MEMSTORE_REFUSE_SECRETS``    ``1``/``0``: refuse packs whose memories hold secrets
                                (default: on unless ``MEMSTORE_DEBUG``)
 ``MEMSTORE_THROTTLE_ANON`` / ``_USER`` / ``_PUBLISH``  DRF rates (``60/min`` ...)
+``MEMSTORE_THROTTLE_METADATA`` the rate of the signed public reads an install makes (TUF
+                               metadata, log tree heads and proofs; default ``1200/min``)
 ``MEMSTORE_PAYMENT_PROVIDER``  ``stripe`` (default) or ``test`` (demo sandbox; DEBUG only)
 ``MEMSTORE_STRIPE_SECRET_KEY`` / ``_WEBHOOK_SECRET``  Stripe's ``sk_...`` and ``whsec_...``
 ``MEMSTORE_STRIPE_API_BASE``   another Stripe API origin (localstripe in tests)
@@ -203,6 +205,7 @@ class Config:
     throttle_anon: str
     throttle_user: str
     throttle_publish: str
+    throttle_metadata: str
     csrf_trusted_origins: tuple[str, ...]
     cache_url: str | None
     num_proxies: int
@@ -250,6 +253,7 @@ def load_config() -> Config:
         throttle_anon=_rate("MEMSTORE_THROTTLE_ANON", "120/min"),
         throttle_user=_rate("MEMSTORE_THROTTLE_USER", "600/min"),
         throttle_publish=_rate("MEMSTORE_THROTTLE_PUBLISH", "30/min"),
+        throttle_metadata=_rate("MEMSTORE_THROTTLE_METADATA", "1200/min"),
         csrf_trusted_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
         cache_url=(os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or "").strip()
         or None,

@@ -109,6 +109,7 @@ REST_FRAMEWORK = {
         "anon": CONFIG.throttle_anon,
         "user": CONFIG.throttle_user,
         "publish": CONFIG.throttle_publish,
+        "metadata": CONFIG.throttle_metadata,
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Who a client is, for throttles and the login limiter: REMOTE_ADDR, or behind N proxies

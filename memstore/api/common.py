@@ -20,6 +20,7 @@ from .serializers import ErrorOut
 
 __all__ = [
     "ERRORS",
+    "MetadataThrottle",
     "PublishThrottle",
     "RawBytesParser",
     "absolute",
@@ -55,6 +56,18 @@ def content_length(request: Request) -> int:
 
 class PublishThrottle(ScopedRateThrottle):
     """The ``publish`` rate (``MEMSTORE_THROTTLE_PUBLISH``) for views with that scope."""
+
+    scope_attr = "throttle_scope"
+
+
+class MetadataThrottle(ScopedRateThrottle):
+    """The ``metadata`` rate (``MEMSTORE_THROTTLE_METADATA``) instead of the anon/user ones.
+
+    For the signed public reads every install makes (TUF metadata, the log's tree heads
+    and proofs): about ten a pack, so the anonymous API rate would stop one CI job
+    installing a dozen packs from one address. They are cheap, and their signatures make
+    them safe to serve from any cache, so they get a rate of their own.
+    """
 
     scope_attr = "throttle_scope"
 

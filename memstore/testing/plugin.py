@@ -279,6 +279,20 @@ def _worker_idle(queue: str) -> bool:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Each test starts with unspent throttles and login counters.
+
+    DRF's throttles count per client address in Django's default cache, which in tests
+    is this process's memory: every live-server test comes from 127.0.0.1, so without
+    this a test's budget depended on how many requests the tests before it made in the
+    same minute (a faster suite ran into ``registry.throttled``).
+    """
+    from django.core.cache import caches
+
+    caches["default"].clear()
+
+
+@pytest.fixture(autouse=True)
 def _drain_worker_before_flush(request: pytest.FixtureRequest) -> Iterator[None]:
     """Set up after pytest-django's database fixture, so it tears down (waits) before its flush."""
     db_fixtures = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}

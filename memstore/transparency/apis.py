@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..api.common import ERRORS, respond, valid_input
+from ..api.common import ERRORS, MetadataThrottle, respond, valid_input
 from ..errors import InvalidRequestError
 from . import services
 from .models import LogEntry
@@ -94,6 +94,8 @@ def _no_store(response: Response) -> Response:
 class _Public(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    throttle_scope = "metadata"
+    throttle_classes = [MetadataThrottle]
 
 
 class TreeHeadView(_Public):

@@ -30,7 +30,7 @@ from protocol import Signature
 
 from ..accounts import selectors as account_selectors
 from ..accounts.authentication import actor_of
-from ..api.common import ERRORS, valid_input
+from ..api.common import ERRORS, MetadataThrottle, valid_input
 from ..errors import InvalidRequestError, NotFoundError
 from . import services
 from .models import KeyStatement
@@ -43,6 +43,8 @@ __all__ = ["KeyCompromisedView", "KeyEndorseView", "MetadataFileView"]
 class MetadataFileView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    throttle_scope = "metadata"
+    throttle_classes = [MetadataThrottle]
 
     @extend_schema(operation_id="tuf_metadata", responses={200: bytes, **ERRORS})
     def get(self, request: Request, filename: str) -> HttpResponse:

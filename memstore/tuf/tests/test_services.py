@@ -88,3 +88,28 @@ def test_the_root_names_the_transparency_log_s_key_signed_by_the_root_keys() -> 
     demo = load_signer(key_dir() / DEMO_ROOT)
     assert root_rotate(old_signers=[demo], new_signers=[demo], threshold=1) == 2
     assert json.loads(latest_files()["root.json"])["signed"][LOG_KEYS] == named
+
+
+def test_an_install_s_metadata_reads_have_their_own_rate_not_the_anonymous_api_s(
+    tmp_path: Path, local_storage: Any, settings: Any
+) -> None:
+    """One address installing a dozen packs (~10 signed reads each) is not throttled."""
+    from django.core.cache import cache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    user, _ns, key = publisher("acme", "alice")
+    pack_publish(actor=Actor(user=user, scopes=None),
+                 pack_file=build_pack(tmp_path, name="acme/tips", keys=[key]))  # fmt: skip
+    rates = dict(SimpleRateThrottle.THROTTLE_RATES)
+    assert rates["metadata"] == "1200/min"  # the default (MEMSTORE_THROTTLE_METADATA)
+    anon = int(rates["anon"].split("/")[0])
+    cache.clear()
+    client = Client()
+    codes = {client.get("/api/v1/tuf/timestamp.json").status_code for _ in range(anon + 5)}
+    codes |= {client.get("/api/v1/log/tree-head").status_code for _ in range(5)}
+    assert codes == {200}
+    # ...while the anonymous API rate still applies to the rest of the API.
+    cache.clear()
+    codes = {client.get("/api/v1/packs/").status_code for _ in range(anon + 1)}
+    assert 429 in codes
+    cache.clear()
