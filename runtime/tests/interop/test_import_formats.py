@@ -114,3 +114,33 @@ def test_amp_signer_is_recorded_and_a_trusted_key_is_enforced(tmp_path: Path) ->
         import_to_pack("amp", source, out, name="me/a", key=KEY,
                        options=ImportOptions(trusted_keys=(KEY.public_key,)))  # fmt: skip
     assert exc.value.code == "interop.amp_untrusted"
+
+
+def test_vectors_are_written_as_exact_float32_and_wide_integers_survive(tmp_path: Path) -> None:
+    """orjson writes the vectors; a record it cannot take (a 70-bit integer) goes via json."""
+    import json
+
+    import numpy as np
+
+    from runtime.engine.embedding import HashEmbedder
+
+    source = tmp_path / "mem0.json"
+    items = [
+        {"id": "a", "memory": "tea in the morning", "metadata": {"n": 1}},
+        {"id": "b", "memory": "trains at noon", "metadata": {"big": 2**70}},
+    ]
+    source.write_text(json.dumps({"results": items}))
+    out = tmp_path / "out.memcube"
+    embedder = HashEmbedder()
+    import_to_pack("mem0", source, out, name="me/v", key=KEY, embedder=embedder)
+    memories = {m.original_id: m for m in from_pack_file(out)}
+    assert memories["b"].metadata["big"] == 2**70
+    pack = read_pack(out, target=tmp_path / "x")
+    expected = embedder.embed(["tea in the morning", "trains at noon"])
+    vectors = {}
+    for ref in pack.manifest.cubes[0].payloads:
+        for line in (tmp_path / "x" / ref.path).read_bytes().splitlines():
+            record = json.loads(line)
+            vectors[record["id"]] = np.asarray(record["embedding"]["vector"], dtype=np.float32)
+    assert np.array_equal(vectors["a"], expected[0])
+    assert np.array_equal(vectors["b"], expected[1])
