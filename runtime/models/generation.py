@@ -34,6 +34,7 @@ from .causal_lm import LoadedModel, greedy_generate
 from .errors import FingerprintMismatchError, KVCacheError, ModelError
 from .kv import KVFiles, LoadedKV, load_kv, read_kv_fingerprint, template_for
 from .kv_compose import DEFAULT_RECOMPUTE, ComposedKV, compose_kv
+from .kv_installed import KVFilesResolver
 from .lora import attach_adapter, detach_adapter
 from .packs import ModelMemory, read_model_pack
 
@@ -287,6 +288,7 @@ def generate_with_plan(
     query: str | None = None,
     *,
     blob_path: Callable[[str], Path] | None = None,
+    kv_files: KVFilesResolver | None = None,
     max_new_tokens: int = 64,
     recompute: float | None = None,
 ) -> MemoryGeneration:
@@ -300,6 +302,9 @@ def generate_with_plan(
     attached for this call when ``blob_path`` (sha256 -> file, e.g.
     ``BlobCache(home).blob_path``) can locate the adapter config; then KV
     caches are not used. ``query`` defaults to the plan's query.
+    ``kv_files`` (:func:`.kv_installed.installed_kv_files`) finds the chunks of
+    a cube stored as KV chunks (SPEC 4.2.2), whose plan item names one chunk
+    only; with it a chunked cube composes like a single-blob one.
     """
     query = plan.query if query is None else query
     notes: list[str] = []
@@ -326,7 +331,11 @@ def generate_with_plan(
                     memory.fingerprint if memory.memory_type == MemoryType.ACTIVATION else None
                 )
                 try:
-                    caches.append((item, load_kv(Path(item.payload), lm, expected=expected)))
+                    found = kv_files(memory) if kv_files is not None else None
+                    files = found.files if found is not None else Path(item.payload)
+                    declared = found.declared if found is not None else None
+                    kv = load_kv(files, lm, expected=expected, declared=declared)
+                    caches.append((item, kv))
                     continue
                 except (FingerprintMismatchError, KVCacheError, OSError) as exc:
                     notes.append(f"KV cache of {memory.id} not used: {exc}")
