@@ -30,6 +30,7 @@ from pathlib import Path
 
 from protocol import IntegrityError
 
+from ._writeback import start_writeback
 from .cache import BlobCache
 from .client import RegistryClient
 from .download_segments import (
@@ -66,6 +67,8 @@ Opener = Callable[[int], AbstractContextManager[tuple[int, Iterator[Chunk]]]]
 #: Blobs at least this large may be fetched as several ranges at once (smaller ones
 #: gain nothing: a request's round trip costs more than the bytes).
 SEGMENT_MIN_BYTES = 32 * 1024 * 1024
+#: Bytes received between two requests to start writing them back (runtime._writeback).
+_WRITEBACK_EVERY = 8 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -218,6 +221,7 @@ def _attempt(
                 fh.truncate()
                 if progress:
                     progress(offset, size)
+                written = offset  # the start of the bytes not yet handed to writeback
                 try:
                     for chunk in chunks:
                         if offset + len(chunk) > size:  # never write past the declared size
@@ -226,6 +230,9 @@ def _attempt(
                         fh.write(chunk)
                         hasher.update(chunk)
                         offset += len(chunk)
+                        if offset - written >= _WRITEBACK_EVERY:  # the disk works meanwhile
+                            start_writeback(fh.fileno(), written, offset - written)
+                            written = offset
                         if progress:
                             progress(offset, size)
                         if oversize:

@@ -8,6 +8,7 @@ the installer calls it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from runtime.download import (
     url_opener,
     url_range_opener,
 )
-from runtime.download_segments import RangeOpener, segments_record, split
+from runtime.download_segments import RangeOpener, pieces, segments_record, split
 from runtime.errors import RegistryError
 from runtime.tests.fake_registry import FakeRegistry
 
@@ -77,7 +78,7 @@ def test_large_blob_arrives_as_bounded_ranges_and_is_exact(
     seen: list[tuple[int, int]] = []
     path = _fetch(reg, cache, progress=lambda done, total: seen.append((done, total)))
     assert path.read_bytes() == DATA
-    assert _ranges(reg) == split(SIZE, 4)
+    assert _ranges(reg) == pieces(SIZE)  # in order, each asked for once
     assert reg.blob_bytes[SHA] == SIZE  # every byte sent once
     assert seen[-1] == (SIZE, SIZE)
     partial = cache.partial_path(SHA)
@@ -141,7 +142,7 @@ def test_an_interrupted_segmented_fetch_resumes_from_its_record(
     assert _fetch(reg, cache).read_bytes() == DATA
     assert reg.blob_bytes[SHA] == SIZE - kept  # only what the record did not cover
     starts = {start for start, _ in _ranges(reg)}
-    layout = split(SIZE, 4)
+    layout = pieces(SIZE)
     assert starts == {s + d for (s, e), d in zip(layout, record["done"], strict=True) if s + d < e}
 
 
@@ -152,7 +153,7 @@ def test_a_lying_record_cannot_get_a_bad_blob_into_the_cache(
     partial = cache.partial_path(SHA)
     partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_bytes(b"\0" * SIZE)  # claims every segment is done, with zeros
-    layout = split(SIZE, 4)
+    layout = pieces(SIZE)
     body = {"size": SIZE, "segments": layout, "done": [e - s for s, e in layout]}
     segments_record(partial).write_text(json.dumps(body))
     with pytest.raises(IntegrityError) as info:
@@ -160,3 +161,54 @@ def test_a_lying_record_cannot_get_a_bad_blob_into_the_cache(
     assert info.value.code == "integrity.digest_mismatch"
     assert not cache.has(SHA) and not partial.exists()
     assert _fetch(reg, cache).read_bytes() == DATA  # the next try starts clean
+
+
+def test_pieces_depend_on_the_size_alone_and_cover_it() -> None:
+    from runtime.download_segments import PIECE_MAX, PIECE_MIN
+
+    for size in (1, PIECE_MIN - 1, SIZE, 119_304_772, 10 * 1024**3 + 7):
+        layout = pieces(size)
+        assert layout[0][0] == 0 and layout[-1][1] == size
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(layout))
+        longest = max(end - start for start, end in layout)
+        assert longest <= max(PIECE_MAX, size // len(layout) + size % len(layout))
+        if size >= 2 * PIECE_MIN:
+            assert len(layout) > 1 and min(e - s for s, e in layout) >= PIECE_MIN // 2
+
+
+def test_a_resume_with_another_stream_count_keeps_the_record(
+    tmp_path: Path, reg: FakeRegistry
+) -> None:
+    cache = BlobCache(tmp_path)
+    client = RegistryClient(reg.url)
+    url = f"/api/v1/blobs/sha256/{SHA}"
+    flaky = _failing_after(url_range_opener(client, url), 6 * 1024 * 1024)
+    with pytest.raises(RegistryError):
+        _fetch(reg, cache, open_range=flaky, retries=0)
+    kept = sum(json.loads(segments_record(cache.partial_path(SHA)).read_text())["done"])
+    assert kept > 0
+    reg.blob_bytes.clear()
+    path = fetch_into_cache(
+        url_opener(client, url), sha256=SHA, size=SIZE, cache=cache,
+        open_range=url_range_opener(client, url), segments=2,
+    )  # fmt: skip
+    assert path.read_bytes() == DATA
+    assert reg.blob_bytes[SHA] == SIZE - kept
+
+
+def test_writeback_is_bound_on_linux_and_leaves_the_bytes_alone(tmp_path: Path) -> None:
+    import sys
+
+    from runtime import _writeback
+
+    if sys.platform.startswith("linux"):
+        assert _writeback._sync_file_range is not None
+    target = tmp_path / "f"
+    target.write_bytes(DATA[:1_000_000])
+    fd = os.open(target, os.O_RDWR)
+    try:
+        _writeback.start_writeback(fd, 0, 1_000_000)
+        _writeback.start_writeback(fd, 0, 0)
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == DATA[:1_000_000]
