@@ -23,8 +23,9 @@ Range. Interleaved, ``--runs`` times, we time:
   installer's own stage callback: resolve + trust, fetch + hash, check + commit;
 * **upgrade**: from 1.0.0 installed to 1.1.0, in which one of the ten blobs
   changed: time (with the same three stages), and bytes the registry sent, against
-  the fresh install. The one changed blob is fetched as four ranges at once
-  (``runtime.download_segments``); the unchanged memories file is carried over unread.
+  the fresh install. The one changed blob is fetched by four streams taking its
+  8 MiB pieces in order (``runtime.download_segments``); the unchanged memories
+  file is carried over unread.
 
 * **publish**: ``publish_blobs`` (what ``memos publish`` runs for a MIP 2 pack) of 1.0.0
   to an empty registry (``runtime.tests.fake_blob_uploads``: the blob-upload API of
@@ -162,6 +163,9 @@ def main() -> None:
     kv_path, kv_configs = _kv_pack(work, memories, args.kv_mb)
     pack_size = v1.stat().st_size
     server, reg_url = _serve(v1, v2, kv_path)
+    # The packs just written (~2 GB) are still being flushed; every row must start
+    # from a quiet disk, or the first rows' fsyncs wait behind that writeback.
+    os.sync()
     manifest1 = read_pack(v1).manifest
     blobs1 = manifest_blobs(manifest1)
     urls = [f"{reg_url}/api/v1/blobs/sha256/{b.sha256}" for b in blobs1]
