@@ -46,6 +46,13 @@ def _free_port() -> int:
 def pytest_configure(config: pytest.Config) -> None:
     # Registered now, after pytest-django, so that its fixtures override pytest-django's.
     config.pluginmanager.import_plugin("memstore.testing.database")
+    # The live server answers each keep-alive request ~40 ms late with Nagle on
+    # (memstore/http/no_delay.py); what the tests measure is the registry, not that.
+    from django.test.testcases import LiveServerThread
+
+    from memstore.http.no_delay import NoDelayThreadedWSGIServer
+
+    LiveServerThread.server_class = NoDelayThreadedWSGIServer
 
 
 # ------------------------------------------------------------------ S3 (moto server)

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from memstore.http.no_delay import NoDelayRunserver
 from memstore.packs.demo import seed_demo
 from server.celery import app as celery_app
 from server.config import load_config
@@ -163,7 +164,7 @@ class Command(BaseCommand):
                 )
             )
             if not options["no_serve"]:
-                call_command("runserver", addrport, use_reloader=False, use_threading=True)
+                call_command(NoDelayRunserver(), addrport, use_reloader=False, use_threading=True)
         except KeyboardInterrupt:
             pass
         finally:
