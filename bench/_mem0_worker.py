@@ -10,13 +10,14 @@ stderr.
 
 What it runs is Mem0's own harness, as shipped except where noted:
 ``Memory.from_config`` with the huggingface embedder (sentence-transformers, the
-model folder given, no download), qdrant local (``path`` in the work folder, Mem0's
+model folder given, no download), qdrant local (``path`` in the store folder, Mem0's
 default ``on_disk=False``: vectors held in memory, points persisted by qdrant's
 local mode), the history database at its default place under ``MEM0_DIR`` (SQLite,
 kept), an LLM config that points at nothing (``infer=False`` never calls it), and
 telemetry off (``MEM0_TELEMETRY=False``, set by the parent: on, it would contact
 PostHog and GitHub). ``Memory.add(text, user_id=..., infer=False)`` one memory at a
-time; ``Memory.search(query, filters={"user_id": ...}, top_k=10)``.
+time (unless ``--reuse``: the parent keeps a built store between runs);
+``Memory.search(query, filters={"user_id": ...}, top_k=10)``.
 
 Every socket connection or name lookup is refused and counted by an audit hook, so
 the report can say that nothing was contacted.
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="scratch folder")
     parser.add_argument("--model", required=True, help="all-MiniLM-L6-v2 folder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's own")
+    parser.add_argument("--reuse", action="store_true", help="the store is built: add nothing")
     args = parser.parse_args()
     sys.addaudithook(_no_network)
 
@@ -92,7 +94,7 @@ def main() -> None:
         },
     }
     memory = Memory.from_config(config)
-    texts: list[str] = json.loads(args.data.read_text("utf-8"))
+    texts: list[str] = [] if args.reuse else json.loads(args.data.read_text("utf-8"))
     memory.search("warm up the embedder", filters={"user_id": "bench"}, top_k=10)
     t0 = time.perf_counter()
     for i, text in enumerate(texts):
@@ -105,6 +107,7 @@ def main() -> None:
             "op": "ready",
             "added": len(texts),
             "add_s": add_s,
+            "points": memory.vector_store.client.count(collection_name="bench").count,
             "torch_threads": torch.get_num_threads(),
             "versions": {
                 p: version(p) for p in ("mem0ai", "qdrant-client", "sentence-transformers", "torch")
