@@ -21,8 +21,19 @@ Measured, all in one process:
   float32;
 * cold vs warm load + first token of a 4k-token cache (the file's pages
   evicted with ``posix_fadvise(DONTNEED)`` for cold), float32 and int8;
-* single-pack TTFT at 2k cached tokens with a ~95-token query vs the
-  query's own forward pass (the floor), same run.
+* single-pack TTFT at 2k cached tokens with a ~120-token query, from a pack
+  installed into a scratch engine home (``generate_with_memory`` on the
+  installed cube's blob: header checks, read-ahead, mapping, cache building,
+  template and tokenizing, the forward) vs the floor: the very same forward
+  of the same suffix ids over the same states held in memory (a prefill's
+  tensors, the cache already built), same run; plus where the difference goes.
+
+Cost (``--questions-per-pack`` 15 gives 45 questions): the full-prefill
+reference answers are generated once per question and reused by every row;
+the int8 agreement reuses the float32 answers at the default budget; the
+recompute curve runs on the first ``--curve-questions`` questions (default:
+all) and the timing rows on one question. The stage lines on stderr give each
+stage's seconds, and the last line the whole run's.
 
 Run: ``.venv/bin/python bench/kv_compose.py [--questions-per-pack 4 --repeats 3]``;
 prints a Markdown section for bench/RESULTS.md.
@@ -31,6 +42,7 @@ prints a Markdown section for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import re
@@ -47,11 +59,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from _kv_compose_parts import answers_of, installed_source
 
 from runtime.models.causal_lm import LoadedModel, greedy_generate, load_smollm2
-from runtime.models.kv import build_kv, load_kv, prefix_segments, template_for
+from runtime.models.generation import generate_with_memory
+from runtime.models.kv import build_kv, cache_from_tensors, load_kv, template_for
 from runtime.models.kv_codec import transcode_kv
 from runtime.models.kv_compose import DEFAULT_RECOMPUTE, compose_kv
+from runtime.models.kv_templates import PromptTemplate, prefix_segments
 
 BUDGETS = (0.0, 0.05, 0.1, 0.2, 0.3)
 PACK_TOKENS = 1000
@@ -103,7 +118,6 @@ def first_token_s(lm: LoadedModel, ids: list[int], cache: object = None) -> tupl
     return time.perf_counter() - start, out.tokens[0]
 
 
-
 def evict(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -125,13 +139,84 @@ def emit(line: str = "") -> None:
     print(line, flush=True)
 
 
+_T0 = time.perf_counter()
+_last = [_T0]
+
+
 def stage(what: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+    now = time.perf_counter()
+    print(f"[{time.strftime('%H:%M:%S')}] {what}: {now - _last[0]:.1f} s (run so far "
+          f"{now - _T0:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+    _last[0] = now
+
+
+def single_pack_row(lm: LoadedModel, tpl: PromptTemplate, texts: list[str], query: str, work: Path,
+                    repeats: int) -> None:  # fmt: skip
+    """TTFT from the installed cube vs the same forward over the same states in memory."""
+    source = installed_source(lm, texts, work)
+    ((_fp, blob),) = source.kv
+    kv = load_kv(blob, lm)
+    ids = list(kv.input_ids)
+    suffix = lm.encode(tpl.query_text(query, standalone=False), add_special_tokens=False)
+    with torch.no_grad():  # the same states, computed here and held in (anonymous) memory
+        out = lm.model(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1)
+    mem_k = [layer.keys for layer in out.cache.layers]
+    mem_v = [layer.values for layer in out.cache.layers]
+
+    def installed() -> float:
+        start = time.perf_counter()
+        got = generate_with_memory(lm, source, query, mode="kv", max_new_tokens=1)
+        took = time.perf_counter() - start
+        assert got.form == "activation", got
+        assert got.prompt_tokens == len(ids) + len(suffix), got
+        assert got.cached_tokens == len(ids)
+        return took
+
+    def in_memory() -> float:
+        cache = cache_from_tensors(lm, mem_k, mem_v)
+        return first_token_s(lm, [*ids, *suffix], cache)[0]
+
+    def part(fn: object) -> float:
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        return time.perf_counter() - start
+
+    installed(), in_memory()  # warm: page cache, code paths
+    ttft, floor, load_s, cache_s, tok_s = [], [], [], [], []
+    for _ in range(repeats + 2):  # interleaved, so both see the same machine
+        ttft.append(installed())
+        floor.append(in_memory())
+        load_s.append(part(lambda: load_kv(blob, lm)))
+        cache_s.append(part(lambda: compose_kv(lm, [load_kv(blob, lm)]).to_cache(lm)))
+        tok_s.append(part(lambda: lm.encode(tpl.query_text(query, standalone=False),
+                                            add_special_tokens=False)))  # fmt: skip
+    t, f = statistics.median(ttft), statistics.median(floor)
+    emit(
+        f"| one installed pack of {len(ids)} tokens, {len(suffix)}-token query: TTFT from the "
+        f"installed cube / the same forward over the same states in memory | {t:.3f} s / "
+        f"{f:.3f} s = {t / f:.2f}x | ≤ 1.3x |"
+    )
+    med = statistics.median
+    _notes.append(
+        f"Single pack: of the TTFT's {t * 1000:.0f} ms, loading (header and fingerprint checks, "
+        f"read-ahead, mapping) took {med(load_s) * 1000:.1f} ms, load + cache building "
+        f"{med(cache_s) * 1000:.1f} ms, template + tokenizing {med(tok_s) * 1000:.1f} ms "
+        f"(medians of {repeats + 2}); the rest is the forward."
+    )
+
+
+_notes: list[str] = []
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--questions-per-pack", type=int, default=4)
+    parser.add_argument(
+        "--curve-questions",
+        type=int,
+        default=0,
+        help="questions for the recompute curve (default 0: all)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -141,40 +226,42 @@ def main() -> None:
     rows = facts()
     packs = packs_of(lm, rows)
     work = Path(tempfile.mkdtemp(prefix="kv-compose-bench-"))
-    stage("building 3 packs")
+    stage("model loaded")
     raw_paths, int8_paths = [], []
     for i, pack in enumerate(packs):
         info = build_kv(lm, [fact_text(*r) for r in pack], work / f"p{i}.safetensors")
         raw_paths.append(info.path)
-        int8 = work / f"p{i}.int8.safetensors"
-        transcode_kv(info.path, int8, "int8")
-        int8_paths.append(int8)
+        int8_path = work / f"p{i}.int8.safetensors"
+        transcode_kv(info.path, int8_path, "int8")
+        int8_paths.append(int8_path)
     raw = [load_kv(p, lm) for p in raw_paths]
     qs: list[tuple[str, str]] = []
     for pack in packs:
         step = max(1, len(pack) // args.questions_per_pack)
         qs += [(question(r[0]), r[1]) for r in pack[::step][: args.questions_per_pack]]
     n = len(qs)
+    curve_n = min(n, args.curve_questions or n)
     base = compose_kv(lm, raw, recompute=0.0)
     closing = list(base.closing_ids)
     full_ids = list(base.input_ids)
     emit("## Composed, compressed activation memory (issue 14)")
     emit()
+    curve_flag = f" --curve-questions {args.curve_questions}" if args.curve_questions else ""
     emit(
         f"Command: `.venv/bin/python bench/kv_compose.py --questions-per-pack "
-        f"{args.questions_per_pack} --repeats {args.repeats}`; SmolLM2-135M-Instruct (float32, "
-        f"CPU, 2 torch threads); load average at start {load[0]:.2f} / {load[1]:.2f} / "
+        f"{args.questions_per_pack}{curve_flag} --repeats {args.repeats}`; SmolLM2-135M-Instruct "
+        f"(float32, CPU, 2 torch threads); load average at start {load[0]:.2f} / {load[1]:.2f} / "
         f"{load[2]:.2f}. Fact set: {len(rows)} installed distributions' METADATA (name, version, "
         f"summary); 3 packs of {', '.join(str(k.num_tokens) for k in raw)} tokens "
         f"({sum(len(p) for p in packs)} facts); {n} questions ({args.questions_per_pack} per "
-        f"pack), recall = the version string in the first {RECALL_TOKENS} greedy tokens. "
-        f"Composed prompt: {len(full_ids)} cached tokens."
+        f"pack; the recompute curve on the first {curve_n}), recall = the version string in the "
+        f"first {RECALL_TOKENS} greedy tokens. Composed prompt: {len(full_ids)} cached tokens."
     )
     emit()
     emit("| figure | value | goal |")
     emit("|---|---|---|")
     # TTFT: composed (warm, default budget) vs plaintext prefill of the same ids.
-    stage("TTFT composed vs plaintext")
+    stage("3 packs built")
     q0 = lm.encode(tpl.query_text(qs[0][0]), add_special_tokens=False)
     composed_ttft, plain_ttft = [], []
     for _ in range(args.repeats):
@@ -191,23 +278,15 @@ def main() -> None:
         f"| TTFT composed 3 packs (default recompute {DEFAULT_RECOMPUTE:.0%}) / plaintext prefill "
         f"of the same ids | {c_med:.3f} s / {p_med:.3f} s = {c_med / p_med:.1%} | ≤ 10% |"
     )
-    # 2k single pack vs the query's own forward pass.
-    stage("single pack vs floor")
+    # 2k single pack, installed, vs the same forward over in-memory states.
+    stage("TTFT composed vs plaintext")
     texts4k = [fact_text(*r) for r in rows]
     while lm.count_tokens("".join(texts4k)) < 4000:
         texts4k = texts4k + texts4k
-    two_k = build_kv(lm, _fit(lm, tpl, texts4k, 2000), work / "two.safetensors")
-    long_q = " ".join(s for _, _, s in rows[:12])
-    long_ids = lm.encode(tpl.query_text(long_q[:430] + " " + qs[0][0]), add_special_tokens=False)
-    single = statistics.median(load_and_first_token(lm, two_k.path, long_ids)
-                               for _ in range(args.repeats + 2))  # fmt: skip
-    floor = statistics.median(first_token_s(lm, long_ids)[0] for _ in range(args.repeats + 2))
-    emit(
-        f"| one pack of {two_k.num_tokens} tokens, {len(long_ids)}-token query: TTFT / query "
-        f"forward alone | {single:.3f} s / {floor:.3f} s = {single / floor:.2f}x | ≤ 1.3x |"
-    )
+    long_q = " ".join(s for _, _, s in rows[:12])[:430] + " " + qs[0][0]
+    single_pack_row(lm, tpl, _fit(lm, tpl, texts4k, 2000), long_q, work, args.repeats)
     # int8: bytes/token, warm single-pack TTFT.
-    stage("int8")
+    stage("single installed pack vs the in-memory forward")
     int8 = [load_kv(p, lm) for p in int8_paths]
     int8_bpt = statistics.mean(
         p.stat().st_size / k.num_tokens for p, k in zip(int8_paths, int8, strict=True)
@@ -219,19 +298,21 @@ def main() -> None:
         f"| int8: bytes per token (file / tokens) | {int8_bpt:.0f} B (float32 {raw_bpt:.0f} B, "
         f"{raw_bpt / int8_bpt:.2f}x fewer) | ≤ 12 KB |"
     )
-    warm_raw = statistics.median(load_and_first_token(lm, raw_paths[0], [*closing, *q0])
-                                 for _ in range(args.repeats + 2))  # fmt: skip
-    warm_int8 = statistics.median(load_and_first_token(lm, int8_paths[0], [*closing, *q0])
-                                  for _ in range(args.repeats + 2))  # fmt: skip
+    warm_raw, warm_int8 = [], []
+    for _ in range(args.repeats + 2):  # interleaved
+        warm_raw.append(load_and_first_token(lm, raw_paths[0], [*closing, *q0]))
+        warm_int8.append(load_and_first_token(lm, int8_paths[0], [*closing, *q0]))
     emit(
-        f"| warm load + first token, one pack: int8 / float32 | {warm_int8:.3f} s / "
-        f"{warm_raw:.3f} s | int8 ≤ float32 |"
+        f"| warm load + first token, one pack: int8 / float32 | "
+        f"{statistics.median(warm_int8):.3f} s / {statistics.median(warm_raw):.3f} s | "
+        "int8 ≤ float32 |"
     )
     # 4k cold vs warm.
-    stage("4k cold vs warm")
+    stage("int8 size, 1k warm")
     big = build_kv(lm, _fit(lm, tpl, texts4k, 4000), work / "big.safetensors")
     big8 = work / "big.int8.safetensors"
     transcode_kv(big.path, big8, "int8")
+    warm_of: dict[str, list[float]] = {}
     for label, path in (("float32", big.path), ("int8", big8)):
         warm_s, cold_s = [], []
         for _ in range(args.repeats):
@@ -244,61 +325,95 @@ def main() -> None:
             f"| {big.num_tokens}-token cache {label} ({path.stat().st_size / 1e6:.0f} MB): cold / "
             f"warm load + first token | {c:.3f} s / {w:.3f} s = {c / w:.2f}x | ≤ 1.3x |"
         )
-    # Quality: full prefill's KV of the composed ids, once (see the docstring).
-    stage("full prefill for quality")
+    for _ in range(2 * args.repeats + 1):  # warm, interleaved: wall and process CPU seconds
+        for label, path in (("float32", big.path), ("int8", big8)):
+            cpu = time.process_time()
+            wall = load_and_first_token(lm, path, q0)
+            warm_of.setdefault(label, []).append(wall)
+            warm_of.setdefault(label + " cpu", []).append(time.process_time() - cpu)
+    m = {k: statistics.median(v) for k, v in warm_of.items()}
+    emit(
+        f"| {big.num_tokens}-token cache, warm load + first token, int8 / float32 (medians of "
+        f"{2 * args.repeats + 1} interleaved; process CPU) | {m['int8']:.3f} s / "
+        f"{m['float32']:.3f} s ({m['int8 cpu']:.3f} / {m['float32 cpu']:.3f} CPU s) | "
+        "int8 ≤ float32 |"
+    )
+    # Quality: full prefill's KV of the composed ids, once (see the docstring); every row
+    # below compares against these reference answers, generated once per question.
+    stage("4k cold / warm")
     with torch.no_grad():
         full_out = lm.model(input_ids=torch.tensor([full_ids]), use_cache=True, logits_to_keep=1)
     full_k = [layer.keys for layer in full_out.cache.layers]
     full_v = [layer.values for layer in full_out.cache.layers]
-    from runtime.models.kv import cache_from_tensors
+    prompts = [[*full_ids, *closing, *lm.encode(tpl.query_text(q), add_special_tokens=False)]
+               for q, _ in qs]  # fmt: skip
 
-    def answer(cache_of: object, q: str, k: int) -> tuple[int, ...]:
-        ids = [*full_ids, *closing, *lm.encode(tpl.query_text(q), add_special_tokens=False)]
-        return greedy_generate(lm, ids, cache=cache_of(), max_new_tokens=k).tokens  # type: ignore[operator]
+    def recall_of(got: list[tuple[int, ...]]) -> int:
+        return sum(v in lm.decode(a) for a, (_, v) in zip(got, qs, strict=False))
 
-    full_answers = [
-        answer(lambda: cache_from_tensors(lm, full_k, full_v), q, RECALL_TOKENS) for q, _ in qs
-    ]
-    full_recall = sum(v in lm.decode(a) for a, (_, v) in zip(full_answers, qs, strict=True))
-    emit(f"| full prefill: recall | {full_recall}/{n} | |")
-    stage("int8 16-token agreement")
+    full_answers = answers_of(lm, lambda: cache_from_tensors(lm, full_k, full_v), prompts,
+                              RECALL_TOKENS)  # fmt: skip
+    stage(f"full prefill and its answers ({n})")
+    full_recall = recall_of(full_answers)
+    emit(f"| full prefill: recall | {full_recall}/{n} ({full_recall / n:.0%}) | |")
     c_raw = compose_kv(lm, raw, recompute=DEFAULT_RECOMPUTE)
+    default_answers = answers_of(lm, lambda: c_raw.to_cache(lm), prompts, RECALL_TOKENS,
+                                 full_answers)  # fmt: skip
+    stage(f"default-budget answers ({n})")
     c_int8 = compose_kv(lm, int8, recompute=DEFAULT_RECOMPUTE)
-    same16 = sum(
-        answer(lambda: c_raw.to_cache(lm), q, 16) == answer(lambda: c_int8.to_cache(lm), q, 16)
-        for q, _ in qs
-    )
+    int8_answers = answers_of(lm, lambda: c_int8.to_cache(lm), prompts, 16, default_answers)
+    stage(f"int8 answers ({n})")
+    same16 = sum(a[:16] == b for a, b in zip(default_answers, int8_answers, strict=True))
     emit(
         f"| int8 vs float32 caches, composed: first 16 greedy tokens identical | {same16}/{n} "
-        f"| ≥ 95% |"
+        f"({same16 / n:.0%}) | ≥ 95% |"
+    )
+    d_recall = recall_of(default_answers)
+    d_same = sum(a[0] == b[0] for a, b in zip(default_answers, full_answers, strict=True))
+    emit(
+        f"| default recompute ({DEFAULT_RECOMPUTE:.0%}), all {n} questions: recall / first "
+        f"token = full prefill | {d_recall}/{n} ({d_recall / n:.0%}) vs full "
+        f"{full_recall / n:.0%}; {d_same}/{n} ({d_same / n:.0%}) | within 5 points; ≥ 90% |"
     )
     emit()
-    emit("Recompute curve (3 packs composed vs full prefill of the same token ids):")
+    emit(f"Recompute curve (3 packs composed vs full prefill of the same token ids; first "
+         f"{curve_n} questions):")  # fmt: skip
     emit()
-    emit("| recompute budget | compose s | tokens recomputed | first token = full | recall |")
-    emit("|---|---|---|---|---|")
+    emit("| recompute budget | compose s | tokens recomputed | first token = full | recall "
+         "| full prefill recall |")  # fmt: skip
+    emit("|---|---|---|---|---|---|")
+    full_c = full_answers[:curve_n]
     for budget in BUDGETS:
-        stage(f"budget {budget}")
         start = time.perf_counter()
         composed = compose_kv(lm, raw, recompute=budget)
         compose_s = time.perf_counter() - start
-        got = [answer(lambda c=composed: c.to_cache(lm), q, RECALL_TOKENS) for q, _ in qs]
-        same = sum(a[0] == b[0] for a, b in zip(got, full_answers, strict=True))
-        recall = sum(v in lm.decode(a) for a, (_, v) in zip(got, qs, strict=True))
+        if budget == DEFAULT_RECOMPUTE:
+            got = default_answers[:curve_n]
+        else:
+            got = answers_of(lm, functools.partial(composed.to_cache, lm), prompts[:curve_n],
+                             RECALL_TOKENS, full_c)  # fmt: skip
+        stage(f"budget {budget}")
+        same = sum(a[0] == b[0] for a, b in zip(got, full_c, strict=True))
+        recall, f_recall = recall_of(got), recall_of(full_c)
         emit(
-            f"| {budget:.0%} | {compose_s:.3f} | {composed.recomputed} | {same}/{n} "
-            f"({same / n:.0%}) | {recall}/{n} ({recall / n:.0%}) |"
+            f"| {budget:.0%} | {compose_s:.3f} | {composed.recomputed} | {same}/{curve_n} "
+            f"({same / curve_n:.0%}) | {recall}/{curve_n} ({recall / curve_n:.0%}) "
+            f"| {f_recall}/{curve_n} ({f_recall / curve_n:.0%}) |"
         )
     after = os.getloadavg()
     emit()
-    emit(f"Load average at the end: {after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f}.")
+    for note in _notes:
+        emit(note)
+        emit()
+    emit(f"Load average at the end: {after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f}; the run "
+         f"took {time.perf_counter() - _T0:.0f} s.")  # fmt: skip
 
 
-def _fit(lm: LoadedModel, tpl: object, texts: list[str], tokens: int) -> list[str]:
+def _fit(lm: LoadedModel, tpl: PromptTemplate, texts: list[str], tokens: int) -> list[str]:
     out: list[str] = []
     for text in texts:
         out.append(text)
-        if len(prefix_segments(lm, tpl, out)[3]) >= tokens:  # type: ignore[arg-type]
+        if len(prefix_segments(lm, tpl, out)[3]) >= tokens:
             break
     return out
 
