@@ -26,10 +26,11 @@ from importlib import resources
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
+from ._ecma_pattern import pattern as _ecma_pattern
 from .errors import ManifestError, Violation
 
 __all__ = [
@@ -63,13 +64,18 @@ def _schemas() -> dict[str, dict[str, Any]]:
     return {sid: json.loads((folder / name).read_text("utf-8")) for sid, name in _FILES.items()}
 
 
+#: Draft 2020-12 with ``pattern`` read as ECMA-262 reads it (``$`` is the end of the
+#: text, ``\d`` is ``[0-9]``: :mod:`protocol._ecma_pattern`), as ``jsonschema-rs`` does.
+_Validator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+
+
 @cache
-def _validator(schema_id: str) -> Draft202012Validator:
+def _validator(schema_id: str) -> Any:
     schemas = _schemas()
     registry: Registry[Any] = Registry().with_resources(
         (sid, Resource.from_contents(body)) for sid, body in schemas.items()
     )
-    return Draft202012Validator(schemas[schema_id], registry=registry)
+    return _Validator(schemas[schema_id], registry=registry)
 
 
 @cache

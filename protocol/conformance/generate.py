@@ -626,6 +626,14 @@ def _content_vectors() -> list[Vector]:
         [no_text],
         "payload.bad_memory_record",
     )
+    newline_id = memories_jsonl([{"id": "m1\n", "text": "a"}])
+    payload_vector(
+        "invalid-memory-id-trailing-newline",
+        "A memory id ending in a newline (a JSON Schema pattern's $ is the end of the text)",
+        plaintext_cube(body=newline_id),
+        [newline_id],
+        "payload.bad_memory_record",
+    )
     dup = memories_jsonl([{"id": "m1", "text": "a"}, {"id": "m1", "text": "b"}])
     payload_vector(
         "invalid-duplicate-memory-id",
