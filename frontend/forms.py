@@ -12,7 +12,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from memstore.commerce.money import CURRENCY_EXPONENTS
 
-_USERNAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_USERNAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
 
 
 class SignupForm(forms.Form):

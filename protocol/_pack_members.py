@@ -27,7 +27,7 @@ __all__ = [
 
 MANIFEST_MEMBER = "manifest.json"
 SIGNATURE_DIR = "signatures/"
-SIGNATURE_RE = re.compile(r"^signatures/([0-9a-f]{64})\.json$")
+SIGNATURE_RE = re.compile(r"^signatures/([0-9a-f]{64})\.json\Z")
 
 
 def check_member_name(name: str) -> None:

@@ -42,7 +42,7 @@ SUPPORTED_MAJORS = (1, 2)
 
 _SUPPORTED_TEXT = " and ".join(f"{m}.x" for m in SUPPORTED_MAJORS)
 
-_VERSION_RE = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
+_VERSION_RE = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\Z")
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 _migrations: dict[int, Migration] = {}

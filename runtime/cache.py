@@ -51,7 +51,7 @@ from .errors import CacheError
 
 __all__ = ["BlobCache", "BlobProblem", "sha256_file"]
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 _CHUNK = 1024 * 1024
 
 

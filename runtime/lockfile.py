@@ -43,7 +43,7 @@ __all__ = ["LOCKFILE_NAME", "LockEntry", "read_lockfile", "update_lockfile"]
 
 LOCKFILE_NAME = "memos.lock"
 LOCKFILE_VERSION = 1
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)

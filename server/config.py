@@ -166,7 +166,7 @@ def _url(name: str, schemes: tuple[str, ...]) -> str | None:
     return value
 
 
-_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)\Z")
 
 
 def _rate(name: str, default: str) -> str:
@@ -290,8 +290,12 @@ def _email_url() -> str:
     try:
         email_settings(value)
     except Exception:  # django-environ: ImproperlyConfigured for an unknown scheme
-        _problem("EMAIL_URL", value.split("@")[-1], "must be smtp://, smtp+tls://, "
-                 "smtp+ssl://, consolemail://, filemail:// or memorymail://")
+        _problem(
+            "EMAIL_URL",
+            value.split("@")[-1],
+            "must be smtp://, smtp+tls://, "
+            "smtp+ssl://, consolemail://, filemail:// or memorymail://",
+        )
         return "consolemail://"
     return value
 

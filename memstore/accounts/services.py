@@ -31,7 +31,7 @@ from .models import ApiToken, Membership, Namespace, Role, SigningKey, User
 from .selectors import has_role, token_digest
 
 TOKEN_PREFIX = "mst_"  # noqa: S105 - a public prefix, not a secret
-_NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
 _SCOPE_RE = re.compile(
     r"^(read|tokens:create|(?:publish|admin):(?:\*|[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?))$"
 )

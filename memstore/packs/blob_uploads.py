@@ -70,7 +70,7 @@ __all__ = [
 SESSION_TTL = timedelta(hours=24)
 #: The most digests one ``blobs/missing`` request may ask about.
 MAX_DIGESTS = 10_000
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def _require_uploader(actor: Actor) -> None:

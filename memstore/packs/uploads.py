@@ -48,7 +48,7 @@ from .publishing import FREE, Price, pack_publish
 from .upload_limits import require_upload_room
 
 SESSION_TTL = timedelta(hours=24)
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def _part_path(session_id: uuid.UUID) -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import RegistryError
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def bad(message: str) -> RegistryError:

@@ -40,7 +40,7 @@ from .types import Filters, Memory, VersionEntry, to_epoch
 
 __all__ = ["SNAPSHOT_FIELDS", "Store", "memory_from_snapshot", "snapshot_of"]
 
-_META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 
 def _marks(values: Sequence[object]) -> str:

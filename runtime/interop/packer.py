@@ -37,7 +37,7 @@ from .model import PROVENANCE_KEY, PortableMemory
 
 __all__ = ["BATCH", "embed_sorted", "record_id", "write_pack"]
 
-_RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 BATCH = 256
 
 

@@ -79,7 +79,7 @@ MAX_SIGNATURE_BYTES = 64 * 1024
 MAX_SIGNATURES = 64
 MAX_LAYERS = 10_000
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,10 @@ def parse_manifest(data: bytes) -> OCIManifest:
     if len({b.digest for b in blobs}) != len(blobs):
         raise _bad("a blob layer is listed twice")
     return OCIManifest(
-        config, tuple(blobs), tuple(signatures), _annotations(doc.get("annotations"), "manifest"),
+        config,
+        tuple(blobs),
+        tuple(signatures),
+        _annotations(doc.get("annotations"), "manifest"),
         artifact_type,
     )
 

@@ -63,6 +63,10 @@ def test_user_gets_a_personal_namespace_and_names_are_unique() -> None:
         namespace_create(actor=Actor(user=user), name="dora")
     with pytest.raises(InvalidRequestError):
         namespace_create(actor=Actor(user=user), name="Not Valid")
+    with pytest.raises(InvalidRequestError):  # "dora\n" is not a second spelling of "dora"
+        namespace_create(actor=Actor(user=user), name="team\n")
+    with pytest.raises(InvalidRequestError):
+        user_create(username="eve\n", password="pw")
 
 
 def test_only_owners_manage_members_and_maintainers_manage_keys() -> None:
