@@ -48,7 +48,7 @@ from .signing import Signature
 
 __all__ = ["BlobSink", "BlobWriter", "read_pack2"]
 
-BLOB_RE = re.compile("^" + re.escape(BLOB_DIR) + r"([0-9a-f]{64})(\.zst)?$")
+BLOB_RE = re.compile("^" + re.escape(BLOB_DIR) + r"([0-9a-f]{64})(\.zst)?\Z")
 # zstd can turn a few bytes into a 128 KiB block: feeding 64 bytes at a time
 # bounds what one call may produce (2 MiB) before the declared size is checked.
 _FEED = 64

@@ -24,7 +24,9 @@ from .errors import ArchiveError
 
 __all__ = ["BlobLocation", "blob_locations"]
 
-_BLOB = re.compile("^" + re.escape(BLOB_DIR) + r"([0-9a-f]{64})(" + re.escape(ZSTD_SUFFIX) + ")?$")
+_BLOB = re.compile(
+    "^" + re.escape(BLOB_DIR) + r"([0-9a-f]{64})(" + re.escape(ZSTD_SUFFIX) + r")?\Z"
+)
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,18 @@ def _path_and_limit_vectors() -> list[Vector]:
         insert_member(file_member(f"blobs//sha256/{digest}", NOTES)),
         "archive.bad_member_name",
     )
+    add(
+        "blob-name-newline",
+        "A blob member name with a newline after the digest (a second spelling of the name)",
+        tar_bytes([good[0], file_member(f"blobs/sha256/{digest}\n", NOTES), good[2]]),
+        "archive.unlisted_member",
+    )
+    add(
+        "signature-name-newline",
+        "A signature member name with a newline after '.json'",
+        tar_bytes([good[0], good[1], file_member(good[2][0].name + "\n", good[2][1] or b"")]),
+        "archive.unlisted_member",
+    )
     link = tarinfo(f"blobs/sha256/{digest}", kind=b"2")
     link.linkname = "/etc/passwd"
     add(
