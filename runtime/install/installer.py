@@ -395,7 +395,9 @@ class Installer:
         )
         state = PackState(manifest, source.manifest_bytes, sha256, size)
         label = label or source.label
-        self._stage(f"fetching {len(chosen)} blob(s) of {manifest.ref}")
+        cached = sum(1 for e in chosen if self.cache.has(e.sha256))
+        self._stage(f"fetching {len(chosen) - cached} of {len(chosen)} blob(s) of {manifest.ref}"
+                    + (f" ({cached} already cached)" if cached else ""))  # fmt: skip
         report = FetchReport((), ())
 
         def fetched(report: FetchReport) -> tuple[str, ...]:
