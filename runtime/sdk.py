@@ -181,10 +181,14 @@ class MemOS:
             raise TypeError("MemOS.generate needs backend=TransformersBackend(model)")
         from .cache import BlobCache
         from .models.generation import generate_with_plan
+        from .models.kv_installed import installed_kv_files
 
         plan = self.plan(query, budget, filters=filters)
+        cache = BlobCache(self.home)
+        # A cube stored as KV chunks: each chunk from the cache, re-hashed once per process.
+        chunks = installed_kv_files(self.engine.store.pack_manifest, cache.checked_path)
         result = generate_with_plan(
-            lm, plan, blob_path=BlobCache(self.home).blob_path, max_new_tokens=max_new_tokens
+            lm, plan, blob_path=cache.blob_path, kv_files=chunks, max_new_tokens=max_new_tokens
         )
         return result, plan
 

@@ -129,3 +129,20 @@ def test_a_missing_chunk_falls_back_with_a_reason(
         engine.close()
     assert result.form != "activation"
     assert any("model.kv_chunk_missing" in n or "was not fetched" in n for n in result.notes)
+
+
+def test_the_sdk_composes_a_chunked_cube(lm: LoadedModel, tmp_path: Path, key: SigningKey) -> None:
+    """``MemOS.generate`` (and ``memos generate``, which calls it) finds every chunk."""
+    from runtime.sdk import MemOS
+
+    engine = _installed(lm, tmp_path, key, CHUNK)
+    home = engine.home
+    engine.close()
+    mem = MemOS(home, embedder=HashEmbedder(), backend=TransformersBackend(lm, profile=FAST_KV))
+    try:
+        result, plan = mem.generate("alice green tea", Budget(tokens=2000), max_new_tokens=2)
+    finally:
+        mem.close()
+    assert "acme/facts/memories-kv" in {i.memory.id for i in plan.items if i.form == "activation"}
+    assert result.form == "activation", (result.reason, result.notes)
+    assert result.cached_tokens > 2 * CHUNK  # every chunk, not the one the plan names
