@@ -50,6 +50,7 @@ from protocol import MemoryType, ModelFingerprint
 
 from ..cache import BlobCache
 from ..errors import CacheError
+from .cube_payloads import CubePayloads
 from .engine import Engine
 from .interfaces import ActivationBackend, LatencyProfile
 from .lifecycle import RETRIEVABLE
@@ -225,6 +226,7 @@ class MemScheduler:
         kv_count = 0
         kv_tokens = 0
         profile = self.profile()
+        cubes = CubePayloads(self.engine.store.pack_manifest)  # every chunk of a chunked cache
         for s in scored:
             m = s.cand.memory
             if len(items) >= budget.max_items:
@@ -236,7 +238,7 @@ class MemScheduler:
                 if problem:
                     rejected.append(Rejection(m.id, "plan.model_mismatch", problem))
                     continue
-                refused = self._blob_problem(m)
+                refused = self._blob_problem(m, cubes)
                 if refused:
                     rejected.append(Rejection(m.id, *refused))
                     continue
@@ -263,7 +265,9 @@ class MemScheduler:
                     continue
                 payload = self._blob(m, "kv-cache")
                 redo = math.ceil(budget.recompute * tokens) if kv_count else 0
-                est, cost = self._kv_cost(payload, redo, profile)
+                sizes = [n for media, _, n in cubes.of(m) if "kv-cache" in media]
+                kv_bytes = sum(n for n in sizes if n) if sizes and all(sizes) else None
+                est, cost = self._kv_cost(payload, redo, profile, size=kv_bytes)
                 limit = budget.latency_s
                 if limit is not None and est is not None and latency + est > limit:
                     left_ms = max(0.0, limit - latency) * 1000
@@ -384,11 +388,12 @@ class MemScheduler:
                     f"(different {', '.join(bad)})")
         return None
 
-    def _blob_problem(self, m: Memory) -> tuple[str, str] | None:
-        """(code, reason) when a cube's cached payloads cannot be used: not fetched, or
-        altered in the cache since install (re-hashed once per process; refused)."""
+    def _blob_problem(self, m: Memory, cubes: CubePayloads) -> tuple[str, str] | None:
+        """(code, reason) when a cube's cached payloads (each chunk of a chunked cache) cannot
+        be used: not fetched, or altered in the cache since install (re-hashed once per
+        process; refused)."""
         cache = BlobCache(self.engine.home)
-        for media, sha in sorted(m.payloads.items()):
+        for media, sha, _ in cubes.of(m):
             if not cache.has(sha):
                 return ("plan.blob_missing",
                         f"{media} {sha[:12]}… was not fetched (memos install PACK --all)")
@@ -413,13 +418,15 @@ class MemScheduler:
 
     @staticmethod
     def _kv_cost(
-        payload: str | None, recompute_tokens: int, profile: LatencyProfile | None
+        payload: str | None, recompute_tokens: int, profile: LatencyProfile | None,
+        *, size: int | None = None,
     ) -> tuple[float | None, str]:
-        """(estimated seconds, how) to load a cache file and recompute some of its tokens."""
+        """(estimated seconds, how) to load a cache (``size`` bytes, all its chunks; else
+        ``payload``'s file size) and recompute some of its tokens."""
         if profile is None or payload is None:
             return None, ""
         try:
-            size = os.path.getsize(payload)
+            size = size if size is not None else os.path.getsize(payload)
         except OSError:
             return None, ""
         load = size / profile.kv_load_bytes_per_s + profile.kv_fixed_overhead_s

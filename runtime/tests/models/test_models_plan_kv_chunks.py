@@ -146,3 +146,33 @@ def test_the_sdk_composes_a_chunked_cube(lm: LoadedModel, tmp_path: Path, key: S
     assert "acme/facts/memories-kv" in {i.memory.id for i in plan.items if i.form == "activation"}
     assert result.form == "activation", (result.reason, result.notes)
     assert result.cached_tokens > 2 * CHUNK  # every chunk, not the one the plan names
+
+
+def test_the_plan_checks_every_chunk_not_only_the_recorded_one(
+    lm: LoadedModel, tmp_path: Path, key: SigningKey
+) -> None:
+    engine = _installed(lm, tmp_path, key, CHUNK)
+    try:
+        plan = _plan(lm, engine)
+        (item,) = [i for i in plan.items if i.form == "activation"]
+        cache = BlobCache(engine.home)
+        found = installed_kv_files(engine.store.pack_manifest, cache.blob_path)(item.memory)
+        assert found is not None and len(found.files) > 2
+        # sized by all its chunks, not the one the store records: at 1 byte/s and no
+        # fixed overhead, the load estimate is the chunks' total size in seconds
+        slow = LatencyProfile(prefill_tokens_per_s=1e9, kv_load_bytes_per_s=1.0,
+                              kv_fixed_overhead_s=0.0)  # fmt: skip
+        sized = MemScheduler(engine, TransformersBackend(lm, profile=slow)).plan(
+            "alice green tea", Budget(tokens=2000), dry_run=True
+        )
+        (kv,) = [i for i in sized.items if i.memory.id == item.memory.id]
+        assert kv.est_latency_s == pytest.approx(sum(f.stat().st_size for f in found.files))
+        found.files[0].unlink()  # the first chunk; the store records the last
+        again = MemScheduler(engine, TransformersBackend(lm, profile=FAST_KV)).plan(
+            "alice green tea", Budget(tokens=2000), dry_run=True
+        )
+    finally:
+        engine.close()
+    assert item.memory.id not in {i.memory.id for i in again.items if i.form == "activation"}
+    refused = {r.memory_id: r.code for r in again.rejected}
+    assert refused.get("acme/facts/memories-kv") == "plan.blob_missing", again.rejected
