@@ -145,8 +145,9 @@ def main() -> None:
             return
     texts_json = OUT / "sentences.json"
     t0 = time.perf_counter()
-    if texts_json.exists() and len(json.loads(texts_json.read_text("utf-8"))) >= args.size:
-        texts = json.loads(texts_json.read_text("utf-8"))
+    listed = json.loads(texts_json.read_text("utf-8")) if texts_json.exists() else []
+    if len(listed) >= args.size and listed[: len(cached)] == cached:
+        texts = listed[: args.size]  # the sentences listed once, up to the size asked for
     else:
         # Growing a cached corpus keeps it as the prefix (its held-out queries and
         # vectors stay valid) and appends sentences it does not hold yet.
@@ -172,12 +173,15 @@ def main() -> None:
     if cached:  # the corpus being grown: its vectors are the prefix
         vectors[: len(cached)] = np.load(corpus_npy)[: len(cached)]
         first = len(cached)
-    if partial.exists() and (saved := np.load(partial)).shape == vectors.shape:
-        empty = np.abs(saved).sum(axis=1) == 0
-        filled = int(np.flatnonzero(empty)[0]) if empty.any() else len(saved)
+    saved = np.load(partial, mmap_mode="r") if partial.exists() else None
+    if saved is not None and saved.ndim == 2 and saved.shape[1] == vectors.shape[1]:
+        # Its rows follow sentences.json, of which ``texts`` is a prefix.
+        empty = np.abs(saved[: len(texts)]).sum(axis=1) == 0
+        filled = int(np.flatnonzero(empty)[0]) if empty.any() else min(len(saved), len(texts))
         if filled > first:
             vectors[:filled] = saved[:filled]
             first = filled
+    del saved  # mapped: the checkpoints below rewrite that file
     batch = 2048
     t0 = time.perf_counter()
     for start in range(first, len(texts), batch):
