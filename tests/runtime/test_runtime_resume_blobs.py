@@ -16,6 +16,7 @@ from pathlib import Path
 from memos_cli import MEMOS, memos
 
 from protocol import SigningKey, read_pack
+from runtime.download_segments import pieces
 from runtime.tests.fake_registry import FakeRegistry
 from runtime.tests.helpers import build_pack, lora_cube
 
@@ -113,8 +114,8 @@ def test_verify_installed_names_a_tampered_blob_and_reinstall_heals_it(
 def test_killed_upgrade_of_one_large_blob_resumes_each_range(
     tmp_path: Path, registry: FakeRegistry, key: SigningKey, env: dict[str, str]
 ) -> None:
-    """One changed 36 MB blob is fetched as four ranges at once; SIGKILL; the rerun asks
-    only for what the progress record does not cover, and ends verified."""
+    """One changed 36 MB blob is fetched as 8 MiB pieces by four streams at once; SIGKILL;
+    the rerun asks only for what the progress record does not cover, and ends verified."""
     registry.blob_urls = True
     for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
         registry.publish(build_pack(
@@ -140,7 +141,8 @@ def test_killed_upgrade_of_one_large_blob_resumes_each_range(
     proc.wait(timeout=10)
     kept = json.loads(record.read_text())
     done = sum(kept["done"])
-    assert len(kept["segments"]) == 4 and 0 < done < weights.size
+    assert [tuple(p) for p in kept["segments"]] == pieces(weights.size)
+    assert len(kept["segments"]) > 4 and 0 < done < weights.size
 
     registry.throttle_bytes_per_s = None
     registry.requests.clear()
