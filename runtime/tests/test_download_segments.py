@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,19 +124,24 @@ def _failing_after(inner: RangeOpener, limit: int) -> RangeOpener:
     return open_range
 
 
+def _interrupted(reg: FakeRegistry, cache: BlobCache) -> dict[str, Any]:
+    """Fetch with every range dropped after 6 MiB; the progress record left behind."""
+    url = f"/api/v1/blobs/sha256/{SHA}"
+    flaky = _failing_after(url_range_opener(RegistryClient(reg.url), url), 6 * 1024 * 1024)
+    with pytest.raises(RegistryError) as info:
+        _fetch(reg, cache, open_range=flaky, retries=0)
+    assert info.value.code == "network.download_interrupted"
+    record: dict[str, Any] = json.loads(segments_record(cache.partial_path(SHA)).read_text())
+    assert 0 < sum(record["done"]) < SIZE
+    return record
+
+
 def test_an_interrupted_segmented_fetch_resumes_from_its_record(
     tmp_path: Path, reg: FakeRegistry
 ) -> None:
     cache = BlobCache(tmp_path)
-    client = RegistryClient(reg.url)
-    url = f"/api/v1/blobs/sha256/{SHA}"
-    flaky = _failing_after(url_range_opener(client, url), 6 * 1024 * 1024)
-    with pytest.raises(RegistryError) as info:
-        _fetch(reg, cache, open_range=flaky, retries=0)
-    assert info.value.code == "network.download_interrupted"
-    record = json.loads(segments_record(cache.partial_path(SHA)).read_text())
+    record = _interrupted(reg, cache)
     kept = sum(record["done"])
-    assert 0 < kept < SIZE
 
     reg.requests.clear()
     reg.blob_bytes.clear()
@@ -180,14 +186,9 @@ def test_a_resume_with_another_stream_count_keeps_the_record(
     tmp_path: Path, reg: FakeRegistry
 ) -> None:
     cache = BlobCache(tmp_path)
-    client = RegistryClient(reg.url)
-    url = f"/api/v1/blobs/sha256/{SHA}"
-    flaky = _failing_after(url_range_opener(client, url), 6 * 1024 * 1024)
-    with pytest.raises(RegistryError):
-        _fetch(reg, cache, open_range=flaky, retries=0)
-    kept = sum(json.loads(segments_record(cache.partial_path(SHA)).read_text())["done"])
-    assert kept > 0
+    kept = sum(_interrupted(reg, cache)["done"])
     reg.blob_bytes.clear()
+    client, url = RegistryClient(reg.url), f"/api/v1/blobs/sha256/{SHA}"
     path = fetch_into_cache(
         url_opener(client, url), sha256=SHA, size=SIZE, cache=cache,
         open_range=url_range_opener(client, url), segments=2,
