@@ -8,18 +8,23 @@ before it plans the cube, and size the load by all of them, or a plan
 promises a cache the model then cannot load. The chunk list is in the
 installed pack's manifest, which the store keeps.
 
+:func:`kv_cost` is the scheduler's estimate of loading such a cache (all its
+chunks' bytes) and recomputing some of its tokens.
+
 Not here: loading the chunks (``runtime.models.kv_installed``), planning.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from protocol import Manifest, MIPError
 
+from .interfaces import LatencyProfile
 from .types import Memory
 
-__all__ = ["CubePayloads"]
+__all__ = ["CubePayloads", "kv_cost"]
 
 
 class CubePayloads:
@@ -45,3 +50,20 @@ class CubePayloads:
         if cube is None:
             return [(media, sha, None) for media, sha in sorted(memory.payloads.items())]
         return [(str(r.media_type), r.sha256, r.size) for r in cube.payloads]
+
+
+def kv_cost(
+    payload: str | None, recompute_tokens: int, profile: LatencyProfile | None,
+    *, size: int | None = None,
+) -> tuple[float | None, str]:
+    """(estimated seconds, how) to load a cache (``size`` bytes, all its chunks; else
+    ``payload``'s file size) and recompute some of its tokens."""
+    if profile is None or payload is None:
+        return None, ""
+    try:
+        size = size if size is not None else os.path.getsize(payload)
+    except OSError:
+        return None, ""
+    load = size / profile.kv_load_bytes_per_s + profile.kv_fixed_overhead_s
+    redo = recompute_tokens / profile.prefill_tokens_per_s
+    return load + redo, f"load ~{load * 1000:.1f} ms + recompute ~{redo * 1000:.1f} ms"

@@ -41,7 +41,6 @@ Without a backend, tokens are estimated as ``ceil(characters / 4)``.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +49,7 @@ from protocol import MemoryType, ModelFingerprint
 
 from ..cache import BlobCache
 from ..errors import CacheError
-from .cube_payloads import CubePayloads
+from .cube_payloads import CubePayloads, kv_cost
 from .engine import Engine
 from .interfaces import ActivationBackend, LatencyProfile
 from .lifecycle import RETRIEVABLE
@@ -267,7 +266,7 @@ class MemScheduler:
                 redo = math.ceil(budget.recompute * tokens) if kv_count else 0
                 sizes = [n for media, _, n in cubes.of(m) if "kv-cache" in media]
                 kv_bytes = sum(n for n in sizes if n) if sizes and all(sizes) else None
-                est, cost = self._kv_cost(payload, redo, profile, size=kv_bytes)
+                est, cost = kv_cost(payload, redo, profile, size=kv_bytes)
                 limit = budget.latency_s
                 if limit is not None and est is not None and latency + est > limit:
                     left_ms = max(0.0, limit - latency) * 1000
@@ -415,23 +414,6 @@ class MemScheduler:
             if kind in media and cache.has(sha):
                 return str(cache.blob_path(sha))
         return None
-
-    @staticmethod
-    def _kv_cost(
-        payload: str | None, recompute_tokens: int, profile: LatencyProfile | None,
-        *, size: int | None = None,
-    ) -> tuple[float | None, str]:
-        """(estimated seconds, how) to load a cache (``size`` bytes, all its chunks; else
-        ``payload``'s file size) and recompute some of its tokens."""
-        if profile is None or payload is None:
-            return None, ""
-        try:
-            size = size if size is not None else os.path.getsize(payload)
-        except OSError:
-            return None, ""
-        load = size / profile.kv_load_bytes_per_s + profile.kv_fixed_overhead_s
-        redo = recompute_tokens / profile.prefill_tokens_per_s
-        return load + redo, f"load ~{load * 1000:.1f} ms + recompute ~{redo * 1000:.1f} ms"
 
     def _form(
         self, m: Memory, tokens: int, fp: ModelFingerprint | None, profile: LatencyProfile | None,
