@@ -236,6 +236,15 @@ def _memory_legs(
     return [_vector_leg(qs, vector, candidates), _text_leg(qs, query, candidates)], readable
 
 
+#: Columns of a hit's row that building the page never reads.
+_HIT_DEFERRED = (
+    "embedding",
+    "version__manifest",
+    "version__manifest_bytes",
+    "version__description",
+)
+
+
 def memories_search(
     *,
     actor: Actor,
@@ -250,11 +259,13 @@ def memories_search(
     legs, readable = _memory_legs(actor, query, filters, vector, max(candidates, page * page_size))
     fused = _fusion.fused(legs)
     chosen = _page(fused, page, page_size)
+    # Not the hits' vectors (384 floats each, parsed from text) nor their versions'
+    # manifests: a page shows neither, and they were most of the rows' bytes.
     rows = {
         m.pk: m
-        for m in IndexedMemory.objects.select_related("version__pack__namespace").filter(
-            pk__in=[pk for pk, _ in chosen]
-        )
+        for m in IndexedMemory.objects.select_related("version__pack__namespace")
+        .defer(*_HIT_DEFERRED)
+        .filter(pk__in=[pk for pk, _ in chosen])
     }
     results: list[MemoryHit] = []
     for pk, score in chosen:
