@@ -63,10 +63,14 @@ def _installed(lm: LoadedModel, tmp: Path, key: SigningKey, chunk: int | None) -
     return engine
 
 
-def _plan(lm: LoadedModel, engine: Engine) -> Plan:
-    plan = MemScheduler(engine, TransformersBackend(lm, profile=FAST_KV)).plan(
+def _schedule(lm: LoadedModel, engine: Engine, profile: LatencyProfile = FAST_KV) -> Plan:
+    return MemScheduler(engine, TransformersBackend(lm, profile=profile)).plan(
         "alice green tea", Budget(tokens=2000), dry_run=True
     )
+
+
+def _plan(lm: LoadedModel, engine: Engine) -> Plan:
+    plan = _schedule(lm, engine)
     assert "acme/facts/memories-kv" in {i.memory.id for i in plan.items if i.form == "activation"}
     return plan
 
@@ -162,15 +166,11 @@ def test_the_plan_checks_every_chunk_not_only_the_recorded_one(
         # fixed overhead, the load estimate is the chunks' total size in seconds
         slow = LatencyProfile(prefill_tokens_per_s=1e9, kv_load_bytes_per_s=1.0,
                               kv_fixed_overhead_s=0.0)  # fmt: skip
-        sized = MemScheduler(engine, TransformersBackend(lm, profile=slow)).plan(
-            "alice green tea", Budget(tokens=2000), dry_run=True
-        )
+        sized = _schedule(lm, engine, slow)
         (kv,) = [i for i in sized.items if i.memory.id == item.memory.id]
         assert kv.est_latency_s == pytest.approx(sum(f.stat().st_size for f in found.files))
         found.files[0].unlink()  # the first chunk; the store records the last
-        again = MemScheduler(engine, TransformersBackend(lm, profile=FAST_KV)).plan(
-            "alice green tea", Budget(tokens=2000), dry_run=True
-        )
+        again = _schedule(lm, engine)
     finally:
         engine.close()
     assert item.memory.id not in {i.memory.id for i in again.items if i.form == "activation"}
