@@ -101,3 +101,23 @@ def test_one_query_runs_on_query_threads_and_restores_them(minilm: MiniLMEmbedde
     assert torch.get_num_threads() == before
     batch = minilm.embed(["How do I reset my password?", "The recipe needs two eggs"])
     assert np.allclose(one[0], batch[0], atol=1e-5)  # same vector on one thread or more
+
+
+def test_one_text_runs_on_onnx_and_agrees_with_torch(minilm: MiniLMEmbedder) -> None:
+    from encoders import MIN_COSINE
+
+    texts = ["when is the nightly backup", "Größe café", ""]
+    alone = np.vstack([minilm.embed([t]) for t in texts])
+    assert minilm._onnx  # the ONNX encoder ran, not torch
+    batch = minilm.embed(texts)  # a batch: torch
+    assert np.sum(alone * batch, axis=1).min() >= MIN_COSINE
+
+
+def test_the_torch_query_encoder_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.models.embedding import default_embedder
+
+    monkeypatch.setenv("MEMOS_QUERY_ENCODER", "torch")
+    torch_only = default_embedder("minilm")
+    assert isinstance(torch_only, MiniLMEmbedder) and torch_only.query_encoder == "torch"
+    torch_only.embed(["q"])
+    assert torch_only._onnx is None  # never built or loaded

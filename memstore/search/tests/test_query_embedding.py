@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -100,20 +101,58 @@ def test_a_failing_forward_pass_fails_every_query_in_it_and_caches_nothing() -> 
     assert float(embedder.vector("x")[0]) == 1.0
 
 
-def test_the_registry_embedder_lowercases_as_minilm_does_and_matches_embed_one() -> None:
-    import torch
+@pytest.fixture
+def fresh_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's query embedder is made anew for the test (and after it)."""
+    from memstore.search import query_embedding
 
+    monkeypatch.setattr(query_embedding, "_default", None)
+
+
+@pytest.mark.usefixtures("fresh_default")
+def test_the_registry_embedder_runs_onnx_lowercases_and_matches_torch() -> None:
+    from encoders import MIN_COSINE
     from memstore.search import embedding
-    from memstore.search.query_embedding import default_embedder
+    from memstore.search.query_embedding import _encode_queries, default_embedder
 
     embedder = default_embedder()
     assert embedder.lowercase  # all-MiniLM-L6-v2's tokenizer lower-cases
+    assert embedder._encode is not _encode_queries  # the ONNX encoder, not torch
+    cached = embedder.vector("Rotate the Signing keys")
+    direct = embedding.embed_one("rotate the signing keys")
+    assert float(cached @ direct) >= MIN_COSINE
+    assert embedder.vector("rotate   the signing KEYS") is cached
+
+
+@pytest.mark.usefixtures("fresh_default")
+def test_the_torch_query_encoder_when_configured_matches_embed_one(settings: Any) -> None:
+    import torch
+
+    from memstore.search import embedding
+    from memstore.search.query_embedding import _encode_queries, default_embedder
+
+    settings.MEMSTORE_QUERY_ENCODER = "torch"
+    embedder = default_embedder()
+    assert embedder._encode is _encode_queries and embedder.lowercase
     threads = torch.get_num_threads()
     cached = embedder.vector("Rotate the Signing keys")
     assert torch.get_num_threads() == threads  # one thread for the pass, then restored
-    direct = embedding.embed_one("rotate the signing keys")
-    assert np.allclose(cached, direct, atol=1e-5)
-    assert embedder.vector("rotate   the signing KEYS") is cached
+    assert np.allclose(cached, embedding.embed_one("rotate the signing keys"), atol=1e-5)
+
+
+@pytest.mark.usefixtures("fresh_default")
+def test_queries_fall_back_to_torch_when_onnx_cannot_be_built(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import encoders
+    from memstore.search.query_embedding import _encode_queries, default_embedder
+
+    def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise encoders.EncoderError("encoder.unavailable", "onnxruntime is not installed")
+
+    monkeypatch.setattr(encoders, "onnx_encoder", unavailable)
+    assert default_embedder()._encode is _encode_queries
+    assert "encoder.unavailable" in caplog.text
 
 
 def test_a_query_pass_runs_on_one_torch_thread_and_restores_the_count(
