@@ -78,6 +78,7 @@ from runtime.sdk import MemOS  # noqa: E402
 
 VENV = OUT / "mem0-venv"
 MEM0 = "mem0ai==2.2.1"
+UNCONSTRAINED = ("protobuf",)
 PINNED = ("torch", "transformers", "sentence-transformers", "numpy", "tokenizers")
 
 
@@ -95,7 +96,14 @@ def ensure_venv() -> Path:
     """Mem0's venv (see the module docstring), built once; returns its python."""
     python = VENV / "bin" / "python"
     freeze = _freeze()
-    constraints = "".join(line + "\n" for line in freeze.splitlines() if "==" in line)
+    # Mem0 2.2.1 wants protobuf < 7; ours (onnx, for the ONNX query encoder) is 7. Mem0's
+    # venv gets its own protobuf, ahead of .venv's on its path; neither side uses the
+    # other's, and PINNED (the model stack both sides share) stays identical.
+    constraints = "".join(
+        line + "\n"
+        for line in freeze.splitlines()
+        if "==" in line and line.split("==")[0].lower() not in UNCONSTRAINED
+    )
     want = json.dumps(
         {"install": MEM0, "constraints": hashlib.sha256(constraints.encode()).hexdigest()}
     )

@@ -292,11 +292,16 @@ def bench_search(
     # cache), both legs and the fusion, the hits' rows.
     embedder = default_embedder()
     embedder.vector("warm up the model")
-    cold, warm, embed_ms = [], [], []
+    embed([texts[0]])
+    cold, warm, embed_ms, torch_ms, agree = [], [], [], [], []
     for q in queries:
         t0 = time.perf_counter()
-        embed([texts[q]])  # the model alone (no cache)
+        shipped = embedder._encode([texts[q]])  # the shipped query encoder alone (no cache)
         embed_ms.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        reference = embed([texts[q]])  # torch, as ingestion embeds memories
+        torch_ms.append(time.perf_counter() - t0)
+        agree.append(float(shipped[0] @ reference[0]))
         t0 = time.perf_counter()
         memories_search(actor=ANONYMOUS, query=texts[q], page_size=10)
         cold.append(time.perf_counter() - t0)
@@ -309,8 +314,14 @@ def bench_search(
         "p95_ms": pct(warm, 95) * 1000,
     }
     out["query_embedding"] = {
+        "encoder": getattr(embedder._encode, "__qualname__", repr(embedder._encode)),
         "p50_ms": pct(embed_ms, 50) * 1000,
         "p95_ms": pct(embed_ms, 95) * 1000,
+        "min_cosine_vs_torch": min(agree),
+    }
+    out["query_embedding_torch"] = {
+        "p50_ms": pct(torch_ms, 50) * 1000,
+        "p95_ms": pct(torch_ms, 95) * 1000,
     }
     out["loadavg_end"] = os.getloadavg()
     return out

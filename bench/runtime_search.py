@@ -37,8 +37,9 @@ uses, as freshly added memories are, so the first searches pay for activations):
 * ``engine_only_hybrid_{deferred,sync}_recording_*`` — the same hybrid search
   recording its use (fresh memories each), by the usage log after the answer
   (shipped) and inside the search (before): the cost of recording alone;
-* the real model's time to embed one query (p50, p95, as shipped: one torch
-  thread; and on all of torch's threads, as before), and ``uptime``'s load
+* the real model's time to embed one query (p50, p95, as shipped: ONNX Runtime
+  on one thread; torch on one thread, the fallback; torch on all its threads, as
+  before), and ``uptime``'s load
   average before and after (the figures mean little on a busy machine).
 
 Run:  .venv/bin/python bench/runtime_search.py [--sizes 10000 100000] [--queries 200]
@@ -325,12 +326,14 @@ def main() -> None:
     sample = texts[:50]
     agree = float(np.min(np.sum(real.embed(sample) * vecs[:50], axis=1)))
     one_query = timed(lambda q: real.embed([q]), texts[50:100])
-    # Diagnostic: a query on all of torch's intra-op threads, as before query_threads=1.
+    # Same run, same texts: the torch path (MEMOS_QUERY_ENCODER=torch) on one thread,
+    # and (a diagnostic, as before query_threads=1) on all of torch's intra-op threads.
     import torch
 
-    real.query_threads = None
-    all_threads = timed(lambda q: real.embed([q]), texts[100:150])
-    real.query_threads = MiniLMEmbedder().query_threads
+    torch_path = MiniLMEmbedder(query_encoder="torch")
+    torch_query = timed(lambda q: torch_path.embed([q]), texts[50:100])
+    torch_path.query_threads = None
+    all_threads = timed(lambda q: torch_path.embed([q]), texts[100:150])
 
     results: dict[str, object] = {
         "corpus": source,
@@ -338,7 +341,10 @@ def main() -> None:
         "min_cosine_cached_vs_runtime_embedder": agree,
         "query_embed_p50_ms": statistics.median(one_query) * 1000,
         "query_embed_p95_ms": pct(one_query, 95) * 1000,
+        "query_embed_encoder": "onnx" if real._onnx else "torch",
         "query_embed_query_threads": real.query_threads,
+        "query_embed_torch_p50_ms": statistics.median(torch_query) * 1000,
+        "query_embed_torch_p95_ms": pct(torch_query, 95) * 1000,
         "query_embed_all_torch_threads_p50_ms": statistics.median(all_threads) * 1000,
         "query_embed_all_torch_threads_p95_ms": pct(all_threads, 95) * 1000,
         "torch_threads": torch.get_num_threads(),
