@@ -171,3 +171,19 @@ def test_a_folder_without_its_weights_is_refused(model_dir: Path, tmp_path: Path
     with pytest.raises(EncoderError) as caught:
         onnx_encoder(source, cache_dir=tmp_path / "cache")
     assert caught.value.code == "encoder.model"
+
+
+def test_the_command_builds_into_the_cache_and_says_where(
+    model_dir: Path,
+    built: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from encoders import __main__ as command
+
+    monkeypatch.setattr(command, "default_cache_dir", lambda: built)
+    monkeypatch.setattr(command, "onnx_encoder", lambda d: onnx_encoder(d, cache_dir=built))
+    assert command.main([str(model_dir)]) == 0
+    assert str(built) in capsys.readouterr().out
+    assert command.main([str(built / "nothing")]) == 1
+    assert "encoder.model" in capsys.readouterr().err

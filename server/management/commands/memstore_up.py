@@ -84,6 +84,19 @@ class Command(BaseCommand):
             help="skip the KV-cache and LoRA demo packs (they load SmolLM2 the first time)",
         )
 
+    def _prepare_query_encoder(self) -> None:
+        """Build the ONNX query encoder now (once per machine), not in the first search."""
+        if settings.MEMSTORE_QUERY_ENCODER != "onnx":
+            return
+        from encoders import EncoderError, onnx_encoder
+        from memstore.search.embedding import model_path
+
+        self.stdout.write("==> preparing the search-query encoder (ONNX; ~15 s the first time)")
+        try:
+            onnx_encoder(model_path())
+        except EncoderError as e:
+            self.stdout.write(self.style.WARNING(f"==> queries will run on torch: {e.message}"))
+
     def handle(self, *args: Any, **options: Any) -> None:
         # Ctrl-C and SIGTERM both end in the clean shutdown below (even when started
         # from a shell that ignores SIGINT for background jobs).
@@ -99,6 +112,7 @@ class Command(BaseCommand):
         self.stdout.write("==> migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        self._prepare_query_encoder()
         worker: subprocess.Popen[bytes] | None = None
         broker = settings.CELERY_BROKER_URL
         if options["no_worker"] or settings.CELERY_TASK_ALWAYS_EAGER or not _reachable(broker):
