@@ -31,9 +31,10 @@ Loading
     compares the fingerprint with the running model's: a cache made for
     another model raises :class:`FingerprintMismatchError`
     (``model.fingerprint_mismatch``, naming the fields) before anything
-    reaches the model. Only then are tensors opened with ``safe_open``, which
-    memory-maps the file. On CPU the cache given to the model holds the
-    mapped tensors themselves (zero-copy). With the model on
+    reaches the model. Only then is the file memory-mapped, every tensor a view
+    at the offsets of the checked header (:class:`.kv_codec.MappedTensors`). On
+    CPU the cache given to the model holds the mapped tensors themselves
+    (zero-copy). With the model on
     :mod:`.attention`'s ``memos_sdpa`` (the default for models loaded here) each
     layer is a :class:`~.attention.SharedPrefixLayer`: the query's keys and
     values go into a small tensor of their own and attention merges the two
@@ -75,7 +76,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
@@ -100,6 +100,7 @@ from .kv_codec import (
     KV_ENCODINGS,
     DequantizedLayers,
     Int8Rows,
+    MappedTensors,
     decode_int8_layer,
     decode_layer,
     encode_layer,
@@ -353,16 +354,16 @@ def load_kv(
     values: Sequence[torch.Tensor]
     int8 = None
     read_ahead(path)
-    with safe_open(str(path), framework="pt", device="cpu") as fh:
-        ids = fh.get_tensor(KV_INPUT_IDS)
-        layers = range(header.fingerprint.num_layers)
-        if encoding == "int8":  # dequantized when read, not here (see .kv_codec)
-            int8 = tuple(decode_int8_layer(fh, layer, dtype) for layer in layers)
-            keys = DequantizedLayers(tuple(k for k, _ in int8))
-            values = DequantizedLayers(tuple(v for _, v in int8))
-        else:
-            decoded = [decode_layer(fh, layer, encoding, dtype) for layer in layers]
-            keys, values = tuple(k for k, _ in decoded), tuple(v for _, v in decoded)
+    fh = MappedTensors(path, header.tensors, header.data_offset)  # the header's checked layout
+    ids = fh.get_tensor(KV_INPUT_IDS)
+    layers = range(header.fingerprint.num_layers)
+    if encoding == "int8":  # dequantized when read, not here (see .kv_codec)
+        int8 = tuple(decode_int8_layer(fh, layer, dtype) for layer in layers)
+        keys = DequantizedLayers(tuple(k for k, _ in int8))
+        values = DequantizedLayers(tuple(v for _, v in int8))
+    else:
+        decoded = [decode_layer(fh, layer, encoding, dtype) for layer in layers]
+        keys, values = tuple(k for k, _ in decoded), tuple(v for _, v in decoded)
     return LoadedKV(
         path=path,
         fingerprint=header.fingerprint,

@@ -45,6 +45,7 @@ __all__ = [
     "KV_INT8_SCALES",
     "DequantizedLayers",
     "Int8Rows",
+    "MappedTensors",
     "decode_int8_layer",
     "decode_layer",
     "encode_layer",
@@ -152,6 +153,40 @@ class DequantizedLayers(Sequence[torch.Tensor]):
 
     def __add__(self, other: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         return (*self, *other)
+
+
+_TORCH_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                 "I8": torch.int8, "I64": torch.int64}  # fmt: skip
+
+
+class MappedTensors:
+    """A checked payload's tensors as views of one private read-only-file mapping.
+
+    What ``safe_open(...).get_tensor`` gives (zero-copy CPU tensors over the
+    file's pages), without its per-tensor cost: opening and reading the 121
+    tensors of an int8 1k-token SmolLM2 cache took 6.2 ms that way against 0.8 ms
+    here (float32, 61 tensors: 2.1 vs 0.6 ms; medians of 300, load average 3.3);
+    int8 has twice as many tensors (the scales), so it paid twice. ``tensors`` and ``data_offset``
+    come from the header already parsed and checked (:mod:`.kv_read`). The
+    mapping is copy-on-write (``ACCESS_COPY``): a write to a tensor would never
+    reach the file. A tensor whose offset does not suit its dtype is copied.
+    """
+
+    def __init__(self, path: Any, tensors: Any, data_offset: int) -> None:
+        import mmap
+
+        with open(path, "rb") as fh:
+            mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+        self._bytes = torch.frombuffer(mapping, dtype=torch.uint8)
+        self._tensors, self._offset = tensors, data_offset
+
+    def get_tensor(self, name: str) -> torch.Tensor:
+        info = self._tensors[name]
+        dtype = _TORCH_DTYPES[info.dtype]
+        raw = self._bytes[self._offset + info.start : self._offset + info.end]
+        if (self._offset + info.start) % dtype.itemsize:
+            raw = raw.clone()
+        return raw.view(dtype).view(info.shape)
 
 
 def decode_int8_layer(fh: Any, layer: int, dtype: torch.dtype) -> tuple[Int8Rows, Int8Rows]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol import (
@@ -20,7 +20,12 @@ from protocol import (
     fingerprint_digest,
     read_safetensors_header,
 )
-from protocol.payloads import KV_META_ENCODING, KV_META_SHARED_PREFIX, kv_expected_tensors
+from protocol.payloads import (
+    KV_META_ENCODING,
+    KV_META_SHARED_PREFIX,
+    TensorInfo,
+    kv_expected_tensors,
+)
 
 from .causal_lm import LoadedModel
 from .errors import KVCacheError
@@ -40,6 +45,8 @@ class _Header:
     fingerprint: ModelFingerprint
     metadata: dict[str, str]
     seq_len: int
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)  # checked: the layout's
+    data_offset: int = 0  # where the tensor data starts in the file
 
 
 def _read_header(path: Path, expected: ModelFingerprint | None) -> _Header:
@@ -93,7 +100,7 @@ def _read_header(path: Path, expected: ModelFingerprint | None) -> _Header:
     shared = int(meta.get(KV_META_SHARED_PREFIX, "0"))
     if not closing.isdigit() or (shared and shared + int(closing) > seq_len):
         raise KVCacheError(f"{path.name}: {META_CLOSING} {closing!r} is out of range")
-    return _Header(expected, dict(meta), seq_len)
+    return _Header(expected, dict(meta), seq_len, dict(header.tensors), header.data_offset)
 
 
 def read_kv_fingerprint(path: Path) -> ModelFingerprint:

@@ -85,7 +85,7 @@ def test_cache_for_another_model_is_refused_before_touching_it(
     def no_tensor_read(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("tensors were opened before the fingerprint check")
 
-    monkeypatch.setattr(kvmod, "safe_open", no_tensor_read)
+    monkeypatch.setattr(kvmod, "MappedTensors", no_tensor_read)
     try:
         with pytest.raises(FingerprintMismatchError) as info:
             load_kv(kv_file, other_lm)
