@@ -53,7 +53,7 @@ from .index import VectorIndex
 from .interfaces import Clock, Embedder
 from .lifecycle import RETRIEVABLE, Event, GuardContext, State, next_state
 from .maintenance import MaintenancePolicy, MaintenanceReport, maintain
-from .retrieval import RRF_K, Candidate, LiveVectors, fts_query, hybrid, visible
+from .retrieval import RRF_K, Candidate, LiveVectors, fts_query, hybrid, ranked, visible_ranked
 from .store import Store
 from .types import AuditEntry, Filters, Memory, NewMemory, SearchHit, VersionEntry, to_epoch
 from .usage import UsageLog, Use
@@ -428,23 +428,36 @@ class Engine:
         semantic match); keyword matches stay.
         No access control here: callers (search, plan) decide and explain.
         """
+        options = self._rank_options(
+            filters, states, candidates, semantic, keyword, min_similarity
+        )
+        return hybrid(query, store=self.store, **options)
+
+    def _rank_options(
+        self,
+        filters: Filters | None,
+        states: Sequence[State],
+        candidates: int,
+        semantic: bool,
+        keyword: bool,
+        min_similarity: float | None,
+    ) -> dict[str, Any]:
+        """The arguments of :func:`~.retrieval.ranked` for a retrieval on this engine."""
         floor = self.embedder.relevance_floor if min_similarity is None else min_similarity
         filters = filters or Filters()
         if filters.states:
             states = filters.states
         indexed = semantic and self.index.indexed
-        return hybrid(
-            query,
-            store=self.store,
-            live=self._live,
-            vectors=(lambda: self.vectors) if indexed else None,
-            embed_query=self.query_vector,
-            filters=filters,
-            states=states,
-            candidates=candidates,
-            keyword=keyword,
-            floor=floor,
-        )
+        return {
+            "live": self._live,
+            "vectors": (lambda: self.vectors) if indexed else None,
+            "embed_query": self.query_vector,
+            "filters": filters,
+            "states": states,
+            "candidates": candidates,
+            "keyword": keyword,
+            "floor": floor,
+        }
 
     def search(
         self,
@@ -463,14 +476,12 @@ class Engine:
         """
         states = (*RETRIEVABLE, State.ARCHIVED) if include_archived else tuple(RETRIEVABLE)
         now = self.clock()
-        found = self.retrieve(
-            query,
-            filters=filters,
-            states=states,
-            candidates=max(50, 5 * k),
-            min_similarity=min_similarity,
+        options = self._rank_options(filters, states, max(50, 5 * k), True, True, min_similarity)
+        order = ranked(query, store=self.store, **options)
+        # Only the memories shown (and any withheld before them) are read and decoded.
+        chosen, denied = visible_ranked(
+            order, store=self.store, principal=principal, now=now, k=k
         )
-        chosen, denied = visible(found, principal=principal, now=now, k=k)
         hits = [
             SearchHit(c.memory, c.rrf, c.semantic_rank, c.keyword_rank, c.similarity)
             for c in chosen

@@ -99,6 +99,17 @@ class Store(PackQueries, AuditQueries):
                 out[row["rowid"]] = row_to_memory(row)
         return out
 
+    def rank_keys(self, rowids: Sequence[int]) -> dict[int, tuple[float, str]]:
+        """(priority, id) of each rowid: the tie-breakers of a ranking, without reading
+        (and JSON-decoding) the whole row as :meth:`by_rowids` does."""
+        out: dict[int, tuple[float, str]] = {}
+        for start in range(0, len(rowids), 500):
+            chunk = list(rowids[start : start + 500])
+            sql = f"SELECT rowid, priority, id FROM memories WHERE rowid IN ({_marks(chunk)})"  # noqa: S608
+            for rowid, priority, memory_id in self.db.execute(sql, chunk):
+                out[int(rowid)] = (float(priority), str(memory_id))
+        return out
+
     def _select(
         self, where: str, params: Sequence[Any], *, order: str = "m.rowid", limit: int | None = None
     ) -> list[tuple[int, Memory]]:
