@@ -25,7 +25,6 @@ class _Header(Protocol):
 __all__ = [
     "KV_ENCODINGS",
     "KV_INPUT_IDS",
-    "KV_INT8_SCALES",
     "KV_META_ENCODING",
     "KV_META_POSITIONS",
     "KV_META_SCALES",
@@ -54,16 +53,11 @@ KV_META_SCALES = "mip.kv.scales"
 KV_META_POSITIONS = "mip.kv.positions"
 KV_META_SHARED_PREFIX = "mip.kv.shared_prefix"
 KV_ENCODINGS = ("raw", "fp16", "int8")
-# int8 scale layouts (SPEC 4.2.1), the writer's default first. ``per-channel-keys``: one key
-# scale per (layer, head, channel) over the payload's tokens, one value scale per token
-# (KIVI's split: keys have outlier channels, values outlier tokens). ``per-token``: one scale
-# per (layer, head, token) row of keys and of values, the first layout, still read.
-KV_INT8_SCALES = ("per-channel-keys", "per-token")
 KV_POSITIONS = "rope:0"  # keys rotated by RoPE at positions 0..seq_len-1 (the only layout)
 
 
 def kv_scale_name(layer: int, part: str) -> str:
-    """Name of an int8 cache's scales: ``layers.<i>.key_scale`` / ``layers.<i>.value_scale``."""
+    """Name of an int8 cache's per-token scales: ``layers.<i>.key_scale`` / ``…value_scale``."""
     return f"layers.{layer}.{part}_scale"
 
 
@@ -83,7 +77,7 @@ def kv_expected_tensors(
     if encoding not in KV_ENCODINGS:
         raise bad(f"KV-cache encoding {encoding!r} is not one of {', '.join(KV_ENCODINGS)}")
     scales = metadata.get(KV_META_SCALES)
-    if (encoding == "int8") != (scales is not None) or scales not in (None, *KV_INT8_SCALES):
+    if (encoding == "int8") != (scales is not None) or scales not in (None, "per-token"):
         raise bad(f"KV-cache encoding {encoding!r} with scales {scales!r} is not a known layout")
     positions = metadata.get(KV_META_POSITIONS, KV_POSITIONS)
     chunk_at = positions.removeprefix("rope:") if KV_META_CHUNK_KEY in metadata else "0"
@@ -94,15 +88,12 @@ def kv_expected_tensors(
         raise bad(f"KV-cache shared prefix {shared!r} is not a token count within the cache")
     dtype = {"raw": _FLOAT_DTYPES[fingerprint.dtype], "fp16": "F16", "int8": "I8"}[encoding]
     shape = (1, fingerprint.num_kv_heads, seq_len, fingerprint.head_dim)
-    per_token = (*shape[:3], 1)  # [1, heads, seq_len, 1]
-    scale_shape = {"key": (*shape[:2], 1, shape[3]) if scales == "per-channel-keys" else per_token,
-                   "value": per_token}  # fmt: skip
     out: dict[str, tuple[str, tuple[int, ...]]] = {KV_INPUT_IDS: ("I64", (seq_len,))}
     for layer in range(fingerprint.num_layers):
         for part in ("key", "value"):
             out[kv_tensor_name(layer, part)] = (dtype, shape)
             if encoding == "int8":
-                out[kv_scale_name(layer, part)] = ("F16", scale_shape[part])
+                out[kv_scale_name(layer, part)] = ("F16", (*shape[:3], 1))
     return out
 
 

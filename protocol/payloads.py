@@ -29,7 +29,6 @@ from typing import IO, Any
 from ._kv_payload import (
     KV_ENCODINGS,
     KV_INPUT_IDS,
-    KV_INT8_SCALES,
     KV_META_ENCODING,
     KV_META_POSITIONS,
     KV_META_SCALES,
@@ -47,7 +46,6 @@ from .schema import LORA_CONFIG_SCHEMA_ID, MEMORY_RECORD_SCHEMA_ID, schema_viola
 __all__ = [
     "KV_ENCODINGS",
     "KV_INPUT_IDS",
-    "KV_INT8_SCALES",
     "KV_META_ENCODING",
     "KV_META_POSITIONS",
     "KV_META_SCALES",

@@ -248,26 +248,20 @@ def test_memory_text_with_nul_is_refused_as_bad_jsonl() -> None:
     assert caught.value.code == "payload.bad_jsonl"
 
 
-def _encoded_kv(encoding, scales=True, seq=3, meta=None, layout="per-token"):
-    """A KV cache in ``encoding`` (SPEC 4.2.1) for the 2-layer test fingerprint.
-
-    ``layout``: the int8 scales' shapes (``per-token``: every scale per token;
-    ``per-channel-keys``: key scales per channel, value scales per token)."""
+def _encoded_kv(encoding, scales=True, seq=3, meta=None):
+    """A KV cache in ``encoding`` (SPEC 4.2.1) for the 2-layer test fingerprint."""
     from safetensors.numpy import save
 
     dtype = {"fp16": np.float16, "int8": np.int8}[encoding]
     t = _full_kv(seq=seq, dtype=dtype)
-    head_dim = t["layers.0.key"].shape[-1]
     if encoding == "int8" and scales:
         for layer in range(2):
             for part in ("key", "value"):
-                per_channel = layout == "per-channel-keys" and part == "key"
-                shape = (1, 2, 1, head_dim) if per_channel else (1, 2, seq, 1)
-                t[f"layers.{layer}.{part}_scale"] = np.ones(shape, dtype=np.float16)
+                t[f"layers.{layer}.{part}_scale"] = np.ones((1, 2, seq, 1), dtype=np.float16)
     digest = fingerprint_digest(ModelFingerprint.from_dict(g.FINGERPRINT))
     metadata = {"mip.kind": "kv-cache", "mip.fingerprint": digest, "mip.kv.encoding": encoding}
     if encoding == "int8":
-        metadata["mip.kv.scales"] = layout
+        metadata["mip.kv.scales"] = "per-token"
     metadata.update(meta or {})
     return save(t, metadata={k: v for k, v in metadata.items() if v is not None})
 
@@ -280,15 +274,6 @@ def _encoded_kv(encoding, scales=True, seq=3, meta=None, layout="per-token"):
         (_encoded_kv("int8", meta={"mip.kv.shared_prefix": "2"}), None),
         (_encoded_kv("int8", scales=False), "payload.kv_cache_shape"),
         (_encoded_kv("int8", meta={"mip.kv.scales": None}), "payload.kv_cache_shape"),
-        (_encoded_kv("int8", layout="per-channel-keys"), None),
-        (_encoded_kv("int8", layout="per-channel-keys", seq=1), None),
-        # the scales' shapes must be the declared layout's, both ways round
-        (_encoded_kv("int8", meta={"mip.kv.scales": "per-channel-keys"}), "payload.kv_cache_shape"),
-        (
-            _encoded_kv("int8", layout="per-channel-keys", meta={"mip.kv.scales": "per-token"}),
-            "payload.kv_cache_shape",
-        ),
-        (_encoded_kv("int8", meta={"mip.kv.scales": "per-block"}), "payload.kv_cache_shape"),
         (_encoded_kv("fp16", meta={"mip.kv.encoding": "int4"}), "payload.kv_cache_shape"),
         (_encoded_kv("fp16", meta={"mip.kv.positions": "none"}), "payload.kv_cache_shape"),
         (_encoded_kv("fp16", meta={"mip.kv.shared_prefix": "9"}), "payload.kv_cache_shape"),

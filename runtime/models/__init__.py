@@ -7,7 +7,7 @@ imported on first use. Submodules:
 * :mod:`.causal_lm`       load a causal LM (local folder, GGUF, SmolLM2), greedy generation
 * :mod:`.kv`              activation memory: KV-cache payloads (build, check, load, inject)
 * :mod:`.kv_templates`    prompt templates: memories and a query as token ids
-* :mod:`.kv_codec`        KV encodings: raw, fp16, int8 (keys per channel, values per token)
+* :mod:`.kv_codec`        KV encodings: raw, fp16, int8 with per-token scales
 * :mod:`.kv_compose`      several caches in one prompt: placement and selective recompute
 * :mod:`.kv_quality`      the quality a compressed encoding costs, measured at build
 * :mod:`.lora`            parameter memory: LoRA adapters (attach, detach, consolidate)

@@ -57,11 +57,10 @@ Several caches: composed (:mod:`.kv_compose`)
     before these fields are used alone only (:func:`combine_kv` refuses them).
 
 Encodings (:mod:`.kv_codec`)
-    ``raw`` (the model's dtype), ``fp16`` or ``int8`` (keys scaled per channel,
-    values per token; older caches' per-token keys still read), declared in
-    ``mip.kv.encoding`` / ``mip.kv.scales``; a header whose tensors do not match
-    its declared encoding is refused (``model.kv_encoding_mismatch``) before any
-    tensor is read.
+    ``raw`` (the model's dtype), ``fp16`` or ``int8`` with per-token scales,
+    declared in ``mip.kv.encoding`` / ``mip.kv.scales``; a header whose tensors
+    do not match its declared encoding is refused (``model.kv_encoding_mismatch``)
+    before any tensor is read.
 
 Not here: loading models (:mod:`.causal_lm`), LoRA (:mod:`.lora`), packs.
 """
@@ -96,7 +95,6 @@ from .errors import KVCacheError, KVCombineRefusedError
 from .fingerprint import check_fingerprint
 from .kv_chunks import read_kv_chunks
 from .kv_codec import (
-    INT8_SCALES,
     KV_ENCODINGS,
     DequantizedLayers,
     Int8Rows,
@@ -228,7 +226,7 @@ def build_kv(
         META_CLOSING: str(len(closing)),
     }
     if encoding == "int8":
-        metadata[KV_META_SCALES] = INT8_SCALES
+        metadata[KV_META_SCALES] = "per-token"
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")

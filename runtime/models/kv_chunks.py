@@ -11,10 +11,7 @@ only, and the file is written with a sorted header (``safetensors.save`` orders
 ``__metadata__`` at random). Built with ``build_kv(prefill_chunk=n)`` the
 states themselves are bit-identical across packs, so two packs sharing a system
 header and a first document hold the same chunk blobs: one digest, stored and
-fetched once by the content-addressed client cache. An encoded chunk is
-encoded from the float states of its own tokens (``split_kv(encoding=)`` of
-the ``raw`` cache): int8 key scales per channel are taken over the chunk's
-tokens, not the whole cache's, for the same reason.
+fetched once by the content-addressed client cache.
 
 :func:`read_kv_chunks` (:func:`.kv.load_kv` given a tuple of paths) checks
 every chunk's header like a single cache's, then the chain (parent = previous
@@ -31,7 +28,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -46,19 +42,12 @@ from protocol.kv_chunks import (
     kv_chunk_key,
     kv_chunk_positions,
 )
-from protocol.payloads import (
-    KV_META_ENCODING,
-    KV_META_POSITIONS,
-    KV_META_SCALES,
-    KV_META_SHARED_PREFIX,
-    kv_scale_name,
-    kv_tensor_name,
-)
+from protocol.payloads import KV_META_ENCODING, KV_META_POSITIONS, KV_META_SHARED_PREFIX
 
 from .causal_lm import LoadedModel
 from .errors import KVCacheError
 from .fingerprint import check_fingerprint
-from .kv_codec import INT8_SCALES, decode_layer, dequantize_int8, encode_layer
+from .kv_codec import decode_layer
 from .kv_read import (
     META_CLOSING,
     META_PREFIX_SHA256,
@@ -83,17 +72,8 @@ class ChunkFile:
 
 
 def split_kv(src: Path, out_dir: Path, *, stem: str = "kv", chunk_tokens: int = KV_CHUNK_TOKENS,
-             fingerprint: ModelFingerprint | None = None,
-             encoding: str | None = None) -> list[ChunkFile]:  # fmt: skip
-    """Write ``src`` (a checked single-blob KV payload) as ``<stem>.<nnnn>.safetensors`` chunks.
-
-    ``encoding`` (default: ``src``'s): another one than ``src``'s encodes each
-    chunk from ``src``'s decoded states (int8: scales taken over the chunk's own
-    tokens, :data:`.kv_codec.INT8_SCALES`); ``src``'s own is kept by slicing its
-    tensors. An int8 source with per-channel key scales is refused: its scales
-    cover the whole cache, so its chunks' bytes would depend on later tokens
-    (split the ``raw`` cache with ``encoding="int8"``).
-    """
+             fingerprint: ModelFingerprint | None = None) -> list[ChunkFile]:  # fmt: skip
+    """Write ``src`` (a checked single-blob KV payload) as ``<stem>.<nnnn>.safetensors`` chunks."""
     if chunk_tokens < 1:
         raise ValueError("chunk_tokens must be at least 1")
     header = _read_header(Path(src), fingerprint)
@@ -103,20 +83,7 @@ def split_kv(src: Path, out_dir: Path, *, stem: str = "kv", chunk_tokens: int = 
     meta.pop(META_PREFIX_SHA256, None)
     if shared is not None and int(shared) > chunk_tokens:
         raise ValueError(f"the shared header ({shared} tokens) must fit in the first chunk")
-    src_encoding = meta.get(KV_META_ENCODING, "raw")
-    src_scales = meta.get(KV_META_SCALES)
-    if src_scales not in (None, "per-token"):
-        raise ValueError(f"an int8 cache with {src_scales} scales cannot be cut into chunks: "
-                         "split the raw cache with encoding='int8'")  # fmt: skip
-    out_encoding = encoding or src_encoding
-    if out_encoding == src_encoding:
-        encoding = None  # the source's own encoding: its tensors are sliced as they are
-    else:
-        meta[KV_META_ENCODING] = out_encoding
-        meta.pop(KV_META_SCALES, None)
-        if out_encoding == "int8":
-            meta[KV_META_SCALES] = INT8_SCALES
-    dtype = getattr(torch, header.fingerprint.dtype)
+    encoding = meta.get(KV_META_ENCODING, "raw")
     fp_digest = fingerprint_digest(header.fingerprint)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,39 +96,22 @@ def split_kv(src: Path, out_dir: Path, *, stem: str = "kv", chunk_tokens: int = 
         for n, start in enumerate(range(0, seq_len, chunk_tokens)):
             end = min(start + chunk_tokens, seq_len)
             part_ids = ids[start:end].contiguous()
-            key = kv_chunk_key(parent, fp_digest, out_encoding, part_ids.numpy().tobytes())
+            key = kv_chunk_key(parent, fp_digest, encoding, part_ids.numpy().tobytes())
             chunk_meta = {**meta, KV_META_CHUNK_KEY: key, KV_META_CHUNK_PARENT: parent,
                           KV_META_POSITIONS: kv_chunk_positions(start)}  # fmt: skip
             if start == 0 and shared is not None:
                 chunk_meta[KV_META_SHARED_PREFIX] = shared
             if end == seq_len and closing is not None:
                 chunk_meta[META_CLOSING] = closing
-            if encoding is None:
-                tensors = {
-                    name: part_ids if name == KV_INPUT_IDS else fh.get_slice(name)[:, :, start:end]
-                    for name in names
-                }
-            else:
-                tensors = {KV_INPUT_IDS: part_ids}
-                for layer in range(header.fingerprint.num_layers):
-                    k, v = (_decoded_slice(fh, layer, part, src_scales, start, end, dtype)
-                            for part in ("key", "value"))  # fmt: skip
-                    tensors.update(encode_layer(layer, k, v, encoding))
+            tensors = {
+                name: part_ids if name == KV_INPUT_IDS else fh.get_slice(name)[:, :, start:end]
+                for name in names
+            }
             path = out_dir / f"{stem}.{n:04d}.safetensors"
             _write_sorted(path, tensors, chunk_meta)
             written.append(ChunkFile(path, KVChunk(key, parent, start, end - start)))
             parent = key
     return written
-
-
-def _decoded_slice(fh: Any, layer: int, part: str, scales: str | None, start: int, end: int,
-                   dtype: torch.dtype) -> torch.Tensor:  # fmt: skip
-    """Tokens ``start..end`` of one layer's keys or values, decoded to ``dtype``."""
-    tensor: torch.Tensor = fh.get_slice(kv_tensor_name(layer, part))[:, :, start:end]
-    if scales is None:
-        return tensor.to(dtype)
-    scale = fh.get_slice(kv_scale_name(layer, part))[:, :, start:end]  # per-token scales
-    return dequantize_int8(tensor, scale, dtype)
 
 
 def _write_sorted(path: Path, tensors: Mapping[str, torch.Tensor], meta: dict[str, str]) -> None:

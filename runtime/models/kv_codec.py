@@ -2,27 +2,28 @@
 
 * ``raw``: the model's dtype (float32 for SmolLM2: 46 KB per token).
 * ``fp16``: IEEE half precision, exactly half the bytes of float32 keys and values.
-* ``int8``: symmetric 8-bit integers with float16 scales, ~4x fewer bytes than
-  float32 (11.7 KB per token for SmolLM2). ``mip.kv.scales = per-channel-keys`` (the
-  default): one key scale per (layer, head, channel) over the payload's tokens, one
-  value scale per (layer, head, token). Keys have a few channels much larger than the
-  rest in every token, so a per-token key scale is set by those and coarsens the
-  others; a per-channel scale fits each channel (KIVI's split). Measured on SmolLM2,
-  3 composed 1k packs, 45 questions, first 16 greedy tokens as float32's: 44/45 vs
-  41/45 with ``per-token`` (one scale per row of keys and of values, the first layout,
-  still read).
+* ``int8``: symmetric 8-bit integers with one float16 scale per (layer, head, token)
+  row of keys and of values (``mip.kv.scales = per-token``): 11.6 KB per token for
+  SmolLM2, ~4x fewer than float32. Per-token rather than per-channel scales, so a
+  token whose keys carry large values (the attention sink at BOS) does not coarsen
+  the resolution of every other token in its channels. Measured against KIVI's
+  per-channel key scales (SmolLM2, 3 composed 1k packs, the logits of 15 of
+  bench/kv_compose.py's queries, 350 positions): per-channel keys cut the keys'
+  relative squared error 5x (2.5e-5 vs 1.2e-4) but doubled the KL divergence from
+  float32's next-token distribution (1.5e-4 vs 6.3e-5; 8.0e-5 with the BOS token
+  kept in fp16); the first-16-greedy-tokens agreement of the two was a near tie
+  (41 and 44 of 45 on two fact sets for per-token, 44 and 42 for per-channel keys).
 
-Quantization error, stated and tested: a scale is ``absmax / 127`` over the elements
-it covers, rounded *up* to the next float16, so ``|x / scale| <= 127`` and every
-element decodes within ``scale / 2`` of its original value (``int8_error_bound``, the
-scale broadcast to the elements).
+Quantization error, stated and tested: the scale of a row is ``absmax / 127``
+rounded *up* to the next float16, so ``|x / scale| <= 127`` and every element
+decodes within ``scale / 2`` of its original value (``int8_error_bound``).
 
 Tensors are safetensors only (never pickle). ``raw`` caches are used memory-mapped;
-an ``int8`` cache is loaded as :class:`Int8Rows` (the mapped int8 values and their
-scales, broadcast along rows or channels) and dequantized layer by layer when
-attention reads it, into one reused buffer per thread (:meth:`Int8Rows.dense`):
-loading builds no float copy of the cache (185 MB for 4k tokens of SmolLM2), and
-each layer's floats are still in the CPU cache when attention reads them. Code that needs the
+an ``int8`` cache is loaded as :class:`Int8Rows` (the mapped int8 values and
+scales) and dequantized layer by layer when attention reads it, into one
+reused buffer per thread (:meth:`Int8Rows.dense`): loading builds no float
+copy of the cache (185 MB for 4k tokens of SmolLM2), and each layer's floats
+are still in the CPU cache when attention reads them. Code that needs the
 float tensors themselves (composition of several caches) gets memoized
 copies (:class:`DequantizedLayers`). Not here: the header checks
 (:mod:`protocol.payloads` ``kv_expected_tensors``), building (:mod:`.kv`).
@@ -37,12 +38,10 @@ from typing import Any, overload
 
 import torch
 
-from protocol.payloads import KV_ENCODINGS, KV_INT8_SCALES, kv_scale_name, kv_tensor_name
+from protocol.payloads import KV_ENCODINGS, kv_scale_name, kv_tensor_name
 
 __all__ = [
-    "INT8_SCALES",
     "KV_ENCODINGS",
-    "KV_INT8_SCALES",
     "DequantizedLayers",
     "Int8Rows",
     "MappedTensors",
@@ -55,16 +54,11 @@ __all__ = [
 ]
 
 _INT8_MAX = 127.0
-INT8_SCALES = KV_INT8_SCALES[0]  # the layout written: per-channel-keys
 
 
-def quantize_int8(x: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
-    """(int8 values, float16 scales) of ``x``: one scale per slice along ``dim``.
-
-    ``dim=-1`` (rows: one scale per token of ``[1, heads, seq, d]``) or ``dim=-2``
-    (channels: one per channel, over the tokens); the scales keep ``dim`` as size 1.
-    """
-    absmax = x.detach().float().abs().amax(dim=dim, keepdim=True)
+def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 values, float16 per-row scales) of ``x`` ``[..., d]``; rows are the last axis."""
+    absmax = x.detach().float().abs().amax(dim=-1, keepdim=True)
     scale = (absmax / _INT8_MAX).clamp_min(torch.finfo(torch.float16).tiny)
     scale16 = scale.to(torch.float16)
     # Round the scale up, so that no value quantizes beyond +-127.
@@ -83,8 +77,7 @@ _scratch = threading.local()  # per thread: (slot, shape, dtype) -> float buffer
 
 @dataclass(frozen=True, eq=False)
 class Int8Rows:
-    """One int8 tensor with its float16 scales (per row or per channel, broadcast), dequantized
-    when it is read."""
+    """One int8 tensor with its per-row float16 scales, dequantized when it is read."""
 
     q: torch.Tensor
     scale: torch.Tensor
@@ -166,8 +159,9 @@ class MappedTensors:
     file's pages), without its per-tensor cost: opening and reading the 121
     tensors of an int8 1k-token SmolLM2 cache took 6.2 ms that way against 0.8 ms
     here (float32, 61 tensors: 2.1 vs 0.6 ms; medians of 300, load average 3.3);
-    int8 has twice as many tensors (the scales), so it paid twice. ``tensors`` and ``data_offset``
-    come from the header already parsed and checked (:mod:`.kv_read`). The
+    int8 has twice as many tensors (the scales), so it paid twice. ``tensors``
+    and ``data_offset`` come from the header already parsed and checked
+    (:mod:`.kv_read`). The
     mapping is copy-on-write (``ACCESS_COPY``): a write to a tensor would never
     reach the file. A tensor whose offset does not suit its dtype is copied.
     """
@@ -203,19 +197,16 @@ def decode_int8_layer(fh: Any, layer: int, dtype: torch.dtype) -> tuple[Int8Rows
 
 
 def int8_error_bound(scale: torch.Tensor) -> torch.Tensor:
-    """The most an element may differ after an int8 round trip: half its scale (broadcast
-    over the row or channel the scale covers)."""
+    """The most any element of a row may differ after an int8 round trip: half its scale."""
     return scale.float() / 2
 
 
 def encode_layer(
-    layer: int, key: torch.Tensor, value: torch.Tensor, encoding: str, scales: str = INT8_SCALES
+    layer: int, key: torch.Tensor, value: torch.Tensor, encoding: str
 ) -> dict[str, torch.Tensor]:
-    """The payload tensors of one layer's keys and values in ``encoding`` (int8: ``scales``)."""
+    """The payload tensors of one layer's keys and values in ``encoding``."""
     if encoding not in KV_ENCODINGS:
         raise ValueError(f"unknown KV encoding {encoding!r} (known: {', '.join(KV_ENCODINGS)})")
-    if scales not in KV_INT8_SCALES:
-        raise ValueError(f"unknown int8 scales {scales!r} (known: {', '.join(KV_INT8_SCALES)})")
     out: dict[str, torch.Tensor] = {}
     for part, tensor in (("key", key), ("value", value)):
         tensor = tensor.detach().to("cpu")
@@ -224,8 +215,7 @@ def encode_layer(
         elif encoding == "fp16":
             out[kv_tensor_name(layer, part)] = tensor.to(torch.float16).contiguous()
         else:
-            per_channel = scales == "per-channel-keys" and part == "key"
-            q, scale = quantize_int8(tensor, dim=-2 if per_channel else -1)
+            q, scale = quantize_int8(tensor)
             out[kv_tensor_name(layer, part)] = q.contiguous()
             out[kv_scale_name(layer, part)] = scale.contiguous()
     return out
@@ -249,12 +239,11 @@ def decode_layer(
     return parts[0], parts[1]
 
 
-def transcode_kv(src: Any, dst: Any, encoding: str, scales: str = INT8_SCALES) -> int:
+def transcode_kv(src: Any, dst: Any, encoding: str) -> int:
     """Write the KV payload ``src`` again in ``encoding`` (no model run); returns dst's size.
 
     The header's metadata is kept, with the encoding fields set anew. ``src``
-    must be a checked payload (see :func:`runtime.models.kv.load_kv`); an int8
-    one is decoded first (re-encoding int8 adds the new rounding to the old).
+    must be a checked payload (see :func:`runtime.models.kv.load_kv`).
     """
     import json
     import os
@@ -274,11 +263,11 @@ def transcode_kv(src: Any, dst: Any, encoding: str, scales: str = INT8_SCALES) -
         dtype = getattr(torch, json.loads(metadata["memos.fingerprint"])["dtype"])
         for layer in range(layers):
             key, value = decode_layer(fh, layer, old, dtype)
-            tensors.update(encode_layer(layer, key, value, encoding, scales))
+            tensors.update(encode_layer(layer, key, value, encoding))
     metadata[KV_META_ENCODING] = encoding
     metadata.pop(KV_META_SCALES, None)
     if encoding == "int8":
-        metadata[KV_META_SCALES] = scales
+        metadata[KV_META_SCALES] = "per-token"
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(tmp), metadata=metadata)

@@ -9,7 +9,7 @@ result (and ``bytes_per_token``: keys, values and scales per cached token, the
 file's JSON header left out) goes into the activation cube's ``kv`` field of the manifest (signed
 with it), so an installer or a person can judge the encoding before using it::
 
-    "kv": {"encoding": "int8", "scales": "per-channel-keys", "bytes_per_token": 11711,
+    "kv": {"encoding": "int8", "scales": "per-token", "bytes_per_token": 11897,
            "quality": {"probes": 3, "tokens": 16, "identical": 3, "max_logit_diff": 0.02}}
 
 The fingerprint binding does not change with the encoding (the header keeps
@@ -18,7 +18,6 @@ the model's fingerprint digest; SPEC 4.2.1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import torch
 
 from .causal_lm import LoadedModel, greedy_generate
 from .kv import load_kv, template_for
-from .kv_codec import INT8_SCALES, transcode_kv
+from .kv_codec import transcode_kv
 from .kv_compose import compose_kv
 
 __all__ = ["PROBES", "PROBE_TOKENS", "encode_and_measure"]
@@ -48,27 +47,18 @@ def _tensor_bytes(path: Path) -> int:
     return sum(t.end - t.start for t in header.tensors.values() if t.name != KV_INPUT_IDS)
 
 
-def encode_and_measure(
-    lm: LoadedModel, path: Path, encoding: str, *, chunks: Sequence[Path] | None = None
-) -> dict[str, Any] | None:
+def encode_and_measure(lm: LoadedModel, path: Path, encoding: str) -> dict[str, Any] | None:
     """Re-encode the ``raw`` payload at ``path`` in place; the manifest's ``kv`` field.
 
-    ``chunks``: the cache already encoded as chunks (:func:`.kv_chunks.split_kv`);
-    those are measured against ``path``, which is left as it is. None for ``raw``
-    (nothing to re-encode or measure).
+    None for ``raw`` (nothing to re-encode or measure).
     """
     path = Path(path)
     if encoding == "raw":
         return None
     raw = load_kv(path, lm)
     tmp = path.with_name(f".{path.name}.{encoding}")
-    if chunks:
-        small = load_kv(tuple(Path(c) for c in chunks), lm)
-        encoded = [Path(c) for c in chunks]
-    else:
-        transcode_kv(path, tmp, encoding)
-        small = load_kv(tmp, lm)
-        encoded = [path]
+    transcode_kv(path, tmp, encoding)
+    small = load_kv(tmp, lm)
     tpl = template_for(lm, raw.template)
     identical, worst = 0, 0.0
     for probe in PROBES:
@@ -91,11 +81,10 @@ def encode_and_measure(
             tokens.append(out.tokens)
         identical += tokens[0] == tokens[1]
         worst = max(worst, float((logits[0] - logits[1]).abs().max()))
-    if not chunks:
-        tmp.replace(path)
+    tmp.replace(path)
     field: dict[str, Any] = {
         "encoding": encoding,
-        "bytes_per_token": round(sum(_tensor_bytes(p) for p in encoded) / raw.num_tokens),
+        "bytes_per_token": round(_tensor_bytes(path) / raw.num_tokens),
         "quality": {
             "probes": len(PROBES),
             "tokens": PROBE_TOKENS,
@@ -104,5 +93,5 @@ def encode_and_measure(
         },
     }
     if encoding == "int8":
-        field["scales"] = INT8_SCALES
+        field["scales"] = "per-token"
     return field

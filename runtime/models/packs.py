@@ -145,22 +145,15 @@ def build_model_pack_source(
             progress("kv", 0, 1)
         target = out_dir / "payloads" / KV_CUBE / KV_FILE
         info = build_kv(lm, texts, target, template=template, prefill_chunk=kv_chunk_tokens)
+        kv_field = encode_and_measure(lm, target, kv_encoding)
         kv_payloads: list[dict[str, Any]] = [{"path": f"payloads/{KV_CUBE}/{KV_FILE}"}]
         if kv_chunk_tokens:
-            # Each chunk is encoded from the float states of its own tokens (int8 scales
-            # over the chunk), so equal prefixes give equal chunk blobs; the quality is
-            # measured on these chunks.
-            chunks = split_kv(target, target.parent, chunk_tokens=kv_chunk_tokens,
-                              encoding=kv_encoding)  # fmt: skip
-            kv_field = encode_and_measure(lm, target, kv_encoding,
-                                          chunks=[c.path for c in chunks])  # fmt: skip
+            chunks = split_kv(target, target.parent, chunk_tokens=kv_chunk_tokens)
             target.unlink()
             kv_payloads = [
                 {"path": f"payloads/{KV_CUBE}/{c.path.name}", "kv_chunk": c.chunk.to_dict()}
                 for c in chunks
             ]
-        else:
-            kv_field = encode_and_measure(lm, target, kv_encoding)
         if progress:
             progress("kv", 1, 1)
         cubes.append(

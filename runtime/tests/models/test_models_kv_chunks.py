@@ -15,7 +15,6 @@ from runtime.models import KVCacheError
 from runtime.models.causal_lm import LoadedModel
 from runtime.models.kv import build_kv, generate_with_kv, load_kv
 from runtime.models.kv_chunks import _write_sorted, split_kv
-from runtime.models.kv_codec import int8_error_bound, quantize_int8, transcode_kv
 from runtime.models.kv_compose import compose_kv
 from runtime.models.packs import build_model_pack_source, open_model_memory
 
@@ -35,21 +34,14 @@ def lm(make_lm: Callable[..., LoadedModel]) -> LoadedModel:
 
 
 def _chunked(lm: LoadedModel, texts: list[str], tmp: Path, encoding: str = "raw") -> list[Path]:
-    """Chunks of a cache of ``texts``; ``int8-per-token``: the first int8 layout, sliced."""
-    whole = build_kv(lm, texts, tmp / "whole.safetensors", prefill_chunk=CHUNK)
-    if encoding == "int8-per-token":
-        transcode_kv(whole.path, tmp / "int8.safetensors", "int8", "per-token")
-        (tmp / "int8.safetensors").replace(whole.path)
-        encoding = "int8"
-    chunks = split_kv(whole.path, tmp / "chunks", chunk_tokens=CHUNK, encoding=encoding)
-    return [c.path for c in chunks]
+    whole = build_kv(lm, texts, tmp / "whole.safetensors", encoding=encoding, prefill_chunk=CHUNK)
+    return [c.path for c in split_kv(whole.path, tmp / "chunks", chunk_tokens=CHUNK)]
 
 
-def _source(lm: LoadedModel, tmp: Path, name: str, last: str, encoding: str = "raw") -> Path:
+def _source(lm: LoadedModel, tmp: Path, name: str, last: str) -> Path:
     records = [MemoryRecord(id=f"m{i}", text=t) for i, t in enumerate([*SHARED_DOC, last])]
     return build_model_pack_source(lm, records, tmp / name, name=f"acme/{name}",
-                                   with_lora=False, kv_chunk_tokens=CHUNK,
-                                   kv_encoding=encoding)  # fmt: skip
+                                   with_lora=False, kv_chunk_tokens=CHUNK)  # fmt: skip
 
 
 def _kv_digests(source: Path) -> list[str]:
@@ -58,13 +50,11 @@ def _kv_digests(source: Path) -> list[str]:
     return [ref.sha256 for ref in cube.payloads]
 
 
-@pytest.mark.parametrize("encoding", ["raw", "int8"])
 def test_two_packs_sharing_a_prefix_share_their_leading_chunk_blobs(
-    lm: LoadedModel, tmp_path: Path, encoding: str
+    lm: LoadedModel, tmp_path: Path
 ) -> None:
-    # int8: each chunk's key scales are taken over its own tokens, not the whole cache's
-    a = _kv_digests(_source(lm, tmp_path, "a", "question answer what where who is", encoding))
-    b = _kv_digests(_source(lm, tmp_path, "b", "the cat sat on the mat again", encoding))
+    a = _kv_digests(_source(lm, tmp_path, "a", "question answer what where who is"))
+    b = _kv_digests(_source(lm, tmp_path, "b", "the cat sat on the mat again"))
     assert len(a) >= 3 and len(b) >= 3
     shared = [x for x, y in zip(a, b, strict=False) if x == y]
     assert shared and shared == a[: len(shared)]  # a common prefix of chunks, then not
@@ -86,7 +76,7 @@ def test_chunked_cache_loads_the_same_tensors_and_generates_the_same_tokens(
     assert one.tokens == two.tokens
 
 
-@pytest.mark.parametrize("encoding", ["raw", "int8-per-token"])
+@pytest.mark.parametrize("encoding", ["raw", "int8"])
 def test_composition_of_chunked_caches_equals_the_unchunked_path(
     lm: LoadedModel, tmp_path: Path, encoding: str
 ) -> None:
@@ -101,35 +91,6 @@ def test_composition_of_chunked_caches_equals_the_unchunked_path(
     assert one.input_ids == two.input_ids and one.recomputed == two.recomputed
     for k1, k2 in zip(one.keys + one.values, two.keys + two.values, strict=True):
         assert torch.equal(k1, k2)
-
-
-def test_int8_chunks_carry_their_own_key_scales_within_the_error_bound(
-    lm: LoadedModel, tmp_path: Path
-) -> None:
-    paths = _chunked(lm, SHARED_DOC, tmp_path, "int8")
-    whole = load_kv(tmp_path / "whole.safetensors", lm)  # the float states
-    chunked = load_kv(tuple(paths), lm)
-    assert len(paths) > 1 and chunked.encoding == "int8" and chunked.input_ids == whole.input_ids
-    at = 0
-    for path in paths:
-        with safe_open(str(path), framework="pt") as fh:
-            assert fh.metadata()["mip.kv.scales"] == "per-channel-keys"
-            key_scale, value_scale = fh.get_tensor("layers.0.key_scale"), fh.get_tensor(
-                "layers.0.value_scale"
-            )
-            tokens = fh.get_tensor("input_ids").shape[0]
-        assert key_scale.shape == (1, lm.fingerprint.num_kv_heads, 1, lm.fingerprint.head_dim)
-        assert value_scale.shape == (1, lm.fingerprint.num_kv_heads, tokens, 1)
-        own = whole.keys[0][:, :, at : at + tokens].abs().amax(dim=-2, keepdim=True)
-        assert torch.equal(key_scale, quantize_int8(whole.keys[0][:, :, at : at + tokens], -2)[1])
-        assert bool((key_scale.float() * 127 >= own).all())
-        back = chunked.keys[0][:, :, at : at + tokens]
-        err = (back - whole.keys[0][:, :, at : at + tokens]).abs()
-        assert bool((err <= int8_error_bound(key_scale) + 1e-7).all())
-        at += tokens
-    int8 = build_kv(lm, SHARED_DOC, tmp_path / "i.safetensors", encoding="int8")
-    with pytest.raises(ValueError, match="raw cache"):  # whole-cache key scales: not sliced
-        split_kv(int8.path, tmp_path / "no", chunk_tokens=CHUNK)
 
 
 def test_a_broken_chain_is_refused_before_the_model(lm: LoadedModel, tmp_path: Path) -> None:
