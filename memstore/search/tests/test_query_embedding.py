@@ -131,7 +131,7 @@ def test_the_torch_query_encoder_when_configured_matches_embed_one(settings: Any
     from memstore.search import embedding
     from memstore.search.query_embedding import _encode_queries, default_embedder
 
-    settings.MEMSTORE_QUERY_ENCODER = "torch"
+    settings.MEMSTORE_ENCODER = "torch"
     embedder = default_embedder()
     assert embedder._encode is _encode_queries and embedder.lowercase
     threads = torch.get_num_threads()
@@ -176,3 +176,41 @@ def test_a_query_pass_runs_on_one_torch_thread_and_restores_the_count(
         assert seen == [query_embedding.QUERY_THREADS] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fresh_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's batch encoder is made anew for the test (and after it)."""
+    from memstore.search import embedding
+
+    monkeypatch.setattr(embedding, "_onnx", None)
+
+
+@pytest.mark.usefixtures("fresh_batches")
+def test_memories_are_embedded_on_onnx_and_match_sentence_transformers(settings: Any) -> None:
+    from encoders import MIN_COSINE
+    from memstore.search import embedding
+
+    texts = ["rotate the signing keys", "a KV cache skips the prefill", "", "word " * 300]
+    vectors = embedding.embed(texts)
+    assert embedding._onnx  # built (or loaded) and used
+    settings.MEMSTORE_ENCODER = "torch"
+    reference = embedding.embed(texts)
+    assert vectors.shape == reference.shape == (4, embedding.DIMENSION)
+    assert vectors.dtype == np.float32
+    assert np.sum(vectors * reference, axis=1).min() >= MIN_COSINE
+
+
+@pytest.mark.usefixtures("fresh_batches")
+def test_memories_fall_back_to_torch_when_onnx_cannot_be_built(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import encoders
+    from memstore.search import embedding
+
+    def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise encoders.EncoderError("encoder.unavailable", "onnxruntime is not installed")
+
+    monkeypatch.setattr(encoders, "onnx_encoder", unavailable)
+    assert embedding.embed(["x"]).shape == (1, embedding.DIMENSION)
+    assert embedding._onnx is False and "encoder.unavailable" in caplog.text

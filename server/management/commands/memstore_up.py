@@ -86,7 +86,7 @@ class Command(BaseCommand):
 
     def _prepare_query_encoder(self) -> None:
         """Build the ONNX query encoder now (once per machine), not in the first search."""
-        if settings.MEMSTORE_QUERY_ENCODER != "onnx":
+        if settings.MEMSTORE_ENCODER != "onnx":
             return
         from encoders import EncoderError, onnx_encoder
         from memstore.search.embedding import model_path
