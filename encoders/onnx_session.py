@@ -27,7 +27,10 @@ import numpy.typing as npt
 
 from ._errors import EncoderError
 
-__all__ = ["OnnxSentenceEncoder"]
+__all__ = ["ATTENTION_BUDGET", "OnnxSentenceEncoder"]
+
+#: Texts x tokens^2 of one forward pass: 64 texts of 128 tokens (16 of 256).
+ATTENTION_BUDGET = 64 * 128 * 128
 
 
 class OnnxSentenceEncoder:
@@ -74,10 +77,32 @@ class OnnxSentenceEncoder:
             return out
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in self._batches(order, [len(e.ids) for e in encodings]):
             out[idx] = self._run([encodings[i] for i in idx])
         return out
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """``order`` (shortest first) cut into batches of at most ``batch_size`` texts whose
+        attention scores (texts x tokens^2) stay within :data:`ATTENTION_BUDGET`.
+
+        Why: a forward pass holds every layer's scores at once, so 64 texts of 256 tokens
+        took an ingest worker to 1.2 GB (``bench/ingest_memory.py``) however short the rest
+        of the pack was; fewer texts when they are long bound the peak by the budget, not
+        by the longest batch a pack happens to contain. The arithmetic is the same."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            width = lengths[i]  # the longest so far: ``order`` is sorted
+            if current and (
+                len(current) >= self.batch_size
+                or (len(current) + 1) * width * width > ATTENTION_BUDGET
+            ):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
 
     def _run(self, encodings: list[Any]) -> npt.NDArray[np.float32]:
         width = max(len(e.ids) for e in encodings)

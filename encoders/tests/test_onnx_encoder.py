@@ -187,3 +187,21 @@ def test_the_command_builds_into_the_cache_and_says_where(
     assert str(built) in capsys.readouterr().out
     assert command.main([str(built / "nothing")]) == 1
     assert "encoder.model" in capsys.readouterr().err
+
+
+def test_long_texts_go_in_smaller_batches_within_the_attention_budget(
+    model_dir: Path, built: Path
+) -> None:
+    from encoders.onnx_session import ATTENTION_BUDGET
+
+    encoder = onnx_encoder(model_dir, cache_dir=built)
+    lengths = [12] * 100 + [256] * 40
+    batches = encoder._batches(list(range(len(lengths))), lengths)
+    assert [i for b in batches for i in b] == list(range(len(lengths)))  # every text, in order
+    assert [len(b) for b in batches] == [64, 36, 16, 16, 8]  # short ones fill a batch of 64
+    for b in batches:
+        assert len(b) * max(lengths[i] for i in b) ** 2 <= ATTENTION_BUDGET or len(b) == 1
+    texts = ["word " * 300] * 20 + ["short text"] * 5
+    together = encoder.encode(texts)
+    alone = np.stack([encoder.encode([t])[0] for t in texts])
+    assert np.sum(together * alone, axis=1).min() >= MIN_COSINE
