@@ -13,7 +13,7 @@ Environment variables (all optional):
 * ``MEMOS_EMBEDDER``  ``minilm`` (default: all-MiniLM-L6-v2, offline) or ``hash``
                       (a fast deterministic fake for tests and tiny machines)
 * ``MEMOS_QUERY_ENCODER`` ``onnx`` (default: MiniLM exported locally to ONNX Runtime for
-                      one text, ~3x faster; torch when it cannot be built) or ``torch``
+                      one text, ~2x faster; torch when it cannot be built) or ``torch``
 * ``MEMOS_MAINTAIN_HOURS`` run lifecycle maintenance when the engine opens and the
                       last run is older than this many hours (default 24; 0 disables)
 * ``MEMOS_MODEL_FINGERPRINT`` the fingerprint digest (``memos kv info`` / MIP section

@@ -11,9 +11,9 @@ ranks them.
 By default (``MEMSTORE_ENCODER=onnx``) the vectors come from the same weights
 exported to ONNX on this machine (``encoders``: checked against torch to cosine
 0.999 at every load): about 1.8x torch's rate for 64-text batches and 2x for one
-query on this project's CPUs, and ONNX Runtime's arena is sized by the largest
-batch, where torch under glibc's allocator grew an ingest worker in steps it never
-returned (``bench/ingest_memory.py``). torch stays the fallback (one warning).
+query on this project's CPUs (``bench/query_encoder.py``), and a base RSS ~300 MB
+lower in an ingest worker (no torch model; ``bench/ingest_memory.py``). torch stays
+the fallback (one warning).
 
 Not here: the index (``models``), writes to it (``services``), ranking
 (``selectors``). The runtime has its own embedders (``runtime/``, no Django).
@@ -71,14 +71,20 @@ def onnx_batches() -> Any:
         return None
     with _lock:
         if _onnx is None:
-            from encoders import EncoderError, onnx_encoder
-
-            try:
-                _onnx = onnx_encoder(model_path(), threads=0)  # 0: ONNX Runtime's default
-            except EncoderError as e:
-                log.warning("memories are embedded with torch: %s (%s)", e.message, e.code)
-                _onnx = False
+            _onnx = onnx_or_none(threads=0, what="memories") or False  # 0: ORT's default
         return _onnx or None
+
+
+def onnx_or_none(*, threads: int, what: str) -> Any:
+    """A new ONNX encoder of :func:`model_path` on ``threads`` intra-op threads, or None,
+    logged once per caller, when it cannot be built here (``what`` then runs on torch)."""
+    from encoders import EncoderError, onnx_encoder
+
+    try:
+        return onnx_encoder(model_path(), threads=threads)
+    except EncoderError as e:
+        log.warning("%s are embedded with torch: %s (%s)", what, e.message, e.code)
+        return None
 
 
 def embed(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:

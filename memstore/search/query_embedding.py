@@ -14,7 +14,7 @@ milliseconds each, serialised behind one model). These take it off the path:
   run the model takes every query that queued meanwhile in one forward pass. Nobody
   waits for a timer; under load the batch grows by itself.
 - **A faster encoder**: the registry's model exported to ONNX on this machine and run by
-  ONNX Runtime (``encoders``; about 3x faster than torch for one query, vectors within
+  ONNX Runtime (``encoders``; about 2x faster than torch for one query, vectors within
   cosine 0.999 of torch's, checked at every load), unless ``MEMSTORE_ENCODER=torch``
   or it cannot be built (then torch, logged). Memories are embedded the same way
   (``embedding``), on all cores.
@@ -30,7 +30,6 @@ Not here: the model itself (``embedding``), ranking (``selectors``).
 
 from __future__ import annotations
 
-import logging
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -41,8 +40,6 @@ import numpy as np
 from django.conf import settings
 
 __all__ = ["CACHE_SIZE", "QUERY_THREADS", "QueryEmbedder", "default_embedder", "normalise"]
-
-log = logging.getLogger(__name__)
 
 #: Query vectors kept per process (384 float32 each: about 6 MB at this size).
 CACHE_SIZE = 4096
@@ -167,12 +164,10 @@ def _encode_queries(texts: Sequence[str]) -> np.ndarray:
 def _onnx_queries(model: str) -> QueryEmbedder | None:
     """The query embedder over the ONNX export of ``model`` (``encoders``), or None (logged)
     when it cannot be built here; queries then run on torch."""
-    from encoders import EncoderError, onnx_encoder
+    from . import embedding
 
-    try:
-        encoder = onnx_encoder(model, threads=QUERY_THREADS)
-    except EncoderError as e:
-        log.warning("search queries run on torch: %s (%s)", e.message, e.code)
+    encoder = embedding.onnx_or_none(threads=QUERY_THREADS, what="search queries")
+    if encoder is None:
         return None
     return QueryEmbedder(encoder.encode, model=model, lowercase=encoder.lowercase)
 

@@ -13,7 +13,7 @@ busy cores, 8 ms p50 on one thread against 100-390 ms on two.
 
 One text goes through ONNX Runtime (``query_encoder="onnx"``, the default, or
 ``MEMOS_QUERY_ENCODER``): the same weights exported on this machine by
-:mod:`encoders`, checked against torch to cosine 0.999 at every load, about 3x
+:mod:`encoders`, checked against torch to cosine 0.999 at every load, about 2x
 faster for a query (most of a torch forward pass at a dozen tokens is the eager
 framework's overhead). Batches (adding and importing memories) stay on torch.
 If the export cannot be built here, one warning, then torch.
