@@ -121,7 +121,10 @@ def resolve_json(resolution: Resolution, request: Request, storage: BlobStorage)
             "url_expires_at": _datetime(timezone.now() + timedelta(seconds=ttl)),
         }
     keys = []
-    for key in namespace_keys(namespace=pack.namespace):
+    found_keys = resolution.keys
+    if found_keys is None:
+        found_keys = namespace_keys(namespace=pack.namespace)
+    for key in found_keys:
         shown = key_dict(key)
         shown["created_at"] = _datetime(shown["created_at"])
         shown["revoked_at"] = _datetime(shown["revoked_at"])

@@ -21,10 +21,11 @@ from django.utils import timezone
 from protocol import MIPError, Version, VersionRange
 
 from ..accounts.actor import Actor
-from ..accounts.models import Membership, Namespace, Role
+from ..accounts.models import Membership, Namespace, Role, SigningKey
 from ..accounts.selectors import has_role, is_member
 from ..errors import ForbiddenError, GoneError, NotAuthenticatedError, NotFoundError
 from .models import Entitlement, Pack, PackVersion, VersionPayload
+from .resolve_read import resolve_rows
 
 
 def _not_found(namespace: str, name: str) -> NotFoundError:
@@ -76,31 +77,34 @@ def version_select(*, pack: Pack, spec: str) -> PackVersion:
     return _version_choose(pack, spec, PackVersion.objects.filter(pack=pack))
 
 
-def _version_choose(pack: Pack, spec: str, candidates: QuerySet[PackVersion]) -> PackVersion:
+def _version_choose(pack: Pack, spec: str, candidates: Iterable[PackVersion]) -> PackVersion:
     try:
         wanted = VersionRange.parse(spec or "*")
     except MIPError:
         raise
-    all_versions = sorted(candidates, key=lambda v: Version.parse(v.version), reverse=True)
+    # Each version string parsed once (it was three times per candidate per request).
+    ordered = sorted(
+        ((Version.parse(v.version), v) for v in candidates), key=lambda p: p[0], reverse=True
+    )
     if wanted.is_exact:
         exact = wanted.comparators[0].version
-        for candidate in all_versions:
-            if Version.parse(candidate.version) == exact:
+        for parsed, candidate in ordered:
+            if parsed == exact:
                 if candidate.deleted_at is not None:
                     raise GoneError(
                         f"{pack.full_name}@{candidate.version} was deleted",
                         version=candidate.version,
                     )
                 return candidate
-    live = [v for v in all_versions if v.deleted_at is None and not v.yanked]
-    by_version = {Version.parse(v.version): v for v in live}
+    live = [(p, v) for p, v in ordered if v.deleted_at is None and not v.yanked]
+    by_version = dict(live)
     best = wanted.best(by_version)
     if best is None:
         raise NotFoundError(
             f"no version of {pack.full_name} matches {spec or '*'!r}",
             code="registry.no_matching_version",
             spec=spec or "*",
-            available=[v.version for v in live],
+            available=[v.version for _, v in live],
         )
     return by_version[best]
 
@@ -143,6 +147,17 @@ def versions_downloadable(*, actor: Actor) -> QuerySet[PackVersion]:
     return live.filter(Q(pack__private=False) | member).filter(
         Q(price_amount_minor=0) | member | Q(pack_id__in=entitled)
     )
+
+
+def open_to_all(version: PackVersion) -> bool:
+    """Whether every actor, anonymous included, may download ``version`` by the rule above.
+
+    The rule's narrowest branch (an actor without credentials: not deleted, public, free)
+    read off the version and its pack in hand, so that resolve, which has just read both,
+    need not ask the database again; every other case asks :func:`check_download`.
+    ``test_resolve_fast`` checks it against :func:`versions_downloadable` for each case.
+    """
+    return version.deleted_at is None and not version.pack.private and not version.is_paid
 
 
 def check_download(*, actor: Actor, version: PackVersion) -> None:
@@ -205,19 +220,24 @@ class Resolution:
     pack: Pack
     version: PackVersion
     spec: str
+    keys: list[SigningKey] | None = None  # the namespace's keys, read with the pack (or not)
 
 
 def version_resolve(*, actor: Actor, namespace: str, name: str, spec: str) -> Resolution:
-    """Resolve NS/NAME@SPEC for a download; raises when not visible or not allowed."""
-    pack = pack_get(actor=actor, namespace=namespace, name=name)
-    # Every version is a candidate, but only the chosen one's manifest is ever read (and
-    # rendered once per process, :mod:`.resolve_body`): not decoded for each candidate on
-    # each request. The ingest status comes in the same query.
-    candidates = (
-        PackVersion.objects.filter(pack=pack)
-        .defer("manifest", "manifest_bytes", "description")
-        .select_related("ingest")
-    )
-    version = _version_choose(pack, spec, candidates)
-    check_download(actor=actor, version=version)
-    return Resolution(pack=pack, version=version, spec=spec or "*")
+    """Resolve NS/NAME@SPEC for a download; raises when not visible or not allowed.
+
+    The same rules as :func:`pack_get`, :func:`version_select` and :func:`check_download`,
+    on rows read in one round trip (:mod:`.resolve_read`, why there). Every version is a
+    candidate, but only the chosen one's manifest is ever read (and rendered once per
+    process, :mod:`.resolve_body`).
+    """
+    found = resolve_rows(namespace=namespace, name=name)
+    if found is None:
+        raise _not_found(namespace, name)
+    pack = found.pack
+    if pack.private and not is_member(actor=actor, namespace=pack.namespace):
+        raise _not_found(namespace, name)
+    version = _version_choose(pack, spec, found.versions)
+    if not open_to_all(version):
+        check_download(actor=actor, version=version)
+    return Resolution(pack=pack, version=version, spec=spec or "*", keys=found.keys)
