@@ -66,6 +66,20 @@ def _token() -> str:
     return str(raw)
 
 
+def _backend() -> Any:
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return psutil.Process(cursor.fetchone()[0])
+
+
+def _cpu(process: Any) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=2000)
@@ -99,12 +113,14 @@ def main() -> None:
     for _ in range(200):  # warm-up: caches, connection, imports
         once()
     statuses.clear()
+    backend = _backend()  # the PostgreSQL process serving this connection: its CPU counts too
     load = os.getloadavg()
     t0 = time.perf_counter()
-    cpu0 = time.process_time()
+    cpu0, pg0 = time.process_time(), _cpu(backend)
     for _ in range(args.n):
         once()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    pg = _cpu(backend) - pg0
     bad = [s for s in statuses if not s.startswith("200")]
     print(
         json.dumps(
@@ -114,6 +130,7 @@ def main() -> None:
                 "req_per_s": round(args.n / wall, 1),
                 "ms_per_request": round(wall / args.n * 1000, 3),
                 "cpu_ms_per_request": round(cpu / args.n * 1000, 3),
+                "postgres_cpu_ms_per_request": round(pg / args.n * 1000, 3),
                 "body_bytes": len(body),
                 "token": args.token,
                 "loadavg": load,

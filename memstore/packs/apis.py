@@ -43,9 +43,10 @@ from . import presenters, uploads
 from . import selectors as pack_selectors
 from . import serializers as s
 from . import services as pack_services
-from .downloads import version_download_record
 from .models import PackVersion
 from .resolve_body import resolve_json
+from .resolve_counts import download_record_once
+from .resolve_http import RememberedNegotiation, resolve_spec
 from .upload_publish import pack_publish_upload, pack_upload_admit
 
 __all__ = [
@@ -74,6 +75,8 @@ def _price(data: dict[str, Any]) -> pack_services.Price:
 
 
 class ResolveView(APIView):
+    content_negotiation_class = RememberedNegotiation  # DRF's, per Accept header once
+
     @extend_schema(
         operation_id="resolve",
         parameters=[s.ResolveQueryIn],
@@ -81,16 +84,16 @@ class ResolveView(APIView):
         summary="Resolve NS/NAME[@SPEC] to a manifest, signatures, keys and download URLs",
     )
     def get(self, request: Request, namespace: str, name: str) -> HttpResponse:
-        query = valid_input(s.ResolveQueryIn, request.query_params)
-        spec = query["spec"] or "*"
+        spec = resolve_spec(request.query_params)  # ResolveQueryIn's value or error
         parse_ref(f"{namespace}/{name}@{spec}")  # ref.invalid on bad syntax
         actor = actor_of(request)
         resolution = pack_selectors.version_resolve(
             actor=actor, namespace=namespace, name=name, spec=spec
         )
-        # Counted once a day per account or address (MEMSTORE_NUM_PROXIES aware).
+        # Counted once a day per account or address (MEMSTORE_NUM_PROXIES aware); a count this
+        # process already made today is not sent again (:mod:`.resolve_counts`).
         address = BaseThrottle().get_ident(request)
-        version_download_record(version=resolution.version, user=actor.user, address=address)
+        download_record_once(version=resolution.version, user=actor.user, address=address)
         # Pre-rendered JSON of ResolveOut's shape: no serializer pass per request (why:
         # :mod:`.resolve_body`).
         body = resolve_json(resolution, request, get_blob_storage())

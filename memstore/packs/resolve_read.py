@@ -18,6 +18,7 @@ Not here: who may resolve what (:mod:`.selectors`), the answer's bytes (:mod:`.r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -27,16 +28,50 @@ from django.db.models import Model
 from ..accounts.models import Namespace, SigningKey
 from .models import Pack, PackVersion
 
-__all__ = ["ResolveRows", "resolve_rows"]
+__all__ = ["Candidate", "ResolveRows", "resolve_rows"]
 
 #: Version columns a resolve does not read (the chosen version's manifest is read on its own).
 _DEFERRED = frozenset({"manifest", "manifest_bytes", "description"})
 
 
+class Candidate:
+    """A version's row, with what choosing among versions reads; :meth:`model` for the rest.
+
+    Only the chosen one becomes a :class:`PackVersion` (with its pack and ingest job
+    attached): building a model instance for each candidate on each request cost more than
+    the choice itself.
+    """
+
+    __slots__ = ("_pack", "_row", "deleted_at", "version", "yanked")
+
+    def __init__(self, row: tuple[Any, ...], pack: Pack, plan: _Plan) -> None:
+        self._row, self._pack = row, pack
+        self.version: str = row[plan.at_version]
+        self.deleted_at: datetime | None = row[plan.at_deleted]
+        self.yanked: bool = row[plan.at_yanked]
+
+    def model(self) -> PackVersion:
+        plan = _plan()
+        n_v = len(plan.version)
+        version: PackVersion = _build(PackVersion, plan.version, self._row[:n_v])
+        PackVersion.pack.field.set_cached_value(version, self._pack)
+        job_values = self._row[n_v:]
+        job = None
+        if job_values[plan.at_job_pk] is not None:
+            job = _build(plan.job_model, plan.job, job_values)
+        PackVersion.ingest.related.set_cached_value(version, job)
+        return version
+
+
+_JOB_SHOWN = frozenset(
+    {"id", "version_id", "status", "attempts", "error", "memory_count", "progress"}
+)
+
+
 @dataclass(frozen=True)
 class ResolveRows:
     pack: Pack  # its namespace attached
-    versions: list[PackVersion]  # every version, deleted ones included; pack and ingest attached
+    candidates: list[Candidate]  # every version, deleted ones included
     keys: list[SigningKey]  # every key the namespace registered, oldest first (namespace_keys)
 
 
@@ -58,6 +93,10 @@ class _Plan:
     job_model: type[Model]
     job: list[str]
     key: list[str]
+    at_version: int  # where in a version's row its version string is, and so on
+    at_deleted: int
+    at_yanked: int
+    at_job_pk: int  # in the job's part of the row (None: no job yet)
 
 
 @cache
@@ -67,7 +106,9 @@ def _plan() -> _Plan:
     ns_cols = _columns(Namespace)
     pack_cols = _columns(Pack)
     version_cols = _columns(PackVersion, _DEFERRED)
-    job_cols = _columns(job_model)
+    # What the answer shows of the job (:func:`.presenters.ingest_dict`), not its lease and
+    # timestamps: fewer values to decode for each candidate; the rest are deferred fields.
+    job_cols = [f for f in _columns(job_model) if f in _JOB_SHOWN]
     key_cols = _columns(SigningKey)
     ns_t, pack_t = Namespace._meta.db_table, Pack._meta.db_table
     version_t, job_t = PackVersion._meta.db_table, job_model._meta.db_table
@@ -85,7 +126,13 @@ def _plan() -> _Plan:
         FROM {ns_t} n JOIN {key_t} k ON k."namespace_id" = n."id"
         WHERE n."name" = %(ns)s ORDER BY k."created_at", k."id"
     """  # noqa: S608 - table and column names from the models, values as parameters
-    return _Plan(sql, ns_cols, pack_cols, version_cols, job_model, job_cols, key_cols)
+    return _Plan(
+        sql, ns_cols, pack_cols, version_cols, job_model, job_cols, key_cols,
+        at_version=version_cols.index("version"),
+        at_deleted=version_cols.index("deleted_at"),
+        at_yanked=version_cols.index("yanked"),
+        at_job_pk=job_cols.index(job_model._meta.pk.attname),
+    )  # fmt: skip
 
 
 def _build(model: type[Model], names: list[str], values: tuple[Any, ...]) -> Any:
@@ -108,14 +155,6 @@ def resolve_rows(*, namespace: str, name: str) -> ResolveRows | None:
     ns = _build(Namespace, plan.namespace, head[:n_ns])
     pack = _build(Pack, plan.pack, head[n_ns:])
     Pack.namespace.field.set_cached_value(pack, ns)
-    n_v, job_pk = len(plan.version), plan.job.index(plan.job_model._meta.pk.attname)
-    versions = []
-    for row in version_rows:
-        version = _build(PackVersion, plan.version, row[:n_v])
-        PackVersion.pack.field.set_cached_value(version, pack)
-        job_values = row[n_v:]
-        job = None if job_values[job_pk] is None else _build(plan.job_model, plan.job, job_values)
-        PackVersion.ingest.related.set_cached_value(version, job)
-        versions.append(version)
+    candidates = [Candidate(row, pack, plan) for row in version_rows]
     keys = [_build(SigningKey, plan.key, row) for row in key_rows]
-    return ResolveRows(pack=pack, versions=versions, keys=keys)
+    return ResolveRows(pack=pack, candidates=candidates, keys=keys)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -77,7 +78,18 @@ def version_select(*, pack: Pack, spec: str) -> PackVersion:
     return _version_choose(pack, spec, PackVersion.objects.filter(pack=pack))
 
 
-def _version_choose(pack: Pack, spec: str, candidates: Iterable[PackVersion]) -> PackVersion:
+class _Choosable(Protocol):
+    """What choosing a version reads: a :class:`PackVersion`, or a row of :mod:`.resolve_read`."""
+
+    version: str
+    deleted_at: datetime | None
+    yanked: bool
+
+
+_C = TypeVar("_C", bound=_Choosable)
+
+
+def _version_choose(pack: Pack, spec: str, candidates: Iterable[_C]) -> _C:
     try:
         wanted = VersionRange.parse(spec or "*")
     except MIPError:
@@ -223,6 +235,30 @@ class Resolution:
     keys: list[SigningKey] | None = None  # the namespace's keys, read with the pack (or not)
 
 
+#: Choices remembered by (spec, every candidate's version, deleted and yanked state).
+_CHOICES_SIZE = 4096
+_choices: dict[tuple[str, tuple[tuple[str, bool, bool], ...]], int] = {}
+
+
+def _choice(pack: Pack, spec: str, candidates: list[_C]) -> int:
+    """Where in ``candidates`` the version :func:`_version_choose` picks is.
+
+    The choice is a function of the spec and of each candidate's version, deletion and yank
+    alone, so it is remembered under exactly those: the same pack state asked the same way
+    skips the SemVer work (a fifth of a resolve's Python); a yank, a deletion or a new
+    version is another key. Refusals are not remembered (they raise each time).
+    """
+    key = (spec, tuple((c.version, c.deleted_at is None, c.yanked) for c in candidates))
+    found = _choices.get(key)
+    if found is None:
+        chosen = _version_choose(pack, spec, candidates)
+        found = next(i for i, c in enumerate(candidates) if c is chosen)
+        if len(_choices) >= _CHOICES_SIZE:
+            _choices.clear()  # rare; the next requests choose again
+        _choices[key] = found
+    return found
+
+
 def version_resolve(*, actor: Actor, namespace: str, name: str, spec: str) -> Resolution:
     """Resolve NS/NAME@SPEC for a download; raises when not visible or not allowed.
 
@@ -237,7 +273,7 @@ def version_resolve(*, actor: Actor, namespace: str, name: str, spec: str) -> Re
     pack = found.pack
     if pack.private and not is_member(actor=actor, namespace=pack.namespace):
         raise _not_found(namespace, name)
-    version = _version_choose(pack, spec, found.versions)
+    version = found.candidates[_choice(pack, spec, found.candidates)].model()
     if not open_to_all(version):
         check_download(actor=actor, version=version)
     return Resolution(pack=pack, version=version, spec=spec or "*", keys=found.keys)
