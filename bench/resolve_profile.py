@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--token", action="store_true")
     parser.add_argument("--sort", default="cumulative", help="pstats order (tottime, ...)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--dump", type=Path, help="write the first answer's body here")
     args = parser.parse_args()
     os.environ.setdefault("MEMSTORE_THROTTLE_ANON", "1000000/s")
     os.environ.setdefault("MEMSTORE_THROTTLE_USER", "1000000/s")
@@ -110,6 +111,8 @@ def main() -> None:
 
     body = once()
     assert statuses[-1].startswith("200"), (statuses[-1], body[:300])
+    if args.dump:
+        args.dump.write_bytes(body)
     for _ in range(200):  # warm-up: caches, connection, imports
         once()
     statuses.clear()

@@ -86,7 +86,7 @@ def _select(model: type[Model], alias: str, names: list[str]) -> str:
 
 @dataclass(frozen=True)
 class _Plan:
-    sql: str
+    statements: tuple[str, str, str]
     namespace: list[str]
     pack: list[str]
     version: list[str]
@@ -98,10 +98,14 @@ class _Plan:
     at_yanked: int
     at_job_pk: int  # in the job's part of the row (None: no job yet)
 
+    @property
+    def sql(self) -> str:
+        return ";\n".join(self.statements)
+
 
 @cache
 def _plan() -> _Plan:
-    """The statements, from the models' own tables and columns (a migration carries them)."""
+    """The statements, with the models' own tables and columns (written once per process)."""
     job_model = PackVersion.ingest.related.related_model  # the ingest app's job, by relation
     ns_cols = _columns(Namespace)
     pack_cols = _columns(Pack)
@@ -114,20 +118,22 @@ def _plan() -> _Plan:
     version_t, job_t = PackVersion._meta.db_table, job_model._meta.db_table
     key_t = SigningKey._meta.db_table
     job_fk = PackVersion.ingest.related.field.column
-    named = 'n."name" = %(ns)s AND p."name" = %(name)s'
-    sql = f"""
-        SELECT {_select(Namespace, "n", ns_cols)}, {_select(Pack, "p", pack_cols)}
-        FROM {ns_t} n JOIN {pack_t} p ON p."namespace_id" = n."id" WHERE {named};
-        SELECT {_select(PackVersion, "v", version_cols)}, {_select(job_model, "j", job_cols)}
+    # Table and column names from the models, values as parameters (hence the noqa: S608).
+    pack_id = f"""(SELECT p."id" FROM {ns_t} n JOIN {pack_t} p ON p."namespace_id" = n."id"
+        WHERE n."name" = %(ns)s AND p."name" = %(name)s)"""  # noqa: S608
+    pack_sql = f"""SELECT {_select(Namespace, "n", ns_cols)}, {_select(Pack, "p", pack_cols)}
         FROM {ns_t} n JOIN {pack_t} p ON p."namespace_id" = n."id"
-        JOIN {version_t} v ON v."pack_id" = p."id" LEFT JOIN {job_t} j ON j."{job_fk}" = v."id"
-        WHERE {named};
-        SELECT {_select(SigningKey, "k", key_cols)}
-        FROM {ns_t} n JOIN {key_t} k ON k."namespace_id" = n."id"
-        WHERE n."name" = %(ns)s ORDER BY k."created_at", k."id"
-    """  # noqa: S608 - table and column names from the models, values as parameters
+        WHERE n."name" = %(ns)s AND p."name" = %(name)s"""  # noqa: S608
+    versions_sql = f"""SELECT {_select(PackVersion, "v", version_cols)},
+        {_select(job_model, "j", job_cols)}
+        FROM {version_t} v LEFT JOIN {job_t} j ON j."{job_fk}" = v."id"
+        WHERE v."pack_id" = {pack_id}"""  # noqa: S608
+    keys_sql = f"""SELECT {_select(SigningKey, "k", key_cols)} FROM {key_t} k
+        WHERE k."namespace_id" = (SELECT n."id" FROM {ns_t} n WHERE n."name" = %(ns)s)
+        ORDER BY k."created_at", k."id" """  # noqa: S608
+    statements = (pack_sql, versions_sql, keys_sql)
     return _Plan(
-        sql, ns_cols, pack_cols, version_cols, job_model, job_cols, key_cols,
+        statements, ns_cols, pack_cols, version_cols, job_model, job_cols, key_cols,
         at_version=version_cols.index("version"),
         at_deleted=version_cols.index("deleted_at"),
         at_yanked=version_cols.index("yanked"),
@@ -142,13 +148,23 @@ def _build(model: type[Model], names: list[str], values: tuple[Any, ...]) -> Any
 def resolve_rows(*, namespace: str, name: str) -> ResolveRows | None:
     """The pack ``namespace/name`` with its versions and keys, as they are now; None if none."""
     plan = _plan()
+    params = {"ns": namespace, "name": name}
     with connection.cursor() as cursor:
-        cursor.execute(plan.sql, {"ns": namespace, "name": name})
-        head = cursor.fetchone()
-        cursor.nextset()
-        version_rows = cursor.fetchall()
-        cursor.nextset()
-        key_rows = cursor.fetchall()
+        if connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+            # Server-side binding takes one statement per execute: three round trips.
+            answers = []
+            for statement in plan.statements:
+                cursor.execute(statement, params)
+                answers.append(cursor.fetchall())
+            head = answers[0][0] if answers[0] else None
+            version_rows, key_rows = answers[1], answers[2]
+        else:
+            cursor.execute(plan.sql, params)
+            head = cursor.fetchone()
+            cursor.nextset()
+            version_rows = cursor.fetchall()
+            cursor.nextset()
+            key_rows = cursor.fetchall()
     if head is None:
         return None
     n_ns = len(plan.namespace)

@@ -26,6 +26,7 @@ from memstore.packs import resolve_body, selectors
 from memstore.packs.models import PackVersion
 from memstore.packs.publishing import Price
 from memstore.packs.resolve_body import resolve_json
+from memstore.packs.resolve_read import resolve_rows
 from memstore.packs.services import pack_publish, pack_set_private, version_delete
 from memstore.storage.services import get_blob_storage
 from memstore.testing.packs import build_pack
@@ -201,3 +202,24 @@ def test_open_to_all_is_the_download_rule_for_an_actor_without_credentials(
                 assert selectors.open_to_all(fresh) == allowed[0], case
                 if selectors.open_to_all(fresh):
                     assert all(allowed), case
+
+
+def test_one_statement_per_execute_reads_the_same_rows(
+    versions: dict[str, PackVersion], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def rows() -> Any:
+        found = resolve_rows(namespace="acme", name="docs")
+        assert found is not None
+        return (
+            found.pack.pk,
+            found.pack.namespace.name,
+            sorted((c.version, c.model().pk, c.model().ingest.status) for c in found.candidates),
+            [k.keyid for k in found.keys],
+        )
+
+    together = rows()
+    options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    assert rows() == together
+    assert len(together[2]) == 3
+    assert resolve_rows(namespace="acme", name="nope") is None
