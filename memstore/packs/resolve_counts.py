@@ -27,8 +27,8 @@ from .models import PackVersion
 
 __all__ = ["download_record_once"]
 
-#: (version, day, who) triples one process remembers before it starts again (a few MB).
-REMEMBER = 50_000
+#: (version, who) pairs of today one process remembers before it starts again (~4 MB).
+REMEMBER = 20_000
 
 _seen: set[tuple[int, datetime, str]] = set()
 _seen_day: list[date] = []  # the day _seen is about (empty: none yet)

@@ -235,8 +235,10 @@ class Resolution:
     keys: list[SigningKey] | None = None  # the namespace's keys, read with the pack (or not)
 
 
-#: Choices remembered by (spec, every candidate's version, deleted and yanked state).
-_CHOICES_SIZE = 4096
+#: Choices remembered by (spec, every candidate's version, deleted and yanked state), for
+#: packs of up to _CHOICES_MAX_VERSIONS versions: a few MB at most.
+_CHOICES_SIZE = 1024
+_CHOICES_MAX_VERSIONS = 64
 _choices: dict[tuple[str, tuple[tuple[str, bool, bool], ...]], int] = {}
 
 
@@ -248,6 +250,9 @@ def _choice(pack: Pack, spec: str, candidates: list[_C]) -> int:
     skips the SemVer work (a fifth of a resolve's Python); a yank, a deletion or a new
     version is another key. Refusals are not remembered (they raise each time).
     """
+    if len(candidates) > _CHOICES_MAX_VERSIONS:
+        chosen = _version_choose(pack, spec, candidates)
+        return next(i for i, c in enumerate(candidates) if c is chosen)
     key = (spec, tuple((c.version, c.deleted_at is None, c.yanked) for c in candidates))
     found = _choices.get(key)
     if found is None:

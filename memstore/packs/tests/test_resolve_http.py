@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,7 +20,8 @@ from rest_framework.test import APIClient
 
 from memstore.accounts.actor import Actor
 from memstore.api.common import valid_input
-from memstore.packs import resolve_counts
+from memstore.errors import RegistryError
+from memstore.packs import resolve_counts, selectors
 from memstore.packs.models import Pack, PackVersion, VersionDownload
 from memstore.packs.resolve_http import resolve_spec
 from memstore.packs.serializers import ResolveQueryIn
@@ -109,3 +111,32 @@ def test_a_count_already_made_is_not_sent_but_a_new_day_counts(
     assert _counts(version) == (3, 3)
     monkeypatch.undo()
     resolve_counts.forget()
+
+
+def _candidates(n: int, yanked: Any = frozenset(), deleted: Any = frozenset()) -> Any:
+    return [
+        SimpleNamespace(
+            version=f"1.{i}.0",
+            yanked=f"1.{i}.0" in yanked,
+            deleted_at=timezone.now() if f"1.{i}.0" in deleted else None,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("count", [3, 65])
+def test_a_remembered_choice_follows_each_candidates_state(count: int) -> None:
+    pack = SimpleNamespace(full_name="acme/docs")
+    top = f"1.{count - 1}.0"
+    for spec in ("^1.0", "*", top, "~1.1"):
+        for state in ({}, {"yanked": {top}}, {"deleted": {top}}, {"yanked": {"1.1.0"}}, {}):
+            candidates = _candidates(count, **state)
+            try:
+                expected: Any = selectors._version_choose(pack, spec, candidates)  # type: ignore[arg-type]
+            except RegistryError as exc:
+                expected = exc.code
+            try:
+                got: Any = candidates[selectors._choice(pack, spec, candidates)]  # type: ignore[arg-type]
+            except RegistryError as exc:
+                got = exc.code
+            assert got is expected or got == expected, (spec, state)
