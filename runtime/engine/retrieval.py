@@ -16,6 +16,10 @@ memories by priority.
 :class:`LiveVectors` caches which vector rows belong to memories in which
 states, until the store's generation changes.
 
+At many memories the semantic leg scores a smaller copy of the vectors first
+(:mod:`runtime.engine.coarse`) and the keyword leg ranks only memories holding
+a rarer word (:mod:`runtime.engine.keyword`); the scores fused are exact.
+
 Not here: SQL (:class:`runtime.engine.store.Store`) or the vector file
 itself (:mod:`runtime.engine.vectors`).
 """
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .coarse import Coarse
 from .lifecycle import State
 from .store import Store
 from .types import Filters, Memory
@@ -42,6 +47,7 @@ __all__ = [
     "LiveVectors",
     "Ranked",
     "fts_query",
+    "fts_terms",
     "hybrid",
     "ranked",
     "visible",
@@ -85,8 +91,8 @@ class Candidate:
     similarity: float | None
 
 
-def fts_query(text: str) -> str | None:
-    """User text -> a safe FTS5 query: content words quoted, OR-ed (BM25 ranks the rest).
+def fts_terms(text: str) -> list[str]:
+    """User text -> safe FTS5 phrases: its content words, quoted, each once (at most 32).
 
     Stop words are dropped (they would make BM25 favour memories that merely
     share "the" or "is"); the index stems with Porter, so "backup" finds
@@ -96,10 +102,13 @@ def fts_query(text: str) -> str | None:
         w for w in _WORD.findall(text.lower())
         if (len(w) > 1 or w.isdigit()) and w not in _STOPWORDS
     ]
-    if not words:
-        return None
     unique = list(dict.fromkeys(words))[:32]
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
+    return ['"' + w.replace('"', '""') + '"' for w in unique]
+
+
+def fts_query(text: str) -> str | None:
+    """User text -> a safe FTS5 query: :func:`fts_terms` OR-ed (BM25 ranks the rest)."""
+    return " OR ".join(fts_terms(text)) or None
 
 
 class LiveVectors:
@@ -109,10 +118,12 @@ class LiveVectors:
     changes no row's content or vector, and searching all retrievable states
     sees the same rows); it bumps ``activations``, which only the cache of a
     state set holding one of generated/activated without the other looks at.
+    ``coarse``: the engine's first pass over many vectors (:mod:`runtime.engine.coarse`).
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self.coarse = Coarse()
         self._key: tuple[str | None, str | None, tuple[str, ...]] | None = None
         self._live: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
@@ -156,11 +167,11 @@ def _semantic(
         return []
     qv = embed_query(query)
     try:
-        positions, scores = vectors().top(qv, vec_rows, candidates)
+        positions, scores = live.coarse.top(vectors(), qv, vec_rows, candidates)
     except (FileNotFoundError, IndexError):  # compacted meanwhile: read the new state
         live.reset()
         vec_rows, rowids = live.rows(states)
-        positions, scores = vectors().top(qv, vec_rows, candidates)
+        positions, scores = live.coarse.top(vectors(), qv, vec_rows, candidates)
     return [
         (rowid, score)
         for rowid, score in zip(rowids[positions].tolist(), scores.tolist(), strict=True)
@@ -193,8 +204,8 @@ def ranked(
             query, store=store, live=live, vectors=vectors, embed_query=embed_query,
             filters=filters, states=states, candidates=candidates, floor=floor,
         )
-    match = fts_query(query) if keyword else None
-    kw = store.keyword_in(match, filters, states, candidates) if match else []
+    phrases = fts_terms(query) if keyword else []
+    kw = store.keyword_in(phrases, filters, states, candidates) if phrases else []
     if not sem and not kw and (filters.symbolic or not query.strip()):
         ordered = store.by_priority(filters, states, candidates)
         return [Ranked(r, 1.0 / (RRF_K + i + 1), None, None, None) for i, r in enumerate(ordered)]

@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from protocol import MemoryType
 
 from ..errors import EngineError
+from .keyword import match_queries, split
 from .lifecycle import State
 from .rows import (
     COLUMNS,
@@ -79,6 +81,13 @@ def _where(filters: Filters, states: Sequence[State]) -> tuple[str, list[Any]]:
 
 class Store(PackQueries, AuditQueries):
     """Thin typed access to the SQLite database. One connection per Store."""
+
+    def __init__(
+        self, path: Path, *, busy_timeout_s: float = 60.0, shared_by_threads: bool = False
+    ) -> None:
+        super().__init__(path, busy_timeout_s=busy_timeout_s, shared_by_threads=shared_by_threads)
+        self._phrase_rows: dict[str, int] = {}
+        self._phrase_rows_at: str | None = None
 
     # ---- memories
 
@@ -252,14 +261,19 @@ class Store(PackQueries, AuditQueries):
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def keyword_in(
-        self, match: str, filters: Filters, states: Sequence[State], limit: int
+        self, phrases: Sequence[str], filters: Filters, states: Sequence[State], limit: int
     ) -> list[tuple[int, float]]:
-        """(rowid, bm25) best first, of the memories that pass ``filters`` in ``states``.
+        """(rowid, bm25) best first, of the memories that pass ``filters`` in ``states``
+        and match any of ``phrases`` (FTS5 phrases, quoted: see ``retrieval.fts_terms``).
 
-        With selective filters only the rows that pass them are ranked; with
-        the state filter alone the best BM25 rows are taken first (four times
-        ``limit``) and the other states dropped, which is much faster.
+        BM25 is exact (every phrase is scored), but only memories holding one of
+        the rarer phrases are ranked: :func:`~runtime.engine.keyword.split` and
+        :data:`~runtime.engine.keyword.RARE_ROWS`. With selective filters only the
+        rows that pass them are ranked; with the state filter alone the best BM25
+        rows are taken first (four times ``limit``) and the other states dropped,
+        which is much faster.
         """
+        rare, common = split(phrases, self.phrase_rows(phrases))
         where, params = _where(filters, states)
         if filters.symbolic:
             sql = (
@@ -267,15 +281,34 @@ class Store(PackQueries, AuditQueries):
                 f"JOIN memories m ON m.rowid = f.rowid WHERE memories_fts MATCH ? AND {where} "
                 "ORDER BY score LIMIT ?"
             )
-            args = [match, *params, limit]
+            args: list[Any] = [*params, limit]
         else:
             sql = (
                 "SELECT f.rowid, f.score FROM (SELECT rowid, bm25(memories_fts) AS score "  # noqa: S608
                 "FROM memories_fts WHERE memories_fts MATCH ? ORDER BY score LIMIT ?) f "
                 f"JOIN memories m ON m.rowid = f.rowid WHERE {where} ORDER BY f.score LIMIT ?"
             )
-            args = [match, limit * 4, *params, limit]
-        return [(int(r[0]), float(r[1])) for r in self.db.execute(sql, args)]
+            args = [limit * 4, *params, limit]
+        best: dict[int, float] = {}
+        for match in match_queries(rare, common):
+            for rowid, score in self.db.execute(sql, [match, *args]):
+                # bm25 is lower-is-better, and the query with every phrase scores lowest
+                best[int(rowid)] = min(float(score), best.get(int(rowid), float("inf")))
+        return sorted(best.items(), key=lambda item: (item[1], item[0]))[:limit]
+
+    def phrase_rows(self, phrases: Sequence[str]) -> dict[str, int]:
+        """How many memories match each FTS5 phrase, cached until the generation changes
+        (counting is cheap next to ranking: FTS5 walks a posting list without scoring)."""
+        generation = self.meta("generation")
+        cache = self._phrase_rows
+        if self._phrase_rows_at != generation or len(cache) > 65536:
+            cache = self._phrase_rows = {}
+            self._phrase_rows_at = generation
+        for phrase in phrases:
+            if phrase not in cache:
+                sql = "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?"
+                cache[phrase] = int(self.db.execute(sql, (phrase,)).fetchone()[0])
+        return {phrase: cache[phrase] for phrase in phrases}
 
     def matching_rowids(self, filters: Filters, states: Sequence[State]) -> set[int]:
         where, params = _where(filters, states)
