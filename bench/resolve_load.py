@@ -27,6 +27,9 @@ gunicorn: ``--workers 2 --worker-class gthread --threads 4`` by default: one pro
 (the interpreter lock makes threads share one core), and a few threads each so that one
 request's database round trips overlap another's Python; gthread keeps connections alive.
 
+CPU per resolve without gunicorn or clients (single thread, does not need a quiet machine):
+:mod:`bench.resolve_profile`, on the same packs.
+
 Run:  nice -n 19 .venv/bin/python bench/resolve_load.py --seconds 10
       [--clients 32] [--warmup 3] [--workers 2] [--threads 4] [--rows resolve,install]
       [--rate 300]
