@@ -7,8 +7,14 @@ the same run (or at least with the same ``uptime``). The database and packs are
 :mod:`bench.resolve_load`'s (embedded PostgreSQL, ``bench/notes`` in seven versions, one
 yanked, one deleted), so the request is the same ``GET /api/v1/resolve/bench/notes?spec=^1.0``.
 
+It prints the CPU this process spent per request and the CPU the PostgreSQL backend serving
+its connection spent (on 2 cores both count against gunicorn's throughput), then cProfile's
+top functions. Every request comes from one address, as in the load bench, so after the first
+the download count is already made (:mod:`memstore.packs.resolve_counts`).
+
 Run:  nice -n 19 .venv/bin/python bench/resolve_profile.py [-n 2000] [--no-profile]
       [--token]  (resolve as a signed-in publisher, Bearer token, instead of anonymously)
+      [--sort tottime] [--top 25] [--dump body.json]  (the first answer's bytes)
 """
 
 from __future__ import annotations
