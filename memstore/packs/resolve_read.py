@@ -4,11 +4,12 @@ Why: on 2 cores at 300 resolves/s each query was a round trip to PostgreSQL plus
 compiling it (issue 17): the pack, its versions with their ingest status, the download rule
 and the namespace's keys were four queries, about half of a resolve's CPU. Here they are three
 statements sent in one ``execute`` (psycopg's client-side binding, Django's default, runs them
-in one round trip and :meth:`nextset` walks the answers), their SQL written once per process
-from the models' own column names, the rows turned into model instances the way the ORM's
-``select_related`` would (the version's pack and ingest job are attached, nothing is fetched
-lazily). Nothing is cached: every request reads the rows as they are now, so a yank, a
-deletion, a new version, a key revocation or a price change shows on the next resolve.
+in one round trip and :meth:`nextset` walks the answers), prepared once per database session
+(:mod:`.resolve_prepared`), written once per process from the models' own columns; the rows
+become model instances the way the ORM's ``select_related`` would make them (the version's
+pack and ingest job attached, nothing fetched lazily). No row is cached: every request reads
+them as they are now, so a yank, a deletion, a new version, a key revocation or a price
+change shows on the next resolve.
 
 The version rows leave out the manifest and the description (deferred, as before): only the
 chosen version's manifest is read, once per process (:mod:`.resolve_body`).
@@ -22,10 +23,11 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model
 
 from ..accounts.models import Namespace, SigningKey
+from . import resolve_prepared
 from .models import Pack, PackVersion
 
 __all__ = ["Candidate", "ResolveRows", "resolve_rows"]
@@ -145,6 +147,25 @@ def _build(model: type[Model], names: list[str], values: tuple[Any, ...]) -> Any
     return model.from_db(connection.alias, names, values)
 
 
+def _execute(cursor: Any, plan: _Plan, params: dict[str, str]) -> None:
+    """The three statements in one execute: prepared ones where the session allows it."""
+    if not resolve_prepared.usable(connection):
+        cursor.execute(plan.sql, params)
+        return
+    statements = resolve_prepared.prepared(plan.statements)
+    resolve_prepared.ensure(cursor, connection, statements)
+    try:
+        cursor.execute(statements.execute, params)
+    except DatabaseError as exc:
+        # Gone from the session (DISCARD ALL): prepare again and retry, where a failed
+        # statement has not spoilt a transaction.
+        if not resolve_prepared.is_missing(exc) or connection.in_atomic_block:
+            raise
+        resolve_prepared.forget(connection)
+        resolve_prepared.ensure(cursor, connection, statements)
+        cursor.execute(statements.execute, params)
+
+
 def resolve_rows(*, namespace: str, name: str) -> ResolveRows | None:
     """The pack ``namespace/name`` with its versions and keys, as they are now; None if none."""
     plan = _plan()
@@ -159,7 +180,7 @@ def resolve_rows(*, namespace: str, name: str) -> ResolveRows | None:
             head = answers[0][0] if answers[0] else None
             version_rows, key_rows = answers[1], answers[2]
         else:
-            cursor.execute(plan.sql, params)
+            _execute(cursor, plan, params)
             head = cursor.fetchone()
             cursor.nextset()
             version_rows = cursor.fetchall()

@@ -87,7 +87,8 @@ def test_a_repeated_resolve_is_one_round_trip(versions: dict[str, PackVersion]) 
         assert client.get(URL, {"spec": "^1.0"}, REMOTE_ADDR="203.0.113.70").status_code == 200
     # The rows (one execute), then the count; the count already made is not sent again.
     assert len(again.captured_queries) == 1, [q["sql"] for q in again.captured_queries]
-    assert len(first.captured_queries) <= 5, [q["sql"] for q in first.captured_queries]
+    # The first: also the version's fixed part (3) and, on a new session, the statements (2).
+    assert len(first.captured_queries) <= 7, [q["sql"] for q in first.captured_queries]
 
 
 def test_a_new_version_is_picked_on_the_next_request(
@@ -217,9 +218,24 @@ def test_one_statement_per_execute_reads_the_same_rows(
             [k.keyid for k in found.keys],
         )
 
-    together = rows()
+    prepared = rows()
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    assert rows() == prepared  # not prepared: a pooler in transaction mode
     options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
     monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
-    assert rows() == together
-    assert len(together[2]) == 3
+    assert rows() == prepared  # one statement per execute
+    assert len(prepared[2]) == 3
     assert resolve_rows(namespace="acme", name="nope") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_statements_dropped_from_the_session_are_prepared_again(
+    versions: dict[str, PackVersion],
+) -> None:
+    assert _version() == "1.1.0"
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
+    assert _version() == "1.1.0"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'memstore_%'")
+        assert cursor.fetchone()[0] == 3
