@@ -9,8 +9,9 @@ after a digest of its text, so another text is another name), and every resolve 
 
 A prepared statement belongs to the session, not to a transaction (a rollback keeps it), and
 ends with it. A new connection is a new psycopg connection object, so it is asked once what
-it holds (``pg_prepared_statements``) and given what it lacks. Not used where one session may
-not serve the next statement: behind a pooler in transaction mode (Django's documented sign of
+it holds (``pg_prepared_statements``) and given what it lacks. Not used without persistent
+connections (``CONN_MAX_AGE`` 0: the tests' setting; the site's is 60 s), where one session
+may not serve the next statement (a pooler in transaction mode; Django's documented sign of
 one is ``DISABLE_SERVER_SIDE_CURSORS``), nor with server-side binding (psycopg prepares there
 itself). Should the statements be gone anyway (``DISCARD ALL``), :func:`is_missing` tells the
 caller, which prepares them again.
@@ -62,9 +63,12 @@ def prepared(statements: tuple[str, ...]) -> Prepared:
 
 
 def usable(connection: BaseDatabaseWrapper) -> bool:
-    """Whether one session holds from one request to the next (see the module docstring)."""
-    options = connection.settings_dict.get("OPTIONS") or {}
-    return not options.get("server_side_binding") and not connection.settings_dict.get(
+    """Whether one session serves request after request (see the module docstring)."""
+    settings = connection.settings_dict
+    if settings.get("CONN_MAX_AGE", 0) == 0:
+        return False  # a connection per request: preparing would only add round trips
+    options = settings.get("OPTIONS") or {}
+    return not options.get("server_side_binding") and not settings.get(
         "DISABLE_SERVER_SIDE_CURSORS"
     )
 

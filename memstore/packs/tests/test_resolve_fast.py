@@ -218,7 +218,11 @@ def test_one_statement_per_execute_reads_the_same_rows(
             [k.keyid for k in found.keys],
         )
 
+    plain = rows()  # CONN_MAX_AGE 0 here: a connection per request, nothing prepared
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
     prepared = rows()
+    assert prepared == plain
+    assert _held() == 3
     monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
     assert rows() == prepared  # not prepared: a pooler in transaction mode
     options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
@@ -228,14 +232,21 @@ def test_one_statement_per_execute_reads_the_same_rows(
     assert resolve_rows(namespace="acme", name="nope") is None
 
 
+def _held() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'memstore_%'")
+        held: int = cursor.fetchone()[0]
+        return held
+
+
 @pytest.mark.django_db(transaction=True)
 def test_statements_dropped_from_the_session_are_prepared_again(
-    versions: dict[str, PackVersion],
+    versions: dict[str, PackVersion], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
     assert _version() == "1.1.0"
+    assert _held() == 3
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
     assert _version() == "1.1.0"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'memstore_%'")
-        assert cursor.fetchone()[0] == 3
+    assert _held() == 3
