@@ -39,6 +39,12 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/resolve/acme/docs"
 
 
+@pytest.fixture(autouse=True, params=[0, 60], ids=["per-request", "persistent"])
+def _connections(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test twice: statements sent as text, and prepared (persistent connections)."""
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", request.param)
+
+
 @pytest.fixture
 def versions(
     tmp_path: Path, alice: Any, alice_actor: Actor, local_storage: Any
@@ -218,7 +224,8 @@ def test_one_statement_per_execute_reads_the_same_rows(
             [k.keyid for k in found.keys],
         )
 
-    plain = rows()  # CONN_MAX_AGE 0 here: a connection per request, nothing prepared
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    plain = rows()  # a connection per request: nothing prepared
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
     prepared = rows()
     assert prepared == plain
