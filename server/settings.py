@@ -171,7 +171,11 @@ MEMSTORE_MAX_OPEN_UPLOADS = 32
 MEMSTORE_URL_TTL = CONFIG.url_ttl
 MEMSTORE_EMBEDDING_MODEL = CONFIG.embedding_model
 MEMSTORE_ENCODER = CONFIG.encoder
-MEMSTORE_HNSW_EF_SEARCH = 80
+# At least the 100 candidates a search asks for (memstore/search/selectors.py CANDIDATES):
+# below that the iterative scan needs extra passes, which read more of the graph and find
+# worse neighbours than one pass at 100 (at 100k memories: ef 40 recall 0.952, 2,686
+# buffers a query; ef 100 recall 0.985, 2,368 buffers; bench/registry_bench.py).
+MEMSTORE_HNSW_EF_SEARCH = 100
 MEMSTORE_SEARCH_MIN_SIMILARITY = CONFIG.search_min_similarity
 # The publish-time scan (memstore/packs/scanning.py) refuses secrets: in production by default.
 MEMSTORE_REFUSE_SECRETS = CONFIG.refuse_secrets if CONFIG.refuse_secrets is not None else not DEBUG

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Length
+from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
 from ..accounts.actor import Actor
@@ -43,7 +44,7 @@ from ..packs.models import Pack, PackVersion
 from ..packs.selectors import active_entitlements
 from . import _fusion
 from ._fusion import Leg
-from .models import IndexedMemory, PackDocument
+from .models import IndexedMemory, PackDocument, embedding_half
 from .query_embedding import default_embedder
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "memories_search",
     "packs_search",
     "query_vector",
+    "vector_distance",
 ]
 
 CANDIDATES = 100
@@ -155,13 +157,19 @@ def _filtered(qs: QuerySet[Any], filters: SearchFilters, v: str) -> QuerySet[Any
     return qs
 
 
+def vector_distance(vector: Any) -> CosineDistance:
+    """Cosine distance of a row's embedding to ``vector``, in the half precision the HNSW
+    indexes are built on (``models.embedding_half``): the one expression they serve."""
+    return CosineDistance(embedding_half(), HalfVector(np.asarray(vector, dtype=np.float32)))
+
+
 def _vector_leg(qs: QuerySet[Any], vector: Any, candidates: int) -> Leg:
     """Nearest neighbours (the HNSW index serves the ORDER BY); the similarity floor is
     applied after the LIMIT, in the fusion, so the index keeps serving it."""
     floor = float(settings.MEMSTORE_SEARCH_MIN_SIMILARITY)
     neighbours = (
         qs.filter(embedding__isnull=False)
-        .annotate(distance=CosineDistance("embedding", vector))
+        .annotate(distance=vector_distance(vector))
         .order_by("distance")
         .values("id", "distance")[:candidates]
     )

@@ -16,13 +16,17 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
-from pgvector.django import CosineDistance
 
 from memstore.accounts.actor import ANONYMOUS
 from memstore.search import _fusion
 from memstore.search._fusion import fuse
 from memstore.search.models import IndexedMemory, PackDocument
-from memstore.search.selectors import SearchFilters, memories_search, packs_search
+from memstore.search.selectors import (
+    SearchFilters,
+    memories_search,
+    packs_search,
+    vector_distance,
+)
 from memstore.testing.factories import publisher
 
 from .corpus import fake_vector, indexed_pack
@@ -79,7 +83,7 @@ def _old_ranked_ids(qs: QuerySet[Any], query: str, vector: Any, candidates: int)
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         neighbours = (
             qs.filter(embedding__isnull=False)
-            .annotate(distance=CosineDistance("embedding", vector))
+            .annotate(distance=vector_distance(vector))
             .order_by("distance")
             .values_list("id", "distance")[:candidates]
         )
@@ -173,3 +177,26 @@ def test_the_hnsw_settings_hold_for_the_statement_only(corpus: None, settings: A
     with connection.cursor() as cursor:
         cursor.execute("SHOW hnsw.ef_search")
         assert cursor.fetchone() == before != ("123",)
+
+
+@pytest.mark.parametrize("model", [IndexedMemory, PackDocument])
+def test_the_vector_leg_can_be_served_by_the_half_precision_index(
+    corpus: None, model: Any
+) -> None:
+    """The searches order by the very expression the HNSW indexes are built on: were the
+    two to drift (a cast, a dimension), every search would silently scan the table."""
+    index = {
+        IndexedMemory: "memory_embedding_half_hnsw",
+        PackDocument: "packdoc_embedding_half_hnsw",
+    }
+    qs = (
+        model.objects.annotate(distance=vector_distance(fake_vector("tomatoes")))
+        .order_by("distance")
+        .values("id")[:10]
+    )
+    sql, params = qs.query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Index Scan using {index[model]}" in plan, plan
