@@ -37,6 +37,10 @@ uses, as freshly added memories are, so the first searches pay for activations):
   background (runtime/engine/coarse.py; from 32,768 rows): every section waits
   for it after its warm-up, so the rows are the steady state (searches before
   it is ready are exact, at the old speed);
+* ``engine_only_keyword_*`` — the keyword leg alone (FTS5 BM25 top 50, all
+  states), as shipped (only memories holding a rarer phrase are ranked,
+  runtime/engine/keyword.py) and as one OR query over every phrase (before),
+  and the overlap of their top 10 and top 50;
 * ``engine_only_insert_per_s`` — building the engine: precomputed vectors, no
   audit rows (engine only; null when the engine was reused); ``e2e_add_per_s``
   — ``MemOS.add`` one memory at a time as shipped (model call, version row,
@@ -73,6 +77,9 @@ OUT = ROOT / "var" / "bench"
 N_QUERIES = 500
 
 from runtime.engine.engine import Engine, NewMemory  # noqa: E402
+from runtime.engine.lifecycle import RETRIEVABLE  # noqa: E402
+from runtime.engine.retrieval import fts_terms  # noqa: E402
+from runtime.engine.types import Filters  # noqa: E402
 from runtime.models.embedding import MINILM_RELEVANCE_FLOOR, MiniLMEmbedder  # noqa: E402
 from runtime.sdk import MemOS  # noqa: E402
 
@@ -252,6 +259,34 @@ def engine_only(eng: Engine, queries: list[str], exact: list[set[int]], size: in
     }
 
 
+def keyword_leg(eng: Engine, queries: list[str]) -> dict:
+    """The keyword leg alone, as shipped (rows holding a rarer phrase: runtime/engine/keyword.py)
+    and as one FTS5 OR query over every phrase (before), alternating; the top 10 and 50 kept."""
+    single = (
+        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? "
+        "ORDER BY bm25(memories_fts), rowid LIMIT 50"
+    )
+    shipped_t, single_t, top10, top50 = [], [], [], []
+    for q in queries:
+        phrases = fts_terms(q)
+        if not phrases:
+            continue
+        t0 = time.perf_counter()
+        got = [r for r, _ in eng.store.keyword_in(phrases, Filters(), tuple(RETRIEVABLE), 50)]
+        shipped_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        want = [int(r[0]) for r in eng.store.db.execute(single, (" OR ".join(phrases),))]
+        single_t.append(time.perf_counter() - t0)
+        top10.append(len(set(got[:10]) & set(want[:10])) / max(1, min(10, len(want))))
+        top50.append(len(set(got) & set(want)) / max(1, len(want)))
+    return {
+        **p50_p95("engine_only_keyword", shipped_t),
+        **p50_p95("engine_only_keyword_single_or_query", single_t),
+        "engine_only_keyword_top10_overlap_with_single_query": statistics.mean(top10),
+        "engine_only_keyword_top50_overlap_with_single_query": statistics.mean(top50),
+    }
+
+
 def end_to_end(
     home: Path,
     model: MiniLMEmbedder,
@@ -376,6 +411,7 @@ def main() -> None:
             "real_model_vectors_in_corpus": max(0, min(size, n_real - N_QUERIES)),
             "engine_only_insert_per_s": insert_rate,
             **engine_only(eng, queries, exact, size),
+            **keyword_leg(eng, queries),
             "vector_file_mb": (eng.dir / "vectors.f32").stat().st_size / 1e6,
         }
         home = eng.home
