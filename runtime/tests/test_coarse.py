@@ -36,6 +36,13 @@ def _coarse() -> Coarse:
     return Coarse(dims=16, min_rows=1000, rescore=100, background=False)
 
 
+def _built(coarse: Coarse, vectors: VectorFile, live: npt.NDArray[np.int64]) -> None:
+    """Two searches: the second builds the projection."""
+    for query in _corpus(2, seed=10):
+        coarse.top(vectors, query, live, 5)
+    assert coarse.ready(vectors.path, vectors.matrix()) is not None
+
+
 def test_coarse_top_is_the_exact_top(vectors: VectorFile) -> None:
     coarse = _coarse()
     live = np.arange(vectors.count(), dtype=np.int64)
@@ -51,7 +58,7 @@ def test_rows_appended_after_the_build_are_found(vectors: VectorFile) -> None:
     coarse = _coarse()
     live = np.arange(vectors.count(), dtype=np.int64)
     query = _corpus(1, seed=3)[0]
-    coarse.top(vectors, query, live, 5)
+    _built(coarse, vectors, live)
     row = vectors.append(query[None, :])
     live = np.arange(vectors.count(), dtype=np.int64)
     at, scores = coarse.top(vectors, query, live, 5)
@@ -63,12 +70,13 @@ def test_a_replaced_file_is_projected_again(vectors: VectorFile, tmp_path: Path)
     coarse = _coarse()
     live = np.arange(vectors.count(), dtype=np.int64)
     query = _corpus(1, seed=4)[0]
-    coarse.top(vectors, query, live, 5)
+    _built(coarse, vectors, live)
     other = VectorFile(tmp_path / "vectors-2.f32", DIM)
     other.append(_corpus(3000, seed=5))
     want_at, _ = other.top(query, live, 5)
     got_at, _ = coarse.top(other, query, live, 5)
     assert got_at.tolist() == want_at.tolist()
+    assert coarse.ready(other.path, other.matrix()) is not None  # built for the new file
 
 
 def test_only_live_rows_are_returned(vectors: VectorFile) -> None:
@@ -79,6 +87,15 @@ def test_only_live_rows_are_returned(vectors: VectorFile) -> None:
     assert all(int(r) % 2 == 0 for r in live[at])
     want_at, _ = vectors.top(query, live, 10)
     assert at.tolist() == want_at.tolist()
+
+
+def test_a_process_searching_once_builds_nothing(vectors: VectorFile) -> None:
+    coarse = Coarse(dims=16, min_rows=1000, rescore=100, background=False)
+    live = np.arange(vectors.count(), dtype=np.int64)
+    coarse.top(vectors, _corpus(1, seed=8)[0], live, 10)
+    assert coarse._current is None
+    coarse.top(vectors, _corpus(1, seed=9)[0], live, 10)
+    assert coarse._current is not None
 
 
 def test_small_files_are_searched_exactly_without_building(vectors: VectorFile) -> None:
@@ -96,6 +113,7 @@ def test_a_background_build_serves_exact_results_until_ready(vectors: VectorFile
     query = _corpus(1, seed=7)[0]
     want_at, _ = vectors.top(query, live, 10)
     assert coarse.top(vectors, query, live, 10)[0].tolist() == want_at.tolist()
+    assert coarse.ready(vectors.path, vectors.matrix()) is None  # the second search starts it
     assert coarse.wait(timeout_s=30)
     assert coarse.ready(vectors.path, vectors.matrix()) is not None
     assert coarse.top(vectors, query, live, 10)[0].tolist() == want_at.tolist()
