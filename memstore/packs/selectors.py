@@ -49,9 +49,15 @@ def pack_get(*, actor: Actor, namespace: str, name: str) -> Pack:
         .filter(namespace__name=namespace, name=name)
         .first()
     )
-    if pack is None:
-        raise _not_found(namespace, name)
-    if pack.private and not is_member(actor=actor, namespace=pack.namespace):
+    return _seen(actor, pack, namespace, name)
+
+
+def _seen(actor: Actor, pack: Pack | None, namespace: str, name: str) -> Pack:
+    """``pack`` if ``actor`` may see it; else (absent, or private to outsiders) 'not found'.
+
+    The one visibility rule of a pack by name: :func:`pack_get` and :func:`version_resolve`
+    (which reads the pack its own way) both ask it."""
+    if pack is None or (pack.private and not is_member(actor=actor, namespace=pack.namespace)):
         raise _not_found(namespace, name)
     return pack
 
@@ -275,9 +281,7 @@ def version_resolve(*, actor: Actor, namespace: str, name: str, spec: str) -> Re
     found = resolve_rows(namespace=namespace, name=name)
     if found is None:
         raise _not_found(namespace, name)
-    pack = found.pack
-    if pack.private and not is_member(actor=actor, namespace=pack.namespace):
-        raise _not_found(namespace, name)
+    pack = _seen(actor, found.pack, namespace, name)
     version = found.candidates[_choice(pack, spec, found.candidates)].model()
     if not open_to_all(version):
         check_download(actor=actor, version=version)
