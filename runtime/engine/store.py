@@ -24,7 +24,7 @@ from typing import Any
 from protocol import MemoryType
 
 from ..errors import EngineError
-from .keyword import match_queries, split
+from .keyword import RARE_ROWS, match_queries, split
 from .lifecycle import State
 from .rows import (
     COLUMNS,
@@ -261,19 +261,25 @@ class Store(PackQueries, AuditQueries):
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def keyword_in(
-        self, phrases: Sequence[str], filters: Filters, states: Sequence[State], limit: int
+        self,
+        phrases: Sequence[str],
+        filters: Filters,
+        states: Sequence[State],
+        limit: int,
+        *,
+        rare_rows: int = RARE_ROWS,
     ) -> list[tuple[int, float]]:
         """(rowid, bm25) best first, of the memories that pass ``filters`` in ``states``
         and match any of ``phrases`` (FTS5 phrases, quoted: see ``retrieval.fts_terms``).
 
         BM25 is exact (every phrase is scored), but only memories holding one of
-        the rarer phrases are ranked: :func:`~runtime.engine.keyword.split` and
-        :data:`~runtime.engine.keyword.RARE_ROWS`. With selective filters only the
+        the rarer phrases are ranked, up to ``rare_rows`` matching rows
+        (:func:`~runtime.engine.keyword.split`). With selective filters only the
         rows that pass them are ranked; with the state filter alone the best BM25
         rows are taken first (four times ``limit``) and the other states dropped,
         which is much faster.
         """
-        rare, common = split(phrases, self.phrase_rows(phrases))
+        rare, common = split(phrases, self.phrase_rows(phrases), rare_rows)
         where, params = _where(filters, states)
         if filters.symbolic:
             sql = (

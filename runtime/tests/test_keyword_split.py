@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.engine import store as store_module
 from runtime.engine.engine import Engine
 from runtime.engine.keyword import match_queries, split
 from runtime.engine.lifecycle import RETRIEVABLE
@@ -42,32 +41,27 @@ def _single_query(engine: Engine, phrases: list[str], limit: int) -> list[tuple[
     return [(int(r[0]), float(r[1])) for r in rows]
 
 
-def test_scores_are_those_of_one_query_over_every_phrase(
-    corpus: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_scores_are_those_of_one_query_over_every_phrase(corpus: Engine) -> None:
     phrases = fts_terms("payments ledger deploy")
     counts = corpus.store.phrase_rows(phrases)
     assert counts['"deploy"'] > counts['"ledger"'] > counts['"payments"'] > 0
     # Rank only rows holding "payments" or "ledger": "deploy" is common.
-    monkeypatch.setattr(store_module, "split", lambda p, rows: split(p, rows, budget=5))
-    got = corpus.store.keyword_in(phrases, Filters(), tuple(RETRIEVABLE), 10)
+    got = corpus.store.keyword_in(phrases, Filters(), tuple(RETRIEVABLE), 10, rare_rows=5)
     want = _single_query(corpus, phrases, 50)
     assert len(got) == 3  # the three ledger memories; the deploy-only ones are not ranked
     assert got == want[:3]  # they are the single query's best, with its scores
 
 
-def test_without_common_phrases_nothing_changes(corpus: Engine) -> None:
+def test_within_the_budget_one_query_ranks_every_match(corpus: Engine) -> None:
     phrases = fts_terms("payments ledger deploy")
-    got = corpus.store.keyword_in(phrases, Filters(), tuple(RETRIEVABLE), 10)
-    assert got == _single_query(corpus, phrases, 10)  # 43 rows: within the default budget
+    got = corpus.store.keyword_in(phrases, Filters(), tuple(RETRIEVABLE), 50)
+    assert len(got) == 43  # 46 phrase rows: within the default budget, deploy-only rows too
+    assert got == _single_query(corpus, phrases, 50)
 
 
-def test_a_query_of_common_words_only_still_finds_them(
-    corpus: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(store_module, "split", lambda p, rows: split(p, rows, budget=5))
+def test_a_query_of_common_words_only_still_finds_them(corpus: Engine) -> None:
     phrases = fts_terms("deploy service")
-    got = corpus.store.keyword_in(phrases, Filters(), tuple(RETRIEVABLE), 5)
+    got = corpus.store.keyword_in(phrases, Filters(), tuple(RETRIEVABLE), 5, rare_rows=5)
     assert got == _single_query(corpus, phrases, 5)
 
 
