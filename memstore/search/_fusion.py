@@ -5,7 +5,7 @@ stay ORM code); this module compiles them into ``MATERIALIZED`` CTEs and fuses t
 PostgreSQL: score = sum over lists of 1 / (60 + rank), best first, ties by id. The
 HNSW settings go in the same string (``SET LOCAL`` before the ``WITH``), which
 PostgreSQL runs as one implicit transaction when there is no outer one: a search is one
-round trip instead of seven (begin, three settings, the vector leg, commit, the text leg).
+round trip instead of six (begin, two settings, the vector leg, commit, the text leg).
 Several statements in one ``execute`` need psycopg 3's client-side binding, Django's
 default (the ``server_side_binding`` database option would refuse them); safe behind a
 transaction pooler too, since both ``SET LOCAL`` settings end with their transaction.
@@ -88,18 +88,11 @@ def fusion_select(prefix: str, ranks: list[str]) -> str:
 
 
 def run(ctes: list[str], params: list[Any], select: str) -> list[tuple[int, float]]:
-    """Run ``WITH ctes select`` with the HNSW settings, in one round trip.
-
-    JIT compilation is off for the statement: a search runs in milliseconds, and
-    PostgreSQL's cost estimate for a common word's full-text leg can pass
-    ``jit_above_cost``, when compiling the plan costs more than running it (measured at
-    300k memories: 11.7 / 29.2 ms p50 / p95 for the fused statement with JIT, 5.2 / 10.8
-    ms without; ``bench/registry_bench.py``).
-    """
+    """Run ``WITH ctes select`` with the HNSW settings, in one round trip."""
     ef = int(settings.MEMSTORE_HNSW_EF_SEARCH)
     sql = (
         f"SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = relaxed_order; "
-        f"SET LOCAL jit = off; WITH {', '.join(ctes)} {select}"
+        f"WITH {', '.join(ctes)} {select}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

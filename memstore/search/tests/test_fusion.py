@@ -172,10 +172,6 @@ def test_the_hnsw_settings_hold_for_the_statement_only(corpus: None, settings: A
         ["x AS (SELECT 1)"], [], "SELECT 1, current_setting('hnsw.ef_search')::float8 FROM x"
     )
     assert seen == [(1, 123.0)]
-    jit = _fusion.run(
-        ["x AS (SELECT 1)"], [], "SELECT 1, (current_setting('jit') = 'off')::int::float8 FROM x"
-    )
-    assert jit == [(1, 1.0)]
     hits = memories_search(actor=ANONYMOUS, query="tomatoes", vector=fake_vector("tomatoes"))
     assert hits.results and hits.results[0].pack == "acme/garden"
     with connection.cursor() as cursor:
