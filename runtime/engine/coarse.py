@@ -10,7 +10,9 @@ of the bytes, scores every live row with that, and re-scores the best
 scores returned are exact dot products, only the choice of which rows to
 re-score is approximate. At 100k real MiniLM vectors (200 held-out queries,
 bench/runtime_search.py) recall@10 against exact search was 0.9995 and
-recall@50 0.998, in 3.3 / 7.3 ms p50 / p95 instead of 12 / 24 ms (load 4-5).
+recall@50 0.998; the semantic search took 2.8-3.3 / 4.3-7.6 ms p50 / p95
+against 8.4-20 / 18-33 ms for exact search in the same conditions (four
+runs, load average 4-6).
 
 The copy is built in a background thread, started by the second search of a
 process over a file of at least :data:`MIN_ROWS` rows (a process that

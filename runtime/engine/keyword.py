@@ -18,8 +18,9 @@ best of the two lists is the single query's best among rows holding a
 rare phrase. What is given up: rows that hold only common phrases. Their
 BM25 is low (a common phrase has a small IDF); at 100k memories, 200
 held-out queries (``bench/runtime_search.py``'s ``engine_only_keyword_*``
-rows, load average 4-5), the top 10 kept 98.3 % of the single query's and
-the top 50 96.3 %, in 6.6 / 12.5 ms p50 / p95 instead of 9.6 / 28.1 ms.
+rows, load average 4-6), the top 10 kept 98.3 % of the single query's and
+the top 50 96.3 %, in 5.8-6.6 / 10.0-14.7 ms p50 / p95 instead of
+9.6-10.2 / 26-29 ms (three runs). At 10k memories 1 query in 200 is split.
 Counting a phrase's rows costs little (FTS5 walks its posting list without
 scoring) and is cached until the store's generation changes.
 
