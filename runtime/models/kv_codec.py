@@ -23,7 +23,12 @@ an ``int8`` cache is loaded as :class:`Int8Rows` (the mapped int8 values and
 scales) and dequantized layer by layer when attention reads it, into one
 reused buffer per thread (:meth:`Int8Rows.dense`): loading builds no float
 copy of the cache (185 MB for 4k tokens of SmolLM2), and each layer's floats
-are still in the CPU cache when attention reads them. Code that needs the
+are still in the CPU cache when attention reads them. A layer's keys and
+values lie side by side in the payload (safetensors orders tensors by name),
+and so do their scales: they are viewed and dequantized as one
+(:class:`Int8Layer`), two passes per layer instead of four, because at ~1k
+tokens a pass's fixed cost (dispatch, waking the intra-op threads) is as
+large as its work. Code that needs the
 float tensors themselves (composition of several caches) gets memoized
 copies (:class:`DequantizedLayers`). Not here: the header checks
 (:mod:`protocol.payloads` ``kv_expected_tensors``), building (:mod:`.kv`).
@@ -32,6 +37,7 @@ copies (:class:`DequantizedLayers`). Not here: the header checks
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -43,6 +49,7 @@ from protocol.payloads import KV_ENCODINGS, kv_scale_name, kv_tensor_name
 __all__ = [
     "KV_ENCODINGS",
     "DequantizedLayers",
+    "Int8Layer",
     "Int8Rows",
     "MappedTensors",
     "decode_int8_layer",
@@ -72,16 +79,70 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) ->
     return (q.to(torch.float32) * scale.to(torch.float32)).to(dtype)
 
 
-_scratch = threading.local()  # per thread: (slot, shape, dtype) -> float buffer
+_scratch = threading.local()  # per thread: (slot, shape, dtype, device) -> [buffer, holder]
+
+
+def _buffer(shape: torch.Size, dtype: torch.dtype, device: torch.device, slot: str) -> Any:
+    """This thread's reused float buffer for ``slot``, with what it holds: [tensor, holder]."""
+    buffers: dict[tuple[Any, ...], list[Any]] = _scratch.__dict__.setdefault("bufs", {})
+    key = (slot, tuple(shape), dtype, device)
+    got = buffers.get(key)
+    if got is None:
+        got = buffers[key] = [torch.empty(shape, dtype=dtype, device=device), None]
+    return got
+
+
+def _dequantize_into(out: torch.Tensor, q: torch.Tensor, scale32: torch.Tensor) -> torch.Tensor:
+    # Two vectorized passes over a buffer that stays in the CPU cache: int8 -> dtype
+    # (exact: |q| <= 127), then the row scales, multiplied in float32 and rounded once
+    # to ``dtype``, as dequantize(). One mixed-dtype ``torch.mul(q, scale, out=)`` goes
+    # through a casting loop about 3x slower (625 vs 170 us for a 4k-token layer).
+    return out.copy_(q).mul_(scale32)
 
 
 @dataclass(frozen=True, eq=False)
-class Int8Rows:
-    """One int8 tensor with its per-row float16 scales, dequantized when it is read."""
+class Int8Layer:
+    """A layer's keys and values side by side, ``[2, ...]`` int8 with ``[2, ..., 1]`` float16
+    scales (the payload's own adjacent tensors, viewed as one): dequantized together."""
 
     q: torch.Tensor
     scale: torch.Tensor
     dtype: torch.dtype
+
+    def dense(self) -> torch.Tensor:
+        """Keys and values as floats in this thread's reused buffer: made when the buffer
+        does not hold this layer already (the values' read right after the keys' is free);
+        valid until another layer of this shape is made dense in this thread."""
+        held = _buffer(self.q.shape, self.dtype, self.q.device, "layer")
+        out: torch.Tensor = held[0]
+        if held[1] is None or held[1]() is not self:
+            held[1] = None  # while being overwritten, the buffer holds no layer
+            _dequantize_into(out, self.q, _scale32(self))
+            held[1] = weakref.ref(self)
+        return out
+
+
+def _scale32(rows: Int8Layer | Int8Rows) -> torch.Tensor:
+    """The scales as float32 (made once; 1/64 of the values' size)."""
+    made: torch.Tensor | None = rows.__dict__.get("_scale_f32")
+    if made is None:
+        made = rows.scale.to(torch.float32)
+        object.__setattr__(rows, "_scale_f32", made)
+    return made
+
+
+@dataclass(frozen=True, eq=False)
+class Int8Rows:
+    """One int8 tensor with its per-row float16 scales, dequantized when it is read.
+
+    ``layer``: the :class:`Int8Layer` whose half ``half`` (0 keys, 1 values) this
+    is, when the payload stores the layer's keys and values side by side."""
+
+    q: torch.Tensor
+    scale: torch.Tensor
+    dtype: torch.dtype
+    layer: Int8Layer | None = field(default=None, repr=False)
+    half: int = 0
 
     @property
     def shape(self) -> torch.Size:
@@ -96,27 +157,14 @@ class Int8Rows:
         return dequantize_int8(self.q, self.scale, self.dtype)
 
     def dense(self, slot: str) -> torch.Tensor:
-        """The float values in this thread's reused buffer for ``slot``: valid until the next
-        call with the same slot and shape (one attention call reads it, then the next layer
-        overwrites it). Equal to :meth:`dequantize`."""
-        buffers: dict[tuple[Any, ...], torch.Tensor] = _scratch.__dict__.setdefault("bufs", {})
-        key = (slot, tuple(self.q.shape), self.dtype, self.q.device)
-        out = buffers.get(key)
-        if out is None:
-            out = buffers[key] = torch.empty(self.q.shape, dtype=self.dtype, device=self.q.device)
-        # Two vectorized passes over a buffer that stays in the CPU cache: int8 -> dtype
-        # (exact: |q| <= 127), then the row scales, multiplied in float32 and rounded once
-        # to ``dtype``, as dequantize(). One mixed-dtype ``torch.mul(q, scale, out=)`` goes
-        # through a casting loop about 3x slower (625 vs 170 us for a 4k-token layer).
-        return out.copy_(self.q).mul_(self._scale32())
-
-    def _scale32(self) -> torch.Tensor:
-        """The scales as float32 (made once; 1/64 of the values' size)."""
-        made = self.__dict__.get("_scale_f32")
-        if made is None:
-            made = self.scale.to(torch.float32)
-            object.__setattr__(self, "_scale_f32", made)
-        return made
+        """The float values in this thread's reused buffer for ``slot`` (or the layer's, see
+        :meth:`Int8Layer.dense`): valid until this thread makes another layer of this shape
+        dense (one attention call reads it, then the next layer overwrites it). Equal to
+        :meth:`dequantize`."""
+        if self.layer is not None:
+            return self.layer.dense()[self.half]
+        out: torch.Tensor = _buffer(self.q.shape, self.dtype, self.q.device, slot)[0]
+        return _dequantize_into(out, self.q, _scale32(self))
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,17 +230,32 @@ class MappedTensors:
             raw = raw.clone()
         return raw.view(dtype).view(info.shape)
 
+    def get_stacked(self, first: str, second: str) -> torch.Tensor | None:
+        """``first`` and ``second`` as one ``[2, *shape]`` view, when the file holds them side
+        by side with one dtype and shape (and suitably aligned); otherwise None."""
+        a, b = self._tensors[first], self._tensors[second]
+        dtype = _TORCH_DTYPES[a.dtype]
+        if (a.dtype, a.shape) != (b.dtype, b.shape) or a.end != b.start:
+            return None
+        if (self._offset + a.start) % dtype.itemsize:
+            return None
+        raw = self._bytes[self._offset + a.start : self._offset + b.end]
+        return raw.view(dtype).view(2, *a.shape)
+
 
 def decode_int8_layer(fh: Any, layer: int, dtype: torch.dtype) -> tuple[Int8Rows, Int8Rows]:
-    """(keys, values) of an int8 ``layer`` as mapped int8 values and scales (no float copy)."""
-    key, value = (
-        Int8Rows(
-            fh.get_tensor(kv_tensor_name(layer, part)),
-            fh.get_tensor(kv_scale_name(layer, part)),
-            dtype,
-        )
-        for part in ("key", "value")
-    )
+    """(keys, values) of an int8 ``layer`` as mapped int8 values and scales (no float copy),
+    paired in one :class:`Int8Layer` when ``fh`` (:class:`MappedTensors`) holds them side
+    by side (every payload safetensors writes)."""
+    names = [(kv_tensor_name(layer, p), kv_scale_name(layer, p)) for p in ("key", "value")]
+    stacked = getattr(fh, "get_stacked", None)
+    if stacked is not None:
+        q, scale = stacked(names[0][0], names[1][0]), stacked(names[0][1], names[1][1])
+        if q is not None and scale is not None:
+            both = Int8Layer(q, scale, dtype)
+            key, value = (Int8Rows(q[i], scale[i], dtype, both, i) for i in (0, 1))
+            return key, value
+    key, value = (Int8Rows(fh.get_tensor(v), fh.get_tensor(s), dtype) for v, s in names)
     return key, value
 
 
