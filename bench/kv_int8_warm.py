@@ -6,14 +6,14 @@ the page cache. Each round loads the float32 cache and the int8 one, in turns
 first (``load_kv``, ``compose_kv`` of one cache, ``to_cache``, the prefill of
 the closing + query and the first token, as kv_compose.py's row),
 ``--rounds`` times; prints the wall and process-CPU medians and their ratios,
-all from this one run, with the load average. ``--unpaired`` adds int8 loaded
-with each tensor dequantized on its own (as before ``kv_codec.Int8Layer``);
+all from this one run, with the load average. ``--ungrouped`` adds int8 loaded
+with each tensor dequantized on its own (as before ``kv_codec.Int8Layers``);
 ``--parts`` also times, per encoding, the load alone, the load and cache
 building, and (int8) the dequantization inside attention.
 
 Only the ratio of one run counts: the machine is shared and noisy.
 Run: ``nice -n 19 .venv/bin/python bench/kv_int8_warm.py [--rounds 15] [--tokens 1000]
-[--threads 2] [--unpaired] [--parts]``.
+[--threads 2] [--ungrouped] [--parts]``.
 Not here: quality figures (bench/kv_compose.py).
 """
 
@@ -72,14 +72,14 @@ def load_and_first_token(
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def load_unpaired(path: Path, lm: LoadedModel) -> LoadedKV:
-    """``load_kv`` as before layers were paired: each tensor dequantized on its own."""
-    stacked = kv_codec.MappedTensors.get_stacked
-    kv_codec.MappedTensors.get_stacked = lambda *_: None  # type: ignore[method-assign]
+def load_ungrouped(path: Path, lm: LoadedModel) -> LoadedKV:
+    """``load_kv`` as before layers were grouped: each tensor dequantized on its own."""
+    grid = kv_codec.MappedTensors.get_grid
+    kv_codec.MappedTensors.get_grid = lambda *_: None  # type: ignore[method-assign]
     try:
         return load_kv(path, lm)
     finally:
-        kv_codec.MappedTensors.get_stacked = stacked  # type: ignore[method-assign]
+        kv_codec.MappedTensors.get_grid = grid  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--tokens", type=int, default=PACK_TOKENS)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--unpaired", action="store_true",
+    parser.add_argument("--ungrouped", action="store_true",
                         help="also int8 with each tensor dequantized on its own (the old way)")
     parser.add_argument("--parts", action="store_true")
     args = parser.parse_args()
@@ -105,8 +105,8 @@ def main() -> None:
     ids = [*closing, *lm.encode(tpl.query_text(question(rows[0][0])), add_special_tokens=False)]
     runs: dict[str, tuple[Path, Loader]] = {"float32": (info.path, load_kv),
                                             "int8": (int8_path, load_kv)}  # fmt: skip
-    if args.unpaired:
-        runs["int8 unpaired"] = (int8_path, load_unpaired)
+    if args.ungrouped:
+        runs["int8 ungrouped"] = (int8_path, load_ungrouped)
     for path, loader in runs.values():  # warm: page cache, code paths
         load_and_first_token(lm, path, ids, loader)
     wall: dict[str, list[float]] = {k: [] for k in runs}
@@ -132,7 +132,7 @@ def main() -> None:
               f"{med[label] / med['float32']:.3f}, CPU "
               f"{med_cpu[label] / med_cpu['float32']:.3f}")  # fmt: skip
     if args.parts:
-        parts(lm, {k: p for k, (p, _) in runs.items() if k != "int8 unpaired"}, ids, args.rounds)
+        parts(lm, {k: p for k, (p, _) in runs.items() if k != "int8 ungrouped"}, ids, args.rounds)
 
 
 def parts(lm: LoadedModel, paths: dict[str, Path], ids: list[int], rounds: int) -> None:

@@ -99,7 +99,7 @@ from .kv_codec import (
     DequantizedLayers,
     Int8Rows,
     MappedTensors,
-    decode_int8_layer,
+    decode_int8_layers,
     decode_layer,
     encode_layer,
 )
@@ -356,7 +356,7 @@ def load_kv(
     ids = fh.get_tensor(KV_INPUT_IDS)
     layers = range(header.fingerprint.num_layers)
     if encoding == "int8":  # dequantized when read, not here (see .kv_codec)
-        int8 = tuple(decode_int8_layer(fh, layer, dtype) for layer in layers)
+        int8 = decode_int8_layers(fh, len(layers), dtype)
         keys = DequantizedLayers(tuple(k for k, _ in int8))
         values = DequantizedLayers(tuple(v for _, v in int8))
     else:

@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from protocol.payloads import kv_tensor_name
+from runtime.models import kv_codec
 from runtime.models.causal_lm import LoadedModel, greedy_generate
 from runtime.models.kv import build_kv, cache_from_tensors, load_kv
 from runtime.models.kv_codec import (
     DequantizedLayers,
     Int8Rows,
     MappedTensors,
-    decode_int8_layer,
+    decode_int8_layers,
     int8_error_bound,
     quantize_int8,
 )
@@ -66,39 +67,52 @@ def test_an_int8_cache_is_not_dequantized_at_load_and_generates_as_the_dense_one
     assert torch.equal(logits[0], logits[1])
 
 
-def test_a_layers_keys_and_values_are_dequantized_together_and_never_served_stale(
-    lm: LoadedModel, tmp_path: Path
+def test_consecutive_layers_are_dequantized_together_and_never_served_stale(
+    lm: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kv = load_kv(build_kv(lm, TEXTS, tmp_path / "c.safetensors", encoding="int8").path, lm)
+    path = build_kv(lm, TEXTS, tmp_path / "c.safetensors", encoding="int8").path
+    kv = load_kv(path, lm)
+    assert kv.int8 is not None and len(kv.int8) == 3
+    group = kv.int8[0][0].group  # a small cache: all three layers in one group
+    assert group is not None and all(r.group is group for pair in kv.int8 for r in pair)
+    for i, (key, value) in enumerate(kv.int8):
+        assert (key.index, value.index) == ((i, 0), (i, 1))
+        assert torch.equal(group.q[i, 1], value.q) and torch.equal(group.scale[i, 0], key.scale)
+        assert torch.equal(value.dense("value"), value.dequantize())
+    monkeypatch.setattr(kv_codec, "_GROUP_BYTES", 1)  # one layer a group
+    kv = load_kv(path, lm)
     assert kv.int8 is not None
     (k0, v0), (k1, v1) = kv.int8[0], kv.int8[1]
-    assert k0.layer is not None and k0.layer is v0.layer and k0.layer is not k1.layer
-    assert torch.equal(k0.layer.q[1], v0.q) and torch.equal(k0.layer.scale[1], v0.scale)
+    assert k0.group is not None and k0.group is v0.group and k0.group is not k1.group
     # keys of layer 0, then of layer 1 (same buffer), then layer 0's values: made again
-    key0 = k0.dense("key")
-    assert torch.equal(key0, k0.dequantize())
+    assert torch.equal(k0.dense("key"), k0.dequantize())
     assert torch.equal(k1.dense("key"), k1.dequantize())
     assert torch.equal(v0.dense("value"), v0.dequantize())
     assert torch.equal(v1.dense("value"), v1.dequantize())
-    assert torch.equal(k1.dense("key"), k1.dequantize())
 
 
-def test_int8_tensors_not_side_by_side_are_dequantized_one_by_one(
+def test_int8_tensors_not_at_even_steps_are_dequantized_one_by_one(
     lm: LoadedModel, tmp_path: Path
 ) -> None:
     path = build_kv(lm, TEXTS, tmp_path / "c.safetensors", encoding="int8").path
     header = _read_header(path, None)
     mapped = MappedTensors(path, header.tensors, header.data_offset)
-    # a key and a value of different layers are not one layer's pair
-    assert mapped.get_stacked(kv_tensor_name(0, "key"), kv_tensor_name(1, "value")) is None
-    assert mapped.get_stacked(kv_tensor_name(0, "key"), kv_tensor_name(0, "value")) is not None
+    k0, k1 = kv_tensor_name(0, "key"), kv_tensor_name(1, "key")
+    v0, v1 = kv_tensor_name(0, "value"), kv_tensor_name(1, "value")
+    assert mapped.get_grid([(k0, v1)]) is None  # not side by side
+    assert mapped.get_grid([(v0, k0)]) is None  # in the wrong order
+    assert mapped.get_grid([(k1, v1), (k0, v0)]) is None  # a step back
+    grid = mapped.get_grid([(k0, v0), (k1, v1)])
+    assert grid is not None and torch.equal(grid[1, 1], mapped.get_tensor(v1))
 
-    class Plain:  # a handle with no side-by-side view (e.g. safetensors' own)
+    class Plain:  # a handle with no grid view (e.g. safetensors' own)
         def get_tensor(self, name: str) -> torch.Tensor:
             return mapped.get_tensor(name)
 
-    key, value = decode_int8_layer(Plain(), 0, torch.float32)
-    paired = decode_int8_layer(mapped, 0, torch.float32)
-    assert key.layer is None and value.layer is None and paired[0].layer is not None
-    assert torch.equal(key.dense("key"), paired[0].dense("key"))
-    assert torch.equal(value.dense("value"), paired[1].dense("value"))
+    one_by_one = decode_int8_layers(Plain(), 3, torch.float32)
+    grouped = decode_int8_layers(mapped, 3, torch.float32)
+    assert all(r.group is None for pair in one_by_one for r in pair)
+    for (k, v), (gk, gv) in zip(one_by_one, grouped, strict=True):
+        assert gk.group is not None
+        assert torch.equal(k.dense("key"), gk.dense("key"))
+        assert torch.equal(v.dense("value"), gv.dense("value"))
