@@ -20,7 +20,9 @@ Not here: quality figures (bench/kv_compose.py).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -97,6 +99,7 @@ def main() -> None:
     tpl = template_for(lm, None)
     rows = pack_rows(lm, args.tokens)
     work = Path(tempfile.mkdtemp(prefix="kv-int8-warm-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     info = build_kv(lm, [fact_text(*r) for r in rows], work / "p.safetensors")
     int8_path = work / "p.int8.safetensors"
     transcode_kv(info.path, int8_path, "int8")
