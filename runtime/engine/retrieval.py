@@ -26,8 +26,11 @@ itself (:mod:`runtime.engine.vectors`).
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,6 +59,22 @@ __all__ = [
 
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+_embed_pool: ThreadPoolExecutor | None = None
+_embed_pool_lock = threading.Lock()
+
+
+def _query_embedding_pool() -> ThreadPoolExecutor:
+    """The threads that embed a query while the keyword leg runs; made on first use (no
+    thread at import), a few at most: each runs one short forward pass at a time."""
+    global _embed_pool
+    with _embed_pool_lock:
+        if _embed_pool is None:
+            _embed_pool = ThreadPoolExecutor(
+                max_workers=max(1, min(4, os.cpu_count() or 1)),
+                thread_name_prefix="memos-query-embed",
+            )
+        return _embed_pool
 
 _STOPWORDS = frozenset(
     [
@@ -198,14 +217,24 @@ def ranked(
     ``embed_query`` is the query's vector (the engine's, through its query cache).
     Ties on the fused score go to the higher priority, then the smaller id.
     """
+    phrases = fts_terms(query) if keyword else []
+    semantic = vectors is not None and bool(query.strip())
+    embed = embed_query
+    if semantic and phrases:
+        # The query's embedding (most of a search's time, and all of it the model's:
+        # ONNX Runtime and torch run without the interpreter lock) runs on another core
+        # while this thread runs the keyword leg (SQLite, also without the lock), so the
+        # search waits for the longer of the two instead of their sum. On a busy machine
+        # it costs nothing: the same work, in the same process.
+        pending = _query_embedding_pool().submit(embed_query, query)
+        embed = lambda _query: pending.result()  # noqa: E731
+    kw = store.keyword_in(phrases, filters, states, candidates) if phrases else []
     sem: list[tuple[int, float]] = []
-    if vectors is not None and query.strip():
+    if semantic and vectors is not None:
         sem = _semantic(
-            query, store=store, live=live, vectors=vectors, embed_query=embed_query,
+            query, store=store, live=live, vectors=vectors, embed_query=embed,
             filters=filters, states=states, candidates=candidates, floor=floor,
         )
-    phrases = fts_terms(query) if keyword else []
-    kw = store.keyword_in(phrases, filters, states, candidates) if phrases else []
     if not sem and not kw and (filters.symbolic or not query.strip()):
         ordered = store.by_priority(filters, states, candidates)
         return [Ranked(r, 1.0 / (RRF_K + i + 1), None, None, None) for i, r in enumerate(ordered)]
