@@ -84,7 +84,9 @@ def onnx_encoder(
     source = Path(model_dir)
     spec = _model_spec(source)
     folder = (cache_dir or default_cache_dir()) / _cache_key(source)
-    found = _load_checked(folder, source, spec, threads)
+    # Without the lock a folder is only read, never removed: what looks broken from here
+    # may be another process's build in progress (removing it broke that build).
+    found = _load_checked(folder, source, spec, threads, repair=False)
     if found is not None:
         return found
     from filelock import FileLock
@@ -95,7 +97,7 @@ def onnx_encoder(
         if found is not None:
             return found
         _build(folder, source, spec)
-    built = _load_checked(folder, source, spec, threads)
+        built = _load_checked(folder, source, spec, threads)
     if built is None:
         raise EncoderError("encoder.mismatch", f"the encoder built in {folder} fails its probes")
     return built
@@ -145,8 +147,10 @@ def _cache_key(source: Path) -> str:
 
 
 def _load_checked(
-    folder: Path, source: Path, spec: dict[str, Any], threads: int
+    folder: Path, source: Path, spec: dict[str, Any], threads: int, *, repair: bool = True
 ) -> OnnxSentenceEncoder | None:
+    """The encoder in ``folder`` if it is whole and passes its probes, else None; with
+    ``repair`` (only under the build lock) a bad folder is also removed, to be rebuilt."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
         reference = np.asarray(manifest["reference"], dtype=np.float32)
@@ -156,14 +160,15 @@ def _load_checked(
     except EncoderError:
         raise
     except Exception as e:  # missing, partial or unreadable: build it (again)
-        if folder.exists():
+        if repair and folder.exists():
             log.warning("rebuilding the ONNX encoder in %s: %s", folder, e)
             shutil.rmtree(folder, ignore_errors=True)
         return None
     worst = _probe_cosine(encoder, reference, quick=True)
     if worst < MIN_COSINE:
-        log.warning("rebuilding the ONNX encoder in %s: probe cosine %.5f", folder, worst)
-        shutil.rmtree(folder, ignore_errors=True)
+        if repair:
+            log.warning("rebuilding the ONNX encoder in %s: probe cosine %.5f", folder, worst)
+            shutil.rmtree(folder, ignore_errors=True)
         return None
     return encoder
 

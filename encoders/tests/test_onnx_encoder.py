@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,13 @@ def test_concurrent_first_uses_build_once(
     builds = []
 
     def slow_build(target: Path, *args: Any) -> None:
+        """Writes in place, slowly: the other threads see a half-written folder (the
+        real build renames a whole one into place, but another process's may not)."""
         builds.append(target)
-        shutil.copytree(_folder(built), target)
+        target.mkdir()
+        for path in sorted(_folder(built).iterdir()):
+            shutil.copy(path, target / path.name)
+            time.sleep(0.3)
 
     monkeypatch.setattr(onnx_build, "_build", slow_build)
     results: list[Any] = []
