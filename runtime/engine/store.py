@@ -251,15 +251,6 @@ class Store(PackQueries, AuditQueries):
 
     # ---- search
 
-    def keyword(self, match: str, limit: int) -> list[tuple[int, float]]:
-        """(rowid, bm25) best first (bm25 is lower-is-better in SQLite)."""
-        rows = self.db.execute(
-            "SELECT rowid, bm25(memories_fts) AS score FROM memories_fts "
-            "WHERE memories_fts MATCH ? ORDER BY score LIMIT ?",
-            (match, limit),
-        ).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
-
     def keyword_in(
         self,
         phrases: Sequence[str],
