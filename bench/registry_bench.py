@@ -308,8 +308,7 @@ def _database_ms(query: str, vector: np.ndarray, *, both_legs: bool) -> float:
     from memstore.search.selectors import CANDIDATES, SearchFilters, _memory_legs
 
     legs, _ = _memory_legs(ANONYMOUS, query, SearchFilters(), vector, CANDIDATES)
-    ctes, params, ranks = _fusion.ranked_ctes("f", legs if both_legs else legs[:1])
-    select = _fusion.fusion_select("f", ranks) + " ORDER BY score DESC, id"
+    ctes, params, select = _fusion.fused_statement(legs if both_legs else legs[:1])
     ef = int(settings.MEMSTORE_HNSW_EF_SEARCH)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL hnsw.ef_search = {ef}")

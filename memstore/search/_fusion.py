@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
-__all__ = ["RRF_K", "Leg", "fuse", "fused"]
+__all__ = ["RRF_K", "Leg", "fuse", "fused", "fused_statement"]
 
 RRF_K = 60
 
@@ -101,8 +101,13 @@ def run(ctes: list[str], params: list[Any], select: str) -> list[tuple[int, floa
         return [(int(pk), float(score)) for pk, score in cursor.fetchall()]
 
 
+def fused_statement(legs: list[Leg]) -> tuple[list[str], list[Any], str]:
+    """The CTEs, parameters and SELECT of :func:`fused` (what :func:`run` sends after the
+    HNSW settings), for callers that need the statement itself, such as a query plan."""
+    ctes, params, ranks = ranked_ctes("f", legs)
+    return ctes, params, fusion_select("f", ranks) + " ORDER BY score DESC, id"
+
+
 def fused(legs: list[Leg]) -> list[tuple[int, float]]:
     """The fused ranking of ``legs``: (id, score), best first, ties by id."""
-    ctes, params, ranks = ranked_ctes("f", legs)
-    select = fusion_select("f", ranks) + " ORDER BY score DESC, id"
-    return run(ctes, params, select)
+    return run(*fused_statement(legs))

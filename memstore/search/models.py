@@ -25,7 +25,7 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 
 
-def embedding_half(column: str = "embedding") -> Cast:
+def embedding_half() -> Cast:
     """The expression the HNSW indexes are built on and searches order by: the stored
     float32 vector cast to half precision (pgvector's ``halfvec``).
 
@@ -36,7 +36,7 @@ def embedding_half(column: str = "embedding") -> Cast:
     uses of the vectors (evaluation, re-ranking) lose nothing. Searches must use this
     same expression, or the planner cannot use the index (``selectors._vector_leg``).
     """
-    return Cast(column, HalfVectorField(dimensions=EMBEDDING_DIM))
+    return Cast("embedding", HalfVectorField(dimensions=EMBEDDING_DIM))
 
 
 def _hnsw(name: str) -> HnswIndex:
