@@ -32,7 +32,9 @@ Loading
     another model raises :class:`FingerprintMismatchError`
     (``model.fingerprint_mismatch``, naming the fields) before anything
     reaches the model. Only then is the file memory-mapped, every tensor a view
-    at the offsets of the checked header (:class:`.kv_codec.MappedTensors`). On
+    at the offsets of the checked header (:class:`.kv_codec.MappedTensors`);
+    the pages of a cold file come in behind the call, layer 0 first, while
+    the forward runs (:mod:`.kv_populate`). On
     CPU the cache given to the model holds the mapped tensors themselves
     (zero-copy). With the model on
     :mod:`.attention`'s ``memos_sdpa`` (the default for models loaded here) each
@@ -103,6 +105,7 @@ from .kv_codec import (
     decode_layer,
     encode_layer,
 )
+from .kv_populate import populate
 from .kv_read import (
     META_CLOSING,
     META_FINGERPRINT,
@@ -112,6 +115,7 @@ from .kv_read import (
     META_TEMPLATE,
     _read_header,
     check_position_limit,
+    layer_spans,
     read_ahead,
     read_kv_fingerprint,
 )
@@ -351,10 +355,12 @@ def load_kv(
     keys: Sequence[torch.Tensor]
     values: Sequence[torch.Tensor]
     int8 = None
-    read_ahead(path)
     fh = MappedTensors(path, header.tensors, header.data_offset)  # the header's checked layout
-    ids = fh.get_tensor(KV_INPUT_IDS)
     layers = range(header.fingerprint.num_layers)
+    # Cold: the pages come in behind this call, layer 0 first, while the forward runs.
+    if populate(fh.address, fh.size, layer_spans(header, len(layers)), keep=fh) is None:
+        read_ahead(path)
+    ids = fh.get_tensor(KV_INPUT_IDS)
     if encoding == "int8":  # dequantized when read, not here (see .kv_codec)
         int8 = decode_int8_layers(fh, len(layers), dtype)
         keys = DequantizedLayers(tuple(k for k, _ in int8))

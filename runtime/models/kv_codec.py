@@ -230,6 +230,15 @@ class MappedTensors:
         self._bytes = torch.frombuffer(mapping, dtype=torch.uint8)
         self._tensors, self._offset = tensors, data_offset
 
+    @property
+    def address(self) -> int:
+        """Where the mapping starts in this process (for :mod:`.kv_populate`)."""
+        return int(self._bytes.data_ptr())
+
+    @property
+    def size(self) -> int:
+        return int(self._bytes.numel())
+
     def get_tensor(self, name: str) -> torch.Tensor:
         info = self._tensors[name]
         dtype = _TORCH_DTYPES[info.dtype]

@@ -25,12 +25,14 @@ from protocol.payloads import (
     KV_META_SHARED_PREFIX,
     TensorInfo,
     kv_expected_tensors,
+    kv_scale_name,
+    kv_tensor_name,
 )
 
 from .causal_lm import LoadedModel
 from .errors import KVCacheError
 
-__all__ = ["check_position_limit", "read_ahead", "read_kv_fingerprint"]
+__all__ = ["check_position_limit", "layer_spans", "read_ahead", "read_kv_fingerprint"]
 
 META_KIND = "mip.kind"
 META_FINGERPRINT = "mip.fingerprint"
@@ -108,6 +110,24 @@ def read_kv_fingerprint(path: Path) -> ModelFingerprint:
     return _read_header(Path(path), None).fingerprint
 
 
+def layer_spans(header: _Header, layers: int) -> list[tuple[int, int]]:
+    """The file's byte ranges of each layer's tensors (keys, values and any scales), layer 0
+    first: the order a forward pass reads them (safetensors sorts by name, so ``layers.10``
+    lies before ``layers.2``). Adjacent ranges are merged."""
+    spans: list[tuple[int, int]] = []
+    for layer in range(layers):
+        names = [kv_tensor_name(layer, part) for part in ("key", "value")]
+        names += [kv_scale_name(layer, part) for part in ("key", "value")]
+        infos = sorted((i.start, i.end) for n in names if (i := header.tensors.get(n)))
+        for start, end in infos:
+            start, end = start + header.data_offset, end + header.data_offset
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+    return spans
+
+
 _BLOCK = 8 << 20  # bytes one reader thread reads at a time
 _PROBE = 2 << 20  # one page in every 2 MiB tells whether a block is in the page cache
 _READERS = 4
@@ -140,6 +160,10 @@ def _read_block(fd: int, start: int, end: int) -> None:
 
 def read_ahead(path: Path) -> None:
     """Bring the whole file into the page cache now, with a few parallel reads (SPEC 4.2.1).
+
+    Chunked caches use it, and single files where :mod:`.kv_populate` cannot
+    work (another OS, a kernel before 5.14): that one overlaps the reading
+    with the forward pass and copies nothing.
 
     The tensors are memory-mapped and read right after; a cold mapping would
     wait on the disk once per page fault (a small read each), and

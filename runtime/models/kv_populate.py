@@ -1,0 +1,115 @@
+"""Mapping a KV cache's pages ahead of the forward pass, in the order it reads them.
+
+A cold cache used to be read whole before the forward began
+(:func:`.kv_read.read_ahead`: parallel ``pread`` calls into a scratch buffer), so
+a 4k-token float32 cache of SmolLM2 (186 MB) cost its disk time plus its
+compute time: cold 1.94x warm. Here the pages are brought in with
+``madvise(MADV_POPULATE_READ)`` (Linux 5.14+) instead, on two background
+threads, layer by layer in the order the forward reads them, while the
+caller goes on: layer 0's attention runs while later layers are still
+being read. Measured on that cache, nothing else running: ``read_ahead``
+114-153 ms cold against 67-71 ms for the populate (no copy to user space;
+the pages end up mapped, so the forward takes no page faults on them).
+
+Where the forward catches up with the readers, its page fault waits for the
+page being read, or reads it itself: never a wrong byte, only a wait.
+
+Why ``ctypes`` and not :meth:`mmap.mmap.madvise`: CPython holds the GIL for
+the whole of that call (measured: the caller's Python ran at a tenth of its
+speed during a cold 186 MB populate), and a call through ``ctypes``
+releases it. Nothing from a pack reaches the call but offsets already
+checked against the file's size, and only ``MADV_POPULATE_READ`` is passed.
+
+Not here: which bytes to read (the caller's checked header), the fallback
+(:func:`.kv_read.read_ahead` when this returns None: another OS, an older
+kernel).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+__all__ = ["populate"]
+
+MADV_POPULATE_READ = 22  # <linux/mman.h>; Python's mmap module does not name it
+_PIECE = 4 << 20  # bytes one background call maps: small enough to keep both threads busy
+_WORKERS = 2
+_PAGE = mmap.PAGESIZE
+
+_Madvise = Callable[[int, int, int], int]
+_state: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def _libc_madvise() -> _Madvise | None:
+    """libc's ``madvise`` through ctypes (GIL released during the call); None off Linux."""
+    with _lock:
+        if "madvise" not in _state:
+            found = None
+            if sys.platform.startswith("linux"):
+                try:
+                    fn = ctypes.CDLL(None, use_errno=True).madvise
+                    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                    fn.restype = ctypes.c_int
+                    found = fn
+                except (OSError, AttributeError):
+                    found = None
+            _state["madvise"] = found
+        return _state["madvise"]  # type: ignore[return-value]
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _lock:
+        pool = _state.get("pool")
+        if pool is None:
+            pool = _state["pool"] = ThreadPoolExecutor(
+                _WORKERS, thread_name_prefix="memos-kv-populate"
+            )
+        return pool  # type: ignore[return-value]
+
+
+def _pieces(spans: Sequence[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """``spans`` (byte offsets, in order) as page-aligned pieces of at most ``_PIECE`` bytes
+    within the mapping. Neighbouring spans may share a boundary page: mapping a page
+    twice costs a lookup, not a read."""
+    out: list[tuple[int, int]] = []
+    limit = -(-size // _PAGE) * _PAGE
+    for start, end in spans:
+        start, end = max(0, start // _PAGE * _PAGE), min(limit, -(-end // _PAGE) * _PAGE)
+        out.extend((at, min(at + _PIECE, end)) for at in range(start, end, _PIECE))
+    return out
+
+
+def _advise(madvise: _Madvise, address: int, piece: tuple[int, int], keep: object) -> bool:
+    """Map ``piece`` of the mapping at ``address``; ``keep`` holds the mapping alive meanwhile."""
+    del keep  # referenced by the caller's closure only: the mapping outlives this call
+    start, end = piece
+    return madvise(address + start, end - start, MADV_POPULATE_READ) == 0
+
+
+def populate(
+    address: int, size: int, spans: Sequence[tuple[int, int]], *, keep: object
+) -> list[Future[bool]] | None:
+    """Start mapping the pages of ``spans`` (offsets into the ``size``-byte mapping at
+    ``address``), in this order, on background threads, and return at once.
+
+    The first piece is mapped before returning, to learn whether the kernel
+    can: None (nothing started) off Linux or before 5.14, where the caller
+    reads ahead another way. Otherwise the futures of the other pieces (each
+    True when mapped; one that fails is left to the page faults). ``keep``
+    (the mapping, or an object holding it) is referenced until every piece is
+    done, so no page is advised after the mapping is gone.
+    """
+    madvise = _libc_madvise()
+    if madvise is None or size <= 0:
+        return None
+    pieces = _pieces(spans, size)
+    if pieces and not _advise(madvise, address, pieces[0], keep):
+        return None
+    pool = _pool()
+    return [pool.submit(_advise, madvise, address, piece, keep) for piece in pieces[1:]]
