@@ -247,6 +247,28 @@ class MappedTensors:
             raw = raw.clone()
         return raw.view(dtype).view(info.shape)
 
+    def numel(self, name: str) -> int:
+        return int(torch.Size(self._tensors[name].shape).numel())
+
+    def even_run(self, names: Sequence[tuple[str, str]], most: int) -> int:
+        """How many of the leading pairs of ``names`` (at most ``most``) lie as :meth:`get_grid`
+        takes them: each pair side by side, the pairs at one even step. 0 when the first pair
+        is not side by side. Offsets only: no tensor is made."""
+        infos = [(self._tensors[a], self._tensors[b]) for a, b in names[:most]]
+        first = infos[0][0]
+        size = first.end - first.start
+        step = infos[1][0].start - first.start if len(infos) > 1 else 0
+        run = 0
+        for i, pair in enumerate(infos):
+            if any(
+                (info.dtype, info.shape) != (first.dtype, first.shape)
+                or info.start != first.start + i * step + j * size
+                for j, info in enumerate(pair)
+            ):
+                break
+            run += 1
+        return run if run < 2 or step > 0 else 1
+
     def get_grid(self, names: Sequence[tuple[str, str]]) -> torch.Tensor | None:
         """The tensors named, pairs side by side, pairs at one even step, as one
         ``[len(names), 2, *shape]`` view; None when the file does not hold them so."""
@@ -285,23 +307,20 @@ def decode_int8_layers(
         [(kv_scale_name(i, "key"), kv_scale_name(i, "value")) for i in range(layers)],
     ]
     out: list[tuple[Int8Rows, Int8Rows]] = []
-    grid: Any = getattr(fh, "get_grid", None)
+    grouped = isinstance(fh, MappedTensors)
     at = 0
     while at < layers:
         q = scale = None
-        if grid is not None:
-            q, scale = grid(names[0][at : at + 1]), grid(names[1][at : at + 1])
+        if grouped:
+            floats = 2 * dtype.itemsize * fh.numel(names[0][at][0])  # one layer's, as floats
+            n = min(fh.even_run(names[0][at:], max(1, _GROUP_BYTES // floats)),
+                    fh.even_run(names[1][at:], layers))  # fmt: skip
+            if n:
+                q, scale = fh.get_grid(names[0][at : at + n]), fh.get_grid(names[1][at : at + n])
         if q is None or scale is None:  # one pass per tensor
             out.append(decode_int8_layer(fh, at, dtype))
             at += 1
             continue
-        most = max(1, _GROUP_BYTES // (q.numel() * dtype.itemsize))
-        n = 1
-        while n < most and at + n < layers:
-            wider = grid(names[0][at : at + n + 1]), grid(names[1][at : at + n + 1])
-            if wider[0] is None or wider[1] is None:
-                break
-            (q, scale), n = wider, n + 1
         group = Int8Layers(q, scale, dtype)
         for i in range(n):
             key, value = (Int8Rows(q[i, j], scale[i, j], dtype, group, (i, j)) for j in (0, 1))

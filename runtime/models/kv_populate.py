@@ -73,23 +73,33 @@ def _pool() -> ThreadPoolExecutor:
         return pool  # type: ignore[return-value]
 
 
-def _pieces(spans: Sequence[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    """``spans`` (byte offsets, in order) as page-aligned pieces of at most ``_PIECE`` bytes
-    within the mapping. Neighbouring spans may share a boundary page: mapping a page
-    twice costs a lookup, not a read."""
-    out: list[tuple[int, int]] = []
+def _batches(spans: Sequence[tuple[int, int]], size: int) -> list[list[tuple[int, int]]]:
+    """``spans`` (byte offsets, in order) as page-aligned pieces within the mapping, in
+    batches of at most ``_PIECE`` bytes: one background call a batch, so an int8 cache's
+    many small tensors (scales) do not each cost a task. Neighbouring spans may share a
+    boundary page: mapping a page twice costs a lookup, not a read."""
+    batches: list[list[tuple[int, int]]] = [[]]
+    filled = 0
     limit = -(-size // _PAGE) * _PAGE
     for start, end in spans:
         start, end = max(0, start // _PAGE * _PAGE), min(limit, -(-end // _PAGE) * _PAGE)
-        out.extend((at, min(at + _PIECE, end)) for at in range(start, end, _PIECE))
-    return out
+        for at in range(start, end, _PIECE):
+            piece = (at, min(at + _PIECE, end))
+            if filled and filled + piece[1] - piece[0] > _PIECE:
+                batches.append([])
+                filled = 0
+            batches[-1].append(piece)
+            filled += piece[1] - piece[0]
+    return [batch for batch in batches if batch]
 
 
-def _advise(madvise: _Madvise, address: int, piece: tuple[int, int], keep: object) -> bool:
-    """Map ``piece`` of the mapping at ``address``; ``keep`` holds the mapping alive meanwhile."""
-    del keep  # referenced by the caller's closure only: the mapping outlives this call
-    start, end = piece
-    return madvise(address + start, end - start, MADV_POPULATE_READ) == 0
+def _advise(
+    madvise: _Madvise, address: int, batch: list[tuple[int, int]], keep: object
+) -> bool:
+    """Map the pieces of ``batch`` of the mapping at ``address``; ``keep`` holds the mapping
+    alive meanwhile (only referenced: the caller's task owns it until this returns)."""
+    del keep
+    return all(madvise(address + a, b - a, MADV_POPULATE_READ) == 0 for a, b in batch)
 
 
 def populate(
@@ -98,9 +108,9 @@ def populate(
     """Start mapping the pages of ``spans`` (offsets into the ``size``-byte mapping at
     ``address``), in this order, on background threads, and return at once.
 
-    The first piece is mapped before returning, to learn whether the kernel
+    The first batch is mapped before returning, to learn whether the kernel
     can: None (nothing started) off Linux or before 5.14, where the caller
-    reads ahead another way. Otherwise the futures of the other pieces (each
+    reads ahead another way. Otherwise the futures of the other batches (each
     True when mapped; one that fails is left to the page faults). ``keep``
     (the mapping, or an object holding it) is referenced until every piece is
     done, so no page is advised after the mapping is gone.
@@ -108,8 +118,8 @@ def populate(
     madvise = _libc_madvise()
     if madvise is None or size <= 0:
         return None
-    pieces = _pieces(spans, size)
-    if pieces and not _advise(madvise, address, pieces[0], keep):
+    batches = _batches(spans, size)
+    if batches and not _advise(madvise, address, batches[0], keep):
         return None
     pool = _pool()
-    return [pool.submit(_advise, madvise, address, piece, keep) for piece in pieces[1:]]
+    return [pool.submit(_advise, madvise, address, batch, keep) for batch in batches[1:]]

@@ -39,17 +39,21 @@ def _all_cached(path: Path) -> bool:
         os.close(fd)
 
 
-def test_pieces_are_page_aligned_bounded_and_cover_every_span() -> None:
-    size = 3 * kv_populate._PIECE + 5000
-    spans = [(10, 5000), (5000, 5000 + 2 * kv_populate._PIECE + 7), (size - 3, size)]
-    pieces = kv_populate._pieces(spans, size)
-    assert all(a % PAGE == 0 and b % PAGE == 0 for a, b in pieces)
-    assert all(0 < b - a <= kv_populate._PIECE for a, b in pieces)
+def test_batches_are_page_aligned_bounded_and_cover_every_span_in_order() -> None:
+    piece = kv_populate._PIECE
+    size = 3 * piece + 5000
+    spans = [(10, 5000), (5000, 5000 + 2 * piece + 7), (size - 3, size)]
+    batches = kv_populate._batches(spans, size)
+    pieces = [p for batch in batches for p in batch]
+    assert all(a % PAGE == 0 and b % PAGE == 0 and a < b for a, b in pieces)
+    assert all(sum(b - a for a, b in batch) <= piece for batch in batches)
     assert pieces[-1][1] == -(-size // PAGE) * PAGE  # never past the mapping's last page
     for start, end in spans:  # every page of every span lies in some piece
         for at in [*range(start, end, PAGE), end - 1]:
             assert any(a <= at < b for a, b in pieces), at
     assert pieces[0][0] == 0  # in the order given: the first span's pages first
+    small = [(i * 4 * PAGE, i * 4 * PAGE + 10) for i in range(100)]  # e.g. int8 scales
+    assert len(kv_populate._batches(small, 400 * PAGE)) == 1
 
 
 @pytest.mark.skipif(not LINUX_5_14, reason="MADV_POPULATE_READ needs Linux 5.14+")
