@@ -104,6 +104,12 @@ def test_int8_tensors_not_at_even_steps_are_dequantized_one_by_one(
     assert mapped.get_grid([(k1, v1), (k0, v0)]) is None  # a step back
     grid = mapped.get_grid([(k0, v0), (k1, v1)])
     assert grid is not None and torch.equal(grid[1, 1], mapped.get_tensor(v1))
+    # even_run says, from the offsets alone, what get_grid would take
+    assert mapped.even_run([(k0, v1)], 3) == 0
+    assert mapped.even_run([(v0, k0)], 3) == 0
+    assert mapped.even_run([(k1, v1), (k0, v0)], 3) == 1
+    assert mapped.even_run([(k0, v0), (k1, v1)], 3) == 2
+    assert mapped.even_run([(k0, v0), (k1, v1)], 1) == 1
 
     class Plain:  # a handle with no grid view (e.g. safetensors' own)
         def get_tensor(self, name: str) -> torch.Tensor:
