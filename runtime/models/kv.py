@@ -358,7 +358,8 @@ def load_kv(
     fh = MappedTensors(path, header.tensors, header.data_offset)  # the header's checked layout
     layers = range(header.fingerprint.num_layers)
     # Cold: the pages come in behind this call, layer 0 first, while the forward runs.
-    if populate(fh.address, fh.size, layer_spans(header, len(layers)), keep=fh) is None:
+    spans = layer_spans(header, len(layers))
+    if populate(fh.address, fh.size, spans, keep=fh, touch=fh.touch) is None:
         read_ahead(path)
     ids = fh.get_tensor(KV_INPUT_IDS)
     if encoding == "int8":  # dequantized when read, not here (see .kv_codec)

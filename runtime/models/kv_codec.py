@@ -39,6 +39,7 @@ copies (:class:`DequantizedLayers`). Not here: the header checks
 
 from __future__ import annotations
 
+import mmap
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -104,7 +105,8 @@ def _dequantize_into(out: torch.Tensor, q: torch.Tensor, scale32: torch.Tensor) 
     return out.copy_(q).mul_(scale32)
 
 
-_GROUP_BYTES = 4 << 20  # floats of one group's keys and values: stays in the CPU caches
+_GROUP_BYTES = 4 << 20
+_PAGE = mmap.PAGESIZE  # floats of one group's keys and values: stays in the CPU caches
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,7 +225,6 @@ class MappedTensors:
     """
 
     def __init__(self, path: Any, tensors: Any, data_offset: int) -> None:
-        import mmap
 
         with open(path, "rb") as fh:
             mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -238,6 +239,11 @@ class MappedTensors:
     @property
     def size(self) -> int:
         return int(self._bytes.numel())
+
+    def touch(self, start: int, end: int) -> None:
+        """Read one byte of every page in ``[start, end)`` (one strided torch op: the GIL is
+        released while it runs)."""
+        self._bytes[start:end:_PAGE].max()
 
     def get_tensor(self, name: str) -> torch.Tensor:
         info = self._tensors[name]

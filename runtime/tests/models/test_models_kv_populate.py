@@ -65,12 +65,22 @@ def test_populate_brings_a_cold_file_in_behind_the_call_and_keeps_the_mapping_al
     os.sync()
     _evict(path)
     fh = MappedTensors(path, {}, 0)
-    futures = kv_populate.populate(fh.address, fh.size, [(0, fh.size)], keep=fh)
+    touched: list[tuple[int, int]] = []
+    read_pages = fh.touch
+
+    def touch(start: int, end: int) -> None:
+        touched.append((start, end))
+        read_pages(start, end)
+
+    futures = kv_populate.populate(fh.address, fh.size, [(0, fh.size)], keep=fh, touch=touch)
     assert futures is not None and len(futures) == 3
+    size = fh.size
     del fh  # the pending pieces hold the mapping: advising it after munmap would be a bug
     gc.collect()
     assert all(f.result(timeout=30) for f in futures)
     assert _all_cached(path)
+    assert sorted(touched)[0][0] == 0 and sorted(touched)[-1][1] == -(-size // PAGE) * PAGE
+    assert sum(b - a for a, b in touched) == -(-size // PAGE) * PAGE  # every page, once
 
 
 def test_a_kernel_that_cannot_populate_gets_nothing_started(
