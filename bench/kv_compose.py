@@ -66,6 +66,7 @@ from runtime.models.generation import generate_with_memory
 from runtime.models.kv import build_kv, cache_from_tensors, load_kv, template_for
 from runtime.models.kv_codec import transcode_kv
 from runtime.models.kv_compose import DEFAULT_RECOMPUTE, compose_kv
+from runtime.models.kv_read import _cached
 from runtime.models.kv_templates import PromptTemplate, prefix_segments
 
 BUDGETS = (0.0, 0.05, 0.1, 0.2, 0.3)
@@ -119,9 +120,15 @@ def first_token_s(lm: LoadedModel, ids: list[int], cache: object = None) -> tupl
 
 
 def evict(path: Path) -> None:
+    """Drop ``path``'s pages from the page cache; says so on stderr where some stay (a
+    mapping of them still alive would keep them, and the cold row would be warm)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        size, page = os.fstat(fd).st_size, bytearray(4096)
+        kept = sum(_cached(fd, at, at + 4096, page) for at in range(0, size, 4 << 20))
+        if kept:
+            print(f"warning: {kept} probed pages of {path.name} stayed cached", file=sys.stderr)
     finally:
         os.close(fd)
 
@@ -319,7 +326,7 @@ def main() -> None:
     warm_of: dict[str, list[float]] = {}
     for label, path in (("float32", big.path), ("int8", big8)):
         warm_s, cold_s = [], []
-        for _ in range(args.repeats):
+        for _ in range(2 * args.repeats + 1):  # noisy (the disk, the host): 7 pairs
             gc.collect()
             evict(path)
             cold_s.append(load_and_first_token(lm, path, q0))
