@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -74,6 +75,18 @@ def _libc_madvise() -> _Madvise | None:
                     found = None
             _state["madvise"] = found
         return _state["madvise"]  # type: ignore[return-value]
+
+
+def _forget_after_fork() -> None:
+    """A forked child has none of the parent's threads: a pool it inherited would queue work
+    (holding mappings) that never runs. It starts its own on first use."""
+    global _lock
+    _lock = threading.Lock()
+    _state.pop("pool", None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _pool() -> ThreadPoolExecutor:

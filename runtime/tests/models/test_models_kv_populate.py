@@ -136,3 +136,23 @@ def test_load_kv_reads_ahead_instead_where_it_cannot_populate(
     assert read == [info.path]
     out = greedy_generate(tiny_lm, ids, cache=got.to_cache(tiny_lm), max_new_tokens=4)
     assert out.tokens == want
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_populates_with_threads_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(3 * kv_populate._PIECE))
+    parent = MappedTensors(path, {}, 0)
+    assert kv_populate.populate(parent.address, parent.size, [(0, parent.size)], keep=parent) \
+        is not None or not LINUX_5_14  # the parent's pool now exists
+    pid = os.fork()
+    if pid == 0:  # the child: its pieces must run (an inherited pool would queue them forever)
+        code = 1
+        try:
+            fh = MappedTensors(path, {}, 0)
+            got = kv_populate.populate(fh.address, fh.size, [(0, fh.size)], keep=fh)
+            code = 0 if got is None or all(f.result(timeout=20) for f in got) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
