@@ -121,9 +121,12 @@ def first_token_s(lm: LoadedModel, ids: list[int], cache: object = None) -> tupl
 
 def evict(path: Path) -> None:
     """Drop ``path``'s pages from the page cache; says so on stderr where some stay (a
-    mapping of them still alive would keep them, and the cold row would be warm)."""
+    mapping of them still alive would keep them, and the cold row would be warm).
+    Written back first: a file just built is dirty in the page cache, and dirty pages
+    are not dropped (before this, the first cold rounds of a new file were warm)."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         size, page = os.fstat(fd).st_size, bytearray(4096)
         kept = sum(_cached(fd, at, at + 4096, page) for at in range(0, size, 4 << 20))
