@@ -105,8 +105,8 @@ def _dequantize_into(out: torch.Tensor, q: torch.Tensor, scale32: torch.Tensor) 
     return out.copy_(q).mul_(scale32)
 
 
-_GROUP_BYTES = 4 << 20
-_PAGE = mmap.PAGESIZE  # floats of one group's keys and values: stays in the CPU caches
+_GROUP_BYTES = 4 << 20  # floats of one group's keys and values: stays in the CPU caches
+_PAGE = mmap.PAGESIZE
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,7 +225,6 @@ class MappedTensors:
     """
 
     def __init__(self, path: Any, tensors: Any, data_offset: int) -> None:
-
         with open(path, "rb") as fh:
             mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
         self._bytes = torch.frombuffer(mapping, dtype=torch.uint8)

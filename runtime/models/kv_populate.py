@@ -3,7 +3,7 @@
 A cold cache used to be read whole before the forward began
 (:func:`.kv_read.read_ahead`: parallel ``pread`` calls into a scratch buffer), so
 a 4k-token float32 cache of SmolLM2 (186 MB) cost its disk time plus its
-compute time: cold 1.6-2.4x warm in this project's runs. Here the pages are brought in with
+compute time. Here the pages are brought in with
 ``madvise(MADV_POPULATE_READ)`` (Linux 5.14+) instead, on two background
 threads, layer by layer in the order the forward reads them, while the
 caller goes on: layer 0's attention runs while later layers are still
@@ -21,10 +21,10 @@ the 186 MB cache against 0.5 ms for a second pass, measured right after a
 cold populate. Touching moves that cost off the forward's thread.
 
 Measured on the 4k-token float32 cache (cold / warm load + first token,
-medians of 7, 2 vCPUs, noisy neighbours): read whole before the forward
-1.59-1.71x; populated behind it 1.2-1.4x. The rest is I/O work the two
-vCPUs do for the disk while the forward also wants both; a cache of fewer
-bytes (int8: a quarter) is the way below that (1.04-1.17x).
+medians of 7, 2 vCPUs, noisy neighbours; bench/RESULTS.md): read whole
+before the forward 1.56-2.38x; populated behind it 1.18-1.39x. The rest is
+I/O work the two vCPUs do for the disk while the forward also wants both;
+a cache of fewer bytes (int8: a quarter) is the way below that (1.03-1.16x).
 
 Why ``ctypes`` and not :meth:`mmap.mmap.madvise`: CPython holds the GIL for
 the whole of that call (measured: the caller's Python ran at a tenth of its
